@@ -1,0 +1,238 @@
+"""Click commands: ``baselinr migrate status|apply|validate|rollback|new|repair``.
+
+Each command builds a ``MigrationManager`` from ``--config``, calls one
+method and renders its result as the guide's text or, with ``--output
+json``, as JSON. Exit codes: 0 ok, 1 invalid or behind, 2 usage or config,
+3 database unreachable or lock timeout, 4 migration failed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+from baselinr.errors import EXIT_INVALID, EXIT_OK, BaselinrError, ConfigError
+
+_SECRETS: list[str] = []
+_OUTPUT = {"format": "text"}
+
+
+def _redact(text: str) -> str:
+    for s in _SECRETS:
+        text = text.replace(s, "***")
+    return text
+
+
+def report_error(exc: BaselinrError) -> None:
+    """Print an error as one line on stderr (and as JSON with --output json)."""
+    from baselinr.cli.render import emit_json, markers
+
+    message = _redact(str(exc))
+    if _OUTPUT["format"] == "json":
+        emit_json({"ok": False, "error": message, "exit_code": exc.exit_code, "error_type": type(exc).__name__})
+    print(f"{markers(sys.stderr)['error']} {message}", file=sys.stderr)
+
+
+def out(lines: list[str]) -> None:
+    click.echo("\n".join(lines))
+
+
+config_option = click.option(
+    "--config",
+    "-c",
+    "config_path",
+    envvar="BASELINR_CONFIG",
+    metavar="PATH",
+    help="Baselinr config.yml (its storage.connection is used). Env: BASELINR_CONFIG.",
+)
+output_option = click.option(
+    "--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Output format."
+)
+lock_option = click.option(
+    "--lock-timeout", type=float, default=60.0, show_default=True, metavar="SECONDS",
+    help="How long to wait for another runner's migration lock.",
+)
+migrations_option = click.option(
+    "--migrations", "migrations_package", default=None, metavar="PACKAGE", hidden=True,
+    help="Import path of the versions package (default: Baselinr's own).",
+)
+
+
+def _manager(config_path: str | None, output: str, lock_timeout: float = 60.0, migrations_package: str | None = None) -> Any:
+    _OUTPUT["format"] = output
+    if not config_path:
+        raise ConfigError("No config file given.", hint="Pass --config config.yml or set BASELINR_CONFIG.")
+    from baselinr.config import load_config
+    from baselinr.storage.migrations.chain import DEFAULT_PACKAGE
+    from baselinr.storage.migrations.manager import MigrationManager
+
+    settings = load_config(config_path)
+    _SECRETS[:] = list(settings.storage.connection.secrets)
+    return MigrationManager.from_settings(
+        settings, lock_timeout=lock_timeout, migrations_package=migrations_package or DEFAULT_PACKAGE
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.version_option(package_name="baselinr", prog_name="baselinr", message="%(prog)s %(version)s")
+def cli(debug: bool) -> None:
+    """Baselinr's schema toolkit: migrations and backups of its storage tables."""
+
+
+@cli.group()
+def migrate() -> None:
+    """Check, apply and validate Baselinr's storage schema migrations."""
+
+
+@migrate.command()
+@config_option
+@output_option
+@migrations_option
+def status(config_path: str | None, output: str, migrations_package: str | None) -> None:
+    """Show the database's schema version against the code's."""
+    from baselinr.cli.render import emit_json, status_text
+
+    mgr = _manager(config_path, output, migrations_package=migrations_package)
+    result = mgr.status()
+    if output == "json":
+        emit_json({**result.to_dict(), "ok": result.ok})
+    else:
+        out([""] + status_text(result))
+    sys.exit(EXIT_OK if result.ok else EXIT_INVALID)
+
+
+@migrate.command()
+@config_option
+@click.option("--target", "-t", type=int, default=None, help="Version to migrate to (default: the latest).")
+@click.option("--dry-run", is_flag=True, help="Print what would run (versions and SQL) and change nothing.")
+@click.option("--resume", is_flag=True, help="Continue a non-transactional migration that failed midway.")
+@lock_option
+@output_option
+@migrations_option
+def apply(
+    config_path: str | None, target: int | None, dry_run: bool, resume: bool, lock_timeout: float, output: str,
+    migrations_package: str | None,
+) -> None:
+    """Apply migrations up to --target."""
+    from baselinr.cli.render import apply_text, emit_json, markers
+
+    mgr = _manager(config_path, output, lock_timeout, migrations_package)
+    m = markers()
+
+    def announce(step: Any) -> None:
+        if output == "text":
+            click.echo(f"Applying migration v{step.version}: {step.description}")
+
+    result = mgr.apply(target, dry_run=dry_run, resume=resume, on_step=announce)
+    if output == "json":
+        emit_json({**result.to_dict(), "ok": True})
+        return
+    if dry_run:
+        out(apply_text(result))
+        return
+    skipped = [s for s in result.steps if s.skipped]
+    for s in skipped:
+        click.echo(f"   v{s.version} was applied meanwhile by another runner")
+    if not result.steps:
+        click.echo(f"{m['ok']} Already at version {result.to_version}; nothing to apply")
+    else:
+        click.echo(f"{m['ok']} Successfully migrated to version {result.to_version}")
+
+
+@migrate.command()
+@config_option
+@click.option("--target", "-t", type=int, required=True, help="Version to roll back to.")
+@click.option("--dry-run", is_flag=True, help="Print what would run and change nothing.")
+@lock_option
+@output_option
+@migrations_option
+def rollback(
+    config_path: str | None, target: int, dry_run: bool, lock_timeout: float, output: str, migrations_package: str | None
+) -> None:
+    """Run down migrations, newest first, down to --target."""
+    from baselinr.cli.render import apply_text, emit_json, markers
+
+    mgr = _manager(config_path, output, lock_timeout, migrations_package)
+
+    def announce(step: Any) -> None:
+        if output == "text":
+            click.echo(f"Rolling back migration v{step.version}: {step.description}")
+
+    result = mgr.rollback(target, dry_run=dry_run, on_step=announce)
+    if output == "json":
+        emit_json({**result.to_dict(), "ok": True})
+    elif dry_run:
+        out(apply_text(result))
+    elif not result.steps:
+        click.echo(f"{markers()['ok']} Already at version {result.to_version}; nothing to roll back")
+    else:
+        click.echo(f"{markers()['ok']} Successfully rolled back to version {result.to_version}")
+
+
+@migrate.command()
+@config_option
+@output_option
+@migrations_option
+def validate(config_path: str | None, output: str, migrations_package: str | None) -> None:
+    """Check the version history, checksums and live tables against the code."""
+    from baselinr.cli.render import emit_json, validate_text
+
+    mgr = _manager(config_path, output, migrations_package=migrations_package)
+    result = mgr.validate()
+    if output == "json":
+        emit_json({**result.to_dict(), "ok": result.valid})
+    else:
+        out(validate_text(result))
+    sys.exit(EXIT_OK if result.valid else EXIT_INVALID)
+
+
+@migrate.command()
+@config_option
+@click.option("--dry-run", is_flag=True, help="Show what would be cleared.")
+@lock_option
+@output_option
+@migrations_option
+def repair(config_path: str | None, dry_run: bool, lock_timeout: float, output: str, migrations_package: str | None) -> None:
+    """Clear failed or interrupted migration records after fixing the schema by hand."""
+    from baselinr.cli.render import emit_json, markers
+
+    mgr = _manager(config_path, output, lock_timeout, migrations_package)
+    result = mgr.repair(dry_run=dry_run)
+    if output == "json":
+        emit_json({**result.to_dict(), "ok": True})
+        return
+    m = markers()
+    if not result.removed:
+        click.echo(f"{m['ok']} Nothing to repair: no failed or interrupted migration is recorded")
+        return
+    verb = "Would clear" if dry_run else "Cleared"
+    for row in result.removed:
+        click.echo(f"{verb} the {row.status} record of v{row.version}: {row.description}")
+    if not dry_run:
+        click.echo(f"{m['ok']} Repaired; run 'baselinr migrate apply' to apply them again")
+
+
+@migrate.command("new")
+@click.argument("description")
+@output_option
+@migrations_option
+def new(description: str, output: str, migrations_package: str | None) -> None:
+    """Write the next migration file, register it and bump the code version."""
+    from baselinr.cli.render import emit_json, markers
+    from baselinr.storage.migrations.chain import DEFAULT_PACKAGE
+    from baselinr.storage.migrations.scaffold import new_migration
+
+    _OUTPUT["format"] = output
+    created = new_migration(description, migrations_package or DEFAULT_PACKAGE)
+    if output == "json":
+        emit_json({**created.to_dict(), "ok": True})
+        return
+    click.echo(f"{markers()['ok']} Created v{created.version}: {os.path.relpath(created.path)}")
+    click.echo(f"   registered in {os.path.relpath(created.registered_in)}")
+    if created.version_file:
+        click.echo(f"   CURRENT_SCHEMA_VERSION = {created.version} in {os.path.relpath(created.version_file)}")
+    click.echo("Next: write its up_sql, then: baselinr migrate apply --dry-run")

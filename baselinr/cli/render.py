@@ -1,0 +1,108 @@
+"""Text and JSON rendering of the manager's result objects.
+
+The text lines are the user's guide's, emoji included; where the output
+stream cannot encode emoji (a legacy console, ``PYTHONIOENCODING=ascii``)
+the same lines carry ``[OK]`` / ``[WARNING]`` … markers instead.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, TextIO
+
+from baselinr.storage.migrations.results import ApplyResult, PlannedStep, StatusResult, ValidationResult
+
+_EMOJI = {"ok": "✅", "dry": "🔍", "warn": "⚠️ ", "error": "❌"}
+_PLAIN = {"ok": "[OK]", "dry": "[DRY RUN]", "warn": "[WARNING]", "error": "[ERROR]"}
+RULE = "=" * 60
+
+
+def markers(stream: TextIO | None = None) -> dict[str, str]:
+    stream = stream or sys.stdout
+    try:
+        "".join(_EMOJI.values()).encode(stream.encoding or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        return _PLAIN
+    return _EMOJI
+
+
+def emit_json(data: Any, stream: TextIO | None = None) -> None:
+    print(json.dumps(data, indent=2, default=str, ensure_ascii=False), file=stream or sys.stdout)
+
+
+def status_text(r: StatusResult) -> list[str]:
+    m = markers()
+    lines = [
+        RULE,
+        "SCHEMA VERSION STATUS",
+        RULE,
+        f"Current database version: {r.database_version if r.database_version is not None else 'not initialized'}",
+        f"Current code version: {r.code_version}",
+        "",
+    ]
+    for row in r.problems:
+        how = "was interrupted" if row.status == "running" else "failed"
+        progress = f" after {row.statements_done or 0} of {row.statements_total} statements" if row.statements_total else ""
+        error = f": {row.error_message}" if row.error_message else ""
+        lines.append(f"{m['error']} Migration v{row.version} {how}{progress}{error}")
+        lines.append("Run: baselinr migrate apply --resume   (or undo it by hand, then: baselinr migrate repair)")
+    if r.state == "not_initialized":
+        lines += [f"{m['warn']} Schema version not initialized", f"Run: baselinr migrate apply --target {r.code_version}"]
+    elif r.state == "behind" or (r.state == "failed" and (r.database_version or 0) < r.code_version):
+        lines += [
+            f"{m['warn']} Database schema is behind (v{r.database_version or 0} < v{r.code_version})",
+            f"Run: baselinr migrate apply --target {r.code_version}",
+        ]
+    elif r.state == "ahead":
+        lines += [
+            f"{m['error']} Database schema is ahead (v{r.database_version} > v{r.code_version})",
+            "Update Baselinr package to match database version",
+        ]
+    elif r.state == "up_to_date":
+        lines.append(f"{m['ok']} Schema version is up to date")
+    return lines
+
+
+def step_sql(step: PlannedStep) -> list[str]:
+    m = markers()
+    if step.transactional:
+        head = "    -- in one transaction, with its version row"
+    else:
+        head = f"    -- {m['warn']}not atomic: each statement commits on its own; progress is recorded"
+    body = [head]
+    if step.resume_from:
+        body.append(f"    -- resuming at statement {step.resume_from + 1}")
+    for i, stmt in enumerate(step.statements):
+        if i < step.resume_from:
+            continue
+        body += ["    " + line for line in (stmt + ";").splitlines()]
+    if step.python:
+        body.append(f"    -- then Python: {step.python}(conn)")
+    return body
+
+
+def apply_text(r: ApplyResult, verbose_sql: bool = True) -> list[str]:
+    m = markers()
+    lines: list[str] = []
+    if r.dry_run:
+        lines += [f"{m['dry']} DRY RUN MODE - No changes will be applied", ""]
+        if not r.plan.steps:
+            lines.append(f"[DRY RUN] Nothing to do: the database is at version {r.from_version}")
+        for step in r.plan.steps:
+            verb = "apply" if step.direction == "up" else "roll back"
+            lines.append(f"[DRY RUN] Would {verb} v{step.version}: {step.description}")
+            if verbose_sql:
+                lines += step_sql(step)
+        return lines
+    return lines
+
+
+def validate_text(r: ValidationResult) -> list[str]:
+    m = markers()
+    lines = ["Validating schema integrity...", "", f"Schema Version: {r.version}", f"Valid: {m['ok']} Yes" if r.valid else f"Valid: {m['error']} No"]
+    if r.errors:
+        lines += ["", "Errors:"] + [f"  {m['error']} {e}" for e in r.errors]
+    if r.warnings:
+        lines += ["", "Warnings:"] + [f"  {m['warn']} {w}" for w in r.warnings]
+    return lines

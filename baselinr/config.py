@@ -1,0 +1,312 @@
+"""Load Baselinr's own ``config.yml`` into frozen, typed settings.
+
+Called by the CLI (``--config``) and by library users. Only the storage
+connection matters to the migration commands; every other section of a real
+Baselinr config is accepted and ignored, so users point the tool at the file
+they already have.
+
+Order of work, as Baselinr itself does it: ``BASELINR_A__B__C`` environment
+overrides first, then ``${VAR}`` / ``${VAR:default}`` expansion in every
+string. Fields we know to be strings (passwords, user names, hosts) stay
+strings whatever an override looks like. Every problem is a ``ConfigError``
+(exit 2) naming the file and the key; a password never appears in a message
+or a ``repr``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from baselinr.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
+SUPPORTED_TYPES = ("postgres", "mysql", "sqlite", "snowflake")
+_ALIASES = {"postgresql": "postgres", "mariadb": "mysql", "sqlite3": "sqlite"}
+_NOT_STORAGE = ("bigquery", "redshift")
+_ENV_PREFIX = "BASELINR_"
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::([^}]*))?\}")
+_DEFAULT_PORTS = {"postgres": 5432, "mysql": 3306}
+_DEFAULT_USERS = {"postgres": "postgres", "mysql": "root"}
+# Fields of storage.connection whose override values are never coerced.
+_INT_FIELDS = {"port"}
+_BOOL_FIELDS = {"create_tables"}
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """Where Baselinr's storage lives (``storage.connection``)."""
+
+    type: str
+    database: str
+    host: str | None = None
+    port: int | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    schema: str | None = None
+    account: str | None = None
+    warehouse: str | None = None
+    role: str | None = None
+    filepath: str | None = None
+    private_key_path: str | None = None
+    extra_params: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Values that must never be printed."""
+        return tuple(s for s in (self.password,) if s)
+
+    def url(self) -> URL:
+        """The SQLAlchemy URL; credentials are escaped by ``URL.create``."""
+        from sqlalchemy.engine import URL
+
+        if self.type == "sqlite":
+            return URL.create("sqlite", database=self.filepath or self.database)
+        if self.type == "postgres":
+            return URL.create(
+                "postgresql+psycopg2",
+                username=self.username or _DEFAULT_USERS["postgres"],
+                password=self.password,
+                host=self.host or "localhost",
+                port=self.port or _DEFAULT_PORTS["postgres"],
+                database=self.database,
+            )
+        if self.type == "mysql":
+            return URL.create(
+                "mysql+pymysql",
+                username=self.username or _DEFAULT_USERS["mysql"],
+                password=self.password,
+                host=self.host or "localhost",
+                port=self.port or _DEFAULT_PORTS["mysql"],
+                database=self.database,
+                query={"charset": "utf8mb4"},
+            )
+        query = {k: v for k, v in (("warehouse", self.warehouse), ("role", self.role)) if v}
+        return URL.create(
+            "snowflake",
+            username=self.username,
+            password=self.password,
+            host=self.account,
+            database=f"{self.database}/{self.schema or 'PUBLIC'}",
+            query=query,
+        )
+
+    def describe(self) -> str:
+        """A one-line, password-free description for messages."""
+        if self.type == "sqlite":
+            return f"sqlite:{self.filepath or self.database}"
+        if self.type == "snowflake":
+            return f"snowflake://{self.username or ''}@{self.account}/{self.database}"
+        host = self.host or "localhost"
+        port = self.port or _DEFAULT_PORTS[self.type]
+        user = self.username or _DEFAULT_USERS[self.type]
+        return f"{self.type}://{user}@{host}:{port}/{self.database}"
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """The ``storage`` section: the connection and table names."""
+
+    connection: ConnectionSettings
+    runs_table: str = "baselinr_runs"
+    results_table: str = "baselinr_results"
+    create_tables: bool = True
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the migration commands take from ``config.yml``."""
+
+    storage: StorageSettings
+    environment: str | None = None
+    source: str = "<inline>"
+
+
+def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Settings:
+    """Read, override, expand and validate a Baselinr config file."""
+    import yaml
+
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigError(f"Config file not found: {p}", hint="Pass --config path/to/config.yml.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"Cannot read config file {p}: {exc.__class__.__name__}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{p}: invalid YAML{where}: {problem}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{p}: the top level must be a mapping of sections, got {type(raw).__name__}")
+    return settings_from_dict(raw, env=os.environ if env is None else env, source=str(p))
+
+
+def settings_from_dict(raw: Mapping[str, Any], *, env: Mapping[str, str], source: str = "<inline>") -> Settings:
+    """Build settings from an already parsed config mapping."""
+    data = _apply_overrides(dict(raw), env)
+    data = _expand(data, env)
+    storage = data.get("storage")
+    if not isinstance(storage, dict):
+        raise ConfigError(f"{source}: missing section 'storage'", hint="Add storage.connection with type and database.")
+    conn = storage.get("connection")
+    if not isinstance(conn, dict):
+        raise ConfigError(f"{source}: missing section 'storage.connection'", hint="Add type and database under it.")
+    connection = _connection(conn, source, env)
+    runs = storage.get("runs_table") or "baselinr_runs"
+    results = storage.get("results_table") or "baselinr_results"
+    for key, name in (("runs_table", runs), ("results_table", results)):
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", name):
+            raise ConfigError(f"{source}: storage.{key} must be a plain table name, got {name!r}")
+    environment = data.get("environment")
+    return Settings(
+        storage=StorageSettings(
+            connection=connection,
+            runs_table=runs,
+            results_table=results,
+            create_tables=bool(storage.get("create_tables", True)),
+        ),
+        environment=str(environment) if environment is not None else None,
+        source=source,
+    )
+
+
+def _connection(conn: Mapping[str, Any], source: str, env: Mapping[str, str]) -> ConnectionSettings:
+    where = f"{source}: storage.connection"
+    kind = conn.get("type")
+    if kind is None:
+        raise ConfigError(f"{where}.type is required", hint=f"Use one of: {', '.join(SUPPORTED_TYPES)}.")
+    kind = _ALIASES.get(str(kind).lower(), str(kind).lower())
+    if kind in _NOT_STORAGE:
+        raise ConfigError(
+            f"{where}.type '{kind}' is a source type, not a supported storage database",
+            hint=f"Use one of: {', '.join(SUPPORTED_TYPES)}.",
+        )
+    if kind not in SUPPORTED_TYPES:
+        raise ConfigError(f"{where}.type '{kind}' is unknown", hint=f"Use one of: {', '.join(SUPPORTED_TYPES)}.")
+
+    values: dict[str, Any] = {}
+    for key in ("database", "host", "username", "password", "account", "warehouse", "role", "filepath"):
+        value = conn.get(key)
+        if value is not None:
+            values[key] = _string(value, f"{where}.{key}", secret=key == "password")
+    schema = conn.get("schema", conn.get("schema_"))
+    if schema is not None:
+        values["schema"] = _string(schema, f"{where}.schema")
+    key_path = conn.get("private_key_path") or conn.get("private_key_file")
+    if key_path is not None:
+        values["private_key_path"] = _string(key_path, f"{where}.private_key_path")
+    for key, value in values.items():
+        if isinstance(value, str):
+            for m in _VAR.finditer(value):
+                if m.group(2) is None and m.group(1) not in env:
+                    raise ConfigError(
+                        f"{where}.{key} uses ${{{m.group(1)}}} but that environment variable is not set",
+                        hint=f"Export {m.group(1)} or write ${{{m.group(1)}:default}}.",
+                    )
+    if conn.get("port") is not None:
+        port = conn["port"]
+        try:
+            port = int(port)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}.port must be a number, got {port!r}") from None
+        if not 0 < port < 65536:
+            raise ConfigError(f"{where}.port must be between 1 and 65535, got {port}")
+        values["port"] = port
+    extra = conn.get("extra_params") or {}
+    if not isinstance(extra, dict):
+        raise ConfigError(f"{where}.extra_params must be a mapping")
+    values["extra_params"] = dict(extra)
+
+    if kind == "sqlite":
+        if not values.get("database") and not values.get("filepath"):
+            raise ConfigError(f"{where}.filepath (or database) is required for sqlite")
+        values.setdefault("database", values.get("filepath", ""))
+    else:
+        if not values.get("database"):
+            raise ConfigError(f"{where}.database is required for {kind}")
+    if kind == "snowflake":
+        for key in ("account", "username"):
+            if not values.get(key):
+                raise ConfigError(f"{where}.{key} is required for snowflake")
+    return ConnectionSettings(type=kind, **values)
+
+
+def _string(value: Any, where: str, *, secret: bool = False) -> str:
+    if isinstance(value, (dict, list)):
+        raise ConfigError(f"{where} must be a single value, not a {type(value).__name__}")
+    if isinstance(value, bool):
+        shown = "a boolean"
+        if secret:
+            raise ConfigError(f"{where} must be a string, got {shown}; quote it in YAML")
+        return str(value).lower()
+    return str(value)
+
+
+def _apply_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    """Apply ``BASELINR_A__B__C=value`` variables onto the config tree."""
+    for name in sorted(env):
+        if not name.startswith(_ENV_PREFIX) or "__" not in name:
+            continue
+        path = [part.lower() for part in name[len(_ENV_PREFIX):].split("__")]
+        if not all(path):
+            continue
+        node = data
+        for part in path[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+        node[path[-1]] = _coerce(path, env[name])
+    return data
+
+
+def _coerce(path: list[str], value: str) -> Any:
+    # Inside storage.connection every field but the port is a string: a
+    # password "0123" or "true" must stay exactly that.
+    leaf = path[-1]
+    if path[:2] == ["storage", "connection"]:
+        return value if leaf not in _INT_FIELDS else value.strip()
+    if leaf in _BOOL_FIELDS or path[0] != "storage":
+        low = value.strip().lower()
+        if low in ("true", "yes", "1"):
+            return True
+        if low in ("false", "no", "0"):
+            return False
+        if path[0] != "storage":
+            for cast in (int, float):
+                try:
+                    return cast(value)
+                except ValueError:
+                    pass
+    return value
+
+
+def _expand(node: Any, env: Mapping[str, str]) -> Any:
+    """Expand ``${VAR}`` and ``${VAR:default}`` in every string of the tree."""
+    if isinstance(node, dict):
+        return {k: _expand(v, env) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_expand(v, env) for v in node]
+    if isinstance(node, str) and "${" in node:
+
+        def sub(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            if name in env:
+                return env[name]
+            return default if default is not None else m.group(0)
+
+        return _VAR.sub(sub, node)
+    return node

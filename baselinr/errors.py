@@ -1,0 +1,74 @@
+"""The engine's single error vocabulary, each family with its process exit code.
+
+Raised by the library (config, storage, migrations, backup) and caught once,
+at the CLI boundary (``baselinr.cli``), which prints the message on one line
+and exits with ``exit_code``. Library callers catch ``BaselinrError``.
+
+    BaselinrError                     (exit 1)
+    ├── ValidationFailed              (exit 1)  schema invalid or behind
+    ├── UsageError                    (exit 2)  bad arguments, bad migration chain
+    │   └── ConfigError               (exit 2)  config file missing or invalid
+    ├── DatabaseUnavailable           (exit 3)  cannot connect
+    │   └── LockTimeout               (exit 3)  another runner holds the lock
+    └── MigrationFailed               (exit 4)  a migration raised while applying
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 3
+EXIT_MIGRATION_FAILED = 4
+
+
+class BaselinrError(Exception):
+    """Root of every error the engine raises on purpose."""
+
+    exit_code = EXIT_INVALID
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message} {self.hint}"
+        return self.message
+
+
+class ValidationFailed(BaselinrError):
+    """The schema does not match what the code expects."""
+
+    exit_code = EXIT_INVALID
+
+
+class UsageError(BaselinrError):
+    """The request cannot be carried out as asked (arguments, migration chain)."""
+
+    exit_code = EXIT_USAGE
+
+
+class ConfigError(UsageError):
+    """The config file is missing, unreadable or incomplete."""
+
+
+class DatabaseUnavailable(BaselinrError):
+    """The storage database cannot be reached."""
+
+    exit_code = EXIT_UNAVAILABLE
+
+
+class LockTimeout(DatabaseUnavailable):
+    """Another runner held the migration lock for longer than we would wait."""
+
+
+class MigrationFailed(BaselinrError):
+    """A migration raised while it was being applied or rolled back."""
+
+    exit_code = EXIT_MIGRATION_FAILED
+
+    def __init__(self, message: str, *, version: int, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.version = version

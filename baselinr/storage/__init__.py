@@ -1,0 +1,1 @@
+"""Baselinr's storage layer: connections, dialects, the schema model, migrations."""

@@ -1,0 +1,75 @@
+"""Open the storage database: a SQLAlchemy engine plus its dialect object.
+
+Called by the migration manager and backup. Connection failures become one
+``DatabaseUnavailable`` line that names the database without its password.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from baselinr.config import ConnectionSettings
+from baselinr.errors import DatabaseUnavailable
+from baselinr.storage.dialects import Dialect, dialect_for
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+
+
+def create_engine(settings: ConnectionSettings, *, lock_timeout: float = 60.0) -> tuple[Engine, Dialect]:
+    """Build (but do not yet open) an engine for ``settings``."""
+    import sqlalchemy
+    from sqlalchemy.pool import NullPool
+
+    dialect = dialect_for(settings.type, settings.schema)
+    options = dialect.engine_options(lock_timeout)
+    extra = dict(settings.extra_params)
+    if "connect_args" in extra:
+        options["connect_args"] = {**options.get("connect_args", {}), **extra.pop("connect_args")}
+    options.update(extra)
+    options.setdefault("poolclass", NullPool)
+    try:
+        engine = sqlalchemy.create_engine(settings.url(), **options)
+    except ModuleNotFoundError as exc:
+        raise DatabaseUnavailable(
+            f"The driver for {settings.type} is not installed ({exc.name}).",
+            hint="Install baselinr with its database extras.",
+        ) from None
+    except (TypeError, ValueError, sqlalchemy.exc.ArgumentError) as exc:
+        raise DatabaseUnavailable(f"Invalid connection settings for {settings.describe()}: {redact(str(exc), settings)}") from None
+    dialect.configure_engine(engine)
+    return engine, dialect
+
+
+@contextmanager
+def open_connection(engine: Engine, settings: ConnectionSettings) -> Iterator[Connection]:
+    """``engine.connect()`` with connection failures turned into one clear line."""
+    from sqlalchemy import exc
+
+    try:
+        conn = engine.connect()
+    except (exc.OperationalError, exc.InterfaceError, exc.DatabaseError) as err:
+        raise unavailable(err, settings) from None
+    with conn:
+        yield conn
+
+
+def unavailable(err: BaseException, settings: ConnectionSettings) -> DatabaseUnavailable:
+    detail = first_line(getattr(err, "orig", None) or err)
+    return DatabaseUnavailable(
+        f"Cannot connect to {settings.describe()}: {redact(detail, settings)}",
+        hint="Check storage.connection in the config and that the server is running.",
+    )
+
+
+def first_line(err: object) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else err.__class__.__name__
+
+
+def redact(text: str, settings: ConnectionSettings) -> str:
+    for secret in settings.secrets:
+        text = text.replace(secret, "***")
+    return text

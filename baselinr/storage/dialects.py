@@ -1,0 +1,302 @@
+"""One class per storage dialect: DDL spelling, statement splitting, locking.
+
+The migration manager asks ``dialect_for(name)`` and never branches on a
+dialect's name itself. Each class knows whether its DDL is transactional,
+how to split a script (``SplitRules``), how to spell the model's types and
+DDL, how to take the single-runner lock, and how to tune a new SQLAlchemy
+engine (e.g. SQLite's ``BEGIN IMMEDIATE``).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import time
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from baselinr.errors import LockTimeout
+from baselinr.storage.model import NOW, Column, Index, SqlType, Table
+from baselinr.storage.splitter import GENERIC, SplitRules
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+
+LOCK_NAME = "baselinr_schema_migration"
+
+
+def runner_id() -> str:
+    """Who is running: shown as the lock holder and stored as ``applied_by``."""
+    try:
+        import getpass
+
+        user = getpass.getuser()
+    except (ImportError, KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}:{os.getpid()}"
+
+
+class Dialect:
+    """What every dialect provides; subclasses override the differences."""
+
+    name: ClassVar[str] = "generic"
+    transactional_ddl: ClassVar[bool] = False
+    supports_indexes: ClassVar[bool] = True
+    split_rules: ClassVar[SplitRules] = GENERIC
+    types: ClassVar[dict[str, str]] = {
+        "string": "VARCHAR({length})",
+        "text": "TEXT",
+        "integer": "INTEGER",
+        "bigint": "BIGINT",
+        "float": "FLOAT",
+        "decimal": "DECIMAL({precision}, {scale})",
+        "timestamp": "TIMESTAMP",
+        "boolean": "BOOLEAN",
+        "json": "TEXT",
+    }
+    now: ClassVar[str] = "CURRENT_TIMESTAMP"
+
+    # --- DDL rendering -----------------------------------------------------
+
+    def quote(self, ident: str) -> str:
+        # Baselinr's names are plain lower-case identifiers; quoting them
+        # would make them case-sensitive on PostgreSQL and Snowflake.
+        return ident
+
+    def render_type(self, t: SqlType) -> str:
+        return self.types[t.family].format(length=t.length, precision=t.precision, scale=t.scale)
+
+    def render_column(self, c: Column, *, inline_pk: bool = False) -> str:
+        if c.autoincrement:
+            return f"{self.quote(c.name)} {self.autoincrement_column(c)}"
+        parts = [self.quote(c.name), self.render_type(c.type)]
+        if c.default is not None:
+            parts.append("DEFAULT " + (self.now if c.default == NOW else c.default))
+        if not c.nullable:
+            parts.append("NOT NULL")
+        return " ".join(parts)
+
+    def autoincrement_column(self, c: Column) -> str:
+        return "INTEGER PRIMARY KEY AUTO_INCREMENT"
+
+    def render_create_table(self, t: Table) -> str:
+        lines = [self.render_column(c) for c in t.columns]
+        auto = any(c.autoincrement for c in t.columns)
+        if t.primary_key and not auto:
+            lines.append(f"PRIMARY KEY ({', '.join(self.quote(c) for c in t.primary_key)})")
+        for cols in t.unique:
+            lines.append(f"UNIQUE ({', '.join(self.quote(c) for c in cols)})")
+        body = ",\n    ".join(lines)
+        return f"CREATE TABLE {self.quote(t.name)} (\n    {body}\n)"
+
+    def render_create_index(self, i: Index) -> str:
+        unique = "UNIQUE " if i.unique else ""
+        return f"CREATE {unique}INDEX {self.quote(i.name)} ON {self.quote(i.table)} ({', '.join(i.columns)})"
+
+    def render_drop_index(self, i: Index) -> str:
+        return f"DROP INDEX {self.quote(i.name)}"
+
+    def render_add_column(self, table: str, c: Column) -> str:
+        return f"ALTER TABLE {self.quote(table)} ADD COLUMN {self.render_column(c)}"
+
+    # --- engine and transactions ------------------------------------------
+
+    def engine_options(self, lock_timeout: float) -> dict[str, Any]:
+        return {}
+
+    def configure_engine(self, engine: Engine) -> None:
+        """Hook for per-dialect event listeners."""
+
+    # --- the single-runner lock -------------------------------------------
+
+    @contextmanager
+    def lock(self, engine: Engine, timeout: float) -> Iterator[None]:
+        """Hold the migration lock for the block; raise ``LockTimeout``."""
+        yield
+
+    def _poll(self, try_once: Any, timeout: float, holder: Any) -> None:
+        """Poll ``try_once()`` with backoff and jitter until ``timeout``."""
+        deadline = time.monotonic() + max(timeout, 0.0)
+        delay = 0.05
+        while True:
+            if try_once():
+                return
+            if time.monotonic() >= deadline:
+                who = holder() or "another runner"
+                raise LockTimeout(
+                    f"Timed out after {timeout:g}s waiting for the migration lock held by {who}.",
+                    hint="Wait for it to finish, or raise --lock-timeout.",
+                )
+            time.sleep(min(delay * (0.5 + random.random()), max(deadline - time.monotonic(), 0.01)))
+            delay = min(delay * 2, 2.0)
+
+
+class SQLiteDialect(Dialect):
+    name = "sqlite"
+    transactional_ddl = True
+    split_rules = SplitRules(backticks=True, brackets=True)
+    types = {**Dialect.types, "float": "REAL", "decimal": "NUMERIC({precision}, {scale})"}
+
+    def autoincrement_column(self, c: Column) -> str:
+        # INTEGER PRIMARY KEY is the rowid alias; SERIAL would leave ids NULL.
+        return "INTEGER PRIMARY KEY AUTOINCREMENT"
+
+    def engine_options(self, lock_timeout: float) -> dict[str, Any]:
+        return {"connect_args": {"timeout": max(lock_timeout, 0.0)}}
+
+    def configure_engine(self, engine: Engine) -> None:
+        from sqlalchemy import event
+
+        @event.listens_for(engine, "connect")
+        def _connect(dbapi_conn: Any, _record: Any) -> None:
+            # Let us issue BEGIN ourselves, so DDL is transactional and the
+            # write lock is taken up front (BEGIN IMMEDIATE).
+            dbapi_conn.isolation_level = None
+            try:
+                dbapi_conn.execute("SELECT concat('a', 'b')")
+            except Exception:  # noqa: BLE001 - SQLite before 3.44 lacks CONCAT
+                dbapi_conn.create_function(
+                    "concat", -1, lambda *a: "".join("" if v is None else str(v) for v in a), deterministic=True
+                )
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Connection) -> None:
+            # Writers take the write lock up front, readers stay deferred.
+            write = conn.get_execution_options().get("baselinr_write")
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+class PostgresDialect(Dialect):
+    name = "postgres"
+    transactional_ddl = True
+    split_rules = SplitRules(escape_string_prefix=True, dollar_quotes=True, nested_comments=True)
+    types = {**Dialect.types, "float": "DOUBLE PRECISION", "decimal": "NUMERIC({precision}, {scale})"}
+
+    def __init__(self, schema: str | None = None) -> None:
+        self.schema = schema
+
+    def autoincrement_column(self, c: Column) -> str:
+        return ("BIGSERIAL" if c.type.family == "bigint" else "SERIAL") + " PRIMARY KEY"
+
+    def engine_options(self, lock_timeout: float) -> dict[str, Any]:
+        args: dict[str, Any] = {"application_name": f"baselinr-migrate {runner_id()}"[:63], "connect_timeout": 10}
+        if self.schema:
+            args["options"] = f"-csearch_path={self.schema}"
+        return {"connect_args": args}
+
+    @property
+    def lock_key(self) -> int:
+        return zlib.crc32(f"{LOCK_NAME}:{self.schema or 'public'}".encode())
+
+    @contextmanager
+    def lock(self, engine: Engine, timeout: float) -> Iterator[None]:
+        from sqlalchemy import text
+
+        # Session-level lock on a dedicated connection: a transaction-scoped
+        # lock would deadlock with CREATE INDEX CONCURRENTLY, and a blocking
+        # pg_advisory_lock ignores our timeout.
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            key = self.lock_key
+
+            def try_once() -> bool:
+                return bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
+
+            def holder() -> str | None:
+                row = conn.execute(
+                    text(
+                        "SELECT a.pid, a.application_name, a.client_addr FROM pg_locks l "
+                        "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' "
+                        "AND l.granted AND l.classid = 0 AND l.objid = :k"
+                    ),
+                    {"k": key},
+                ).first()
+                return f"PostgreSQL backend {row[0]} ({row[1] or 'no name'})" if row else None
+
+            self._poll(try_once, timeout, holder)
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+
+
+class MySQLDialect(Dialect):
+    name = "mysql"
+    transactional_ddl = False
+    split_rules = SplitRules(backslash_escapes=True, hash_comments=True, backticks=True, delimiter_command=True)
+    types = {
+        **Dialect.types,
+        "float": "DOUBLE",
+        "timestamp": "DATETIME(6)",
+        "json": "MEDIUMTEXT",
+    }
+    now = "CURRENT_TIMESTAMP(6)"
+
+    def render_drop_index(self, i: Index) -> str:
+        return f"DROP INDEX {self.quote(i.name)} ON {self.quote(i.table)}"
+
+    def engine_options(self, lock_timeout: float) -> dict[str, Any]:
+        return {"connect_args": {"connect_timeout": 10}}
+
+    @contextmanager
+    def lock(self, engine: Engine, timeout: float) -> Iterator[None]:
+        from sqlalchemy import text
+
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            name = f"{LOCK_NAME}.{engine.url.database}"[:64]
+
+            def try_once() -> bool:
+                # GET_LOCK returns NULL on error (e.g. killed): treat as not held.
+                return conn.execute(text("SELECT GET_LOCK(:n, 0)"), {"n": name}).scalar() == 1
+
+            def holder() -> str | None:
+                row = conn.execute(
+                    text(
+                        "SELECT p.ID, p.USER, p.HOST FROM information_schema.PROCESSLIST p "
+                        "WHERE p.ID = IS_USED_LOCK(:n)"
+                    ),
+                    {"n": name},
+                ).first()
+                return f"MySQL connection {row[0]} ({row[1]}@{row[2]})" if row else None
+
+            self._poll(try_once, timeout, holder)
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": name})
+
+
+class SnowflakeDialect(Dialect):
+    name = "snowflake"
+    transactional_ddl = False
+    supports_indexes = False
+    split_rules = SplitRules(dollar_quotes=True)
+    types = {
+        **Dialect.types,
+        "text": "VARCHAR",
+        "decimal": "NUMBER({precision}, {scale})",
+        "timestamp": "TIMESTAMP_NTZ",
+        "json": "VARIANT",
+    }
+    now = "CURRENT_TIMESTAMP()"
+
+    def autoincrement_column(self, c: Column) -> str:
+        return "INTEGER AUTOINCREMENT PRIMARY KEY"
+
+
+_DIALECTS: dict[str, type[Dialect]] = {
+    "sqlite": SQLiteDialect,
+    "postgres": PostgresDialect,
+    "mysql": MySQLDialect,
+    "snowflake": SnowflakeDialect,
+}
+
+
+def dialect_for(name: str, schema: str | None = None) -> Dialect:
+    """The dialect object for a config ``type``."""
+    cls = _DIALECTS[name]
+    if cls is PostgresDialect:
+        return PostgresDialect(schema)
+    return cls()

@@ -1,0 +1,1 @@
+"""Baselinr's schema migrations: the manager, the ``Migration`` type, versions."""

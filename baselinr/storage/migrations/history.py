@@ -1,0 +1,195 @@
+"""Read and write ``baselinr_schema_version`` rows.
+
+Used only by the migration manager. Reads tolerate the narrower table that
+Baselinr's profiler creates (no ``status`` column: every row is applied);
+``ensure_table`` widens it before the engine writes anything.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+from baselinr.storage.migrations.results import HistoryRow
+from baselinr.storage.version_table import (
+    APPLIED,
+    ENGINE_COLUMNS,
+    FAILED,
+    RUNNING,
+    VERSION_TABLE,
+    VERSION_TABLE_NAME,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from baselinr.storage.dialects import Dialect
+
+_FULL = (
+    "SELECT version, status, description, applied_at, checksum, migration_script, applied_by, "
+    f"execution_time_ms, statements_done, statements_total, error_message FROM {VERSION_TABLE_NAME} ORDER BY version"
+)
+_NARROW = f"SELECT version, description, applied_at, checksum, migration_script FROM {VERSION_TABLE_NAME} ORDER BY version"
+
+
+def now() -> dt.datetime:
+    """UTC wall time without zone, as every dialect's TIMESTAMP stores it."""
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def read_history(conn: Connection) -> list[HistoryRow] | None:
+    """All rows, oldest first; ``None`` if the table does not exist."""
+    from sqlalchemy import exc
+
+    try:
+        rows = conn.exec_driver_sql(_FULL).fetchall()
+        return [_row(r) for r in rows]
+    except exc.DBAPIError:
+        _reset(conn)
+    try:
+        rows = conn.exec_driver_sql(_NARROW).fetchall()
+    except exc.DBAPIError:
+        _reset(conn)
+        return None
+    return [
+        HistoryRow(version=int(r[0]), status=APPLIED, description=r[1], applied_at=_iso(r[2]), checksum=r[3], migration_script=r[4])
+        for r in rows
+    ]
+
+
+def applied_versions(rows: list[HistoryRow]) -> list[int]:
+    return [r.version for r in rows if r.status == APPLIED]
+
+
+def ensure_table(conn: Connection, dialect: Dialect) -> None:
+    """Create the version table, or add the engine's columns to an old one."""
+    from sqlalchemy import inspect
+
+    insp = inspect(conn)
+    if not insp.has_table(VERSION_TABLE_NAME):
+        conn.exec_driver_sql(dialect.render_create_table(VERSION_TABLE))
+        return
+    have = {c["name"].lower() for c in insp.get_columns(VERSION_TABLE_NAME)}
+    for col in ENGINE_COLUMNS:
+        if col.name not in have:
+            conn.exec_driver_sql(dialect.render_add_column(VERSION_TABLE_NAME, col))
+
+
+def is_applied(conn: Connection, version: int) -> bool:
+    from sqlalchemy import text
+
+    row = conn.execute(
+        text(f"SELECT status FROM {VERSION_TABLE_NAME} WHERE version = :v"), {"v": version}
+    ).first()
+    return row is not None and (row[0] is None or row[0] == APPLIED)
+
+
+def record(
+    conn: Connection,
+    *,
+    version: int,
+    status: str,
+    description: str,
+    script: str | None,
+    checksum: str | None,
+    algorithm: str | None,
+    applied_by: str,
+    execution_time_ms: int | None = None,
+    statements_done: int | None = None,
+    statements_total: int | None = None,
+    error_message: str | None = None,
+) -> None:
+    """Write the row for ``version``, replacing any earlier one."""
+    from sqlalchemy import text
+
+    conn.execute(text(f"DELETE FROM {VERSION_TABLE_NAME} WHERE version = :v"), {"v": version})
+    conn.execute(
+        text(
+            f"INSERT INTO {VERSION_TABLE_NAME} (version, applied_at, description, migration_script, checksum, "
+            "checksum_algorithm, execution_time_ms, applied_by, status, statements_done, statements_total, error_message) "
+            "VALUES (:version, :applied_at, :description, :script, :checksum, :algorithm, :ms, :by, :status, "
+            ":done, :total, :error)"
+        ),
+        {
+            "version": version,
+            "applied_at": now(),
+            "description": description[:500],
+            "script": (script or "")[:255] or None,
+            "checksum": checksum,
+            "algorithm": algorithm,
+            "ms": execution_time_ms,
+            "by": applied_by[:255],
+            "status": status,
+            "done": statements_done,
+            "total": statements_total,
+            "error": error_message[:4000] if error_message else None,
+        },
+    )
+
+
+def progress(conn: Connection, version: int, done: int) -> None:
+    from sqlalchemy import text
+
+    conn.execute(
+        text(f"UPDATE {VERSION_TABLE_NAME} SET statements_done = :d WHERE version = :v"), {"d": done, "v": version}
+    )
+
+
+def finish(conn: Connection, version: int, *, checksum: str, algorithm: str, execution_time_ms: int) -> None:
+    from sqlalchemy import text
+
+    conn.execute(
+        text(
+            f"UPDATE {VERSION_TABLE_NAME} SET status = :s, checksum = :c, checksum_algorithm = :a, "
+            "execution_time_ms = :ms, applied_at = :at, error_message = NULL WHERE version = :v"
+        ),
+        {"s": APPLIED, "c": checksum, "a": algorithm, "ms": execution_time_ms, "at": now(), "v": version},
+    )
+
+
+def fail(conn: Connection, version: int, message: str) -> None:
+    from sqlalchemy import text
+
+    conn.execute(
+        text(f"UPDATE {VERSION_TABLE_NAME} SET status = :s, error_message = :e WHERE version = :v"),
+        {"s": FAILED, "e": message[:4000], "v": version},
+    )
+
+
+def delete(conn: Connection, version: int) -> None:
+    from sqlalchemy import text
+
+    conn.execute(text(f"DELETE FROM {VERSION_TABLE_NAME} WHERE version = :v"), {"v": version})
+
+
+def unfinished(rows: list[HistoryRow]) -> list[HistoryRow]:
+    return [r for r in rows if r.status in (RUNNING, FAILED)]
+
+
+def _row(r: Any) -> HistoryRow:
+    return HistoryRow(
+        version=int(r[0]),
+        status=r[1] or APPLIED,
+        description=r[2],
+        applied_at=_iso(r[3]),
+        checksum=r[4],
+        migration_script=r[5],
+        applied_by=r[6],
+        execution_time_ms=r[7],
+        statements_done=r[8],
+        statements_total=r[9],
+        error_message=r[10],
+    )
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value.replace(microsecond=0).isoformat(sep=" ")
+    return str(value)
+
+
+def _reset(conn: Connection) -> None:
+    if conn.in_transaction():
+        conn.rollback()

@@ -1,0 +1,487 @@
+"""``MigrationManager``: status, plan, apply, rollback, validate and repair.
+
+The library API behind every ``baselinr migrate`` command; the CLI only
+parses arguments and renders the result objects returned here. The manager
+holds the single-runner lock for the whole of ``apply`` / ``rollback`` /
+``repair``, re-reads the history once it has the lock (so a second runner
+finds the work done and exits cleanly), and runs each migration in its own
+transaction with its version row where the dialect has transactional DDL.
+Elsewhere (MySQL, Snowflake) it records progress statement by statement, so
+an interrupted or failed migration is reported, resumable and repairable.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from baselinr.config import ConnectionSettings, Settings, load_config
+from baselinr.errors import BaselinrError, MigrationFailed, UsageError
+from baselinr.storage.connection import create_engine, first_line, open_connection, redact
+from baselinr.storage.dialects import Dialect, runner_id
+from baselinr.storage.migrations import history
+from baselinr.storage.migrations.chain import DEFAULT_PACKAGE, Chain, ChainError, load_chain
+from baselinr.storage.migrations.migration import CHECKSUM_ALGORITHM, Migration
+from baselinr.storage.migrations.results import (
+    ApplyResult,
+    HistoryRow,
+    Plan,
+    PlannedStep,
+    RepairResult,
+    StatusResult,
+    StepResult,
+    ValidationResult,
+)
+from baselinr.storage.version_table import FAILED, RUNNING
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+
+__all__ = ["Migration", "MigrationManager", "ChainError"]
+
+
+class MigrationManager:
+    """Run Baselinr's schema migrations against one storage database."""
+
+    def __init__(
+        self,
+        connection: ConnectionSettings,
+        *,
+        table_names: Mapping[str, str] | None = None,
+        migrations_package: str = DEFAULT_PACKAGE,
+        lock_timeout: float = 60.0,
+    ) -> None:
+        self.settings = connection
+        self.lock_timeout = lock_timeout
+        self.migrations_package = migrations_package
+        self._names = dict(table_names or {})
+        self._chain: Chain | None = None
+        self._engine: Engine | None = None
+        self._dialect: Dialect | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **kwargs: Any) -> MigrationManager:
+        names = {"baselinr_runs": settings.storage.runs_table, "baselinr_results": settings.storage.results_table}
+        return cls(settings.storage.connection, table_names=names, **kwargs)
+
+    @classmethod
+    def from_config(cls, path: str, **kwargs: Any) -> MigrationManager:
+        return cls.from_settings(load_config(path), **kwargs)
+
+    # --- plumbing -------------------------------------------------------------
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine, self._dialect = create_engine(self.settings, lock_timeout=self.lock_timeout)
+        return self._engine
+
+    @property
+    def dialect(self) -> Dialect:
+        if self._dialect is None:
+            _ = self.engine
+        assert self._dialect is not None
+        return self._dialect
+
+    @property
+    def chain(self) -> Chain:
+        if self._chain is None:
+            self._chain = load_chain(self.migrations_package)
+        return self._chain
+
+    @property
+    def code_version(self) -> int:
+        if self._chain is None and self.migrations_package == DEFAULT_PACKAGE:
+            # status needs only the number: skip importing every migration.
+            from baselinr.storage.schema_version import CURRENT_SCHEMA_VERSION
+
+            return CURRENT_SCHEMA_VERSION
+        return self.chain.code_version
+
+    def names(self, logical: str) -> str:
+        return self._names.get(logical, logical)
+
+    def _connect(self) -> Any:
+        return open_connection(self.engine, self.settings)
+
+    def _history(self) -> list[HistoryRow] | None:
+        with self._connect() as conn:
+            rows = history.read_history(conn)
+            if conn.in_transaction():
+                conn.rollback()
+            return rows
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+    # --- status -----------------------------------------------------------------
+
+    def status(self) -> StatusResult:
+        rows = self._history()
+        code = self.code_version
+        if rows is None:
+            return StatusResult(None, code, "not_initialized", list(range(1, code + 1)), [], self.settings.describe())
+        applied = history.applied_versions(rows)
+        current = max(applied, default=None)
+        problems = history.unfinished(rows)
+        if current is None and not problems:
+            state = "not_initialized"
+        elif problems:
+            state = "failed"
+        elif current is not None and current > code:
+            state = "ahead"
+        elif current is not None and current < code:
+            state = "behind"
+        else:
+            state = "up_to_date"
+        pending = [v for v in range(1, code + 1) if v not in applied]
+        return StatusResult(current, code, state, pending, problems, self.settings.describe())
+
+    # --- planning ---------------------------------------------------------------
+
+    def plan(self, target: int | None = None, *, resume: bool = False, rows: list[HistoryRow] | None = None) -> Plan:
+        """What ``apply`` (or ``rollback``) to ``target`` would run."""
+        if rows is None:
+            rows = self._history() or []
+        chain = self.chain
+        target = chain.code_version if target is None else target
+        if target < 0:
+            raise UsageError(f"Target version must be 0 or more, got {target}")
+        applied = history.applied_versions(rows)
+        current = max(applied, default=None)
+        base = current or 0
+        if target > chain.latest:
+            missing = set(range(chain.latest + 1, target + 1))
+            raise ChainError(
+                f"Missing migrations for versions: {{{', '.join(map(str, sorted(missing)))}}}",
+                hint=f"Target v{target} is above the latest version this code has (v{chain.latest}); "
+                "upgrade Baselinr or lower --target.",
+            )
+        unfinished = {r.version: r for r in history.unfinished(rows)}
+        if target >= base:
+            gaps = [v for v in range(1, base + 1) if v not in applied and v in chain.migrations]
+            steps = []
+            for m in chain.between(0, target):
+                if m.version in applied:
+                    continue
+                step = self._step(m, "up")
+                row = unfinished.get(m.version)
+                if row is not None and resume and not step.transactional:
+                    step = PlannedStep(**{**step.to_dict(), "resume_from": row.statements_done or 0})
+                steps.append(step)
+            if gaps:
+                raise UsageError(
+                    f"Versions {_fmt(gaps)} are below the database version v{base} but not recorded as applied.",
+                    hint="Run 'baselinr migrate validate' to see what is missing.",
+                )
+            direction = "up" if steps else "none"
+            return Plan(current, target, direction, steps, self.dialect.name)
+        downs = [chain.get(v) for v in range(base, target, -1) if v in chain.migrations]
+        return Plan(current, target, "down", [self._step(m, "down") for m in downs], self.dialect.name)
+
+    def _step(self, m: Migration, direction: str) -> PlannedStep:
+        d = self.dialect
+        transactional = d.transactional_ddl if m.transactional is None else (m.transactional and d.transactional_ddl)
+        if direction == "up":
+            stmts = m.up_statements(d, self.names)
+            fn = m.up_python
+        else:
+            stmts = m.down_statements(d, self.names)
+            fn = m.down_python
+        python = getattr(fn, "__qualname__", None) if fn else None
+        return PlannedStep(m.version, m.description, direction, stmts, python, transactional)
+
+    # --- apply / rollback --------------------------------------------------------
+
+    def apply(
+        self,
+        target: int | None = None,
+        *,
+        dry_run: bool = False,
+        resume: bool = False,
+        on_step: Callable[[PlannedStep], None] | None = None,
+    ) -> ApplyResult:
+        """Bring the database up to ``target`` (default: the code's version)."""
+        target = self.chain.code_version if target is None else target
+        if dry_run:
+            rows = self._history() or []
+            plan = self.plan(target, resume=resume, rows=rows)
+            if plan.direction == "down":
+                raise UsageError(
+                    f"Target v{target} is below the database version v{plan.current_version}.",
+                    hint=f"Use 'baselinr migrate rollback --target {target}' to downgrade.",
+                )
+            self._refuse_unfinished(rows, plan, resume)
+            return ApplyResult(plan.current_version, plan.current_version, target, True, plan)
+        with self.dialect.lock(self.engine, self.lock_timeout):
+            with self._connect() as conn:
+                with conn.execution_options(baselinr_write=True).begin():
+                    history.ensure_table(conn, self.dialect)
+            rows = self._history() or []
+            plan = self.plan(target, resume=resume, rows=rows)
+            if plan.direction == "down":
+                raise UsageError(
+                    f"Target v{target} is below the database version v{plan.current_version}.",
+                    hint=f"Use 'baselinr migrate rollback --target {target}' to downgrade.",
+                )
+            self._refuse_unfinished(rows, plan, resume)
+            done: list[StepResult] = []
+            for step in plan.steps:
+                if on_step is not None:
+                    on_step(step)
+                done.append(self._run(self.chain.get(step.version), step))
+        final = max([plan.current_version or 0] + [s.version for s in done]) if done else plan.current_version
+        return ApplyResult(plan.current_version, final, target, False, plan, done)
+
+    def rollback(
+        self, target: int, *, dry_run: bool = False, on_step: Callable[[PlannedStep], None] | None = None
+    ) -> ApplyResult:
+        """Run down migrations, newest first, until the database is at ``target``."""
+        rows = self._history() or []
+        plan = self.plan(target, rows=rows)
+        if plan.direction == "up":
+            raise UsageError(
+                f"Target v{target} is above the database version v{plan.current_version or 0}.",
+                hint=f"Use 'baselinr migrate apply --target {target}' to upgrade.",
+            )
+        self._check_downs(plan)
+        if dry_run:
+            return ApplyResult(plan.current_version, plan.current_version, target, True, plan)
+        with self.dialect.lock(self.engine, self.lock_timeout):
+            rows = self._history() or []
+            plan = self.plan(target, rows=rows)
+            if plan.direction == "up":
+                plan = Plan(plan.current_version, target, "none", [], plan.dialect)
+            self._check_downs(plan)
+            done = []
+            for step in plan.steps:
+                if on_step is not None:
+                    on_step(step)
+                done.append(self._run(self.chain.get(step.version), step))
+        return ApplyResult(plan.current_version, target if done else plan.current_version, target, False, plan, done)
+
+    def _check_downs(self, plan: Plan) -> None:
+        missing = [s.version for s in plan.steps if not self.chain.get(s.version).has_down]
+        if missing:
+            raise UsageError(
+                f"Cannot roll back: {', '.join(f'v{v}' for v in missing)} "
+                f"{'has' if len(missing) == 1 else 'have'} no down migration (down_sql or down_python).",
+                hint=f"Restore a backup taken before v{min(missing)} instead, or add a down migration.",
+            )
+
+    def _refuse_unfinished(self, rows: list[HistoryRow], plan: Plan, resume: bool) -> None:
+        planned = {s.version: s for s in plan.steps}
+        for row in history.unfinished(rows):
+            step = planned.get(row.version)
+            if step is not None and (step.transactional or resume):
+                continue
+            how = "was interrupted" if row.status == RUNNING else "failed"
+            progress = ""
+            if row.statements_total is not None:
+                progress = f" after {row.statements_done or 0} of {row.statements_total} statements"
+            reason = f": {row.error_message}" if row.error_message else ""
+            raise MigrationFailed(
+                f"Migration v{row.version} {how}{progress}{reason}.",
+                version=row.version,
+                hint="The database may be partly migrated. Either finish or undo that change by hand and run "
+                f"'baselinr migrate repair', or run 'baselinr migrate apply --resume' to continue from statement "
+                f"{(row.statements_done or 0) + 1}.",
+            )
+
+    def _run(self, m: Migration, step: PlannedStep) -> StepResult:
+        fn = m.up_python if step.direction == "up" else m.down_python
+        started = time.monotonic()
+        if step.transactional:
+            ran = self._run_transactional(m, step, fn, started)
+        else:
+            ran = self._run_tracked(m, step, fn, started)
+        ms = int((time.monotonic() - started) * 1000)
+        return StepResult(m.version, m.description, step.direction, ms, skipped=not ran)
+
+    def _run_transactional(self, m: Migration, step: PlannedStep, fn: Callable[[Any], None] | None, started: float) -> bool:
+        with self._connect() as conn:
+            conn = conn.execution_options(baselinr_write=True)
+            current = 0
+            try:
+                with conn.begin():
+                    # Another runner may have done it while we waited (SQLite
+                    # serialises per migration with BEGIN IMMEDIATE).
+                    if history.is_applied(conn, m.version) == (step.direction == "up"):
+                        return False
+                    for current, stmt in enumerate(step.statements, 1):
+                        conn.exec_driver_sql(stmt)
+                    current = 0
+                    if fn is not None:
+                        fn(conn)
+                    if step.direction == "up":
+                        history.record(
+                            conn,
+                            version=m.version,
+                            status="applied",
+                            description=m.description,
+                            script=m.script,
+                            checksum=m.checksum(self.dialect, self.names),
+                            algorithm=CHECKSUM_ALGORITHM,
+                            applied_by=runner_id(),
+                            execution_time_ms=int((time.monotonic() - started) * 1000),
+                            statements_done=len(step.statements),
+                            statements_total=len(step.statements),
+                        )
+                    else:
+                        history.delete(conn, m.version)
+            except BaselinrError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any error from user SQL or Python
+                raise self._failed(m, step, current, exc, rolled_back=True) from exc
+        return True
+
+    def _run_tracked(self, m: Migration, step: PlannedStep, fn: Callable[[Any], None] | None, started: float) -> bool:
+        with self._connect() as raw:
+            conn = raw.execution_options(isolation_level="AUTOCOMMIT")
+            if history.is_applied(conn, m.version) == (step.direction == "up") and not step.resume_from:
+                return False
+            total = len(step.statements)
+            if not step.resume_from:
+                history.record(
+                    conn,
+                    version=m.version,
+                    status=RUNNING,
+                    description=m.description + (" (rollback)" if step.direction == "down" else ""),
+                    script=m.script,
+                    checksum=None,
+                    algorithm=None,
+                    applied_by=runner_id(),
+                    statements_done=0,
+                    statements_total=total,
+                )
+            else:
+                from sqlalchemy import text
+
+                conn.execute(
+                    text(f"UPDATE {history.VERSION_TABLE_NAME} SET status = :s WHERE version = :v"),
+                    {"s": RUNNING, "v": m.version},
+                )
+            index = step.resume_from
+            try:
+                for index in range(step.resume_from, total):
+                    conn.exec_driver_sql(step.statements[index])
+                    history.progress(conn, m.version, index + 1)
+                index = total
+                if fn is not None:
+                    with raw.begin():
+                        fn(raw)
+            except Exception as exc:  # noqa: BLE001 - any error from user SQL or Python
+                message = redact(first_line(getattr(exc, "orig", None) or exc), self.settings)
+                history.fail(conn, m.version, f"statement {index + 1}: {message}" if index < total else message)
+                raise self._failed(m, step, index + 1 if index < total else 0, exc, rolled_back=False) from exc
+            if step.direction == "up":
+                history.finish(
+                    conn,
+                    m.version,
+                    checksum=m.checksum(self.dialect, self.names),
+                    algorithm=CHECKSUM_ALGORITHM,
+                    execution_time_ms=int((time.monotonic() - started) * 1000),
+                )
+            else:
+                history.delete(conn, m.version)
+        return True
+
+    def _failed(self, m: Migration, step: PlannedStep, statement: int, exc: BaseException, *, rolled_back: bool) -> MigrationFailed:
+        detail = redact(first_line(getattr(exc, "orig", None) or exc), self.settings)
+        where = f" at statement {statement} of {len(step.statements)}" if statement else ""
+        if step.direction == "down":
+            where = " (rollback)" + where
+        if rolled_back:
+            hint = "Its transaction was rolled back; the database is unchanged by this version. Fix the migration and apply again."
+        else:
+            hint = (
+                f"The database may be partly migrated ({self.dialect.name} DDL is not transactional); "
+                "the failure is recorded. Fix it, then run 'baselinr migrate apply --resume' "
+                "or undo the change by hand and run 'baselinr migrate repair'."
+            )
+        return MigrationFailed(f"Migration v{m.version}{where} failed: {detail}", version=m.version, hint=hint)
+
+    # --- validate ----------------------------------------------------------------
+
+    def validate(self) -> ValidationResult:
+        """Check the chain, the recorded history, checksums and the live schema."""
+        errors: list[str] = []
+        warnings: list[str] = []
+        try:
+            chain = self.chain
+        except ChainError as exc:
+            return ValidationResult(None, self.code_version, False, [str(exc)])
+        code = chain.code_version
+        from baselinr.storage import schema_version
+
+        if chain.package == DEFAULT_PACKAGE:
+            missing_history = [v for v in chain.migrations if v not in schema_version.VERSION_HISTORY]
+            if missing_history:
+                warnings.append(f"VERSION_HISTORY has no entry for {_fmt(missing_history)}")
+        with self._connect() as conn:
+            rows = history.read_history(conn)
+            if rows is None:
+                return ValidationResult(
+                    None, code, False, ["Schema version not initialized: run 'baselinr migrate apply'"], warnings
+                )
+            applied = history.applied_versions(rows)
+            current = max(applied, default=None)
+            for row in history.unfinished(rows):
+                how = "was interrupted" if row.status == RUNNING else "failed"
+                errors.append(
+                    f"Migration v{row.version} {how}"
+                    + (f" after {row.statements_done or 0} of {row.statements_total} statements" if row.statements_total else "")
+                    + (f": {row.error_message}" if row.error_message else "")
+                    + " (run 'baselinr migrate apply --resume', or fix by hand and run 'baselinr migrate repair')"
+                )
+            if current is None:
+                errors.append("No applied version recorded: run 'baselinr migrate apply'")
+                return ValidationResult(None, code, False, errors, warnings)
+            if current > code:
+                errors.append(f"Database schema is ahead (v{current} > v{code}): update Baselinr to match")
+            elif current < code:
+                warnings.append(f"Database schema is behind (v{current} < v{code}): run 'baselinr migrate apply --target {code}'")
+            gaps = [v for v in range(1, current + 1) if v not in applied]
+            if gaps:
+                errors.append(f"Versions {_fmt(gaps)} are not recorded as applied below v{current}")
+            for row in rows:
+                if row.status != "applied" or row.version not in chain.migrations:
+                    continue
+                m = chain.get(row.version)
+                if row.checksum is None:
+                    warnings.append(f"v{row.version} has no recorded checksum (recorded by another tool)")
+                elif row.checksum != m.checksum(self.dialect, self.names):
+                    errors.append(
+                        f"v{row.version} ({m.script or m.description}) was modified after it was applied: "
+                        "checksum differs. Revert the edit and add a new migration instead."
+                    )
+            from baselinr.storage.migrations.drift import compare
+
+            model, exact = chain.model_at(min(current, code))
+            live_errors, live_warnings = compare(conn, model, exact, self.dialect, self.names)
+            errors += live_errors
+            warnings += live_warnings
+            if conn.in_transaction():
+                conn.rollback()
+        return ValidationResult(current, code, not errors, errors, warnings)
+
+    # --- repair -------------------------------------------------------------------
+
+    def repair(self, *, dry_run: bool = False) -> RepairResult:
+        """Forget failed or interrupted rows, once the schema was fixed by hand."""
+        rows = self._history() or []
+        bad = [r for r in rows if r.status in (RUNNING, FAILED)]
+        if dry_run or not bad:
+            return RepairResult(dry_run, bad)
+        with self.dialect.lock(self.engine, self.lock_timeout):
+            with self._connect() as conn:
+                with conn.execution_options(baselinr_write=True).begin():
+                    for r in bad:
+                        history.delete(conn, r.version)
+        return RepairResult(False, bad)
+
+
+def _fmt(versions: list[int]) -> str:
+    return "{" + ", ".join(str(v) for v in versions) + "}"

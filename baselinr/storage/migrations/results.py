@@ -1,0 +1,106 @@
+"""Result objects returned by ``MigrationManager``; the CLI renders them.
+
+Plain frozen dataclasses, so a library caller, the text renderer and the JSON
+renderer (``to_dict``) all see the same facts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+class _Result:
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload,no-any-return]
+
+
+@dataclass(frozen=True)
+class HistoryRow(_Result):
+    """One row of ``baselinr_schema_version``."""
+
+    version: int
+    status: str
+    description: str | None = None
+    applied_at: str | None = None
+    checksum: str | None = None
+    migration_script: str | None = None
+    applied_by: str | None = None
+    execution_time_ms: int | None = None
+    statements_done: int | None = None
+    statements_total: int | None = None
+    error_message: str | None = None
+
+
+@dataclass(frozen=True)
+class StatusResult(_Result):
+    """Where the database stands against the code."""
+
+    database_version: int | None
+    code_version: int
+    state: str  # up_to_date | behind | ahead | not_initialized | failed
+    pending: list[int] = field(default_factory=list)
+    problems: list[HistoryRow] = field(default_factory=list)
+    database: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "up_to_date"
+
+
+@dataclass(frozen=True)
+class PlannedStep(_Result):
+    """One migration a plan would run, with what it would execute."""
+
+    version: int
+    description: str
+    direction: str  # up | down
+    statements: list[str]
+    python: str | None
+    transactional: bool
+    resume_from: int = 0
+
+
+@dataclass(frozen=True)
+class Plan(_Result):
+    current_version: int | None
+    target_version: int
+    direction: str  # up | down | none
+    steps: list[PlannedStep]
+    dialect: str
+
+
+@dataclass(frozen=True)
+class StepResult(_Result):
+    version: int
+    description: str
+    direction: str
+    execution_time_ms: int
+    skipped: bool = False  # another runner had already done it
+
+
+@dataclass(frozen=True)
+class ApplyResult(_Result):
+    """What ``apply`` / ``rollback`` did (or, in a dry run, would do)."""
+
+    from_version: int | None
+    to_version: int | None
+    target_version: int
+    dry_run: bool
+    plan: Plan
+    steps: list[StepResult] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ValidationResult(_Result):
+    version: int | None
+    code_version: int
+    valid: bool
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RepairResult(_Result):
+    dry_run: bool
+    removed: list[HistoryRow] = field(default_factory=list)
