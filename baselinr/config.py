@@ -259,7 +259,7 @@ def _apply_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, 
     for name in sorted(env):
         if not name.startswith(_ENV_PREFIX) or "__" not in name:
             continue
-        path = [part.lower() for part in name[len(_ENV_PREFIX):].split("__")]
+        path = [part.lower() for part in name[len(_ENV_PREFIX) :].split("__")]
         if not all(path):
             continue
         node = data

@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
         cli.main(args=args, prog_name="baselinr", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except click.exceptions.Abort:
         print("Aborted.", file=sys.stderr)
         return 130
@@ -41,12 +43,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - last resort: one line, no traceback
+    except Exception as exc:
         if debug:
             raise
         from baselinr.cli.app import report_error
 
-        report_error(BaselinrError(f"Unexpected error: {exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
-                                   hint="Rerun with --debug for details."))
+        report_error(
+            BaselinrError(
+                f"Unexpected error: {exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+                hint="Rerun with --debug for details.",
+            )
+        )
         return EXIT_INVALID
     return 0

@@ -52,11 +52,19 @@ output_option = click.option(
     "--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Output format."
 )
 lock_option = click.option(
-    "--lock-timeout", type=float, default=60.0, show_default=True, metavar="SECONDS",
+    "--lock-timeout",
+    type=float,
+    default=60.0,
+    show_default=True,
+    metavar="SECONDS",
     help="How long to wait for another runner's migration lock.",
 )
 migrations_option = click.option(
-    "--migrations", "migrations_package", default=None, metavar="PACKAGE", hidden=True,
+    "--migrations",
+    "migrations_package",
+    default=None,
+    metavar="PACKAGE",
+    hidden=True,
     help="Import path of the versions package (default: Baselinr's own).",
 )
 
@@ -101,7 +109,7 @@ def status(config_path: str | None, output: str, migrations_package: str | None)
     if output == "json":
         emit_json({**result.to_dict(), "ok": result.ok})
     else:
-        out([""] + status_text(result))
+        out(["", *status_text(result)])
     sys.exit(EXIT_OK if result.ok else EXIT_INVALID)
 
 
@@ -114,7 +122,12 @@ def status(config_path: str | None, output: str, migrations_package: str | None)
 @output_option
 @migrations_option
 def apply(
-    config_path: str | None, target: int | None, dry_run: bool, resume: bool, lock_timeout: float, output: str,
+    config_path: str | None,
+    target: int | None,
+    dry_run: bool,
+    resume: bool,
+    lock_timeout: float,
+    output: str,
     migrations_package: str | None,
 ) -> None:
     """Apply migrations up to --target."""

@@ -100,7 +100,12 @@ def apply_text(r: ApplyResult, verbose_sql: bool = True) -> list[str]:
 
 def validate_text(r: ValidationResult) -> list[str]:
     m = markers()
-    lines = ["Validating schema integrity...", "", f"Schema Version: {r.version}", f"Valid: {m['ok']} Yes" if r.valid else f"Valid: {m['error']} No"]
+    lines = [
+        "Validating schema integrity...",
+        "",
+        f"Schema Version: {r.version}",
+        f"Valid: {m['ok']} Yes" if r.valid else f"Valid: {m['error']} No",
+    ]
     if r.errors:
         lines += ["", "Errors:"] + [f"  {m['error']} {e}" for e in r.errors]
     if r.warnings:

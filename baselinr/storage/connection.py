@@ -38,7 +38,9 @@ def create_engine(settings: ConnectionSettings, *, lock_timeout: float = 60.0) -
             hint="Install baselinr with its database extras.",
         ) from None
     except (TypeError, ValueError, sqlalchemy.exc.ArgumentError) as exc:
-        raise DatabaseUnavailable(f"Invalid connection settings for {settings.describe()}: {redact(str(exc), settings)}") from None
+        raise DatabaseUnavailable(
+            f"Invalid connection settings for {settings.describe()}: {redact(str(exc), settings)}"
+        ) from None
     dialect.configure_engine(engine)
     return engine, dialect
 

@@ -138,7 +138,7 @@ class SQLiteDialect(Dialect):
     name = "sqlite"
     transactional_ddl = True
     split_rules = SplitRules(backticks=True, brackets=True)
-    types = {**Dialect.types, "float": "REAL", "decimal": "NUMERIC({precision}, {scale})"}
+    types: ClassVar[dict[str, str]] = {**Dialect.types, "float": "REAL", "decimal": "NUMERIC({precision}, {scale})"}
 
     def autoincrement_column(self, c: Column) -> str:
         # INTEGER PRIMARY KEY is the rowid alias; SERIAL would leave ids NULL.
@@ -173,7 +173,7 @@ class PostgresDialect(Dialect):
     name = "postgres"
     transactional_ddl = True
     split_rules = SplitRules(escape_string_prefix=True, dollar_quotes=True, nested_comments=True)
-    types = {**Dialect.types, "float": "DOUBLE PRECISION", "decimal": "NUMERIC({precision}, {scale})"}
+    types: ClassVar[dict[str, str]] = {**Dialect.types, "float": "DOUBLE PRECISION", "decimal": "NUMERIC({precision}, {scale})"}
 
     def __init__(self, schema: str | None = None) -> None:
         self.schema = schema
@@ -226,7 +226,7 @@ class MySQLDialect(Dialect):
     name = "mysql"
     transactional_ddl = False
     split_rules = SplitRules(backslash_escapes=True, hash_comments=True, backticks=True, delimiter_command=True)
-    types = {
+    types: ClassVar[dict[str, str]] = {
         **Dialect.types,
         "float": "DOUBLE",
         "timestamp": "DATETIME(6)",
@@ -253,10 +253,7 @@ class MySQLDialect(Dialect):
 
             def holder() -> str | None:
                 row = conn.execute(
-                    text(
-                        "SELECT p.ID, p.USER, p.HOST FROM information_schema.PROCESSLIST p "
-                        "WHERE p.ID = IS_USED_LOCK(:n)"
-                    ),
+                    text("SELECT p.ID, p.USER, p.HOST FROM information_schema.PROCESSLIST p WHERE p.ID = IS_USED_LOCK(:n)"),
                     {"n": name},
                 ).first()
                 return f"MySQL connection {row[0]} ({row[1]}@{row[2]})" if row else None
@@ -273,7 +270,7 @@ class SnowflakeDialect(Dialect):
     transactional_ddl = False
     supports_indexes = False
     split_rules = SplitRules(dollar_quotes=True)
-    types = {
+    types: ClassVar[dict[str, str]] = {
         **Dialect.types,
         "text": "VARCHAR",
         "decimal": "NUMBER({precision}, {scale})",

@@ -187,7 +187,7 @@ class AddColumn:
 
     def apply(self, schema: Schema) -> None:
         t = schema.tables[self.table]
-        schema.tables[self.table] = replace(t, columns=t.columns + (self.column,))
+        schema.tables[self.table] = replace(t, columns=(*t.columns, self.column))
 
     def up(self, dialect: Dialect, names: Names) -> list[str]:
         return [dialect.render_add_column(names(self.table), self.column)]
@@ -202,7 +202,7 @@ class CreateIndex:
 
     def apply(self, schema: Schema) -> None:
         t = schema.tables[self.index.table]
-        schema.tables[self.index.table] = replace(t, indexes=t.indexes + (self.index,))
+        schema.tables[self.index.table] = replace(t, indexes=(*t.indexes, self.index))
 
     def up(self, dialect: Dialect, names: Names) -> list[str]:
         if not dialect.supports_indexes:

@@ -81,7 +81,7 @@ def split_sql(sql: str, rules: SplitRules = GENERIC) -> list[str]:
         if ch in " \t\r":
             i += 1
             continue
-        if ch == "-" and sql.startswith("--", i) or (rules.hash_comments and ch == "#"):
+        if (ch == "-" and sql.startswith("--", i)) or (rules.hash_comments and ch == "#"):
             j = sql.find("\n", i)
             i = n if j < 0 else j
             continue

@@ -52,7 +52,9 @@ def read_history(conn: Connection) -> list[HistoryRow] | None:
         _reset(conn)
         return None
     return [
-        HistoryRow(version=int(r[0]), status=APPLIED, description=r[1], applied_at=_iso(r[2]), checksum=r[3], migration_script=r[4])
+        HistoryRow(
+            version=int(r[0]), status=APPLIED, description=r[1], applied_at=_iso(r[2]), checksum=r[3], migration_script=r[4]
+        )
         for r in rows
     ]
 
@@ -78,9 +80,7 @@ def ensure_table(conn: Connection, dialect: Dialect) -> None:
 def is_applied(conn: Connection, version: int) -> bool:
     from sqlalchemy import text
 
-    row = conn.execute(
-        text(f"SELECT status FROM {VERSION_TABLE_NAME} WHERE version = :v"), {"v": version}
-    ).first()
+    row = conn.execute(text(f"SELECT status FROM {VERSION_TABLE_NAME} WHERE version = :v"), {"v": version}).first()
     return row is not None and (row[0] is None or row[0] == APPLIED)
 
 
@@ -130,9 +130,7 @@ def record(
 def progress(conn: Connection, version: int, done: int) -> None:
     from sqlalchemy import text
 
-    conn.execute(
-        text(f"UPDATE {VERSION_TABLE_NAME} SET statements_done = :d WHERE version = :v"), {"d": done, "v": version}
-    )
+    conn.execute(text(f"UPDATE {VERSION_TABLE_NAME} SET statements_done = :d WHERE version = :v"), {"d": done, "v": version})
 
 
 def finish(conn: Connection, version: int, *, checksum: str, algorithm: str, execution_time_ms: int) -> None:
@@ -145,6 +143,12 @@ def finish(conn: Connection, version: int, *, checksum: str, algorithm: str, exe
         ),
         {"s": APPLIED, "c": checksum, "a": algorithm, "ms": execution_time_ms, "at": now(), "v": version},
     )
+
+
+def set_status(conn: Connection, version: int, status: str) -> None:
+    from sqlalchemy import text
+
+    conn.execute(text(f"UPDATE {VERSION_TABLE_NAME} SET status = :s WHERE version = :v"), {"s": status, "v": version})
 
 
 def fail(conn: Connection, version: int, message: str) -> None:

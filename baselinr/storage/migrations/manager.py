@@ -36,9 +36,9 @@ from baselinr.storage.migrations.results import (
 from baselinr.storage.version_table import FAILED, RUNNING
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection, Engine
+    from sqlalchemy.engine import Engine
 
-__all__ = ["Migration", "MigrationManager", "ChainError"]
+__all__ = ["ChainError", "Migration", "MigrationManager"]
 
 
 class MigrationManager:
@@ -310,7 +310,8 @@ class MigrationManager:
                     # serialises per migration with BEGIN IMMEDIATE).
                     if history.is_applied(conn, m.version) == (step.direction == "up"):
                         return False
-                    for current, stmt in enumerate(step.statements, 1):
+                    for number, stmt in enumerate(step.statements, 1):
+                        current = number
                         conn.exec_driver_sql(stmt)
                     current = 0
                     if fn is not None:
@@ -333,7 +334,7 @@ class MigrationManager:
                         history.delete(conn, m.version)
             except BaselinrError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - any error from user SQL or Python
+            except Exception as exc:
                 raise self._failed(m, step, current, exc, rolled_back=True) from exc
         return True
 
@@ -357,12 +358,7 @@ class MigrationManager:
                     statements_total=total,
                 )
             else:
-                from sqlalchemy import text
-
-                conn.execute(
-                    text(f"UPDATE {history.VERSION_TABLE_NAME} SET status = :s WHERE version = :v"),
-                    {"s": RUNNING, "v": m.version},
-                )
+                history.set_status(conn, m.version, RUNNING)
             index = step.resume_from
             try:
                 for index in range(step.resume_from, total):
@@ -372,7 +368,7 @@ class MigrationManager:
                 if fn is not None:
                     with raw.begin():
                         fn(raw)
-            except Exception as exc:  # noqa: BLE001 - any error from user SQL or Python
+            except Exception as exc:
                 message = redact(first_line(getattr(exc, "orig", None) or exc), self.settings)
                 history.fail(conn, m.version, f"statement {index + 1}: {message}" if index < total else message)
                 raise self._failed(m, step, index + 1 if index < total else 0, exc, rolled_back=False) from exc
@@ -388,13 +384,17 @@ class MigrationManager:
                 history.delete(conn, m.version)
         return True
 
-    def _failed(self, m: Migration, step: PlannedStep, statement: int, exc: BaseException, *, rolled_back: bool) -> MigrationFailed:
+    def _failed(
+        self, m: Migration, step: PlannedStep, statement: int, exc: BaseException, *, rolled_back: bool
+    ) -> MigrationFailed:
         detail = redact(first_line(getattr(exc, "orig", None) or exc), self.settings)
         where = f" at statement {statement} of {len(step.statements)}" if statement else ""
         if step.direction == "down":
             where = " (rollback)" + where
         if rolled_back:
-            hint = "Its transaction was rolled back; the database is unchanged by this version. Fix the migration and apply again."
+            hint = (
+                "Its transaction was rolled back; the database is unchanged by this version. Fix the migration and apply again."
+            )
         else:
             hint = (
                 f"The database may be partly migrated ({self.dialect.name} DDL is not transactional); "

@@ -46,7 +46,12 @@ class NewMigration:
     version_file: str | None
 
     def to_dict(self) -> dict[str, object]:
-        return {"version": self.version, "path": self.path, "registered_in": self.registered_in, "version_file": self.version_file}
+        return {
+            "version": self.version,
+            "path": self.path,
+            "registered_in": self.registered_in,
+            "version_file": self.version_file,
+        }
 
 
 def slugify(description: str) -> str:
@@ -58,7 +63,7 @@ def new_migration(description: str, package: str = DEFAULT_PACKAGE, today: dt.da
     """Create and register migration v(latest+1)."""
     description = description.strip()
     if not description:
-        raise UsageError("A migration needs a description, e.g. baselinr migrate new \"Add cost tracking fields\"")
+        raise UsageError('A migration needs a description, e.g. baselinr migrate new "Add cost tracking fields"')
     chain = load_chain(package)
     version = chain.latest + 1
     module = importlib.import_module(package)
@@ -71,7 +76,10 @@ def new_migration(description: str, package: str = DEFAULT_PACKAGE, today: dt.da
     source = _register(source, version, target.stem, init)
     version_file = _version_file(package, init)
     version_source = _bump(version_file.read_text(encoding="utf-8"), version, description, today or dt.date.today(), version_file)
-    target.write_text(TEMPLATE.format(version=version, title=description, description=json.dumps(description, ensure_ascii=False)), encoding="utf-8")
+    target.write_text(
+        TEMPLATE.format(version=version, title=description, description=json.dumps(description, ensure_ascii=False)),
+        encoding="utf-8",
+    )
     init.write_text(source, encoding="utf-8")
     version_file.write_text(version_source, encoding="utf-8")
     return NewMigration(version, str(target), str(init), str(version_file))
@@ -89,7 +97,7 @@ def _register(source: str, version: int, stem: str, where: Path) -> str:
     if not m:
         raise UsageError(f"Cannot find ALL_MIGRATIONS = [...] in {where}")
     end = m.end() - 1
-    body = source[m.start(1):end]
+    body = source[m.start(1) : end]
     sep = "" if body.rstrip().endswith(",") or not body.strip() else ","
     stripped = body.rstrip()
     new_body = stripped + sep + f"\n    {name},\n"
@@ -110,10 +118,10 @@ def _bump(source: str, version: int, description: str, today: dt.date, where: Pa
     if not m:
         return source
     end = m.end() - 1
-    body = source[m.start(1):end].rstrip()
+    body = source[m.start(1) : end].rstrip()
     sep = "" if body.endswith(",") or not body.strip() else ","
     entry = (
-        f"\n    {version}: {{\n        \"description\": {json.dumps(description, ensure_ascii=False)},\n"
-        f"        \"applied\": \"{today.isoformat()}\",\n        \"breaking_changes\": False,\n    }},\n"
+        f'\n    {version}: {{\n        "description": {json.dumps(description, ensure_ascii=False)},\n'
+        f'        "applied": "{today.isoformat()}",\n        "breaking_changes": False,\n    }},\n'
     )
     return source[: m.start(1)] + body + sep + entry + source[end:]

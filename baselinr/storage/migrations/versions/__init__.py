@@ -1,4 +1,5 @@
 """Migration versions."""
+
 from .v1_initial import migration as v1_migration
 
 # Register all migrations here

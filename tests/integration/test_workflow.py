@@ -1,0 +1,50 @@
+"""The guide's workflow end to end on SQLite, PostgreSQL and MariaDB."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import Database
+from tests.support.cli import run
+
+GUIDE_STATUS = """
+============================================================
+SCHEMA VERSION STATUS
+============================================================
+Current database version: 1
+Current code version: 1
+
+✅ Schema version is up to date
+"""
+
+
+def test_fresh_database_to_latest_then_status_and_validate(database: Database, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = str(database.config)
+    r = run(capsys, "migrate", "status", "--config", cfg)
+    assert r.code == 1
+    assert "Current database version: not initialized" in r.out
+
+    r = run(capsys, "migrate", "apply", "--config", cfg, "--target", "1")
+    assert r.code == 0, r.err
+    assert r.out.splitlines() == [
+        "Applying migration v1: Initial schema with runs, results, events, and table_state tables",
+        "✅ Successfully migrated to version 1",
+    ]
+
+    r = run(capsys, "migrate", "status", "--config", cfg)
+    assert r.code == 0
+    assert r.out == GUIDE_STATUS
+
+    r = run(capsys, "migrate", "validate", "--config", cfg)
+    assert r.code == 0, r.out
+    assert r.out == "Validating schema integrity...\n\nSchema Version: 1\nValid: ✅ Yes\n"
+
+    r = run(capsys, "migrate", "status", "--config", cfg, "--output", "json")
+    data = json.loads(r.out)
+    assert data["database_version"] == 1 and data["state"] == "up_to_date"
+
+    r = run(capsys, "migrate", "apply", "--config", cfg)
+    assert r.code == 0
+    assert "Already at version 1" in r.out

@@ -1,0 +1,1 @@
+"""Shared test support: real database servers and config helpers."""

@@ -1,0 +1,256 @@
+"""Real PostgreSQL and MariaDB servers for the test suite, started and stopped here.
+
+The servers come from Debian's packages (``scripts/test`` installs them);
+each is initialised in a fresh temporary directory, listens on a free
+loopback port with password authentication, and is stopped by process id at
+the end of the session. When running as root, the server processes run as
+the packages' own system users, since neither server runs as root.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Passwords with URL-special characters: they must survive config, URL and driver.
+PG_PASSWORD = "pg p@ss:w/rd%1"
+MYSQL_PASSWORD = "my p@ss:w/rd%2"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _as_user(user: str) -> list[str]:
+    return ["runuser", "-u", user, "--"] if os.geteuid() == 0 else []
+
+
+def _chown(path: Path, user: str) -> None:
+    if os.geteuid() == 0:
+        shutil.chown(path, user, user)
+
+
+def _wait(check: Callable[[], bool], timeout: float, what: str, log: Path, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
+        if check():
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not become ready in {timeout}s:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+@dataclass
+class Server:
+    """A running server and how to reach it as an admin and as the test user."""
+
+    kind: str
+    host: str
+    port: int
+    user: str
+    password: str
+    proc: subprocess.Popen[bytes]
+    root: Path
+    admin: Callable[[str], None]
+    databases: list[str] = field(default_factory=list)
+
+    def create_database(self, prefix: str = "t") -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+        self.admin(f"CREATE DATABASE {name}")
+        self.databases.append(name)
+        return name
+
+    def connection(self, database: str) -> dict[str, Any]:
+        """A ``storage.connection`` mapping for ``database``."""
+        return {
+            "type": self.kind,
+            "host": self.host,
+            "port": self.port,
+            "database": database,
+            "username": self.user,
+            "password": self.password,
+        }
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT if self.kind == "postgres" else signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _pg_bin(name: str) -> str:
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), key=lambda p: int(p.split("/")[4]))
+    if candidates:
+        return candidates[-1]
+    found = shutil.which(name)
+    if not found:
+        raise RuntimeError(f"PostgreSQL's {name} not found: install the 'postgresql' Debian package (scripts/test does)")
+    return found
+
+
+def start_postgres(base: Path) -> Server:
+    root = base / f"pg-{uuid.uuid4().hex[:6]}"
+    root.mkdir(parents=True)
+    _chown(root, "postgres")
+    data, log = root / "data", root / "server.log"
+    pwfile = root / "pw"
+    pwfile.write_text(PG_PASSWORD + "\n")
+    _chown(pwfile, "postgres")
+    subprocess.run(
+        [
+            *_as_user("postgres"),
+            _pg_bin("initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            f"--pwfile={pwfile}",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    port = free_port()
+    with open(log, "wb") as logf:
+        _chown(log, "postgres")
+        proc = subprocess.Popen(
+            [
+                *_as_user("postgres"),
+                _pg_bin("postgres"),
+                "-D",
+                str(data),
+                "-p",
+                str(port),
+                "-k",
+                str(root),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "max_connections=200",
+            ],
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    import psycopg2
+
+    def admin(sql: str) -> None:
+        conn = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", password=PG_PASSWORD, dbname="postgres")
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql)
+        finally:
+            conn.close()
+
+    def ready() -> bool:
+        try:
+            admin("SELECT 1")
+            return True
+        except psycopg2.OperationalError:
+            return False
+
+    _wait(ready, 60, "PostgreSQL", log, proc)
+    return Server("postgres", "127.0.0.1", port, "postgres", PG_PASSWORD, proc, root, admin)
+
+
+def start_mariadb(base: Path) -> Server:
+    root = base / f"maria-{uuid.uuid4().hex[:6]}"
+    root.mkdir(parents=True)
+    _chown(root, "mysql")
+    data, log, sock = root / "data", root / "server.log", root / "mysqld.sock"
+    install = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
+    server = shutil.which("mariadbd") or shutil.which("mysqld") or "/usr/sbin/mariadbd"
+    if not install or not os.path.exists(server):
+        raise RuntimeError("MariaDB not found: install the 'mariadb-server' Debian package (scripts/test does)")
+    user = ["--user=mysql"] if os.geteuid() == 0 else []
+    subprocess.run(
+        [install, "--no-defaults", f"--datadir={data}", "--auth-root-authentication-method=normal", "--skip-test-db", *user],
+        check=True,
+        capture_output=True,
+    )
+    port = free_port()
+    with open(log, "wb") as logf:
+        proc = subprocess.Popen(
+            [
+                server,
+                "--no-defaults",
+                f"--datadir={data}",
+                f"--socket={sock}",
+                f"--port={port}",
+                "--bind-address=127.0.0.1",
+                f"--pid-file={root / 'mysqld.pid'}",
+                "--skip-log-bin",
+                "--innodb-buffer-pool-size=128M",
+                "--innodb-flush-log-at-trx-commit=0",
+                "--max-connections=200",
+                "--character-set-server=utf8mb4",
+                "--collation-server=utf8mb4_unicode_ci",
+                *user,
+            ],
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    import pymysql
+
+    def root_conn() -> Any:
+        return pymysql.connect(unix_socket=str(sock), user="root", autocommit=True)
+
+    def admin(sql: str) -> None:
+        conn = root_conn()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql)
+        finally:
+            conn.close()
+
+    def ready() -> bool:
+        # Probe the socket ourselves first: PyMySQL leaks its socket when a
+        # unix-socket connect is refused.
+        with socket.socket(socket.AF_UNIX) as probe:
+            try:
+                probe.connect(str(sock))
+            except OSError:
+                return False
+        try:
+            admin("SELECT 1")
+            return True
+        except pymysql.err.OperationalError:
+            return False
+
+    _wait(ready, 60, "MariaDB", log, proc)
+    escaped = MYSQL_PASSWORD.replace("'", "''")
+    for host in ("127.0.0.1", "localhost"):
+        admin(f"CREATE USER 'baselinr'@'{host}' IDENTIFIED BY '{escaped}'")
+        admin(f"GRANT ALL PRIVILEGES ON *.* TO 'baselinr'@'{host}'")
+    return Server("mysql", "127.0.0.1", port, "baselinr", MYSQL_PASSWORD, proc, root, admin)
