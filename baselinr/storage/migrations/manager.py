@@ -339,8 +339,8 @@ class MigrationManager:
         return True
 
     def _run_tracked(self, m: Migration, step: PlannedStep, fn: Callable[[Any], None] | None, started: float) -> bool:
-        with self._connect() as raw:
-            conn = raw.execution_options(isolation_level="AUTOCOMMIT")
+        with self._connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT")
             if history.is_applied(conn, m.version) == (step.direction == "up") and not step.resume_from:
                 return False
             total = len(step.statements)
@@ -366,8 +366,9 @@ class MigrationManager:
                     history.progress(conn, m.version, index + 1)
                 index = total
                 if fn is not None:
-                    with raw.begin():
-                        fn(raw)
+                    # Python steps (usually DML) get a transaction of their own.
+                    with self._connect() as py_conn, py_conn.begin():
+                        fn(py_conn)
             except Exception as exc:
                 message = redact(first_line(getattr(exc, "orig", None) or exc), self.settings)
                 history.fail(conn, m.version, f"statement {index + 1}: {message}" if index < total else message)
