@@ -156,8 +156,8 @@ def _seed(mgr: MigrationManager) -> None:
     with mgr.engine.begin() as conn:
         conn.execute(
             text(
-                "INSERT INTO baselinr_runs (run_id, dataset_name, schema_name, profiled_at, environment, status, row_count, column_count) "
-                "VALUES ('r1', 'orders', 'public', '2024-01-01 00:00:00', 'test', 'completed', 42, 7)"
+                "INSERT INTO baselinr_runs (run_id, dataset_name, schema_name, profiled_at, environment, status, "
+                "row_count, column_count) VALUES ('r1', 'orders', 'public', '2024-01-01 00:00:00', 'test', 'completed', 42, 7)"
             )
         )
 
