@@ -185,8 +185,6 @@ def generate(directory: Path) -> ClusterCerts:
     sa_pub = directory / "sa.pub"
     _write_key(sa_private, sa_key)
     sa_pub.write_bytes(
-        sa_private.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+        sa_private.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     return ClusterCerts(ca, serving, admin, controller_manager, sa_key, sa_pub)

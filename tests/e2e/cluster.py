@@ -87,18 +87,18 @@ def ensure_binaries(stream: IO[str] | None = None) -> Path:
     Progress of a build goes to ``stream`` (default: standard error).
     """
     out = stream if stream is not None else sys.stderr
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         ["bash", str(BUILD_SCRIPT)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )
-    assert proc.stderr is not None and proc.stdout is not None
-    for line in proc.stderr:
-        out.write(line)
-        out.flush()
-    stdout = proc.stdout.read()
-    if proc.wait() != 0:
+    ) as proc:
+        assert proc.stderr is not None and proc.stdout is not None
+        for line in proc.stderr:
+            out.write(line)
+            out.flush()
+        stdout = proc.stdout.read()
+    if proc.returncode != 0:
         raise RuntimeError(f"{BUILD_SCRIPT} failed with exit code {proc.returncode}")
     return Path(stdout.strip().splitlines()[-1])
 
@@ -121,7 +121,7 @@ class ManagedProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - only calls prctl
+                preexec_fn=_die_with_parent,
                 env=self.env,
             )
 
@@ -173,9 +173,7 @@ class ManagedProcess:
         return 0
 
 
-def write_kubeconfig(
-    path: Path, *, server: str, ca: Path, cert: Path, key: Path, user: str, namespace: str = "default"
-) -> None:
+def write_kubeconfig(path: Path, *, server: str, ca: Path, cert: Path, key: Path, user: str, namespace: str = "default") -> None:
     """Write a kubeconfig with the certificates embedded, so it is self-contained."""
 
     def b64(p: Path) -> str:
@@ -184,12 +182,8 @@ def write_kubeconfig(
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [
-            {"name": "e2e", "cluster": {"server": server, "certificate-authority-data": b64(ca)}}
-        ],
-        "users": [
-            {"name": user, "user": {"client-certificate-data": b64(cert), "client-key-data": b64(key)}}
-        ],
+        "clusters": [{"name": "e2e", "cluster": {"server": server, "certificate-authority-data": b64(ca)}}],
+        "users": [{"name": user, "user": {"client-certificate-data": b64(cert), "client-key-data": b64(key)}}],
         "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": user, "namespace": namespace}}],
         "current-context": "e2e",
         "preferences": {},
@@ -438,16 +432,28 @@ class Cluster:
             timeout=timeout,
         )
         if check and proc.returncode != 0:
-            raise AssertionError(
-                f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
-            )
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
         return proc
+
+    def get_json(self, *args: str) -> Any:
+        """``kubectl get ARGS -o json``, parsed; None if the object does not exist."""
+        proc = self.kubectl("get", *args, "-o", "json")
+        if proc.returncode != 0:
+            if "NotFound" in proc.stderr:
+                return None
+            raise AssertionError(f"kubectl get {' '.join(args)} failed: {proc.stderr}")
+        return json.loads(proc.stdout)
+
+    def apply(self, manifest: str, namespace: str | None = None) -> subprocess.CompletedProcess[str]:
+        """``kubectl apply -f -`` with ``manifest`` (YAML or JSON text) on standard input."""
+        ns = ["-n", namespace] if namespace else []
+        return self.kubectl("apply", *ns, "-f", "-", input=manifest)
 
     def api_client(self) -> Any:
         """A new ``kubernetes.client.ApiClient`` for this cluster (usable as a context manager)."""
         from kubernetes import config
 
-        return config.new_client_from_config(config_file=str(self.kubeconfig))
+        return config.new_client_from_config(config_file=str(self.kubeconfig))  # type: ignore[no-untyped-call]
 
 
 def find_kubectl(bin_dir: Path | None) -> str:

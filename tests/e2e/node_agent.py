@@ -149,10 +149,10 @@ class Api:
         cluster = {c["name"]: c["cluster"] for c in config["clusters"]}[context["cluster"]]
         user = {u["name"]: u["user"] for u in config["users"]}[context["user"]]
         url = urllib.parse.urlsplit(cluster["server"])
-        self.server = cluster["server"]
-        self.host = url.hostname or "127.0.0.1"
-        self.port = url.port or 443
-        self.base_path = url.path.rstrip("/")
+        self.server: str = cluster["server"]
+        self.host: str = url.hostname or "127.0.0.1"
+        self.port: int = url.port or 443
+        self.base_path: str = url.path.rstrip("/")
         scratch.mkdir(parents=True, exist_ok=True)
 
         def material(data_key: str, file_key: str, holder: JSON, name: str) -> str | None:
@@ -167,7 +167,7 @@ class Api:
         self.ca_file = material("certificate-authority-data", "certificate-authority", cluster, "ca.crt")
         self.ca_pem = Path(self.ca_file).read_text() if self.ca_file else ""
         if cluster.get("insecure-skip-tls-verify"):
-            self.ssl = ssl._create_unverified_context()  # noqa: S323 - user asked for it
+            self.ssl = ssl._create_unverified_context()
         else:
             self.ssl = ssl.create_default_context(cafile=self.ca_file)
         cert = material("client-certificate-data", "client-certificate", user, "client.crt")
@@ -251,9 +251,7 @@ class PathMap:
         keys = sorted(self.mapping, key=len, reverse=True)
         if keys:
             alternation = "|".join(re.escape(k) for k in keys)
-            self._regex: re.Pattern[str] | None = re.compile(
-                rf"(?<![{_PATH_CHARS}/])({alternation})(?![{_PATH_CHARS}])"
-            )
+            self._regex: re.Pattern[str] | None = re.compile(rf"(?<![{_PATH_CHARS}/])({alternation})(?![{_PATH_CHARS}])")
         else:
             self._regex = None
 
@@ -323,7 +321,7 @@ class ContainerRun:
             "image": self.spec.get("image", ""),
             "imageID": "",
             "restartCount": self.restart_count,
-            "ready": self.running and not self.init or (self.sidecar and self.running),
+            "ready": (self.running and not self.init) or (self.sidecar and self.running),
             "started": self.running,
         }
         if self.proc is not None:
@@ -377,7 +375,7 @@ class ContainerRun:
                     env=env,
                     cwd=cwd,
                     start_new_session=True,
-                    preexec_fn=_die_with_parent,  # noqa: PLW1509 - only calls prctl
+                    preexec_fn=_die_with_parent,
                 )
             except OSError as exc:
                 self.fail_to_start(f"cannot start {argv[0]!r}: {exc}")
@@ -662,7 +660,7 @@ class PodRunner:
             if volume["hostPath"].get("type") in ("DirectoryOrCreate",):
                 host.mkdir(parents=True, exist_ok=True)
             return host
-        target = self.dir / "volumes" / name
+        target: Path = self.dir / "volumes" / name
         if target.exists():
             shutil.rmtree(target)
         target.mkdir(parents=True)
@@ -747,7 +745,15 @@ class PodRunner:
         kubeconfig = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "cluster", "cluster": {"server": self.api.server, "certificate-authority-data": base64.b64encode(self.api.ca_pem.encode()).decode()}}],
+            "clusters": [
+                {
+                    "name": "cluster",
+                    "cluster": {
+                        "server": self.api.server,
+                        "certificate-authority-data": base64.b64encode(self.api.ca_pem.encode()).decode(),
+                    },
+                }
+            ],
             "users": [{"name": sa, "user": {"token": token}}],
             "contexts": [{"name": "pod", "context": {"cluster": "cluster", "user": sa, "namespace": self.namespace}}],
             "current-context": "pod",
@@ -756,7 +762,7 @@ class PodRunner:
 
     def _field(self, path: str) -> str:
         meta = self.pod["metadata"]
-        simple = {
+        simple: dict[str, str] = {
             "metadata.name": self.name,
             "metadata.namespace": self.namespace,
             "metadata.uid": self.uid,
@@ -1101,15 +1107,6 @@ class NodeAgent:
         except ApiError as exc:
             if exc.status not in (404, 409):
                 log.warning("deleting %s/%s failed: %s", meta["namespace"], meta["name"], exc)
-
-    def _forget_finished(self) -> None:
-        with self.lock:
-            # Keep finished runners so a late event cannot start a pod twice;
-            # drop their process handles only.
-            for runner in self.runners.values():
-                if runner.finished.is_set():
-                    runner.init_runs = runner.init_runs
-        return
 
     def watch_loop(self) -> None:
         """List, then watch all pods; re-list when the watch expires."""
