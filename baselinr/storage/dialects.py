@@ -112,6 +112,10 @@ class Dialect:
 
     # --- the single-runner lock -------------------------------------------
 
+    def is_lock_error(self, exc: BaseException) -> bool:
+        """True if ``exc`` means another runner holds the lock."""
+        return False
+
     @contextmanager
     def lock(self, engine: Engine, timeout: float) -> Iterator[None]:
         """Hold the migration lock for the block; raise ``LockTimeout``."""
@@ -145,7 +149,11 @@ class SQLiteDialect(Dialect):
         return "INTEGER PRIMARY KEY AUTOINCREMENT"
 
     def engine_options(self, lock_timeout: float) -> dict[str, Any]:
+        # The busy timeout is the lock wait: BEGIN IMMEDIATE retries until it.
         return {"connect_args": {"timeout": max(lock_timeout, 0.0)}}
+
+    def is_lock_error(self, exc: BaseException) -> bool:
+        return "database is locked" in str(getattr(exc, "orig", exc))
 
     def configure_engine(self, engine: Engine) -> None:
         from sqlalchemy import event

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from baselinr.config import ConnectionSettings, Settings, load_config
-from baselinr.errors import BaselinrError, MigrationFailed, UsageError
+from baselinr.errors import BaselinrError, LockTimeout, MigrationFailed, UsageError
 from baselinr.storage.connection import create_engine, first_line, open_connection, redact
 from baselinr.storage.dialects import Dialect, runner_id
 from baselinr.storage.migrations import history
@@ -217,8 +217,13 @@ class MigrationManager:
             return ApplyResult(plan.current_version, plan.current_version, target, True, plan)
         with self.dialect.lock(self.engine, self.lock_timeout):
             with self._connect() as conn:
-                with conn.execution_options(baselinr_write=True).begin():
-                    history.ensure_table(conn, self.dialect)
+                try:
+                    with conn.execution_options(baselinr_write=True).begin():
+                        history.ensure_table(conn, self.dialect)
+                except Exception as exc:
+                    if self.dialect.is_lock_error(exc):
+                        raise self._lock_timeout() from None
+                    raise
             rows = self._history() or []
             plan = self.plan(target, resume=resume, rows=rows)
             if plan.direction == "down":
@@ -384,6 +389,12 @@ class MigrationManager:
             else:
                 history.delete(conn, m.version)
         return True
+
+    def _lock_timeout(self) -> LockTimeout:
+        return LockTimeout(
+            f"Timed out after {self.lock_timeout:g}s waiting for the migration lock: another runner is writing.",
+            hint="Wait for it to finish, or raise --lock-timeout.",
+        )
 
     def _failed(
         self, m: Migration, step: PlannedStep, statement: int, exc: BaseException, *, rolled_back: bool
