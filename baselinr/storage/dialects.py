@@ -117,8 +117,8 @@ class Dialect:
         return False
 
     @contextmanager
-    def lock(self, engine: Engine, timeout: float) -> Iterator[None]:
-        """Hold the migration lock for the block; raise ``LockTimeout``."""
+    def lock(self, conn: Connection, timeout: float) -> Iterator[None]:
+        """Hold the migration lock on ``conn`` (a dedicated connection) for the block."""
         yield
 
     def _poll(self, try_once: Any, timeout: float, holder: Any) -> None:
@@ -200,34 +200,34 @@ class PostgresDialect(Dialect):
         return zlib.crc32(f"{LOCK_NAME}:{self.schema or 'public'}".encode())
 
     @contextmanager
-    def lock(self, engine: Engine, timeout: float) -> Iterator[None]:
+    def lock(self, conn: Connection, timeout: float) -> Iterator[None]:
         from sqlalchemy import text
 
         # Session-level lock on a dedicated connection: a transaction-scoped
         # lock would deadlock with CREATE INDEX CONCURRENTLY, and a blocking
         # pg_advisory_lock ignores our timeout.
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            key = self.lock_key
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+        key = self.lock_key
 
-            def try_once() -> bool:
-                return bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
+        def try_once() -> bool:
+            return bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
 
-            def holder() -> str | None:
-                row = conn.execute(
-                    text(
-                        "SELECT a.pid, a.application_name, a.client_addr FROM pg_locks l "
-                        "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' "
-                        "AND l.granted AND l.classid = 0 AND l.objid = :k"
-                    ),
-                    {"k": key},
-                ).first()
-                return f"PostgreSQL backend {row[0]} ({row[1] or 'no name'})" if row else None
+        def holder() -> str | None:
+            row = conn.execute(
+                text(
+                    "SELECT a.pid, a.application_name, a.client_addr FROM pg_locks l "
+                    "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' "
+                    "AND l.granted AND l.classid = 0 AND l.objid = :k"
+                ),
+                {"k": key},
+            ).first()
+            return f"PostgreSQL backend {row[0]} ({row[1] or 'no name'})" if row else None
 
-            self._poll(try_once, timeout, holder)
-            try:
-                yield
-            finally:
-                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+        self._poll(try_once, timeout, holder)
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
 
 
 class MySQLDialect(Dialect):
@@ -249,28 +249,28 @@ class MySQLDialect(Dialect):
         return {"connect_args": {"connect_timeout": 10}}
 
     @contextmanager
-    def lock(self, engine: Engine, timeout: float) -> Iterator[None]:
+    def lock(self, conn: Connection, timeout: float) -> Iterator[None]:
         from sqlalchemy import text
 
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            name = f"{LOCK_NAME}.{engine.url.database}"[:64]
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+        name = f"{LOCK_NAME}.{conn.engine.url.database}"[:64]
 
-            def try_once() -> bool:
-                # GET_LOCK returns NULL on error (e.g. killed): treat as not held.
-                return conn.execute(text("SELECT GET_LOCK(:n, 0)"), {"n": name}).scalar() == 1
+        def try_once() -> bool:
+            # GET_LOCK returns NULL on error (e.g. killed): treat as not held.
+            return conn.execute(text("SELECT GET_LOCK(:n, 0)"), {"n": name}).scalar() == 1
 
-            def holder() -> str | None:
-                row = conn.execute(
-                    text("SELECT p.ID, p.USER, p.HOST FROM information_schema.PROCESSLIST p WHERE p.ID = IS_USED_LOCK(:n)"),
-                    {"n": name},
-                ).first()
-                return f"MySQL connection {row[0]} ({row[1]}@{row[2]})" if row else None
+        def holder() -> str | None:
+            row = conn.execute(
+                text("SELECT p.ID, p.USER, p.HOST FROM information_schema.PROCESSLIST p WHERE p.ID = IS_USED_LOCK(:n)"),
+                {"n": name},
+            ).first()
+            return f"MySQL connection {row[0]} ({row[1]}@{row[2]})" if row else None
 
-            self._poll(try_once, timeout, holder)
-            try:
-                yield
-            finally:
-                conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": name})
+        self._poll(try_once, timeout, holder)
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": name})
 
 
 class SnowflakeDialect(Dialect):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
 _DELIMITER = re.compile(r"[ \t]*DELIMITER[ \t]+(\S+)[ \t]*(?:\r?\n|$)", re.IGNORECASE)
 _BLOCK_START = re.compile(
@@ -68,7 +68,7 @@ def split_sql(sql: str, rules: SplitRules = GENERIC) -> list[str]:
         ch = sql[i]
         if rules.delimiter_command and at_line_start:
             m = _DELIMITER.match(sql, i)
-            if m and not sql[start:i].strip():
+            if m and not _has_code(sql[start:i], rules):
                 delimiter = m.group(1)
                 i = m.end()
                 start = i

@@ -57,7 +57,7 @@ def test_concurrent_appliers_apply_each_version_once(database: Database, tmp_pat
 @pytest.mark.parametrize("database", ["postgres", "mysql"], indirect=True)
 def test_lock_timeout_names_the_holder(database: Database, tmp_path: Path) -> None:
     mgr = MigrationManager.from_settings(load_config(database.config))
-    with mgr.dialect.lock(mgr.engine, 1):
+    with mgr.engine.connect() as holder, mgr.dialect.lock(holder, 1):
         r = run_process("migrate", "apply", "-c", str(database.config), "--lock-timeout", "1")
     assert r.code == 3, r.err
     assert "Timed out after 1s waiting for the migration lock held by" in r.err

@@ -167,6 +167,11 @@ class MigrationManager:
                 if m.version in applied:
                     continue
                 step = self._step(m, "up")
+                if not step.statements and step.python is None:
+                    raise UsageError(
+                        f"Migration v{m.version} ({m.script or m.description}) has nothing to apply.",
+                        hint="Write its up_sql (or up_python) first.",
+                    )
                 row = unfinished.get(m.version)
                 if row is not None and resume and not step.transactional:
                     step = PlannedStep(**{**step.to_dict(), "resume_from": row.statements_done or 0})
@@ -215,7 +220,7 @@ class MigrationManager:
                 )
             self._refuse_unfinished(rows, plan, resume)
             return ApplyResult(plan.current_version, plan.current_version, target, True, plan)
-        with self.dialect.lock(self.engine, self.lock_timeout):
+        with self._connect() as lock_conn, self.dialect.lock(lock_conn, self.lock_timeout):
             with self._connect() as conn:
                 try:
                     with conn.execution_options(baselinr_write=True).begin():
@@ -254,7 +259,7 @@ class MigrationManager:
         self._check_downs(plan)
         if dry_run:
             return ApplyResult(plan.current_version, plan.current_version, target, True, plan)
-        with self.dialect.lock(self.engine, self.lock_timeout):
+        with self._connect() as lock_conn, self.dialect.lock(lock_conn, self.lock_timeout):
             rows = self._history() or []
             plan = self.plan(target, rows=rows)
             if plan.direction == "up":
@@ -487,7 +492,7 @@ class MigrationManager:
         bad = [r for r in rows if r.status in (RUNNING, FAILED)]
         if dry_run or not bad:
             return RepairResult(dry_run, bad)
-        with self.dialect.lock(self.engine, self.lock_timeout):
+        with self._connect() as lock_conn, self.dialect.lock(lock_conn, self.lock_timeout):
             with self._connect() as conn:
                 with conn.execution_options(baselinr_write=True).begin():
                     for r in bad:
