@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
 from baselinr.config import ConnectionSettings, Settings, load_config
@@ -36,7 +37,7 @@ from baselinr.storage.migrations.results import (
 from baselinr.storage.version_table import FAILED, RUNNING
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine import Connection, Engine
 
 __all__ = ["ChainError", "Migration", "MigrationManager"]
 
@@ -220,16 +221,16 @@ class MigrationManager:
                 )
             self._refuse_unfinished(rows, plan, resume)
             return ApplyResult(plan.current_version, plan.current_version, target, True, plan)
-        with self._connect() as lock_conn, self.dialect.lock(lock_conn, self.lock_timeout):
-            with self._connect() as conn:
-                try:
-                    with conn.execution_options(baselinr_write=True).begin():
-                        history.ensure_table(conn, self.dialect)
-                except Exception as exc:
-                    if self.dialect.is_lock_error(exc):
-                        raise self._lock_timeout() from None
-                    raise
-            rows = self._history() or []
+        with self._connect() as lock_conn, self.dialect.lock(lock_conn, self.lock_timeout), _Connections(self) as conns:
+            conn = conns.tx()
+            try:
+                with conn.begin():
+                    history.ensure_table(conn, self.dialect)
+            except Exception as exc:
+                if self.dialect.is_lock_error(exc):
+                    raise self._lock_timeout() from None
+                raise
+            rows = conns.history()
             plan = self.plan(target, resume=resume, rows=rows)
             if plan.direction == "down":
                 raise UsageError(
@@ -241,7 +242,7 @@ class MigrationManager:
             for step in plan.steps:
                 if on_step is not None:
                     on_step(step)
-                done.append(self._run(self.chain.get(step.version), step))
+                done.append(self._run(self.chain.get(step.version), step, conns))
         final = max([plan.current_version or 0] + [s.version for s in done]) if done else plan.current_version
         return ApplyResult(plan.current_version, final, target, False, plan, done)
 
@@ -259,9 +260,8 @@ class MigrationManager:
         self._check_downs(plan)
         if dry_run:
             return ApplyResult(plan.current_version, plan.current_version, target, True, plan)
-        with self._connect() as lock_conn, self.dialect.lock(lock_conn, self.lock_timeout):
-            rows = self._history() or []
-            plan = self.plan(target, rows=rows)
+        with self._connect() as lock_conn, self.dialect.lock(lock_conn, self.lock_timeout), _Connections(self) as conns:
+            plan = self.plan(target, rows=conns.history())
             if plan.direction == "up":
                 plan = Plan(plan.current_version, target, "none", [], plan.dialect)
             self._check_downs(plan)
@@ -269,7 +269,7 @@ class MigrationManager:
             for step in plan.steps:
                 if on_step is not None:
                     on_step(step)
-                done.append(self._run(self.chain.get(step.version), step))
+                done.append(self._run(self.chain.get(step.version), step, conns))
         return ApplyResult(plan.current_version, target if done else plan.current_version, target, False, plan, done)
 
     def _check_downs(self, plan: Plan) -> None:
@@ -300,99 +300,99 @@ class MigrationManager:
                 f"{(row.statements_done or 0) + 1}.",
             )
 
-    def _run(self, m: Migration, step: PlannedStep) -> StepResult:
+    def _run(self, m: Migration, step: PlannedStep, conns: _Connections) -> StepResult:
         fn = m.up_python if step.direction == "up" else m.down_python
         started = time.monotonic()
         if step.transactional:
-            ran = self._run_transactional(m, step, fn, started)
+            ran = self._run_transactional(conns.tx(), m, step, fn, started)
         else:
-            ran = self._run_tracked(m, step, fn, started)
+            ran = self._run_tracked(conns.auto(), m, step, fn, started)
         ms = int((time.monotonic() - started) * 1000)
         return StepResult(m.version, m.description, step.direction, ms, skipped=not ran)
 
-    def _run_transactional(self, m: Migration, step: PlannedStep, fn: Callable[[Any], None] | None, started: float) -> bool:
-        with self._connect() as conn:
-            conn = conn.execution_options(baselinr_write=True)
-            current = 0
-            try:
-                with conn.begin():
-                    # Another runner may have done it while we waited (SQLite
-                    # serialises per migration with BEGIN IMMEDIATE).
-                    if history.is_applied(conn, m.version) == (step.direction == "up"):
-                        return False
-                    for number, stmt in enumerate(step.statements, 1):
-                        current = number
-                        conn.exec_driver_sql(stmt)
-                    current = 0
-                    if fn is not None:
-                        fn(conn)
-                    if step.direction == "up":
-                        history.record(
-                            conn,
-                            version=m.version,
-                            status="applied",
-                            description=m.description,
-                            script=m.script,
-                            checksum=m.checksum(self.dialect, self.names),
-                            algorithm=CHECKSUM_ALGORITHM,
-                            applied_by=runner_id(),
-                            execution_time_ms=int((time.monotonic() - started) * 1000),
-                            statements_done=len(step.statements),
-                            statements_total=len(step.statements),
-                        )
-                    else:
-                        history.delete(conn, m.version)
-            except BaselinrError:
-                raise
-            except Exception as exc:
-                raise self._failed(m, step, current, exc, rolled_back=True) from exc
+    def _run_transactional(
+        self, conn: Connection, m: Migration, step: PlannedStep, fn: Callable[[Any], None] | None, started: float
+    ) -> bool:
+        current = 0
+        try:
+            with conn.begin():
+                # Another runner may have done it while we waited (SQLite
+                # serialises per migration with BEGIN IMMEDIATE).
+                if history.is_applied(conn, m.version) == (step.direction == "up"):
+                    return False
+                for number, stmt in enumerate(step.statements, 1):
+                    current = number
+                    conn.exec_driver_sql(stmt)
+                current = 0
+                if fn is not None:
+                    fn(conn)
+                if step.direction == "up":
+                    history.record(
+                        conn,
+                        version=m.version,
+                        status="applied",
+                        description=m.description,
+                        script=m.script,
+                        checksum=m.checksum(self.dialect, self.names),
+                        algorithm=CHECKSUM_ALGORITHM,
+                        applied_by=runner_id(),
+                        execution_time_ms=int((time.monotonic() - started) * 1000),
+                        statements_done=len(step.statements),
+                        statements_total=len(step.statements),
+                    )
+                else:
+                    history.delete(conn, m.version)
+        except BaselinrError:
+            raise
+        except Exception as exc:
+            raise self._failed(m, step, current, exc, rolled_back=True) from exc
         return True
 
-    def _run_tracked(self, m: Migration, step: PlannedStep, fn: Callable[[Any], None] | None, started: float) -> bool:
-        with self._connect() as conn:
-            conn.execution_options(isolation_level="AUTOCOMMIT")
-            if history.is_applied(conn, m.version) == (step.direction == "up") and not step.resume_from:
-                return False
-            total = len(step.statements)
-            if not step.resume_from:
-                history.record(
-                    conn,
-                    version=m.version,
-                    status=RUNNING,
-                    description=m.description + (" (rollback)" if step.direction == "down" else ""),
-                    script=m.script,
-                    checksum=None,
-                    algorithm=None,
-                    applied_by=runner_id(),
-                    statements_done=0,
-                    statements_total=total,
-                )
-            else:
-                history.set_status(conn, m.version, RUNNING)
-            index = step.resume_from
-            try:
-                for index in range(step.resume_from, total):
-                    conn.exec_driver_sql(step.statements[index])
-                    history.progress(conn, m.version, index + 1)
-                index = total
-                if fn is not None:
-                    # Python steps (usually DML) get a transaction of their own.
-                    with self._connect() as py_conn, py_conn.begin():
-                        fn(py_conn)
-            except Exception as exc:
-                message = redact(first_line(getattr(exc, "orig", None) or exc), self.settings)
-                history.fail(conn, m.version, f"statement {index + 1}: {message}" if index < total else message)
-                raise self._failed(m, step, index + 1 if index < total else 0, exc, rolled_back=False) from exc
-            if step.direction == "up":
-                history.finish(
-                    conn,
-                    m.version,
-                    checksum=m.checksum(self.dialect, self.names),
-                    algorithm=CHECKSUM_ALGORITHM,
-                    execution_time_ms=int((time.monotonic() - started) * 1000),
-                )
-            else:
-                history.delete(conn, m.version)
+    def _run_tracked(
+        self, conn: Connection, m: Migration, step: PlannedStep, fn: Callable[[Any], None] | None, started: float
+    ) -> bool:
+        if history.is_applied(conn, m.version) == (step.direction == "up") and not step.resume_from:
+            return False
+        total = len(step.statements)
+        if not step.resume_from:
+            history.record(
+                conn,
+                version=m.version,
+                status=RUNNING,
+                description=m.description + (" (rollback)" if step.direction == "down" else ""),
+                script=m.script,
+                checksum=None,
+                algorithm=None,
+                applied_by=runner_id(),
+                statements_done=0,
+                statements_total=total,
+            )
+        else:
+            history.set_status(conn, m.version, RUNNING)
+        index = step.resume_from
+        try:
+            for index in range(step.resume_from, total):
+                conn.exec_driver_sql(step.statements[index])
+                history.progress(conn, m.version, index + 1)
+            index = total
+            if fn is not None:
+                # Python steps (usually DML) get a transaction of their own.
+                with self._connect() as py_conn, py_conn.begin():
+                    fn(py_conn)
+        except Exception as exc:
+            message = redact(first_line(getattr(exc, "orig", None) or exc), self.settings)
+            history.fail(conn, m.version, f"statement {index + 1}: {message}" if index < total else message)
+            raise self._failed(m, step, index + 1 if index < total else 0, exc, rolled_back=False) from exc
+        if step.direction == "up":
+            history.finish(
+                conn,
+                m.version,
+                checksum=m.checksum(self.dialect, self.names),
+                algorithm=CHECKSUM_ALGORITHM,
+                execution_time_ms=int((time.monotonic() - started) * 1000),
+            )
+        else:
+            history.delete(conn, m.version)
         return True
 
     def _lock_timeout(self) -> LockTimeout:
@@ -498,6 +498,43 @@ class MigrationManager:
                     for r in bad:
                         history.delete(conn, r.version)
         return RepairResult(False, bad)
+
+
+class _Connections:
+    """The connections one apply or rollback reuses: one for migrations that
+    run in a transaction, one in autocommit for tracked (non-atomic) ones."""
+
+    def __init__(self, manager: MigrationManager) -> None:
+        self._manager = manager
+        self._stack = ExitStack()
+        self._tx: Connection | None = None
+        self._auto: Connection | None = None
+
+    def __enter__(self) -> _Connections:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def tx(self) -> Connection:
+        if self._tx is None:
+            conn = self._stack.enter_context(self._manager._connect())
+            self._tx = conn.execution_options(baselinr_write=True)
+        return self._tx
+
+    def auto(self) -> Connection:
+        if self._auto is None:
+            conn = self._stack.enter_context(self._manager._connect())
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            self._auto = conn
+        return self._auto
+
+    def history(self) -> list[HistoryRow]:
+        conn = self.tx()
+        rows = history.read_history(conn)
+        if conn.in_transaction():
+            conn.rollback()
+        return rows or []
 
 
 def _fmt(versions: list[int]) -> str:
