@@ -249,3 +249,8 @@ def new(description: str, output: str, migrations_package: str | None) -> None:
     if created.version_file:
         click.echo(f"   CURRENT_SCHEMA_VERSION = {created.version} in {os.path.relpath(created.version_file)}")
     click.echo("Next: write its up_sql, then: baselinr migrate apply --dry-run")
+
+
+from baselinr.cli.backup import backup  # noqa: E402 - registered last; its imports stay lazy
+
+cli.add_command(backup)

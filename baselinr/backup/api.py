@@ -1,0 +1,151 @@
+"""The backup API: create, list, verify, restore and prune; what ``baselinr backup …`` calls.
+
+Every function takes settings or a destination first and returns a result
+object from ``results`` (``to_dict()`` for JSON); errors are
+``BaselinrError`` subclasses with the exit codes of DESIGN.md. The CLI only
+renders. Database work goes through a ``MigrationManager`` (engine, dialect,
+migration chain), so backups use the same connection rules and migrations
+as ``baselinr migrate``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import TYPE_CHECKING
+
+from baselinr.backup.progress import ProgressCallback
+from baselinr.backup.reader import verify
+from baselinr.backup.results import CreateResult, ListedBackup, ListResult, PruneResult, RestoreResult, VerifyResult
+from baselinr.backup.store import COMPLETE, Entry, LocalStore, resolve
+from baselinr.config import Settings
+from baselinr.errors import UsageError
+from baselinr.storage.migrations.chain import DEFAULT_PACKAGE
+
+if TYPE_CHECKING:
+    from baselinr.storage.migrations.manager import MigrationManager
+
+
+def _manager(settings: Settings, migrations_package: str, lock_timeout: float = 60.0) -> MigrationManager:
+    from baselinr.storage.migrations.manager import MigrationManager
+
+    return MigrationManager.from_settings(settings, migrations_package=migrations_package, lock_timeout=lock_timeout)
+
+
+def create_backup(
+    settings: Settings,
+    dest: str,
+    *,
+    name: str | None = None,
+    keep: int | None = None,
+    migrations_package: str = DEFAULT_PACKAGE,
+    progress: ProgressCallback | None = None,
+) -> CreateResult:
+    """Back up every ``baselinr_*`` table into a new backup under ``dest``; then keep the newest ``keep``."""
+    from dataclasses import replace
+
+    from baselinr.backup.writer import write_backup
+
+    if keep is not None and keep < 1:
+        raise UsageError(f"--keep must be 1 or more, got {keep}")
+    store = LocalStore(dest)
+    mgr = _manager(settings, migrations_package)
+    try:
+        result = write_backup(
+            mgr,
+            store,
+            runs_table=settings.storage.runs_table,
+            results_table=settings.storage.results_table,
+            name=name,
+            progress=progress,
+        )
+    finally:
+        mgr.close()
+    if keep is not None:
+        pruned = prune_backups(dest, keep, only_like=result.name)
+        result = replace(result, pruned=pruned.removed)
+    return result
+
+
+def list_backups(dest: str) -> ListResult:
+    """Every backup in ``dest``, oldest first, with partial and invalid ones flagged."""
+    store = LocalStore(dest)
+    return ListResult(str(store.root), [_listed(e) for e in store.entries()])
+
+
+def verify_backup(ref: str, *, dest: str | None = None, progress: ProgressCallback | None = None) -> VerifyResult:
+    """Re-read every table file of a backup and check sizes, row counts and checksums."""
+    return verify(resolve(ref, dest), progress)
+
+
+def restore_backup(
+    settings: Settings,
+    ref: str,
+    *,
+    dest: str | None = None,
+    replace: bool = False,
+    migrations_package: str = DEFAULT_PACKAGE,
+    lock_timeout: float = 60.0,
+    progress: ProgressCallback | None = None,
+) -> RestoreResult:
+    """Restore a backup into an empty database (or over Baselinr's tables with ``replace``)."""
+    from baselinr.backup.restore import restore
+
+    path = resolve(ref, dest)
+    mgr = _manager(settings, migrations_package, lock_timeout)
+    try:
+        return restore(
+            mgr,
+            path,
+            replace=replace,
+            runs_table=settings.storage.runs_table,
+            results_table=settings.storage.results_table,
+            progress=progress,
+        )
+    finally:
+        mgr.close()
+
+
+def prune_backups(dest: str, keep: int, *, only_like: str | None = None) -> PruneResult:
+    """Remove the oldest complete backups beyond ``keep``, per source database.
+
+    Backups are grouped by (dialect, database) so one destination can hold
+    several databases' backups. Partial backups are never touched here: one
+    may still be being written. ``only_like`` limits pruning to the group of
+    that backup (``create --keep``).
+    """
+    if keep < 1:
+        raise UsageError(f"--keep must be 1 or more, got {keep}")
+    store = LocalStore(dest)
+    groups: dict[tuple[str, str], list[Entry]] = defaultdict(list)
+    for e in store.complete():
+        assert e.manifest is not None
+        groups[(e.manifest.dialect, e.manifest.database)].append(e)
+    removed: list[str] = []
+    kept: list[str] = []
+    for members in groups.values():
+        if only_like is not None and only_like not in {m.name for m in members}:
+            continue
+        doomed, stay = members[:-keep], members[-keep:]
+        for e in doomed:
+            store.remove(e)
+            removed.append(e.name)
+        kept += [e.name for e in stay]
+    return PruneResult(str(store.root), keep, removed, kept)
+
+
+def _listed(e: Entry) -> ListedBackup:
+    m = e.manifest
+    if e.status != COMPLETE or m is None:
+        return ListedBackup(e.name, str(e.path), e.status, problem=e.problem)
+    return ListedBackup(
+        name=e.name,
+        path=str(e.path),
+        status=e.status,
+        created_at=m.created_at,
+        dialect=m.dialect,
+        database=m.database,
+        schema_version=m.schema_version,
+        tables=len(m.tables),
+        rows=m.rows,
+        bytes=m.bytes,
+    )

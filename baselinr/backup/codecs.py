@@ -1,0 +1,110 @@
+"""How each dialect reads a consistent snapshot and dumps/loads one table; one class per dialect.
+
+``writer``, ``reader`` and ``restore`` ask ``codec_for(dialect_name)`` and
+never branch on a dialect's name. A codec names its file encoding (recorded
+per table in the manifest), opens the read snapshot for a backup, prepares a
+session for loading, loads one table, and finishes (e.g. resets
+PostgreSQL's sequences). Snowflake has no codec yet; a zero-copy ``CLONE``
+backup would be a different manifest ``mode`` rather than a codec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar
+
+from baselinr.backup import pg_copy, rows
+from baselinr.errors import UsageError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from baselinr.backup.streams import HashingGzipReader, HashingGzipWriter
+
+
+class Codec:
+    """Streamed typed JSON lines; what SQLite and MySQL use."""
+
+    encoding: ClassVar[str] = rows.ENCODING
+    extension: ClassVar[str] = "jsonl.gz"
+    # Whether one transaction covers DDL and data (else DDL commits as it runs).
+    atomic_restore: ClassVar[bool] = True
+
+    def snapshot(self, conn: Connection) -> Connection:
+        """Options for a connection whose reads all see one consistent state."""
+        return conn
+
+    def prepare_load(self, conn: Connection) -> None:
+        """Session settings before rows are loaded."""
+
+    def drop_table(self, conn: Connection, table: str) -> None:
+        conn.exec_driver_sql(f"DROP TABLE {conn.dialect.identifier_preparer.quote(table)}")
+
+    def dump(self, conn: Connection, table: str, columns: Sequence[str], sink: HashingGzipWriter) -> None:
+        rows.dump_rows(conn, table, columns, sink)
+
+    def load(self, conn: Connection, table: str, columns: Sequence[str], source: HashingGzipReader) -> None:
+        rows.load_rows(conn, table, columns, source)
+
+    def finish_load(self, conn: Connection, table: str, columns: Sequence[str]) -> list[str]:
+        """After a table is loaded; returns notes (e.g. sequences moved)."""
+        return []
+
+
+class SQLiteCodec(Codec):
+    def snapshot(self, conn: Connection) -> Connection:
+        # A deferred BEGIN; the first read takes the shared lock for the whole backup.
+        return conn
+
+
+class MySQLCodec(Codec):
+    atomic_restore = False
+
+    def snapshot(self, conn: Connection) -> Connection:
+        # InnoDB: REPEATABLE READ gives every read in the transaction the snapshot of the first one.
+        conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        conn.exec_driver_sql("SET time_zone = '+00:00'")
+        conn.exec_driver_sql("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+        return conn
+
+    def prepare_load(self, conn: Connection) -> None:
+        conn.exec_driver_sql("SET time_zone = '+00:00'")
+        # Keep explicit id 0 as 0 rather than the next AUTO_INCREMENT value.
+        conn.exec_driver_sql("SET SESSION sql_mode = CONCAT_WS(',', @@SESSION.sql_mode, 'NO_AUTO_VALUE_ON_ZERO')")
+        conn.exec_driver_sql("SET foreign_key_checks = 0")
+
+
+class PostgresCodec(Codec):
+    encoding = pg_copy.ENCODING
+    extension = "copy.gz"
+
+    def snapshot(self, conn: Connection) -> Connection:
+        conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+        pg_copy.prepare_session(conn)
+        return conn
+
+    def prepare_load(self, conn: Connection) -> None:
+        pg_copy.prepare_session(conn)
+
+    def drop_table(self, conn: Connection, table: str) -> None:
+        # CASCADE: views or foreign keys of other tables must not block a replace.
+        conn.exec_driver_sql(f"DROP TABLE {conn.dialect.identifier_preparer.quote(table)} CASCADE")
+
+    def dump(self, conn: Connection, table: str, columns: Sequence[str], sink: HashingGzipWriter) -> None:
+        pg_copy.dump_copy(conn, table, columns, sink)
+
+    def load(self, conn: Connection, table: str, columns: Sequence[str], source: HashingGzipReader) -> None:
+        pg_copy.load_copy(conn, table, columns, source)
+
+    def finish_load(self, conn: Connection, table: str, columns: Sequence[str]) -> list[str]:
+        return [f"sequence {s} reset" for s in pg_copy.reset_sequences(conn, table, columns)]
+
+
+_CODECS: dict[str, type[Codec]] = {"sqlite": SQLiteCodec, "mysql": MySQLCodec, "postgres": PostgresCodec}
+
+
+def codec_for(dialect: str) -> Codec:
+    cls = _CODECS.get(dialect)
+    if cls is None:
+        raise UsageError(f"Backup and restore are not available for {dialect} yet")
+    return cls()

@@ -1,0 +1,34 @@
+"""Errors raised by backup and restore, placed in the engine's error families.
+
+Raised by the ``baselinr.backup`` modules and caught once by the CLI, like
+every ``BaselinrError``:
+
+    BaselinrError
+    ├── BackupError          (exit 1)  a backup is incomplete, corrupt or missing
+    ├── UsageError
+    │   └── RestoreRefused   (exit 2)  the restore would be wrong as asked
+    │                                  (target not empty, backup newer than the code,
+    │                                  another dialect)
+    └── RestoreFailed        (exit 4)  loading failed; the message says what state
+                                       the target database is in
+"""
+
+from __future__ import annotations
+
+from baselinr.errors import EXIT_INVALID, EXIT_MIGRATION_FAILED, BaselinrError, UsageError
+
+
+class BackupError(BaselinrError):
+    """A backup cannot be used: incomplete, corrupt, missing or unreadable."""
+
+    exit_code = EXIT_INVALID
+
+
+class RestoreRefused(UsageError):
+    """The restore was not started because it would not do what was asked safely."""
+
+
+class RestoreFailed(BaselinrError):
+    """The restore started and failed; ``message`` says what state the target is in."""
+
+    exit_code = EXIT_MIGRATION_FAILED

@@ -1,0 +1,108 @@
+"""Result objects of backup, list, verify, restore and prune; the CLI renders them.
+
+Returned by ``baselinr.backup.api``. Plain frozen dataclasses with
+``to_dict()``, so library callers, the text renderer and ``--output json``
+see the same facts. None of them holds a password: databases are named by
+``ConnectionSettings.describe()``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+class _Result:
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload,no-any-return]
+
+
+@dataclass(frozen=True)
+class TableSummary(_Result):
+    name: str
+    rows: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class CreateResult(_Result):
+    name: str
+    path: str
+    dialect: str
+    database: str
+    schema_version: int | None
+    tables: list[TableSummary]
+    rows: int
+    bytes: int
+    seconds: float
+    pruned: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ListedBackup(_Result):
+    name: str
+    path: str
+    status: str  # complete | partial | invalid
+    created_at: str | None = None
+    dialect: str | None = None
+    database: str | None = None
+    schema_version: int | None = None
+    tables: int | None = None
+    rows: int | None = None
+    bytes: int | None = None
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class ListResult(_Result):
+    dest: str
+    backups: list[ListedBackup]
+
+    @property
+    def complete(self) -> list[ListedBackup]:
+        return [b for b in self.backups if b.status == "complete"]
+
+
+@dataclass(frozen=True)
+class TableCheck(_Result):
+    name: str
+    ok: bool
+    rows: int | None
+    expected_rows: int
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class VerifyResult(_Result):
+    name: str
+    path: str
+    ok: bool
+    tables: list[TableCheck]
+    problems: list[str]
+    schema_version: int | None = None
+    rows: int = 0
+
+
+@dataclass(frozen=True)
+class RestoreResult(_Result):
+    name: str
+    database: str
+    dialect: str
+    schema_version: int | None
+    code_version: int
+    tables: list[TableSummary]
+    rows: int
+    seconds: float
+    atomic: bool
+    replaced: list[str] = field(default_factory=list)
+    created_from_backup: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PruneResult(_Result):
+    dest: str
+    keep: int
+    removed: list[str]
+    kept: list[str]

@@ -1,0 +1,196 @@
+"""Where backups live: a directory of backup directories (local disk or a mounted volume).
+
+Used by ``writer`` (begin, publish, abort), ``api`` (list, prune, resolve a
+backup reference) and ``reader``/``restore`` (open table files). Layout::
+
+    <dest>/baselinr-prod-v3-20260509T073512Z/manifest.json
+    <dest>/baselinr-prod-v3-20260509T073512Z/baselinr_results.copy.gz
+    <dest>/.baselinr-prod-v4-20260510T010000Z.partial/     (being written, or killed)
+
+A backup is written under the hidden ``.<name>.partial`` name, its files
+and the directory are fsynced, and one ``rename`` publishes it; so a reader
+sees a whole backup or none, and an interrupted one is only ever a
+``.partial`` directory, listed as such and never as valid. Object stores
+(S3 and the like, which have no atomic rename) would publish by writing the
+manifest last instead; that store is not written yet, and this class is the
+only one the rest of the package asks for files.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from baselinr.backup.errors import BackupError
+from baselinr.backup.manifest import MANIFEST_FILE, Manifest, parse_manifest
+from baselinr.errors import UsageError
+
+PARTIAL_SUFFIX = ".partial"
+
+COMPLETE = "complete"
+PARTIAL = "partial"
+INVALID = "invalid"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One thing found in a destination: a complete backup, a partial one, or junk."""
+
+    name: str
+    path: Path
+    status: str  # complete | partial | invalid
+    manifest: Manifest | None = None
+    problem: str | None = None
+
+
+class LocalStore:
+    """A destination directory on a local or mounted file system."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        text = os.fspath(root)
+        if "://" in text and not text.startswith("file://"):
+            scheme = text.split("://", 1)[0]
+            raise UsageError(
+                f"Backup destination scheme '{scheme}://' is not supported yet",
+                hint="Use a local directory or a mounted volume.",
+            )
+        self.root = Path(text.removeprefix("file://"))
+
+    # --- writing ---------------------------------------------------------------
+
+    def partial_path(self, name: str) -> Path:
+        return self.root / f".{name}{PARTIAL_SUFFIX}"
+
+    def begin(self, name: str) -> Path:
+        """Create the hidden work directory for backup ``name``."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"Cannot create backup destination {self.root}: {exc.strerror or exc}") from None
+        if (self.root / name).exists():
+            raise UsageError(f"A backup named {name} already exists in {self.root}")
+        work = self.partial_path(name)
+        try:
+            work.mkdir()
+        except FileExistsError:
+            raise UsageError(f"Another backup named {name} is being written in {self.root}") from None
+        except OSError as exc:
+            raise UsageError(f"Cannot write to backup destination {self.root}: {exc.strerror or exc}") from None
+        return work
+
+    @contextmanager
+    def create_file(self, work: Path, file: str) -> Iterator[BinaryIO]:
+        """A new file in the work directory, flushed to disk when the block ends."""
+        with open(work / file, "xb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+
+    def publish(self, work: Path, name: str) -> Path:
+        """Make a finished work directory visible under its final name, atomically."""
+        _fsync_dir(work)
+        final = self.root / name
+        os.rename(work, final)
+        _fsync_dir(self.root)
+        return final
+
+    def abort(self, work: Path) -> None:
+        shutil.rmtree(work, ignore_errors=True)
+
+    # --- reading ---------------------------------------------------------------
+
+    def entries(self) -> list[Entry]:
+        """Every backup in the destination, oldest first; partial and invalid ones flagged."""
+        if not self.root.is_dir():
+            raise UsageError(f"Backup destination {self.root} does not exist or is not a directory")
+        found: list[Entry] = []
+        for child in self.root.iterdir():
+            if not child.is_dir():
+                continue
+            if child.name.startswith(".") and child.name.endswith(PARTIAL_SUFFIX):
+                name = child.name[1 : -len(PARTIAL_SUFFIX)]
+                found.append(Entry(name, child, PARTIAL, problem="incomplete: never finished (interrupted or still running)"))
+                continue
+            if child.name.startswith("."):
+                continue
+            if not (child / MANIFEST_FILE).exists():
+                if child.name.startswith("baselinr-"):
+                    found.append(Entry(child.name, child, INVALID, problem="no manifest.json"))
+                continue
+            try:
+                manifest = read_manifest(child)
+            except BackupError as exc:
+                found.append(Entry(child.name, child, INVALID, problem=exc.message))
+                continue
+            if not manifest.complete:
+                found.append(Entry(child.name, child, INVALID, manifest, "manifest says the backup is incomplete"))
+                continue
+            found.append(Entry(child.name, child, COMPLETE, manifest))
+        return sorted(found, key=_age_key)
+
+    def complete(self) -> list[Entry]:
+        return [e for e in self.entries() if e.status == COMPLETE]
+
+    def remove(self, entry: Entry) -> None:
+        # Rename first, so a half-deleted backup is never taken for a whole one.
+        doomed = self.root / f".{entry.name}.deleting"
+        os.rename(entry.path, doomed)
+        shutil.rmtree(doomed)
+
+
+def read_manifest(path: Path) -> Manifest:
+    where = str(path)
+    try:
+        text = (path / MANIFEST_FILE).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BackupError(
+            f"{where} is not a complete backup: it has no manifest.json",
+            hint="An interrupted backup has no manifest; take a new backup.",
+        ) from None
+    except OSError as exc:
+        raise BackupError(f"Cannot read {where}/{MANIFEST_FILE}: {exc.strerror or exc}") from None
+    return parse_manifest(text, where)
+
+
+def resolve(ref: str, dest: str | None) -> Path:
+    """A backup directory from a path, a name inside ``dest``, or ``latest``."""
+    if ref == "latest":
+        if not dest:
+            raise UsageError("'latest' needs --dest to say where to look")
+        complete = LocalStore(dest).complete()
+        if not complete:
+            raise BackupError(f"No complete backup in {dest}")
+        return complete[-1].path
+    path = Path(ref)
+    if not path.exists() and dest and os.sep not in ref:
+        path = LocalStore(dest).root / ref
+    if not path.exists():
+        raise UsageError(f"Backup {ref} not found" + (f" (also looked in {dest})" if dest else ""))
+    if path.is_file() and path.name == MANIFEST_FILE:
+        path = path.parent
+    if not path.is_dir():
+        raise UsageError(f"Backup {ref} is not a backup directory")
+    return path
+
+
+def _age_key(e: Entry) -> tuple[str, str]:
+    created = e.manifest.created_at if e.manifest else ""
+    if not created:
+        try:
+            created = f"mtime:{e.path.stat().st_mtime:020.6f}"
+        except OSError:
+            created = ""
+    return (created, e.name)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

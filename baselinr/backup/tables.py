@@ -1,0 +1,71 @@
+"""Which tables a backup covers, what their columns are, and recreating tables the migrations do not.
+
+Used by ``writer`` (discover the ``baselinr_*`` tables and describe them for
+the manifest) and ``restore`` (find what to replace; create tables that the
+profiler made outside the migrations, such as ``baselinr_lineage``, from
+the columns the manifest recorded). Reflection goes through SQLAlchemy's
+inspector; types are kept in the source dialect's own spelling, since a
+backup is restored into the same dialect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+from baselinr.backup.manifest import ColumnEntry, TableEntry
+from baselinr.storage.version_table import VERSION_TABLE_NAME
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from baselinr.storage.dialects import Dialect
+
+PREFIX = "baselinr_"
+
+
+def baselinr_tables(conn: Connection, extra: Iterable[str] = ()) -> list[str]:
+    """Every table named ``baselinr_*`` plus ``extra`` (renamed runs/results), version table first."""
+    from sqlalchemy import inspect
+
+    wanted = {e.lower() for e in extra}
+    names = [n for n in inspect(conn).get_table_names() if n.lower().startswith(PREFIX) or n.lower() in wanted]
+    return sorted(names, key=lambda n: (n != VERSION_TABLE_NAME, n))
+
+
+def describe(conn: Connection, table: str) -> tuple[list[ColumnEntry], list[str]]:
+    """The columns (name, type as this dialect spells it, nullability) and primary key of ``table``."""
+    from sqlalchemy import inspect
+
+    insp = inspect(conn)
+    columns = []
+    for c in insp.get_columns(table):
+        try:
+            spelled = c["type"].compile(dialect=conn.dialect)
+        except Exception:  # noqa: BLE001 - a type SQLAlchemy reflects but cannot render
+            spelled = str(c["type"])
+        columns.append(ColumnEntry(c["name"], spelled, bool(c.get("nullable", True))))
+    pk = list(insp.get_pk_constraint(table).get("constrained_columns") or [])
+    return columns, pk
+
+
+def logical_names(runs_table: str, results_table: str) -> Mapping[str, str]:
+    """Physical name → logical name for the two tables a config may rename."""
+    return {runs_table: "baselinr_runs", results_table: "baselinr_results"}
+
+
+def create_from_manifest(conn: Connection, dialect: Dialect, name: str, entry: TableEntry) -> str:
+    """Create a table the migrations do not know, from the backup's column list (no indexes)."""
+    q = conn.dialect.identifier_preparer.quote
+    cols = [f"{q(c.name)} {c.type}{'' if c.nullable else ' NOT NULL'}" for c in entry.columns]
+    if entry.primary_key:
+        cols.append(f"PRIMARY KEY ({', '.join(q(c) for c in entry.primary_key)})")
+    ddl = f"CREATE TABLE {q(name)} (\n    " + ",\n    ".join(cols) + "\n)"
+    conn.exec_driver_sql(ddl)
+    return ddl
+
+
+def live_columns(conn: Connection, table: str) -> list[str]:
+    from sqlalchemy import inspect
+
+    return [c["name"] for c in inspect(conn).get_columns(table)]

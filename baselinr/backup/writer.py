@@ -1,0 +1,139 @@
+"""Write one backup: every ``baselinr_*`` table from one consistent snapshot, then the manifest.
+
+Called by ``api.create_backup``. Works in the store's hidden ``.partial``
+directory: one compressed file per table (streamed through ``codecs``), then
+``manifest.json`` with counts and checksums, then one atomic rename. Any
+error removes the work directory; a killed process leaves only a
+``.partial`` directory that ``list`` flags and nothing restores.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from baselinr.backup.codecs import codec_for
+from baselinr.backup.errors import BackupError
+from baselinr.backup.manifest import MANIFEST_FILE, Manifest, TableEntry, backup_name
+from baselinr.backup.progress import ProgressCallback
+from baselinr.backup.results import CreateResult, TableSummary
+from baselinr.backup.store import LocalStore
+from baselinr.backup.streams import HashingGzipWriter
+from baselinr.backup.tables import baselinr_tables, describe, logical_names
+from baselinr.storage.connection import open_connection
+from baselinr.storage.migrations import history
+
+if TYPE_CHECKING:
+    from baselinr.storage.migrations.manager import MigrationManager
+
+
+def tool_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("baselinr")
+    except Exception:  # noqa: BLE001 - running from a source tree without metadata
+        return "unknown"
+
+
+def database_label(mgr: MigrationManager) -> str:
+    s = mgr.settings
+    if s.type == "sqlite":
+        return Path(s.filepath or s.database).stem
+    return s.database
+
+
+def write_backup(
+    mgr: MigrationManager,
+    store: LocalStore,
+    *,
+    runs_table: str,
+    results_table: str,
+    name: str | None = None,
+    progress: ProgressCallback | None = None,
+) -> CreateResult:
+    started = time.monotonic()
+    codec = codec_for(mgr.dialect.name)
+    logical = logical_names(runs_table, results_table)
+    warnings: list[str] = []
+    created = dt.datetime.now(dt.timezone.utc)
+    with open_connection(mgr.engine, mgr.settings) as raw:
+        conn = codec.snapshot(raw)
+        rows = history.read_history(conn) or []
+        applied = history.applied_versions(rows)
+        version = max(applied, default=None)
+        for row in history.unfinished(rows):
+            warnings.append(f"Migration v{row.version} is recorded as {row.status}; the backup holds that state as it is")
+        tables = baselinr_tables(conn, extra=(runs_table, results_table))
+        if not tables:
+            raise BackupError(
+                f"Nothing to back up: {mgr.settings.describe()} has no baselinr_* tables",
+                hint="Check storage.connection (and storage.connection.schema) in the config.",
+            )
+        server = ".".join(str(p) for p in (conn.dialect.server_version_info or ()))
+        label = database_label(mgr)
+        name = name or backup_name(label, version, created.strftime("%Y%m%dT%H%M%S.%fZ"))
+        work = store.begin(name)
+        try:
+            entries: list[TableEntry] = []
+            for table in tables:
+                columns, pk = describe(conn, table)
+                file = f"{table}.{codec.extension}"
+
+                def report(n: int, table: str = table) -> None:
+                    if progress is not None:
+                        progress("backup", table, n, None)
+
+                with store.create_file(work, file) as f:
+                    sink = HashingGzipWriter(f, on_rows=report)
+                    codec.dump(conn, table, [c.name for c in columns], sink)
+                    s = sink.close()
+                report(s.rows)
+                entries.append(
+                    TableEntry(
+                        name=table,
+                        logical_name=logical.get(table, table),
+                        file=file,
+                        encoding=codec.encoding,
+                        rows=s.rows,
+                        bytes=s.file_bytes,
+                        content_bytes=s.content_bytes,
+                        sha256=s.sha256,
+                        content_sha256=s.content_sha256,
+                        columns=columns,
+                        primary_key=pk,
+                    )
+                )
+            if conn.in_transaction():
+                conn.rollback()
+            manifest = Manifest(
+                name=name,
+                created_at=created.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                tool_version=tool_version(),
+                dialect=mgr.dialect.name,
+                database=label,
+                server_version=server or None,
+                schema_version=version,
+                code_version=mgr.code_version,
+                tables=entries,
+            )
+            with store.create_file(work, MANIFEST_FILE) as f:
+                f.write(manifest.to_json().encode("utf-8"))
+            final = store.publish(work, name)
+        except BaseException:
+            store.abort(work)
+            raise
+    return CreateResult(
+        name=name,
+        path=str(final),
+        dialect=manifest.dialect,
+        database=mgr.settings.describe(),
+        schema_version=version,
+        tables=[TableSummary(t.name, t.rows, t.bytes) for t in entries],
+        rows=manifest.rows,
+        bytes=manifest.bytes,
+        seconds=round(time.monotonic() - started, 3),
+        warnings=warnings,
+    )
