@@ -41,6 +41,9 @@ E2E_DIR = Path(__file__).resolve().parent
 BUILD_SCRIPT = E2E_DIR / "controlplane" / "build.sh"
 NODE_AGENT = E2E_DIR / "node_agent.py"
 NODE_NAME = "e2e-node"
+BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl")
+#: pytest-timeout limit for the test that builds the binaries (first run on a machine).
+BUILD_TIMEOUT = 45 * 60
 
 #: Controllers run by kube-controller-manager; enough for Jobs, garbage
 #: collection, namespace deletion and service accounts.
@@ -79,6 +82,14 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def cached_binaries() -> Path | None:
+    """The binary directory if this machine already built the binaries, else None."""
+    proc = subprocess.run(["bash", str(BUILD_SCRIPT), "--print-dir"], capture_output=True, text=True, check=True)
+    bin_dir = Path(proc.stdout.strip())
+    complete = (bin_dir.parent / ".complete").exists()
+    return bin_dir if complete and all((bin_dir / b).exists() for b in BINARIES) else None
 
 
 def ensure_binaries(stream: IO[str] | None = None) -> Path:

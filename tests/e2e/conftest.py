@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from .cluster import Cluster, ControlPlane, ensure_binaries, find_kubectl
+from .cluster import BUILD_TIMEOUT, Cluster, ControlPlane, cached_binaries, ensure_binaries, find_kubectl
 from .waiting import wait_for
 
 _CONTROL_PLANE = pytest.StashKey[ControlPlane]()
@@ -40,6 +40,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "e2e: end-to-end test against a real Kubernetes API server")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give the test that triggers a first-time build of the binaries a longer timeout."""
+    if _existing_kubeconfig(config) is not None or not config.pluginmanager.hasplugin("timeout"):
+        return
+    users = [item for item in items if "k8s" in getattr(item, "fixturenames", ())]
+    if users and cached_binaries() is None:
+        users[0].add_marker(pytest.mark.timeout(BUILD_TIMEOUT))
 
 
 def _existing_kubeconfig(config: pytest.Config) -> Path | None:

@@ -107,6 +107,7 @@ done
 jobs="${BUILD_JOBS:-$(nproc 2>/dev/null || echo 2)}"
 
 tmp_dir="$(mktemp -d "$cache_root/.build-$key.XXXXXX")"
+chmod 755 "$tmp_dir"
 trap 'rm -rf "$tmp_dir"' EXIT
 
 echo "build.sh: building $key with $("$go_cmd" version) (-p $jobs) into $out_dir" >&2
