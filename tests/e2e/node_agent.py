@@ -1066,7 +1066,7 @@ class NodeAgent:
         if meta.get("deletionTimestamp"):
             if node != self.node_name:
                 return
-            if runner is not None:
+            if runner is not None and not runner.finished.is_set():
                 runner.request_delete(float(meta.get("deletionGracePeriodSeconds") or 0))
             else:
                 # Not running here (already finished, or never started): just remove it.
