@@ -9,6 +9,7 @@ engine (e.g. SQLite's ``BEGIN IMMEDIATE``).
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import socket
@@ -25,9 +26,12 @@ from baselinr.storage.splitter import GENERIC, SplitRules
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
+    from baselinr.config import ConnectionSettings
+
 LOCK_NAME = "baselinr_schema_migration"
 
 
+@functools.lru_cache(maxsize=1)
 def runner_id() -> str:
     """Who is running: shown as the lock holder and stored as ``applied_by``."""
     try:
@@ -44,6 +48,9 @@ class Dialect:
 
     name: ClassVar[str] = "generic"
     transactional_ddl: ClassVar[bool] = False
+    # True when lock() excludes every other runner for the whole run; SQLite
+    # serialises per migration instead, so each one re-checks its version.
+    exclusive_lock: ClassVar[bool] = True
     supports_indexes: ClassVar[bool] = True
     split_rules: ClassVar[SplitRules] = GENERIC
     types: ClassVar[dict[str, str]] = {
@@ -104,6 +111,12 @@ class Dialect:
 
     # --- engine and transactions ------------------------------------------
 
+    def dbapi_connect(self, settings: ConnectionSettings) -> tuple[Any, type[Exception]] | None:
+        """A bare driver connection and the driver's error class, for quick
+        read-only work (``status``) that need not import SQLAlchemy; ``None``
+        where the dialect has no such path."""
+        return None
+
     def engine_options(self, lock_timeout: float) -> dict[str, Any]:
         return {}
 
@@ -141,6 +154,7 @@ class Dialect:
 class SQLiteDialect(Dialect):
     name = "sqlite"
     transactional_ddl = True
+    exclusive_lock = False
     split_rules = SplitRules(backticks=True, brackets=True)
     types: ClassVar[dict[str, str]] = {**Dialect.types, "float": "REAL", "decimal": "NUMERIC({precision}, {scale})"}
 
@@ -154,6 +168,14 @@ class SQLiteDialect(Dialect):
 
     def is_lock_error(self, exc: BaseException) -> bool:
         return "database is locked" in str(getattr(exc, "orig", exc))
+
+    def dbapi_connect(self, settings: ConnectionSettings) -> tuple[Any, type[Exception]] | None:
+        import sqlite3
+
+        path = settings.filepath or settings.database
+        if path != ":memory:" and not os.path.exists(path):
+            return None  # let SQLAlchemy create it, as it would
+        return sqlite3.connect(path, timeout=10), sqlite3.Error
 
     def configure_engine(self, engine: Engine) -> None:
         from sqlalchemy import event
@@ -194,6 +216,20 @@ class PostgresDialect(Dialect):
         if self.schema:
             args["options"] = f"-csearch_path={self.schema}"
         return {"connect_args": args}
+
+    def dbapi_connect(self, settings: ConnectionSettings) -> tuple[Any, type[Exception]] | None:
+        import psycopg2
+
+        args = {**self.engine_options(0)["connect_args"], **settings.extra_params.get("connect_args", {})}
+        conn = psycopg2.connect(
+            host=settings.host or "localhost",
+            port=settings.port or 5432,
+            user=settings.username or "postgres",
+            password=settings.password,
+            dbname=settings.database,
+            **args,
+        )
+        return conn, psycopg2.Error
 
     @property
     def lock_key(self) -> int:
@@ -247,6 +283,21 @@ class MySQLDialect(Dialect):
 
     def engine_options(self, lock_timeout: float) -> dict[str, Any]:
         return {"connect_args": {"connect_timeout": 10}}
+
+    def dbapi_connect(self, settings: ConnectionSettings) -> tuple[Any, type[Exception]] | None:
+        import pymysql
+
+        args = {**self.engine_options(0)["connect_args"], **settings.extra_params.get("connect_args", {})}
+        conn = pymysql.connect(
+            host=settings.host or "localhost",
+            port=settings.port or 3306,
+            user=settings.username or "root",
+            password=settings.password or "",
+            database=settings.database,
+            charset="utf8mb4",
+            **args,
+        )
+        return conn, pymysql.Error
 
     @contextmanager
     def lock(self, conn: Connection, timeout: float) -> Iterator[None]:

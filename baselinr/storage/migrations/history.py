@@ -41,15 +41,35 @@ def read_history(conn: Connection) -> list[HistoryRow] | None:
     """All rows, oldest first; ``None`` if the table does not exist."""
     from sqlalchemy import exc
 
+    def run(sql: str) -> list[Any]:
+        return list(conn.exec_driver_sql(sql).fetchall())
+
+    return _read(run, exc.DBAPIError, lambda: _reset(conn))
+
+
+def read_history_dbapi(dbapi_conn: Any, error: type[Exception]) -> list[HistoryRow] | None:
+    """``read_history`` on a bare driver connection (the fast path of ``status``)."""
+
+    def run(sql: str) -> list[Any]:
+        cur = dbapi_conn.cursor()
+        try:
+            cur.execute(sql)
+            return list(cur.fetchall())
+        finally:
+            cur.close()
+
+    return _read(run, error, dbapi_conn.rollback)
+
+
+def _read(run: Any, error: type[Exception], reset: Any) -> list[HistoryRow] | None:
     try:
-        rows = conn.exec_driver_sql(_FULL).fetchall()
-        return [_row(r) for r in rows]
-    except exc.DBAPIError:
-        _reset(conn)
+        return [_row(r) for r in run(_FULL)]
+    except error:
+        reset()
     try:
-        rows = conn.exec_driver_sql(_NARROW).fetchall()
-    except exc.DBAPIError:
-        _reset(conn)
+        rows = run(_NARROW)
+    except error:
+        reset()
         return None
     return [
         HistoryRow(
@@ -98,11 +118,13 @@ def record(
     statements_done: int | None = None,
     statements_total: int | None = None,
     error_message: str | None = None,
+    replace: bool = True,
 ) -> None:
-    """Write the row for ``version``, replacing any earlier one."""
+    """Write the row for ``version``, replacing any earlier one if ``replace``."""
     from sqlalchemy import text
 
-    conn.execute(text(f"DELETE FROM {VERSION_TABLE_NAME} WHERE version = :v"), {"v": version})
+    if replace:
+        conn.execute(text(f"DELETE FROM {VERSION_TABLE_NAME} WHERE version = :v"), {"v": version})
     conn.execute(
         text(
             f"INSERT INTO {VERSION_TABLE_NAME} (version, applied_at, description, migration_script, checksum, "

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from baselinr.config import ConnectionSettings, Settings, load_config
 from baselinr.errors import BaselinrError, LockTimeout, MigrationFailed, UsageError
-from baselinr.storage.connection import create_engine, first_line, open_connection, redact
+from baselinr.storage.connection import create_engine, first_line, open_connection, redact, unavailable
 from baselinr.storage.dialects import Dialect, runner_id
 from baselinr.storage.migrations import history
 from baselinr.storage.migrations.chain import DEFAULT_PACKAGE, Chain, ChainError, load_chain
@@ -107,11 +107,35 @@ class MigrationManager:
         return open_connection(self.engine, self.settings)
 
     def _history(self) -> list[HistoryRow] | None:
+        if self._engine is None:
+            quick = self._quick_history()
+            if quick is not _NO_QUICK_PATH:
+                return quick  # type: ignore[return-value]
         with self._connect() as conn:
             rows = history.read_history(conn)
             if conn.in_transaction():
                 conn.rollback()
             return rows
+
+    def _quick_history(self) -> object:
+        """Read the history with the bare driver: ``status`` then never
+        imports SQLAlchemy, which is most of its start-up time."""
+        from baselinr.storage.dialects import dialect_for
+
+        dialect = self._dialect or dialect_for(self.settings.type, self.settings.schema)
+        try:
+            opened = dialect.dbapi_connect(self.settings)
+        except ModuleNotFoundError:
+            return _NO_QUICK_PATH
+        except Exception as exc:  # noqa: BLE001 - the driver's connect error, whatever its class
+            raise unavailable(exc, self.settings) from None
+        if opened is None:
+            return _NO_QUICK_PATH
+        conn, error = opened
+        try:
+            return history.read_history_dbapi(conn, error)
+        finally:
+            conn.close()
 
     def close(self) -> None:
         if self._engine is not None:
@@ -304,14 +328,21 @@ class MigrationManager:
         fn = m.up_python if step.direction == "up" else m.down_python
         started = time.monotonic()
         if step.transactional:
-            ran = self._run_transactional(conns.tx(), m, step, fn, started)
+            ran = self._run_transactional(conns.tx(), m, step, fn, started, replace=m.version in conns.recorded)
         else:
             ran = self._run_tracked(conns.auto(), m, step, fn, started)
         ms = int((time.monotonic() - started) * 1000)
         return StepResult(m.version, m.description, step.direction, ms, skipped=not ran)
 
     def _run_transactional(
-        self, conn: Connection, m: Migration, step: PlannedStep, fn: Callable[[Any], None] | None, started: float
+        self,
+        conn: Connection,
+        m: Migration,
+        step: PlannedStep,
+        fn: Callable[[Any], None] | None,
+        started: float,
+        *,
+        replace: bool,
     ) -> bool:
         current = 0
         try:
@@ -500,6 +531,9 @@ class MigrationManager:
         return RepairResult(False, bad)
 
 
+_NO_QUICK_PATH = object()
+
+
 class _Connections:
     """The connections one apply or rollback reuses: one for migrations that
     run in a transaction, one in autocommit for tracked (non-atomic) ones."""
@@ -509,6 +543,7 @@ class _Connections:
         self._stack = ExitStack()
         self._tx: Connection | None = None
         self._auto: Connection | None = None
+        self.recorded: set[int] = set()  # versions with a row, at the last read
 
     def __enter__(self) -> _Connections:
         return self
@@ -531,10 +566,11 @@ class _Connections:
 
     def history(self) -> list[HistoryRow]:
         conn = self.tx()
-        rows = history.read_history(conn)
+        rows = history.read_history(conn) or []
         if conn.in_transaction():
             conn.rollback()
-        return rows or []
+        self.recorded = {r.version for r in rows}
+        return rows
 
 
 def _fmt(versions: list[int]) -> str:
