@@ -1,0 +1,139 @@
+"""Pure parts of ``baselinr.backup``: the typed row encoding, the hashing gzip streams,
+the manifest and the store's view of complete, partial and invalid backups."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import math
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from baselinr.backup.api import list_backups, prune_backups
+from baselinr.backup.errors import BackupError
+from baselinr.backup.manifest import ColumnEntry, Manifest, TableEntry, backup_name, parse_manifest
+from baselinr.backup.reader import verify
+from baselinr.backup.streams import HashingGzipReader, HashingGzipWriter, TruncatedStream
+from baselinr.backup.values import decode_row, encode_row
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(),
+    st.binary(),
+    st.decimals(allow_nan=False, allow_infinity=False),
+    st.datetimes(timezones=st.one_of(st.none(), st.timezones())),
+    st.dates(),
+    st.times(),
+    st.timedeltas(),
+)
+
+
+@given(st.lists(scalars, max_size=8))
+def test_typed_rows_round_trip_exactly(row: list[object]) -> None:
+    line = encode_row(row)
+    assert "\n" not in line
+    back = decode_row(line.encode())
+    assert len(back) == len(row)
+    for a, b in zip(row, back, strict=True):
+        assert type(a) is type(b) or (isinstance(a, dt.datetime) and isinstance(b, dt.datetime))
+        if isinstance(a, float) and math.isnan(a):
+            assert math.isnan(b)  # type: ignore[arg-type]
+        elif isinstance(a, Decimal):
+            assert str(a) == str(b)  # the scale too
+        elif isinstance(a, dt.datetime):
+            assert repr(a) == repr(b) or (a == b and a.utcoffset() == b.utcoffset())  # type: ignore[union-attr]
+        else:
+            assert a == b
+    assert math.copysign(1, decode_row(encode_row([-0.0]).encode())[0]) == -1
+
+
+def test_writer_and_reader_agree_and_detect_truncation() -> None:
+    raw = io.BytesIO()
+    writer = HashingGzipWriter(raw)
+    for i in range(50_000):
+        writer.write(f"{i}\tvalue with \\n escaped\n".encode())
+    summary = writer.close()
+    assert summary.rows == 50_000 and summary.file_bytes == len(raw.getvalue())
+    reader = HashingGzipReader(io.BytesIO(raw.getvalue()))
+    assert sum(1 for _ in reader) == 50_000
+    assert reader.summary() == summary
+    with pytest.raises(TruncatedStream):
+        HashingGzipReader(io.BytesIO(raw.getvalue()[:-20])).drain()
+    with pytest.raises(Exception, match="unexpected bytes"):
+        HashingGzipReader(io.BytesIO(raw.getvalue() + b"junk")).drain()
+
+
+def _manifest(name: str, created: str, rows: int = 0, sha: str = "0" * 64) -> Manifest:
+    table = TableEntry(
+        name="baselinr_runs",
+        file="baselinr_runs.jsonl.gz",
+        encoding="jsonl-typed",
+        rows=rows,
+        bytes=0,
+        content_bytes=0,
+        sha256=sha,
+        content_sha256=sha,
+        columns=[ColumnEntry("run_id", "VARCHAR(36)", False)],
+    )
+    return Manifest(name, created, "0.1.0", "sqlite", "db", 1, 1, [table])
+
+
+def test_manifest_round_trip_and_rejections() -> None:
+    m = _manifest("b1", "2026-01-01T00:00:00.000000Z")
+    assert parse_manifest(m.to_json(), "x") == m
+    data = json.loads(m.to_json())
+    for broken, message in (
+        ("{", "not valid JSON"),
+        (json.dumps({**data, "format_version": 99}), "not supported"),
+        (json.dumps({**data, "mode": "clone"}), "mode"),
+        (json.dumps({**data, "format": "other"}), "not a Baselinr backup"),
+        (json.dumps({**data, "tables": [{**data["tables"][0], "file": "../etc/passwd"}]}), "unsafe"),
+    ):
+        with pytest.raises(BackupError, match=message):
+            parse_manifest(broken, "x")
+    assert backup_name("my db/../x", 3, "20260101T000000Z") == "baselinr-my_db_.._x-v3-20260101T000000Z"
+
+
+def _write_backup(dest: Path, name: str, created: str) -> Path:
+    path = dest / name
+    path.mkdir(parents=True)
+    raw = io.BytesIO()
+    writer = HashingGzipWriter(raw)
+    writer.write(b'["r1"]\n')
+    s = writer.close()
+    (path / "baselinr_runs.jsonl.gz").write_bytes(raw.getvalue())
+    m = _manifest(name, created, rows=1)
+    table = m.tables[0]
+    fixed = TableEntry(**{**table.__dict__, "bytes": s.file_bytes, "content_bytes": s.content_bytes,
+                          "sha256": s.sha256, "content_sha256": s.content_sha256})  # fmt: skip
+    (path / "manifest.json").write_text(Manifest(**{**m.__dict__, "tables": [fixed]}).to_json())
+    return path
+
+
+def test_store_lists_partial_and_invalid_and_prunes_only_complete(tmp_path: Path) -> None:
+    for i in range(3):
+        _write_backup(tmp_path, f"baselinr-db-v1-{i}", f"2026-01-0{i + 1}T00:00:00.000000Z")
+    (tmp_path / ".baselinr-db-v1-9.partial").mkdir()
+    (tmp_path / "baselinr-db-v1-broken").mkdir()
+    (tmp_path / "baselinr-db-v1-broken" / "manifest.json").write_text("{not json")
+    listed = list_backups(str(tmp_path))
+    status = {b.name: b.status for b in listed.backups}
+    assert status == {
+        "baselinr-db-v1-0": "complete",
+        "baselinr-db-v1-1": "complete",
+        "baselinr-db-v1-2": "complete",
+        "baselinr-db-v1-9": "partial",
+        "baselinr-db-v1-broken": "invalid",
+    }
+    assert verify(tmp_path / "baselinr-db-v1-2").ok
+    pruned = prune_backups(str(tmp_path), 1)
+    assert pruned.removed == ["baselinr-db-v1-0", "baselinr-db-v1-1"] and pruned.kept == ["baselinr-db-v1-2"]
+    assert (tmp_path / ".baselinr-db-v1-9.partial").exists() and (tmp_path / "baselinr-db-v1-broken").exists()
