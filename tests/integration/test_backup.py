@@ -209,7 +209,7 @@ def populate(db: Database, capsys: pytest.CaptureFixture[str], *, results: int =
         engine.dispose()
 
 
-def snapshot(db: Database) -> dict[str, list[str]]:
+def snapshot(db: Database, also: tuple[str, ...] = ()) -> dict[str, list[str]]:
     """Every baselinr_* table's rows as sorted ``repr``s: types, scales, zones and all."""
     from sqlalchemy import inspect
 
@@ -226,7 +226,7 @@ def snapshot(db: Database) -> dict[str, list[str]]:
                 psycopg2.extras.register_default_jsonb(raw, loads=lambda v: v)
             if db.dialect == "mysql":
                 conn.exec_driver_sql("SET time_zone = '+00:00'")
-            tables = sorted(t for t in inspect(conn).get_table_names() if t.startswith("baselinr_"))
+            tables = sorted(t for t in inspect(conn).get_table_names() if t.startswith("baselinr_") or t in also)
             out = {}
             for t in tables:
                 rows = conn.exec_driver_sql(f"SELECT * FROM {conn.dialect.identifier_preparer.quote(t)}").fetchall()
@@ -512,3 +512,35 @@ def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert r.code == 2 and "config" in r.err
     r = run(capsys, "backup", "prune", "--dest", str(tmp_path), "--keep", "0")
     assert r.code == 2
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"], indirect=True)
+def test_renamed_runs_and_results_tables_are_backed_up_and_restored(
+    database: Database, tmp_path: Path, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
+) -> None:
+    names = {"runs_table": "profiling_runs", "results_table": "profiling_results"}
+    database.write_config(**names)
+    assert run(capsys, "migrate", "apply", "--config", str(database.config)).code == 0
+    engine = _engine(database)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO profiling_results (run_id, dataset_name, column_name, metric_name, metric_value, profiled_at) "
+                    "VALUES ('r', 'd', 'c', 'm', :v, :p)"
+                ),
+                [{"v": str(i), "p": dt.datetime(2024, 1, 1)} for i in range(10)],
+            )
+    finally:
+        engine.dispose()
+    before = snapshot(database, also=tuple(names.values()))
+    made = backup(capsys, database, tmp_path / "backups")
+    assert {t["name"] for t in made["tables"]} >= set(names.values())
+
+    target = fresh(database, tmp_path, request)
+    target.write_config(**names)
+    r = run(capsys, "backup", "restore", made["path"], "--config", str(target.config), "--output", "json")
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["created_from_backup"] == []
+    assert_same(snapshot(target, also=tuple(names.values())), before)
+    assert run(capsys, "migrate", "validate", "--config", str(target.config)).code == 0

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from baselinr.backup.api import list_backups, prune_backups
 from baselinr.backup.errors import BackupError
 from baselinr.backup.manifest import ColumnEntry, Manifest, TableEntry, backup_name, parse_manifest
+from baselinr.backup.progress import TerminalProgress
 from baselinr.backup.reader import verify
 from baselinr.backup.streams import HashingGzipReader, HashingGzipWriter, TruncatedStream
 from baselinr.backup.values import decode_row, encode_row
@@ -137,3 +138,15 @@ def test_store_lists_partial_and_invalid_and_prunes_only_complete(tmp_path: Path
     pruned = prune_backups(str(tmp_path), 1)
     assert pruned.removed == ["baselinr-db-v1-0", "baselinr-db-v1-1"] and pruned.kept == ["baselinr-db-v1-2"]
     assert (tmp_path / ".baselinr-db-v1-9.partial").exists() and (tmp_path / "baselinr-db-v1-broken").exists()
+
+
+def test_terminal_progress_redraws_one_line_per_table() -> None:
+    stream = io.StringIO()
+    bar = TerminalProgress(stream, interval=0)
+    bar("restore", "baselinr_runs", 5, 10)
+    bar("restore", "baselinr_runs", 10, 10)
+    bar("restore", "baselinr_results", 3, None)
+    bar.close()
+    text = stream.getvalue()
+    assert "baselinr_runs: 10 / 10 rows (100%)" in text and "baselinr_results: 3 rows" in text
+    assert text.count("\n") == 2 and text.endswith("\n")
