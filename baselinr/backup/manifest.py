@@ -102,7 +102,9 @@ class Manifest:
         return next((t for t in self.tables if t.name == name), None)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        head = {k: data.pop(k) for k in ("format", "format_version", "complete")}
+        return {**head, **data}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False, ensure_ascii=False) + "\n"
