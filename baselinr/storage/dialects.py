@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import os
 import random
+import re
 import socket
 import time
 import zlib
@@ -29,6 +30,11 @@ if TYPE_CHECKING:
     from baselinr.config import ConnectionSettings
 
 LOCK_NAME = "baselinr_schema_migration"
+_PG_NO_TRANSACTION = re.compile(
+    r"^\s*((CREATE|DROP)\s+(UNIQUE\s+)?INDEX\s+CONCURRENTLY|REINDEX\b.*\bCONCURRENTLY|VACUUM\b|"
+    r"CREATE\s+DATABASE|DROP\s+DATABASE|ALTER\s+SYSTEM)",
+    re.IGNORECASE | re.DOTALL,
+)
 
 
 @functools.lru_cache(maxsize=1)
@@ -127,6 +133,10 @@ class Dialect:
 
     def is_lock_error(self, exc: BaseException) -> bool:
         """True if ``exc`` means another runner holds the lock."""
+        return False
+
+    def needs_autocommit(self, statement: str) -> bool:
+        """True for a statement the database refuses inside a transaction."""
         return False
 
     @contextmanager
@@ -230,6 +240,9 @@ class PostgresDialect(Dialect):
             **args,
         )
         return conn, psycopg2.Error
+
+    def needs_autocommit(self, statement: str) -> bool:
+        return bool(_PG_NO_TRANSACTION.search(statement))
 
     @property
     def lock_key(self) -> int:

@@ -206,3 +206,19 @@ def test_dry_run_changes_nothing_and_shows_sql(database: Database, capsys: pytes
     mgr = MigrationManager.from_settings(load_config(database.config))
     assert mgr.status().state == "not_initialized"
     assert "baselinr_runs" not in inspect(mgr.engine).get_table_names()
+
+
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)
+def test_concurrent_index_runs_outside_a_transaction(
+    database: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pkg = write_package(
+        tmp_path / "p", {2: sql_migration(2, "CREATE INDEX CONCURRENTLY idx_runs_env ON baselinr_runs (environment);")}
+    )
+    r = run(capsys, "migrate", "apply", "-c", str(database.config), "--migrations", pkg, "--dry-run")
+    assert "not atomic" in r.out
+    r = run(capsys, "migrate", "apply", "-c", str(database.config), "--migrations", pkg)
+    assert r.code == 0, r.err
+    mgr = manager(database, pkg)
+    assert "idx_runs_env" in {i["name"] for i in inspect(mgr.engine).get_indexes("baselinr_runs")}
+    assert mgr.status().state == "up_to_date"

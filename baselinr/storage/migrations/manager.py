@@ -220,6 +220,9 @@ class MigrationManager:
         else:
             stmts = m.down_statements(d, self.names)
             fn = m.down_python
+        if m.transactional is None and any(d.needs_autocommit(s) for s in stmts):
+            # e.g. CREATE INDEX CONCURRENTLY cannot run inside a transaction.
+            transactional = False
         python = getattr(fn, "__qualname__", None) if fn else None
         return PlannedStep(m.version, m.description, direction, stmts, python, transactional)
 
