@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from baselinr.cli.options import config_option, lock_option, migrations_option, output_option
 from baselinr.errors import EXIT_INVALID, EXIT_OK, BaselinrError, ConfigError
 
 _SECRETS: list[str] = []
@@ -38,35 +39,6 @@ def report_error(exc: BaselinrError) -> None:
 
 def out(lines: list[str]) -> None:
     click.echo("\n".join(lines))
-
-
-config_option = click.option(
-    "--config",
-    "-c",
-    "config_path",
-    envvar="BASELINR_CONFIG",
-    metavar="PATH",
-    help="Baselinr config.yml (its storage.connection is used). Env: BASELINR_CONFIG.",
-)
-output_option = click.option(
-    "--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Output format."
-)
-lock_option = click.option(
-    "--lock-timeout",
-    type=float,
-    default=60.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="How long to wait for another runner's migration lock.",
-)
-migrations_option = click.option(
-    "--migrations",
-    "migrations_package",
-    default=None,
-    metavar="PACKAGE",
-    hidden=True,
-    help="Import path of the versions package (default: Baselinr's own).",
-)
 
 
 def _manager(config_path: str | None, output: str, lock_timeout: float = 60.0, migrations_package: str | None = None) -> Any:

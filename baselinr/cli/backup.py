@@ -19,37 +19,9 @@ from typing import Any
 
 import click
 
+from baselinr.cli.options import config_option, lock_option, migrations_option, output_option
 from baselinr.errors import EXIT_INVALID, ConfigError, UsageError
 
-# The same options as ``baselinr migrate``'s (see ``baselinr.cli.app``), declared
-# here because app imports this module to register it.
-config_option = click.option(
-    "--config",
-    "-c",
-    "config_path",
-    envvar="BASELINR_CONFIG",
-    metavar="PATH",
-    help="Baselinr config.yml (its storage.connection is used). Env: BASELINR_CONFIG.",
-)
-output_option = click.option(
-    "--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Output format."
-)
-lock_option = click.option(
-    "--lock-timeout",
-    type=float,
-    default=60.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="How long to wait for a running migration's lock.",
-)
-migrations_option = click.option(
-    "--migrations",
-    "migrations_package",
-    default=None,
-    metavar="PACKAGE",
-    hidden=True,
-    help="Import path of the versions package (default: Baselinr's own).",
-)
 dest_option = click.option(
     "--dest",
     "-d",
