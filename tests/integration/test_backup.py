@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine
 
 from baselinr.config import load_config
 from baselinr.storage.connection import create_engine
+from baselinr.storage.schema_version import CURRENT_SCHEMA_VERSION
 from tests.conftest import Database, make_database
 from tests.support.cli import ROOT, run
 
@@ -267,7 +268,7 @@ def test_round_trip_into_a_fresh_database_then_validate(
     assert len(before["baselinr_results"]) == 500 and len(before["baselinr_edge_cases"]) == 3
     dest = tmp_path / "backups"
     made = backup(capsys, database, dest)
-    assert made["ok"] and made["schema_version"] == 1 and made["dialect"] == database.dialect
+    assert made["ok"] and made["schema_version"] == CURRENT_SCHEMA_VERSION and made["dialect"] == database.dialect
     assert {t["name"]: t["rows"] for t in made["tables"]}["baselinr_results"] == 500
     assert "password" not in r_text(made) and database.connection.get("password", "\0") not in r_text(made)
 
@@ -284,7 +285,7 @@ def test_round_trip_into_a_fresh_database_then_validate(
     r = run(capsys, "backup", "restore", made["name"], "--dest", str(dest), "--config", str(target.config), "--output", "json")
     assert r.code == 0, r.err + r.out
     restored = json.loads(r.out)
-    assert restored["rows"] == made["rows"] and restored["schema_version"] == 1
+    assert restored["rows"] == made["rows"] and restored["schema_version"] == CURRENT_SCHEMA_VERSION
     assert restored["created_from_backup"] == ["baselinr_edge_cases"]
     assert restored["atomic"] is (database.dialect != "mysql")
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from baselinr.storage.schema_version import CURRENT_SCHEMA_VERSION
 from tests.conftest import Database
 from tests.support.cli import run_process
 from tests.support.servers import Server, free_port
@@ -74,7 +75,7 @@ def test_plain_markers_when_the_terminal_cannot_encode_emoji(database: Database)
     env = {"PYTHONIOENCODING": "ascii"}
     r = run_process("migrate", "apply", "--config", str(database.config), env=env)
     assert r.code == 0, r.err
-    assert "[OK] Successfully migrated to version 1" in r.out
+    assert f"[OK] Successfully migrated to version {CURRENT_SCHEMA_VERSION}" in r.out
     r = run_process("migrate", "validate", "--config", str(database.config), env=env)
     assert "Valid: [OK] Yes" in r.out
     r = run_process("migrate", "apply", "--config", str(database.config), "--dry-run", env=env)

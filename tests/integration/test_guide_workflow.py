@@ -8,6 +8,7 @@ import re
 import shutil
 from pathlib import Path
 
+from baselinr.storage.schema_version import CURRENT_SCHEMA_VERSION as LATEST
 from tests.conftest import Database
 from tests.support.cli import ROOT, run_process
 
@@ -33,55 +34,58 @@ def test_guide_workflow(database: Database, tmp_path: Path) -> None:
         r = run_process(*args, env=env, cwd=checkout)
         return r.code, r.out, r.err
 
+    new = LATEST + 1  # the guide's "current version is 1, your new migration is version 2"
+
     # 1. Check current version
-    assert cli("migrate", "apply", "--config", cfg, "--target", "1")[0] == 0
+    assert cli("migrate", "apply", "--config", cfg)[0] == 0
     code, out, _ = cli("migrate", "status", "--config", cfg)
-    assert code == 0 and "Current database version: 1" in out
+    assert code == 0 and f"Current database version: {LATEST}" in out
 
     # 2-4. Create, register, bump
     code, out, err = cli("migrate", "new", "Add cost tracking fields")
     assert code == 0, err
     versions = checkout / "baselinr/storage/migrations/versions"
-    new_file = versions / "v2_add_cost_tracking_fields.py"
+    new_file = versions / f"v{new}_add_cost_tracking_fields.py"
     assert new_file.exists()
-    assert "from .v2_add_cost_tracking_fields import migration as v2_migration" in (versions / "__init__.py").read_text()
-    assert "    v2_migration,\n]" in (versions / "__init__.py").read_text()
+    registry = (versions / "__init__.py").read_text()
+    assert f"from .v{new}_add_cost_tracking_fields import migration as v{new}_migration" in registry
+    assert f"    v{new}_migration,\n]" in registry
     schema_version = (checkout / "baselinr/storage/schema_version.py").read_text()
-    assert "CURRENT_SCHEMA_VERSION = 2" in schema_version
+    assert f"CURRENT_SCHEMA_VERSION = {new}" in schema_version
     assert '"description": "Add cost tracking fields"' in schema_version
 
     # An untouched template is refused rather than recorded as applied.
-    code, _, err = cli("migrate", "apply", "--config", cfg, "--target", "2")
+    code, _, err = cli("migrate", "apply", "--config", cfg, "--target", str(new))
     assert code == 2 and "has nothing to apply" in err
 
     code, out, _ = cli("migrate", "status", "--config", cfg)
     assert code == 1
-    assert out.endswith("⚠️  Database schema is behind (v1 < v2)\nRun: baselinr migrate apply --target 2\n")
+    assert out.endswith(f"⚠️  Database schema is behind (v{LATEST} < v{new})\nRun: baselinr migrate apply --target {new}\n")
 
     source = new_file.read_text()
     source = re.sub(r'up_sql="""\n.*?"""', lambda _: COST_SQL, source, flags=re.DOTALL)
     new_file.write_text(source)
 
     # 5. Dry run
-    code, out, _ = cli("migrate", "apply", "--config", cfg, "--target", "2", "--dry-run")
+    code, out, _ = cli("migrate", "apply", "--config", cfg, "--target", str(new), "--dry-run")
     assert code == 0
     assert out.startswith(
-        "🔍 DRY RUN MODE - No changes will be applied\n\n[DRY RUN] Would apply v2: Add cost tracking fields\n"
+        f"🔍 DRY RUN MODE - No changes will be applied\n\n[DRY RUN] Would apply v{new}: Add cost tracking fields\n"
     )
     assert "ADD COLUMN cost_dollars DECIMAL(10, 4);" in out
 
     # 8. Apply
-    code, out, err = cli("migrate", "apply", "--config", cfg, "--target", "2")
+    code, out, err = cli("migrate", "apply", "--config", cfg, "--target", str(new))
     assert code == 0, err
-    assert out == "Applying migration v2: Add cost tracking fields\n✅ Successfully migrated to version 2\n"
+    assert out == f"Applying migration v{new}: Add cost tracking fields\n✅ Successfully migrated to version {new}\n"
 
     # 9. Verify
     code, out, _ = cli("migrate", "status", "--config", cfg)
     assert code == 0
-    assert "Current database version: 2\nCurrent code version: 2\n\n✅ Schema version is up to date" in out
+    assert f"Current database version: {new}\nCurrent code version: {new}\n\n✅ Schema version is up to date" in out
     code, out, _ = cli("migrate", "validate", "--config", cfg)
     assert code == 0, out
-    assert out.startswith("Validating schema integrity...\n\nSchema Version: 2\nValid: ✅ Yes\n")
+    assert out.startswith(f"Validating schema integrity...\n\nSchema Version: {new}\nValid: ✅ Yes\n")
     # The raw-SQL additions are named as outside the model, not as errors.
     assert "Column baselinr_runs.cost_dollars is not in the schema model" in out
 

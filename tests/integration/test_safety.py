@@ -11,6 +11,7 @@ from sqlalchemy import inspect, text
 from baselinr.config import load_config
 from baselinr.errors import MigrationFailed, UsageError
 from baselinr.storage.migrations.manager import MigrationManager
+from baselinr.storage.schema_version import CURRENT_SCHEMA_VERSION as LATEST
 from tests.conftest import Database
 from tests.support.cli import run
 from tests.support.packages import sql_migration, write_package
@@ -170,9 +171,9 @@ def test_rollback(database: Database, tmp_path: Path, capsys: pytest.CaptureFixt
 
 def test_chain_and_target_errors(database: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cfg = str(database.config)
-    r = run(capsys, "migrate", "apply", "-c", cfg, "--target", "5")
+    r = run(capsys, "migrate", "apply", "-c", cfg, "--target", str(LATEST + 4))
     assert r.code == 2
-    assert "Missing migrations for versions: {2, 3, 4, 5}" in r.err
+    assert f"Missing migrations for versions: {{{', '.join(str(LATEST + i) for i in range(1, 5))}}}" in r.err
     gap = write_package(tmp_path / "p", {3: sql_migration(3, "SELECT 1;")}, code_version=3)
     r = run(capsys, "migrate", "apply", "-c", cfg, "--migrations", gap)
     assert r.code == 2
@@ -183,7 +184,8 @@ def test_chain_and_target_errors(database: Database, tmp_path: Path, capsys: pyt
     manager(database, two).apply()
     with pytest.raises(UsageError, match="below the database version"):
         manager(database, two).apply(1)
-    r = run(capsys, "migrate", "status", "-c", cfg)
+    v1_only = write_package(tmp_path / "r", {})
+    r = run(capsys, "migrate", "status", "-c", cfg, "--migrations", v1_only)
     assert r.code == 1
     assert "❌ Database schema is ahead (v2 > v1)" in r.out
 

@@ -6,15 +6,17 @@ import json
 
 import pytest
 
+from baselinr.storage.migrations.versions import ALL_MIGRATIONS
+from baselinr.storage.schema_version import CURRENT_SCHEMA_VERSION as LATEST
 from tests.conftest import Database
 from tests.support.cli import run
 
-GUIDE_STATUS = """
+GUIDE_STATUS = f"""
 ============================================================
 SCHEMA VERSION STATUS
 ============================================================
-Current database version: 1
-Current code version: 1
+Current database version: {LATEST}
+Current code version: {LATEST}
 
 ✅ Schema version is up to date
 """
@@ -32,6 +34,16 @@ def test_fresh_database_to_latest_then_status_and_validate(database: Database, c
         "Applying migration v1: Initial schema with runs, results, events, and table_state tables",
         "✅ Successfully migrated to version 1",
     ]
+    r = run(capsys, "migrate", "status", "--config", cfg)
+    assert r.code == 1
+    assert f"⚠️  Database schema is behind (v1 < v{LATEST})\nRun: baselinr migrate apply --target {LATEST}" in r.out
+
+    r = run(capsys, "migrate", "apply", "--config", cfg)
+    assert r.code == 0, r.err
+    assert r.out.splitlines() == [
+        *(f"Applying migration v{m.version}: {m.description}" for m in ALL_MIGRATIONS[1:]),
+        f"✅ Successfully migrated to version {LATEST}",
+    ]
 
     r = run(capsys, "migrate", "status", "--config", cfg)
     assert r.code == 0
@@ -39,12 +51,12 @@ def test_fresh_database_to_latest_then_status_and_validate(database: Database, c
 
     r = run(capsys, "migrate", "validate", "--config", cfg)
     assert r.code == 0, r.out
-    assert r.out == "Validating schema integrity...\n\nSchema Version: 1\nValid: ✅ Yes\n"
+    assert r.out == f"Validating schema integrity...\n\nSchema Version: {LATEST}\nValid: ✅ Yes\n"
 
     r = run(capsys, "migrate", "status", "--config", cfg, "--output", "json")
     data = json.loads(r.out)
-    assert data["database_version"] == 1 and data["state"] == "up_to_date"
+    assert data["database_version"] == LATEST and data["state"] == "up_to_date"
 
     r = run(capsys, "migrate", "apply", "--config", cfg)
     assert r.code == 0
-    assert "Already at version 1" in r.out
+    assert f"Already at version {LATEST}" in r.out

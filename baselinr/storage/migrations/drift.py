@@ -122,9 +122,26 @@ def _compare_table(
             shown = ", ".join(live_pk) if live_pk else "none"
             errors.append(f"Primary key of {physical} is ({shown}), expected ({', '.join(table.primary_key)})")
 
+    unique_keys = {tuple(c.lower() for c in cols) for cols in table.unique}
+    if unique_keys:
+        constraints = insp.get_unique_constraints(live_name)
+        live_unique = {tuple(str(c).lower() for c in u.get("column_names") or []) for u in constraints}
+        unique_indexes = [i for i in insp.get_indexes(live_name) if i.get("unique")]
+        live_unique |= {tuple(str(c).lower() for c in i.get("column_names") or [] if c) for i in unique_indexes}
+        for key in table.unique:
+            if tuple(c.lower() for c in key) not in live_unique:
+                message = f"Unique key on {physical} ({', '.join(key)}) is missing"
+                (errors if exact else warnings).append(message)
+
     if not dialect.supports_indexes:
         return
-    live_idx = {i["name"].lower(): i for i in insp.get_indexes(live_name) if i.get("name")}
+    live_idx = {
+        i["name"].lower(): i
+        for i in insp.get_indexes(live_name)
+        # The index behind a UNIQUE constraint of the model is that constraint, checked above.
+        if i.get("name")
+        and not (i.get("unique") and tuple(str(c).lower() for c in i.get("column_names") or [] if c) in unique_keys)
+    }
     for index in table.indexes:
         live = live_idx.get(index.name.lower())
         if live is None:

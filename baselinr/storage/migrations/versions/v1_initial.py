@@ -5,6 +5,12 @@ Creates Baselinr's core storage tables: profiling runs, per-column metric
 results, drift events and incremental table state. Written as model
 operations, so the DDL is rendered for each dialect and ``validate`` knows
 exactly what v1 looks like.
+
+``baselinr_table_state`` is keyed by (database_name, schema_name,
+table_name), as Baselinr's incremental profiling creates and uses it (its
+SQL files show an older two-column key). The three names are 765
+characters, 3060 bytes under MySQL's utf8mb4: inside InnoDB's 3072-byte
+key limit.
 """
 
 from ...model import (
@@ -81,6 +87,7 @@ EVENTS = table(
 
 TABLE_STATE = table(
     "baselinr_table_state",
+    Column("database_name", String(255), nullable=False, default="''"),
     Column("schema_name", String(255), nullable=False, default="''"),
     Column("table_name", String(255), nullable=False),
     Column("last_run_id", String(36)),
@@ -93,7 +100,7 @@ TABLE_STATE = table(
     Column("row_count", BigInteger()),
     Column("bytes_scanned", BigInteger()),
     Column("metadata", Json()),
-    primary_key=("schema_name", "table_name"),
+    primary_key=("database_name", "schema_name", "table_name"),
 )
 
 migration = Migration(
