@@ -1,4 +1,4 @@
-"""Click commands: ``baselinr migrate status|apply|validate|rollback|new|repair``.
+"""Click commands: ``baselinr migrate status|apply|validate|rollback|new|repair|baseline``.
 
 Each command builds a ``MigrationManager`` from ``--config``, calls one
 method and renders its result as the guide's text or, with ``--output
@@ -74,14 +74,22 @@ def migrate() -> None:
 @migrations_option
 def status(config_path: str | None, output: str, migrations_package: str | None) -> None:
     """Show the database's schema version against the code's."""
-    from baselinr.cli.render import emit_json, status_text
+    from baselinr.cli.render import emit_json, markers, status_text
 
     mgr = _manager(config_path, output, migrations_package=migrations_package)
     result = mgr.status()
     if output == "json":
         emit_json({**result.to_dict(), "ok": result.ok})
     else:
-        out(["", *status_text(result)])
+        lines = ["", *status_text(result)]
+        if result.state == "unadopted":
+            m = markers()
+            lines.append(
+                f"{m['warn']} Stamped at v{result.database_version} by Baselinr's profiler without running the migrations"
+            )
+            lines += [f"   missing: {what}" for what in result.missing] or ["   nothing is missing"]
+            lines.append("Run: baselinr migrate repair   (then: baselinr migrate apply)")
+        out(lines)
     sys.exit(EXIT_OK if result.ok else EXIT_INVALID)
 
 
@@ -182,7 +190,8 @@ def validate(config_path: str | None, output: str, migrations_package: str | Non
 @output_option
 @migrations_option
 def repair(config_path: str | None, dry_run: bool, lock_timeout: float, output: str, migrations_package: str | None) -> None:
-    """Clear failed or interrupted migration records after fixing the schema by hand."""
+    """Clear failed or interrupted migration records after fixing the schema by hand, and adopt a
+    database Baselinr's profiler stamped: create what its versions lack (never touching data) and record them."""
     from baselinr.cli.render import emit_json, markers
 
     mgr = _manager(config_path, output, lock_timeout, migrations_package)
@@ -191,14 +200,59 @@ def repair(config_path: str | None, dry_run: bool, lock_timeout: float, output: 
         emit_json({**result.to_dict(), "ok": True})
         return
     m = markers()
-    if not result.removed:
+    if not result.removed and not result.adopted:
         click.echo(f"{m['ok']} Nothing to repair: no failed or interrupted migration is recorded")
         return
     verb = "Would clear" if dry_run else "Cleared"
     for row in result.removed:
         click.echo(f"{verb} the {row.status} record of v{row.version}: {row.description}")
-    if not dry_run:
+    for step in result.adopted:
+        what = ", ".join(step.created) if step.created else "nothing to create"
+        click.echo(f"{'Would adopt' if dry_run else 'Adopted'} v{step.version}: {what}")
+        if dry_run:
+            for stmt in step.statements:
+                click.echo("    " + stmt.replace("\n", "\n    ") + ";")
+    if dry_run:
+        click.echo("[DRY RUN] Nothing was changed")
+    elif result.adopted:
+        top = result.adopted[-1].version
+        click.echo(f"{m['ok']} Adopted: versions 1..{top} are recorded; run 'baselinr migrate apply' to continue")
+    else:
         click.echo(f"{m['ok']} Repaired; run 'baselinr migrate apply' to apply them again")
+
+
+@migrate.command()
+@config_option
+@click.option("--version", "-v", "version", type=int, required=True, help="The version the schema already matches.")
+@click.option("--force", is_flag=True, help="Record it even if the live schema differs from that version's model.")
+@click.option("--dry-run", is_flag=True, help="Check and show what would be recorded; change nothing.")
+@lock_option
+@output_option
+@migrations_option
+def baseline(
+    config_path: str | None,
+    version: int,
+    force: bool,
+    dry_run: bool,
+    lock_timeout: float,
+    output: str,
+    migrations_package: str | None,
+) -> None:
+    """Record versions 1..--version as applied on a database whose schema already matches it."""
+    from baselinr.cli.render import emit_json, markers
+
+    mgr = _manager(config_path, output, lock_timeout, migrations_package)
+    result = mgr.baseline(version, force=force, dry_run=dry_run)
+    if output == "json":
+        emit_json({**result.to_dict(), "ok": True})
+        return
+    m = markers()
+    for difference in result.differences:
+        click.echo(f"{m['warn']} {difference}")
+    if dry_run:
+        click.echo(f"[DRY RUN] Would record versions 1..{version} as applied")
+    else:
+        click.echo(f"{m['ok']} Baselined at version {version}" + (" (forced)" if result.differences else ""))
 
 
 @migrate.command("new")

@@ -18,14 +18,15 @@ from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
 from baselinr.config import ConnectionSettings, Settings, load_config
-from baselinr.errors import BaselinrError, LockTimeout, MigrationFailed, UsageError
+from baselinr.errors import BaselinrError, LockTimeout, MigrationFailed, UsageError, ValidationFailed
 from baselinr.storage.connection import create_engine, first_line, open_connection, redact, unavailable
 from baselinr.storage.dialects import Dialect, runner_id
-from baselinr.storage.migrations import history
+from baselinr.storage.migrations import adopt, history
 from baselinr.storage.migrations.chain import DEFAULT_PACKAGE, Chain, ChainError, load_chain
 from baselinr.storage.migrations.migration import CHECKSUM_ALGORITHM, Migration
 from baselinr.storage.migrations.results import (
     ApplyResult,
+    BaselineResult,
     HistoryRow,
     Plan,
     PlannedStep,
@@ -34,7 +35,7 @@ from baselinr.storage.migrations.results import (
     StepResult,
     ValidationResult,
 )
-from baselinr.storage.version_table import FAILED, RUNNING
+from baselinr.storage.version_table import FAILED, RUNNING, VERSION_TABLE_NAME
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -162,7 +163,28 @@ class MigrationManager:
         else:
             state = "up_to_date"
         pending = [v for v in range(1, code + 1) if v not in applied]
-        return StatusResult(current, code, state, pending, problems, self.settings.describe())
+        missing: list[str] = []
+        if adopt.unverified(rows) and not problems:
+            # Stamped by Baselinr's profiler: name what repair would create.
+            state = "unadopted"
+            missing = [c for step in self._adoption_plan(rows) for c in step.created]
+        return StatusResult(current, code, state, pending, problems, self.settings.describe(), missing)
+
+    def _adoption_plan(self, rows: list[HistoryRow]) -> list[Any]:
+        versions = adopt.versions_to_adopt(rows)
+        self._check_adoptable(versions)
+        with self._connect() as conn:
+            planned = adopt.plan(conn, self.chain, versions, self.dialect, self.names)
+            if conn.in_transaction():
+                conn.rollback()
+        return planned
+
+    def _check_adoptable(self, versions: list[int]) -> None:
+        if versions and versions[-1] > self.chain.latest:
+            raise UsageError(
+                f"The database is stamped at v{versions[-1]}, above the latest version this code has (v{self.chain.latest}).",
+                hint="Upgrade Baselinr's schema toolkit.",
+            )
 
     # --- planning ---------------------------------------------------------------
 
@@ -202,9 +224,15 @@ class MigrationManager:
                     step = PlannedStep(**{**step.to_dict(), "resume_from": row.statements_done or 0})
                 steps.append(step)
             if gaps:
+                stamped = adopt.unverified(rows)
                 raise UsageError(
                     f"Versions {_fmt(gaps)} are below the database version v{base} but not recorded as applied.",
-                    hint="Run 'baselinr migrate validate' to see what is missing.",
+                    hint=(
+                        f"Baselinr's profiler stamped v{max(r.version for r in stamped)} without running them: run "
+                        "'baselinr migrate repair' to create what is missing and record them."
+                        if stamped
+                        else "Run 'baselinr migrate validate' to see what is missing."
+                    ),
                 )
             direction = "up" if steps else "none"
             return Plan(current, target, direction, steps, self.dialect.name)
@@ -494,11 +522,18 @@ class MigrationManager:
                 errors.append(f"Database schema is ahead (v{current} > v{code}): update Baselinr to match")
             elif current < code:
                 warnings.append(f"Database schema is behind (v{current} < v{code}): run 'baselinr migrate apply --target {code}'")
+            stamped = adopt.unverified(rows)
             gaps = [v for v in range(1, current + 1) if v not in applied]
-            if gaps:
+            if stamped:
+                errors.append(
+                    f"Versions {_fmt(adopt.versions_to_adopt(rows))} are not verified: Baselinr's profiler "
+                    f"{adopt.note(stamped)} without running the migrations. Run 'baselinr migrate repair' to create "
+                    "what is missing and record them (or 'baselinr migrate baseline --version N' if the schema is complete)"
+                )
+            elif gaps:
                 errors.append(f"Versions {_fmt(gaps)} are not recorded as applied below v{current}")
             for row in rows:
-                if row.status != "applied" or row.version not in chain.migrations:
+                if row.status != "applied" or row.version not in chain.migrations or row in stamped:
                     continue
                 m = chain.get(row.version)
                 if row.checksum is None:
@@ -512,6 +547,9 @@ class MigrationManager:
 
             model, exact = chain.model_at(min(current, code))
             live_errors, live_warnings = compare(conn, model, exact, self.dialect, self.names)
+            if stamped:
+                # The profiler's narrower version table is widened by repair before anything is written.
+                live_errors = [e for e in live_errors if not adopt.is_version_table_column(e)]
             errors += live_errors
             warnings += live_warnings
             if conn.in_transaction():
@@ -521,17 +559,163 @@ class MigrationManager:
     # --- repair -------------------------------------------------------------------
 
     def repair(self, *, dry_run: bool = False) -> RepairResult:
-        """Forget failed or interrupted rows, once the schema was fixed by hand."""
+        """Forget failed or interrupted rows, once the schema was fixed by hand, and adopt
+        versions Baselinr's profiler stamped without running them: create what their
+        migrations would have created (additive DDL only) and record them as applied."""
         rows = self._history() or []
         bad = [r for r in rows if r.status in (RUNNING, FAILED)]
-        if dry_run or not bad:
-            return RepairResult(dry_run, bad)
+        stamped = adopt.unverified(rows)
+        if dry_run:
+            planned = self._adoption_plan(rows) if stamped else []
+            if planned:
+                with self._connect() as conn:
+                    self._refuse_non_additive(conn, planned[-1].version)
+            return RepairResult(True, bad, planned, stamped)
+        if not bad and not stamped:
+            return RepairResult(False, bad)
         with self._connect() as lock_conn, self.dialect.lock(lock_conn, self.lock_timeout):
             with self._connect() as conn:
                 with conn.execution_options(baselinr_write=True).begin():
                     for r in bad:
                         history.delete(conn, r.version)
-        return RepairResult(False, bad)
+            planned = self._adopt() if stamped else []
+        return RepairResult(False, bad, planned, stamped)
+
+    def _refuse_non_additive(self, conn: Connection, version: int) -> None:
+        """Raise when the live schema differs from ``version``'s model in a way repair cannot create."""
+        from baselinr.storage.migrations.drift import compare
+
+        model, exact = self.chain.model_at(version)
+        errors, _ = compare(conn, model, exact, self.dialect, self.names)
+        blocking = [e for e in errors if not adopt.is_additive(e)]
+        if blocking:
+            raise ValidationFailed(
+                f"Cannot adopt the database at v{version}: {'; '.join(blocking)}.",
+                hint="These are not missing objects that repair could create: fix them by hand, then run "
+                "'baselinr migrate repair' again (or 'baselinr migrate baseline --version N --force').",
+            )
+
+    def _adopt(self) -> list[Any]:
+        """Under the lock: widen the version table, create what is missing, record each version."""
+        transactional = self.dialect.transactional_ddl
+        at = 0
+        with self._connect() as conn:
+            if transactional:
+                conn = conn.execution_options(baselinr_write=True)
+                conn.begin()
+            else:
+                conn.execution_options(isolation_level="AUTOCOMMIT")
+            try:
+                history.ensure_table(conn, self.dialect)
+                rows = history.read_history(conn) or []
+                stamped = adopt.unverified(rows)
+                versions = adopt.versions_to_adopt(rows)
+                self._check_adoptable(versions)
+                if versions:
+                    self._refuse_non_additive(conn, versions[-1])
+                planned = adopt.plan(conn, self.chain, versions, self.dialect, self.names)
+                for step in planned:
+                    at = step.version
+                    started = time.monotonic()
+                    for stmt in step.statements:
+                        conn.exec_driver_sql(stmt)
+                    m = self.chain.get(step.version)
+                    what = f"created {', '.join(step.created)}" if step.created else "already present"
+                    replaced = [r for r in stamped if r.version == step.version]
+                    history.record(
+                        conn,
+                        version=step.version,
+                        status="applied",
+                        description=f"{m.description} [adopted: {what}"
+                        + (f"; Baselinr's profiler {adopt.note(replaced)}" if replaced else "")
+                        + "]",
+                        script=m.script,
+                        checksum=m.checksum(self.dialect, self.names),
+                        algorithm=CHECKSUM_ALGORITHM,
+                        applied_by=f"{adopt.ADOPTED_BY} {runner_id()}",
+                        execution_time_ms=int((time.monotonic() - started) * 1000),
+                        statements_done=len(step.statements),
+                        statements_total=len(step.statements),
+                    )
+                if transactional:
+                    conn.commit()
+            except BaselinrError:
+                raise
+            except Exception as exc:
+                detail = redact(first_line(getattr(exc, "orig", None) or exc), self.settings)
+                raise MigrationFailed(
+                    f"Adopting the database failed at v{at}: {detail}",
+                    version=at,
+                    hint="Nothing was recorded for the version that failed"
+                    + ("; its transaction was rolled back." if transactional else "; run 'baselinr migrate repair' again."),
+                ) from exc
+            finally:
+                if transactional and conn.in_transaction():
+                    conn.rollback()
+        return planned
+
+    # --- baseline ------------------------------------------------------------------
+
+    def baseline(self, version: int, *, force: bool = False, dry_run: bool = False) -> BaselineResult:
+        """Record versions 1..``version`` as applied on a database whose schema already matches it."""
+        chain = self.chain
+        if not 1 <= version <= chain.latest:
+            raise UsageError(f"Baseline version must be between 1 and {chain.latest}, got {version}")
+        rows = self._history() or []
+        self._refuse_managed(rows)
+        differences = self._differences(version)
+        if differences and not force:
+            raise ValidationFailed(
+                f"The schema does not match v{version}: {'; '.join(differences)}.",
+                hint="Run 'baselinr migrate repair' to create what is missing, or pass --force to record it anyway.",
+            )
+        stamped = adopt.unverified(rows)
+        recorded = list(range(1, version + 1))
+        if dry_run:
+            return BaselineResult(version, True, recorded, differences, force, stamped)
+        with self._connect() as lock_conn, self.dialect.lock(lock_conn, self.lock_timeout):
+            with self._connect() as conn:
+                with conn.execution_options(baselinr_write=True).begin():
+                    history.ensure_table(conn, self.dialect)
+                    rows = history.read_history(conn) or []
+                    self._refuse_managed(rows)
+                    for r in rows:
+                        history.delete(conn, r.version)
+                    for v in recorded:
+                        m = chain.get(v)
+                        extra = " (forced)" if differences else ""
+                        if v == version and stamped:
+                            extra += f"; Baselinr's profiler {adopt.note(stamped)}"
+                        history.record(
+                            conn,
+                            version=v,
+                            status="applied",
+                            description=f"{m.description} [baseline{extra}]",
+                            script=m.script,
+                            checksum=m.checksum(self.dialect, self.names),
+                            algorithm=CHECKSUM_ALGORITHM,
+                            applied_by=f"{adopt.BASELINED_BY} {runner_id()}",
+                            replace=False,
+                        )
+        return BaselineResult(version, False, recorded, differences, force, stamped)
+
+    def _refuse_managed(self, rows: list[HistoryRow]) -> None:
+        managed = sorted(adopt.verified_versions(rows) | {r.version for r in history.unfinished(rows)})
+        if managed:
+            raise UsageError(
+                f"The database already records migrations {_fmt(managed)} run by this tool.",
+                hint="Baseline is for databases it has never migrated; use 'baselinr migrate apply' or 'rollback'.",
+            )
+
+    def _differences(self, version: int) -> list[str]:
+        from baselinr.storage.migrations.drift import compare
+
+        model, exact = self.chain.model_at(version)
+        with self._connect() as conn:
+            errors, _ = compare(conn, model, exact, self.dialect, self.names)
+            if conn.in_transaction():
+                conn.rollback()
+        return [e for e in errors if not adopt.is_version_table_column(e) and not e.startswith(f"Table {VERSION_TABLE_NAME} ")]
 
 
 _NO_QUICK_PATH = object()

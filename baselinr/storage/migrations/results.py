@@ -38,10 +38,12 @@ class StatusResult(_Result):
 
     database_version: int | None
     code_version: int
-    state: str  # up_to_date | behind | ahead | not_initialized | failed
+    state: str  # up_to_date | behind | ahead | not_initialized | failed | unadopted
     pending: list[int] = field(default_factory=list)
     problems: list[HistoryRow] = field(default_factory=list)
     database: str = ""
+    # Set when Baselinr's profiler stamped the version table: what repair would create.
+    missing: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -101,6 +103,30 @@ class ValidationResult(_Result):
 
 
 @dataclass(frozen=True)
+class AdoptedVersion(_Result):
+    """One version that ``repair`` adopts: what it creates (if anything) and records."""
+
+    version: int
+    description: str
+    created: list[str] = field(default_factory=list)
+    statements: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class RepairResult(_Result):
     dry_run: bool
     removed: list[HistoryRow] = field(default_factory=list)
+    adopted: list[AdoptedVersion] = field(default_factory=list)
+    stamped_by_profiler: list[HistoryRow] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class BaselineResult(_Result):
+    """What ``baseline`` recorded (or, in a dry run, would record)."""
+
+    version: int
+    dry_run: bool
+    recorded: list[int] = field(default_factory=list)
+    differences: list[str] = field(default_factory=list)
+    forced: bool = False
+    replaced: list[HistoryRow] = field(default_factory=list)
