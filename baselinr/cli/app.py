@@ -280,3 +280,7 @@ def new(description: str, output: str, migrations_package: str | None) -> None:
 from baselinr.cli.backup import backup  # noqa: E402 - registered last; its imports stay lazy
 
 cli.add_command(backup)
+
+from baselinr.cli.job import job  # noqa: E402 - the operator's Job steps; their imports stay lazy
+
+cli.add_command(job)

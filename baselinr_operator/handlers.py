@@ -1,0 +1,251 @@
+"""kopf entry points of the operator: thin, level-triggered, one reconcile function behind them all.
+
+Loaded by ``kopf run -m baselinr_operator.handlers`` (see ``__main__``).
+Every trigger ends in ``reconcile(namespace, name)``: an event of a
+BaselinrSchema (created, edited, annotated, its status written), an event of
+one of its Jobs finishing (followed by watching Jobs, never by sleeping), or
+the scheduler task when a retry or a drift check falls due. ``reconcile``
+reads the resource fresh under a per-resource lock, asks the pure
+``planner`` what to do, then writes status (``status``), creates the Job
+(``jobs`` + ``kube``; adopted when it already exists), posts Events and
+updates ``metrics``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import threading
+from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import kopf
+
+from baselinr_operator import GROUP, KIND, MANAGED_BY, PLURAL, RETRY_ANNOTATION, VERSION, kube, metrics
+from baselinr_operator.claims import Claims, database_keys
+from baselinr_operator.jobs import Owner, build_job
+from baselinr_operator.outcome import job_outcome
+from baselinr_operator.planner import Facts, is_active, next_due, plan
+from baselinr_operator.settings import OperatorSettings
+from baselinr_operator.spec import SpecError, parse_spec
+from baselinr_operator.status import Phase, StatusDraft
+
+log = logging.getLogger("baselinr_operator")
+
+SETTINGS = OperatorSettings()
+CLAIMS = Claims()
+_SCHEDULE: dict[tuple[str, str], datetime] = {}
+_schedule_lock = threading.Lock()
+_locks: dict[tuple[str, str], threading.Lock] = {}
+_locks_lock = threading.Lock()
+_scheduler: asyncio.Task[None] | None = None
+
+
+# --- activities -------------------------------------------------------------------
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+    global SETTINGS, _scheduler
+    SETTINGS = OperatorSettings.from_env()
+    settings.posting.level = logging.ERROR  # our own Events say what happens; kopf posts only errors
+    settings.scanning.disabled = True  # no CRD or namespace watching: fewer rights needed
+    settings.execution.max_workers = 16
+    settings.watching.server_timeout = 300
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="baselinr.io")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="baselinr.io", key="last-handled")
+    CLAIMS.clear()
+    _SCHEDULE.clear()
+    await asyncio.to_thread(_resume_claims)
+    metrics.start(SETTINGS.metrics_port)
+    _scheduler = asyncio.create_task(_schedule_loop())
+
+
+@kopf.on.cleanup()
+async def cleanup(**_: Any) -> None:
+    global _scheduler
+    if _scheduler is not None:
+        _scheduler.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await _scheduler
+        _scheduler = None
+    metrics.stop()
+    kube.close()
+
+
+@kopf.on.login()
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    # $KUBECONFIG is read now (the kubernetes library reads it at import time); in a Pod, the service account.
+    import os
+
+    if os.environ.get("KUBECONFIG"):
+        return kopf.login_with_kubeconfig(**kwargs)
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+
+@kopf.on.probe(id="claims")
+def probe_claims(**_: Any) -> int:
+    return len(CLAIMS.holders())
+
+
+# --- triggers ---------------------------------------------------------------------------
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+def schema_event(event: kopf.RawEvent, namespace: str | None, name: str, **_: Any) -> None:
+    assert namespace is not None  # the resource is namespaced
+    if event.get("type") == "DELETED":
+        CLAIMS.release(f"{namespace}/{name}")
+        metrics.forget(namespace, name)
+        with _schedule_lock:
+            _SCHEDULE.pop((namespace, name), None)
+        return
+    _reconcile_or_reschedule(namespace, name)
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={"app.kubernetes.io/managed-by": MANAGED_BY})
+def job_event(event: kopf.RawEvent, body: kopf.Body, namespace: str | None, **_: Any) -> None:
+    assert namespace is not None
+    if event.get("type") == "DELETED" or not _finished(body):
+        return
+    for ref in body.metadata.get("ownerReferences") or []:
+        if ref.get("kind") == KIND and ref.get("controller"):
+            _reconcile_or_reschedule(namespace, ref["name"])
+
+
+def _finished(job: Mapping[str, Any]) -> bool:
+    conditions = (job.get("status") or {}).get("conditions") or []
+    return any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in conditions)
+
+
+def _reconcile_or_reschedule(namespace: str, name: str) -> None:
+    try:
+        reconcile(namespace, name)
+    except kopf.TemporaryError as exc:
+        log.warning("Reconciling %s/%s failed for now, retrying in %ss: %s", namespace, name, exc.delay, exc)
+        _schedule(namespace, name, datetime.now(timezone.utc) + timedelta(seconds=float(exc.delay or 5)))
+    except kopf.PermanentError as exc:
+        log.error("Reconciling %s/%s failed: %s", namespace, name, exc)
+
+
+# --- the reconcile ------------------------------------------------------------------------------
+
+
+def reconcile(namespace: str, name: str) -> None:
+    """Bring one resource a step closer to its target; safe to call any time, from any trigger."""
+    with _lock_for(namespace, name):
+        body = kube.get_schema(namespace, name)
+        key = f"{namespace}/{name}"
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            CLAIMS.release(key)
+            return
+        meta, status = body["metadata"], dict(body.get("status") or {})
+        now = datetime.now(timezone.utc)
+        try:
+            spec = parse_spec(body.get("spec") or {})
+        except SpecError as exc:
+            draft = StatusDraft(status, int(meta.get("generation", 0)), now)
+            draft.invalid_spec(str(exc))
+            _write(namespace, name, draft.patch())
+            return
+        run = status.get("run") or {}
+        outcome = None
+        if is_active(status) and run.get("job"):
+            job = kube.get_job(namespace, run["job"])
+            if job is not None:
+                pods = kube.job_pods(namespace, run["job"]) if _finished(job) else []
+                outcome = job_outcome(job, pods)
+        keys = database_keys(namespace, body.get("spec") or {}, status)
+        with CLAIMS.lock:
+            busy = None if is_active(status) else CLAIMS.conflict(key, keys)
+            facts = Facts(
+                name=name,
+                generation=int(meta.get("generation", 0)),
+                spec=spec,
+                status=status,
+                now=now,
+                retry_token=(meta.get("annotations") or {}).get(RETRY_ANNOTATION),
+                job=outcome,
+                busy_with=busy,
+            )
+            p = plan(facts, SETTINGS)
+            if is_active(p.status):
+                CLAIMS.hold(key, database_keys(namespace, body.get("spec") or {}, p.status))
+            else:
+                CLAIMS.release(key)
+        try:
+            _write(namespace, name, p.draft.patch())
+        except Exception:
+            if not is_active(status):
+                CLAIMS.release(key)
+            raise
+        if p.create_step:
+            new_run = p.status["run"]
+            job_spec = dataclasses.replace(spec, target_version=int(new_run["target"]))
+            manifest = build_job(p.create_step, Owner.of(body), job_spec, int(new_run["id"]), SETTINGS.image)
+            _, created = kube.create_job(manifest, meta["uid"])
+            if not created:
+                log.info("Adopted the existing Job %s/%s", namespace, manifest["metadata"]["name"])
+        for e in p.events:
+            kube.post_event(body, e.type, e.reason, e.message)
+        if p.finished is not None:
+            metrics.finished(p.finished.step, p.finished.succeeded, p.finished.seconds)
+        ready = p.status.get("phase") == Phase.READY
+        metrics.versions(namespace, name, p.status.get("currentVersion"), spec.target_version, ready)
+        due = next_due(p.status, spec)
+        if p.status.get("phase") == Phase.PENDING and busy:
+            due = now + timedelta(seconds=SETTINGS.tick_seconds)
+        _schedule(namespace, name, due)
+
+
+def _write(namespace: str, name: str, patch: Mapping[str, Any]) -> None:
+    if patch:
+        kube.patch_status(namespace, name, patch)
+
+
+def _lock_for(namespace: str, name: str) -> threading.Lock:
+    with _locks_lock:
+        return _locks.setdefault((namespace, name), threading.Lock())
+
+
+def _schedule(namespace: str, name: str, due: datetime | None) -> None:
+    with _schedule_lock:
+        if due is None:
+            _SCHEDULE.pop((namespace, name), None)
+        else:
+            _SCHEDULE[(namespace, name)] = due
+
+
+async def _schedule_loop() -> None:
+    """Wake resources whose retry or drift check fell due (the only timed work; Jobs are watched)."""
+    while True:
+        await asyncio.sleep(SETTINGS.tick_seconds)
+        now = datetime.now(timezone.utc)
+        with _schedule_lock:
+            due = [k for k, when in _SCHEDULE.items() if when <= now]
+            for k in due:
+                _SCHEDULE.pop(k, None)
+        for namespace, name in due:
+            try:
+                await asyncio.to_thread(_reconcile_or_reschedule, namespace, name)
+            except Exception:  # one resource's trouble must not stop the others' schedule
+                log.exception("Scheduled reconcile of %s/%s failed", namespace, name)
+
+
+def _resume_claims() -> None:
+    """Before handling anything: who has a run in flight (after a restart), and what is scheduled."""
+    now = datetime.now(timezone.utc)
+    for body in kube.list_schemas(SETTINGS.namespaces):
+        meta, status, raw_spec = body["metadata"], body.get("status") or {}, body.get("spec") or {}
+        if is_active(status):
+            CLAIMS.hold(f"{meta['namespace']}/{meta['name']}", database_keys(meta["namespace"], raw_spec, status))
+        try:
+            spec = parse_spec(raw_spec)
+        except SpecError:
+            continue
+        due = next_due(status, spec)
+        if due is not None:
+            _schedule(meta["namespace"], meta["name"], min(due, now + timedelta(seconds=SETTINGS.tick_seconds)))

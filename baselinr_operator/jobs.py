@@ -1,0 +1,206 @@
+"""Pure builders of the Jobs the operator runs: backup, migrate and validate.
+
+Called by ``handlers`` (through the planner's choice of step). Each builder
+takes the owning resource, its parsed spec, the run number and the default
+image, and returns a ``batch/v1`` Job manifest; nothing here talks to the
+API. Names are deterministic (resource, step, target, run), so a restarted
+operator finds and adopts the Job it created instead of creating another.
+The Job mounts the config Secret read-only at ``/etc/baselinr`` and runs
+``baselinr job <step>``, which writes its JSON result to the termination
+message. Pods are non-root, with a read-only root filesystem, no privilege
+escalation and no service-account token.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from baselinr_operator import API_VERSION, KIND, MANAGED_BY
+from baselinr_operator.spec import SchemaSpec
+
+CONFIG_DIR = "/etc/baselinr"
+CONFIG_PATH = f"{CONFIG_DIR}/config.yml"
+BACKUP_DIR = "/var/backups/baselinr"
+RESULT_PATH = "/dev/termination-log"
+CONTAINER = "baselinr"
+PERMANENT_EXIT_CODES = (1, 2, 4)  # invalid, usage/config, migration failed: retrying the Pod cannot help
+NAME_MAX = 63  # Job names end up in the job-name label of its Pods
+
+LABEL_SCHEMA = "baselinr.io/schema"
+LABEL_STEP = "baselinr.io/step"
+LABEL_TARGET = "baselinr.io/target"
+LABEL_RUN = "baselinr.io/run"
+STEPS = {"Backup": "backup", "Migrate": "migrate", "Validate": "validate"}
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The BaselinrSchema a Job belongs to."""
+
+    name: str
+    namespace: str
+    uid: str
+
+    @classmethod
+    def of(cls, body: Mapping[str, Any]) -> Owner:
+        meta = body["metadata"]
+        return cls(meta["name"], meta["namespace"], meta["uid"])
+
+
+def job_name(owner_name: str, step: str, target: int, run: int) -> str:
+    """``<resource>-<step>-v<target>-<run>``, shortened with a hash when longer than 63 characters."""
+    suffix = f"-{STEPS[step]}-v{target}-{run}"
+    name = owner_name + suffix
+    if len(name) <= NAME_MAX:
+        return name
+    digest = hashlib.sha256(owner_name.encode()).hexdigest()[:8]
+    return f"{owner_name[: NAME_MAX - len(suffix) - 9].rstrip('-.')}-{digest}{suffix}"
+
+
+def selector_labels(owner_name: str) -> dict[str, str]:
+    return {"app.kubernetes.io/managed-by": MANAGED_BY, LABEL_SCHEMA: _label_value(owner_name)}
+
+
+def build_backup_job(owner: Owner, spec: SchemaSpec, run: int, default_image: str) -> dict[str, Any]:
+    args = ["job", "backup", "--config", CONFIG_PATH, "--dest", BACKUP_DIR, "--result-file", RESULT_PATH]
+    if spec.backup.keep:
+        args += ["--keep", str(spec.backup.keep)]
+    mount: dict[str, Any] = {"name": "backups", "mountPath": BACKUP_DIR}
+    if spec.backup.sub_path:
+        mount["subPath"] = spec.backup.sub_path
+    volume = {"name": "backups", **copy.deepcopy(dict(spec.backup.volume or {"emptyDir": {}}))}
+    return _job(owner, spec, "Backup", run, default_image, args, extra_mounts=[mount], extra_volumes=[volume])
+
+
+def build_migrate_job(owner: Owner, spec: SchemaSpec, run: int, default_image: str) -> dict[str, Any]:
+    args = ["job", "migrate", "--config", CONFIG_PATH, "--target", str(spec.target_version), "--result-file", RESULT_PATH]
+    if spec.allow_downgrade:
+        args.append("--allow-downgrade")
+    return _job(owner, spec, "Migrate", run, default_image, args)
+
+
+def build_validate_job(owner: Owner, spec: SchemaSpec, run: int, default_image: str) -> dict[str, Any]:
+    args = ["job", "validate", "--config", CONFIG_PATH, "--result-file", RESULT_PATH]
+    return _job(owner, spec, "Validate", run, default_image, args)
+
+
+BUILDERS = {"Backup": build_backup_job, "Migrate": build_migrate_job, "Validate": build_validate_job}
+
+
+def build_job(step: str, owner: Owner, spec: SchemaSpec, run: int, default_image: str) -> dict[str, Any]:
+    return BUILDERS[step](owner, spec, run, default_image)
+
+
+def _job(
+    owner: Owner,
+    spec: SchemaSpec,
+    step: str,
+    run: int,
+    default_image: str,
+    args: list[str],
+    *,
+    extra_mounts: list[dict[str, Any]] | None = None,
+    extra_volumes: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    tpl = spec.job_template
+    labels = {
+        **tpl.labels,
+        **selector_labels(owner.name),
+        LABEL_STEP: STEPS[step],
+        LABEL_TARGET: str(spec.target_version),
+        LABEL_RUN: str(run),
+    }
+    container: dict[str, Any] = {
+        "name": CONTAINER,
+        "image": spec.image or default_image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["baselinr"],
+        "args": args,
+        "env": [{"name": "HOME", "value": "/tmp"}, {"name": "TMPDIR", "value": "/tmp"}, *map(dict, tpl.env)],
+        "volumeMounts": [
+            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"},
+            *(extra_mounts or []),
+        ],
+        "terminationMessagePath": RESULT_PATH,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+            **tpl.security_context,
+        },
+    }
+    if tpl.resources:
+        container["resources"] = dict(tpl.resources)
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 65532,
+            "runAsGroup": 65532,
+            "fsGroup": 65532,
+            "seccompProfile": {"type": "RuntimeDefault"},
+            **tpl.pod_security_context,
+        },
+        "containers": [container],
+        "volumes": [
+            {
+                "name": "config",
+                "secret": {
+                    "secretName": spec.secret_name,
+                    "items": [{"key": spec.secret_key, "path": "config.yml"}],
+                    "defaultMode": 0o440,
+                },
+            },
+            {"name": "tmp", "emptyDir": {}},
+            *(extra_volumes or []),
+        ],
+    }
+    if tpl.service_account:
+        pod_spec["serviceAccountName"] = tpl.service_account
+    if tpl.node_selector:
+        pod_spec["nodeSelector"] = dict(tpl.node_selector)
+    if tpl.tolerations:
+        pod_spec["tolerations"] = [dict(t) for t in tpl.tolerations]
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": job_name(owner.name, step, spec.target_version, run),
+            "namespace": owner.namespace,
+            "labels": labels,
+            "annotations": dict(tpl.annotations),
+            "ownerReferences": [
+                {"apiVersion": API_VERSION, "kind": KIND, "name": owner.name, "uid": owner.uid, "controller": True}
+            ],
+        },
+        "spec": {
+            "backoffLimit": spec.backoff_limit,
+            "activeDeadlineSeconds": spec.active_deadline_seconds,
+            "podFailurePolicy": {
+                "rules": [
+                    {
+                        "action": "FailJob",
+                        "onExitCodes": {"containerName": CONTAINER, "operator": "In", "values": list(PERMANENT_EXIT_CODES)},
+                    }
+                ]
+            },
+            "template": {
+                "metadata": {"labels": labels, "annotations": dict(tpl.annotations)},
+                "spec": pod_spec,
+            },
+        },
+    }
+
+
+def _label_value(text: str) -> str:
+    if len(text) <= 63:
+        return text
+    return text[:54].rstrip("-._") + "-" + hashlib.sha256(text.encode()).hexdigest()[:8]

@@ -1,0 +1,160 @@
+"""The one module that talks to the Kubernetes API (through the ``kubernetes`` client; Events through kopf).
+
+Called by ``handlers``. Everything comes back as plain dicts in the API's
+own camelCase shape, the same shape the builders produce. Errors surface as
+kopf's vocabulary: ``kopf.TemporaryError`` for what a retry can fix (the API
+server unreachable, a conflict), ``kopf.PermanentError`` for what it cannot
+(a Job of that name that belongs to someone else). The operator reads no
+Secrets: the Jobs mount the config Secret themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Mapping
+from typing import Any, cast
+
+import kopf
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from baselinr_operator import API_VERSION, GROUP, KIND, PLURAL, VERSION
+
+_lock = threading.Lock()
+_api: client.ApiClient | None = None
+
+
+def api_client() -> client.ApiClient:
+    """One shared client: $KUBECONFIG when set (read now, not at import), else the in-cluster account."""
+    global _api
+    with _lock:
+        if _api is None:
+            cfg = client.Configuration()
+            path = os.environ.get("KUBECONFIG")
+            if path:
+                config.load_kube_config(config_file=path, client_configuration=cfg)  # type: ignore[no-untyped-call]
+            else:
+                config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+            cfg.connection_pool_maxsize = 32
+            _api = client.ApiClient(cfg)
+        return _api
+
+
+def close() -> None:
+    global _api
+    with _lock:
+        if _api is not None:
+            _api.close()  # type: ignore[no-untyped-call]
+            _api = None
+
+
+def _call(what: str, fn: Any, *args: Any, missing_ok: bool = False, **kwargs: Any) -> Any:
+    try:
+        response = fn(*args, _preload_content=False, **kwargs)
+    except ApiException as exc:
+        if missing_ok and exc.status == 404:
+            return None
+        if exc.status in (409, 429) or (exc.status or 0) >= 500:
+            raise kopf.TemporaryError(f"{what}: {exc.status} {exc.reason}", delay=2) from None
+        raise kopf.PermanentError(f"{what}: {exc.status} {exc.reason}: {_api_message(exc)}") from None
+    except OSError as exc:  # connection refused, reset, TLS
+        raise kopf.TemporaryError(f"{what}: {exc}", delay=5) from None
+    return json.loads(response.data or "null")
+
+
+def _api_message(exc: ApiException) -> str:
+    try:
+        return str(json.loads(exc.body or "{}").get("message", ""))
+    except (TypeError, ValueError):
+        return ""
+
+
+def get_schema(namespace: str, name: str) -> dict[str, Any] | None:
+    api = client.CustomObjectsApi(api_client())
+    found: dict[str, Any] | None = _call(
+        f"get {PLURAL}/{name}", api.get_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name, missing_ok=True
+    )
+    return found
+
+
+def patch_status(namespace: str, name: str, patch: Mapping[str, Any]) -> None:
+    """A JSON merge patch of ``.status`` alone: no resourceVersion, so spec edits never conflict with it."""
+    api = client.CustomObjectsApi(api_client())
+    _call(
+        f"patch {PLURAL}/{name}/status",
+        api.patch_namespaced_custom_object_status,
+        GROUP,
+        VERSION,
+        namespace,
+        PLURAL,
+        name,
+        {"status": dict(patch)},
+        _content_type="application/merge-patch+json",
+        missing_ok=True,
+    )
+
+
+def get_job(namespace: str, name: str) -> dict[str, Any] | None:
+    found: dict[str, Any] | None = _call(
+        f"get job {name}", client.BatchV1Api(api_client()).read_namespaced_job, name, namespace, missing_ok=True
+    )
+    return found
+
+
+def create_job(manifest: Mapping[str, Any], owner_uid: str) -> tuple[dict[str, Any], bool]:
+    """Create the Job, or adopt the one of that name that this resource already owns; (job, created)."""
+    meta = manifest["metadata"]
+    batch = client.BatchV1Api(api_client())
+    try:
+        response: Any = batch.create_namespaced_job(meta["namespace"], dict(manifest), _preload_content=False)  # type: ignore[arg-type]
+        return json.loads(response.data), True
+    except ApiException as exc:
+        if exc.status != 409:
+            _call(f"create job {meta['name']}", _raise, exc)
+    existing = get_job(meta["namespace"], meta["name"])
+    if existing is None:
+        raise kopf.TemporaryError(f"job {meta['name']} exists and is gone again", delay=1)
+    owners = existing["metadata"].get("ownerReferences") or []
+    if not any(o.get("uid") == owner_uid for o in owners):
+        raise kopf.PermanentError(f"A Job named {meta['name']} exists and is not owned by this {KIND}; delete or rename it")
+    return existing, False
+
+
+def _raise(exc: ApiException, **_: Any) -> None:
+    raise exc
+
+
+def job_pods(namespace: str, job_name: str) -> list[dict[str, Any]]:
+    pods = _call(
+        f"list pods of job {job_name}",
+        client.CoreV1Api(api_client()).list_namespaced_pod,
+        namespace,
+        label_selector=f"batch.kubernetes.io/job-name={job_name}",
+    )
+    items: list[dict[str, Any]] = pods.get("items") or []
+    return items
+
+
+def post_event(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+    """An Event on the resource (queued and posted by kopf)."""
+    kopf.event(kopf.Body(cast(kopf.RawBody, dict(body))), type=type_, reason=reason, message=message[:1024])
+
+
+def owner_body(namespace: str, name: str, uid: str) -> dict[str, Any]:
+    """Enough of a resource to post Events about it."""
+    return {"apiVersion": API_VERSION, "kind": KIND, "metadata": {"namespace": namespace, "name": name, "uid": uid}}
+
+
+def list_schemas(namespaces: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Every BaselinrSchema in ``namespaces`` (all namespaces when empty)."""
+    api = client.CustomObjectsApi(api_client())
+    if not namespaces:
+        found = _call(f"list {PLURAL}", api.list_cluster_custom_object, GROUP, VERSION, PLURAL)
+        return list(found.get("items") or [])
+    items: list[dict[str, Any]] = []
+    for ns in namespaces:
+        found = _call(f"list {PLURAL} in {ns}", api.list_namespaced_custom_object, GROUP, VERSION, ns, PLURAL)
+        items += found.get("items") or []
+    return items

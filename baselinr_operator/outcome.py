@@ -1,0 +1,102 @@
+"""Pure: what a Job came to, read from the Job's conditions and its Pod's termination message.
+
+Called by ``handlers`` with the Job and its Pods as ``kube`` returned them
+(plain dicts); the planner consumes the ``JobOutcome``. The engine's
+``baselinr job ...`` commands write a JSON result to the termination
+message; a Pod that died before writing one (killed, deadline, image pull)
+leaves no result, and the Job's own condition message is used instead.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+EXIT_UNAVAILABLE = 3
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    name: str
+    finished: bool
+    succeeded: bool = False
+    exit_code: int | None = None
+    result: Mapping[str, Any] = field(default_factory=dict)
+    message: str = ""
+    started: datetime | None = None
+    completed: datetime | None = None
+
+    @property
+    def has_result(self) -> bool:
+        return bool(self.result)
+
+    @property
+    def transient(self) -> bool:
+        """Worth retrying as it is: the database was unreachable or locked, or the Pod never reported."""
+        return not self.succeeded and (not self.has_result or self.exit_code == EXIT_UNAVAILABLE)
+
+    @property
+    def duration(self) -> float | None:
+        if self.started and self.completed:
+            return max((self.completed - self.started).total_seconds(), 0.0)
+        return None
+
+    @property
+    def error(self) -> str:
+        """The engine's own message when it wrote one, else what Kubernetes said."""
+        return str(self.result.get("error") or self.message or "the Job failed without a message")
+
+
+def job_outcome(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> JobOutcome:
+    name = job["metadata"]["name"]
+    status = job.get("status") or {}
+    done = {c["type"]: c for c in status.get("conditions") or [] if c.get("status") == "True"}
+    started = _time(status.get("startTime"))
+    if "Complete" in done:
+        succeeded, cond = True, done["Complete"]
+    elif "Failed" in done:
+        succeeded, cond = False, done["Failed"]
+    else:
+        return JobOutcome(name, finished=False, started=started)
+    terminated = _last_terminated(pods)
+    result: dict[str, Any] = {}
+    exit_code = None
+    message = f"{cond.get('reason') or ''}: {cond.get('message') or ''}".strip(": ")
+    if terminated is not None:
+        exit_code = terminated.get("exitCode")
+        text = terminated.get("message") or ""
+        result = parse_result(text)
+        if not result and text.strip() and not succeeded:
+            message = f"{message} (container output: {text.strip()[-500:]})"
+    completed = _time(status.get("completionTime")) or _time(cond.get("lastTransitionTime"))
+    return JobOutcome(name, True, succeeded, exit_code, result, message, started, completed)
+
+
+def parse_result(text: str) -> dict[str, Any]:
+    """The engine's JSON result, or ``{}`` when the message is not one."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) and "command" in data else {}
+
+
+def _last_terminated(pods: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    found: list[tuple[str, Mapping[str, Any]]] = []
+    for pod in pods:
+        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+            term = (cs.get("state") or {}).get("terminated")
+            if term:
+                found.append((str(term.get("finishedAt") or ""), term))
+    return max(found, key=lambda f: f[0])[1] if found else None
+
+
+def _time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    if not value:
+        return None
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))

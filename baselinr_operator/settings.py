@@ -1,0 +1,62 @@
+"""The operator's own settings, read once from the environment into a frozen object.
+
+Read by ``handlers`` at import (kopf decorators need the timer interval) and
+passed down explicitly. Every variable is optional:
+
+    BASELINR_OPERATOR_IMAGE            default Job image (spec.image overrides)
+    BASELINR_OPERATOR_NAMESPACES       comma-separated namespaces to watch (default: all)
+    BASELINR_OPERATOR_METRICS_PORT     Prometheus endpoint port, 0 = off (default 8080)
+    BASELINR_OPERATOR_HEALTH_PORT      liveness endpoint port (default 8081)
+    BASELINR_OPERATOR_RETRY_SECONDS    first retry delay after a transient failure (default 30)
+    BASELINR_OPERATOR_RETRY_LIMIT      transient failures before giving up (default 5)
+    BASELINR_OPERATOR_TICK_SECONDS     how often scheduled work (retries, drift checks) is looked at (default 10)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    image: str = "baselinr:0.1.0"
+    namespaces: tuple[str, ...] = ()
+    metrics_port: int = 8080
+    health_port: int = 8081
+    retry_seconds: float = 30.0
+    retry_limit: int = 5
+    tick_seconds: float = 10.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
+        e = os.environ if env is None else env
+        d = cls()
+        namespaces = tuple(n.strip() for n in e.get("BASELINR_OPERATOR_NAMESPACES", "").split(",") if n.strip())
+        return cls(
+            image=e.get("BASELINR_OPERATOR_IMAGE") or d.image,
+            namespaces=namespaces,
+            metrics_port=int(_number(e, "BASELINR_OPERATOR_METRICS_PORT", d.metrics_port, int)),
+            health_port=int(_number(e, "BASELINR_OPERATOR_HEALTH_PORT", d.health_port, int)),
+            retry_seconds=_number(e, "BASELINR_OPERATOR_RETRY_SECONDS", d.retry_seconds, float),
+            retry_limit=int(_number(e, "BASELINR_OPERATOR_RETRY_LIMIT", d.retry_limit, int)),
+            tick_seconds=_number(e, "BASELINR_OPERATOR_TICK_SECONDS", d.tick_seconds, float),
+        )
+
+    def retry_delay(self, failures: int) -> float:
+        """Exponential backoff: retry_seconds, then twice that, ... capped at one hour."""
+        return float(min(self.retry_seconds * 2 ** max(failures - 1, 0), 3600.0))
+
+
+def _number(env: Mapping[str, str], name: str, default: int | float, kind: type[int] | type[float]) -> int | float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise SystemExit(f"{name}={raw!r} is not a number") from None
+    if value < 0:
+        raise SystemExit(f"{name} must not be negative")
+    return value
