@@ -55,12 +55,19 @@ class ConnectionSettings:
     role: str | None = None
     filepath: str | None = None
     private_key_path: str | None = None
+    private_key_passphrase: str | None = field(default=None, repr=False)
     extra_params: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def secrets(self) -> tuple[str, ...]:
         """Values that must never be printed."""
-        return tuple(s for s in (self.password,) if s)
+        return tuple(s for s in (self.password, self.private_key_passphrase) if s)
+
+    def connect_args(self) -> dict[str, Any]:
+        """Driver arguments that must not travel in the URL (secrets)."""
+        if self.type == "snowflake" and self.private_key_passphrase:
+            return {"private_key_file_pwd": self.private_key_passphrase}
+        return {}
 
     def url(self) -> URL:
         """The SQLAlchemy URL; credentials are escaped by ``URL.create``."""
@@ -88,6 +95,9 @@ class ConnectionSettings:
                 query={"charset": "utf8mb4"},
             )
         query = {k: v for k, v in (("warehouse", self.warehouse), ("role", self.role)) if v}
+        if self.private_key_path:
+            # Key-pair authentication: the connector reads the PEM file itself.
+            query.update(private_key_file=self.private_key_path, authenticator="SNOWFLAKE_JWT")
         return URL.create(
             "snowflake",
             username=self.username,
@@ -207,6 +217,9 @@ def _connection(conn: Mapping[str, Any], source: str, env: Mapping[str, str]) ->
     key_path = conn.get("private_key_path") or conn.get("private_key_file")
     if key_path is not None:
         values["private_key_path"] = _string(key_path, f"{where}.private_key_path")
+    passphrase = conn.get("private_key_passphrase")
+    if passphrase is not None:
+        values["private_key_passphrase"] = _string(passphrase, f"{where}.private_key_passphrase", secret=True)
     for key, value in values.items():
         if isinstance(value, str):
             for m in _VAR.finditer(value):
@@ -237,10 +250,31 @@ def _connection(conn: Mapping[str, Any], source: str, env: Mapping[str, str]) ->
         if not values.get("database"):
             raise ConfigError(f"{where}.database is required for {kind}")
     if kind == "snowflake":
-        for key in ("account", "username"):
-            if not values.get(key):
-                raise ConfigError(f"{where}.{key} is required for snowflake")
+        _check_snowflake(values, where)
     return ConnectionSettings(type=kind, **values)
+
+
+def _check_snowflake(values: Mapping[str, Any], where: str) -> None:
+    for key in ("account", "username"):
+        if not values.get(key):
+            raise ConfigError(f"{where}.{key} is required for snowflake")
+    key_path = values.get("private_key_path")
+    if key_path:
+        path = Path(os.path.expanduser(key_path))
+        if not path.is_file():
+            raise ConfigError(f"{where}.private_key_path: no such file: {key_path}")
+        if not os.access(path, os.R_OK):
+            raise ConfigError(f"{where}.private_key_path: cannot read {key_path}")
+    elif not values.get("password") and "authenticator" not in values.get("extra_params", {}).get("connect_args", {}):
+        raise ConfigError(
+            f"{where}: snowflake needs a password or a private_key_path",
+            hint="Set storage.connection.password, or private_key_path for key-pair authentication.",
+        )
+    if not values.get("warehouse"):
+        raise ConfigError(
+            f"{where}.warehouse is required for snowflake",
+            hint="Name the virtual warehouse that runs the migrations (storage.connection.warehouse).",
+        )
 
 
 def _string(value: Any, where: str, *, secret: bool = False) -> str:

@@ -4,8 +4,8 @@
 never branch on a dialect's name. A codec names its file encoding (recorded
 per table in the manifest), opens the read snapshot for a backup, prepares a
 session for loading, loads one table, and finishes (e.g. resets
-PostgreSQL's sequences). Snowflake has no codec yet; a zero-copy ``CLONE``
-backup would be a different manifest ``mode`` rather than a codec.
+PostgreSQL's sequences). Snowflake's codec lives in ``snowflake_codec``; its
+zero-copy ``CLONE`` backups (``snowflake_clone``) stay in the warehouse.
 """
 
 from __future__ import annotations
@@ -101,6 +101,11 @@ class PostgresCodec(Codec):
 
 
 _CODECS: dict[str, type[Codec]] = {"sqlite": SQLiteCodec, "mysql": MySQLCodec, "postgres": PostgresCodec}
+
+
+from baselinr.backup.snowflake_codec import SnowflakeCodec  # noqa: E402 - it subclasses Codec above
+
+_CODECS["snowflake"] = SnowflakeCodec
 
 
 def codec_for(dialect: str) -> Codec:

@@ -284,3 +284,8 @@ def prune(dest: str | None, keep: int, output: str) -> None:
         out([f"{m['ok']} Nothing to remove: {len(result.kept)} backup(s) kept"])
     else:
         out([f"Removed {n}" for n in result.removed] + [f"{m['ok']} Kept {len(result.kept)} backup(s)"])
+
+
+from baselinr.cli.backup_clone import clone  # noqa: E402 - it builds on the helpers above
+
+backup.add_command(clone)

@@ -29,6 +29,9 @@ def create_engine(settings: ConnectionSettings, *, lock_timeout: float = 60.0) -
     if "connect_args" in extra:
         options["connect_args"] = {**options.get("connect_args", {}), **extra.pop("connect_args")}
     options.update(extra)
+    secret_args = settings.connect_args()
+    if secret_args:
+        options["connect_args"] = {**options.get("connect_args", {}), **secret_args}
     options.setdefault("poolclass", NullPool)
     try:
         engine = sqlalchemy.create_engine(settings.url(), **options)

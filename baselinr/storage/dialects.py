@@ -338,21 +338,48 @@ class MySQLDialect(Dialect):
 
 
 class SnowflakeDialect(Dialect):
+    """Snowflake: VARIANT for JSON, TIMESTAMP_TZ, no secondary indexes, a lease-row lock.
+
+    DDL commits implicitly, so every migration runs tracked (statement by
+    statement, progress recorded). Identifiers are written unquoted, so
+    Snowflake stores them upper-case and resolves them case-insensitively,
+    the way Baselinr's own tables are created.
+    """
+
     name = "snowflake"
     transactional_ddl = False
+    exclusive_lock = True
     supports_indexes = False
     split_rules = SplitRules(dollar_quotes=True)
     types: ClassVar[dict[str, str]] = {
         **Dialect.types,
         "text": "VARCHAR",
         "decimal": "NUMBER({precision}, {scale})",
-        "timestamp": "TIMESTAMP_NTZ",
+        "timestamp": "TIMESTAMP_TZ",
         "json": "VARIANT",
     }
     now = "CURRENT_TIMESTAMP()"
 
+    def __init__(self, lease_seconds: int | None = None) -> None:
+        from baselinr.storage.snowflake import DEFAULT_LEASE_SECONDS
+
+        self.lease_seconds = lease_seconds or DEFAULT_LEASE_SECONDS
+
     def autoincrement_column(self, c: Column) -> str:
         return "INTEGER AUTOINCREMENT PRIMARY KEY"
+
+    def engine_options(self, lock_timeout: float) -> dict[str, Any]:
+        # Without a bound the connector retries an unknown account for minutes.
+        return {"connect_args": {"login_timeout": 30, "session_parameters": {"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False}}}
+
+    @contextmanager
+    def lock(self, conn: Connection, timeout: float) -> Iterator[None]:
+        from baselinr.storage.snowflake import Lease, hold
+
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+        lease = Lease(conn, LOCK_NAME, runner_id(), lease_seconds=self.lease_seconds)
+        with hold(lease, lambda take, holder: self._poll(take, timeout, holder)):
+            yield
 
 
 _DIALECTS: dict[str, type[Dialect]] = {
