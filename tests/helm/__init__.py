@@ -1,0 +1,1 @@
+"""Helpers and fixtures of the Helm chart tests (the helm binary, an example application chart)."""
