@@ -1,4 +1,5 @@
-# One image for the engine CLI (`baselinr`) and the operator (`baselinr-operator`).
+# One image for the engine CLI (`baselinr`), the operator (`baselinr-operator`) and
+# the wait step of the Helm hook (`baselinr-schema wait`).
 # Build: docker build -t baselinr:0.1.0 .
 # Stage 1 builds wheels for the project and every dependency (database drivers
 # included); stage 2 installs them without compilers, caches or pip's wheel dir.
@@ -23,7 +24,9 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
 USER 10001:10001
 WORKDIR /tmp
 # Jobs run `baselinr job ...`; the operator Deployment overrides the command
-# with `baselinr-operator` and probes its /healthz endpoint.
+# with `baselinr-operator` and probes its /healthz endpoint; the Helm hook Job
+# runs `baselinr-schema wait`. Kubernetes probes fit these better than a
+# HEALTHCHECK: most containers of this image are short-lived commands.
 HEALTHCHECK NONE
 ENTRYPOINT ["baselinr"]
 CMD ["--help"]
