@@ -93,7 +93,7 @@ def next_due(status: dict[str, Any], spec: SchemaSpec | None) -> datetime | None
     retry = status.get("retry") or {}
     if (status.get("run") or {}).get("step") == "Failed" and retry.get("notBefore"):
         return _parse(retry["notBefore"])
-    if spec is not None and spec.validate_interval and status.get("phase") == Phase.READY and not spec.suspend:
+    if spec is not None and spec.validate_interval and not spec.suspend and (status.get("run") or {}).get("step") == "Done":
         last = (status.get("validation") or {}).get("time")
         if last:
             return _parse(last) + timedelta(seconds=spec.validate_interval)
@@ -144,7 +144,7 @@ def plan(facts: Facts, settings: OperatorSettings) -> Plan:
         _start(facts, p, step)
         return p
 
-    if spec.validate_interval and not spec.suspend and draft.get("phase") in (Phase.READY, Phase.VALIDATING):
+    if spec.validate_interval and not spec.suspend and draft.run.get("step") == "Done":
         due_at = next_due(draft.data, spec)
         if due_at is None or due_at <= facts.now:
             _start(facts, p, "Validate")

@@ -173,6 +173,7 @@ def operator(
         "BASELINR_OPERATOR_RETRY_SECONDS": "2",
         "BASELINR_OPERATOR_TICK_SECONDS": "1",
         "BASELINR_OPERATOR_IMAGE": "baselinr:test",
+        "BASELINR_OPERATOR_NAMESPACES": namespace,
         **env,
     }
     for key, value in settings.items():
@@ -184,6 +185,16 @@ def operator(
     with KopfRunner(args, timeout=90) as runner:
         yield runner
     kube.close()
+
+
+def service_account_kubeconfig(k8s: Cluster, namespace: str, account: str, path: Path) -> Path:
+    """A kubeconfig for the cluster that authenticates as a service account (a TokenRequest token)."""
+    token = k8s.kubectl("create", "token", account, "-n", namespace, "--duration=1h", check=True).stdout.strip()
+    config = yaml.safe_load(Path(k8s.kubeconfig).read_text())
+    user = config["contexts"][0]["context"]["user"]
+    config["users"] = [{"name": user, "user": {"token": token}}]
+    path.write_text(yaml.safe_dump(config))
+    return path
 
 
 def metrics_text(port: int) -> str:
