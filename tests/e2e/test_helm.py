@@ -190,6 +190,14 @@ def test_upgrade_waits_for_the_schema(good_app: App) -> None:
     managers = {f["manager"] for f in fields}
     assert "baselinr-schema" in managers and "helm" not in managers
 
+    # The chart's RBAC was enough: the operator (a real process with the chart's service account) was never refused.
+    operator_log = "".join(
+        log.read_text(errors="replace")
+        for log in (app.k8s.control_plane.work_dir / "node" / app.namespace).glob("op-*/containers/operator/log")
+    ) if app.k8s.control_plane is not None else ""  # fmt: skip
+    assert app.k8s.control_plane is None or operator_log, "the operator process wrote a log"
+    assert "Forbidden" not in operator_log and "403" not in operator_log, operator_log[-3000:]
+
     # Uninstalling the application leaves the schema (and the database) alone.
     app.helm.run("uninstall", "app", "-n", app.namespace, "--wait", check=True)
     assert app.schema()["status"]["currentVersion"] == 2
