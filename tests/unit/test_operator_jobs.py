@@ -136,3 +136,15 @@ def test_outcome_reads_the_engine_result_from_the_termination_message() -> None:
     assert unreachable.transient
     killed = job_outcome(_job("Failed"), [_pod(137, "Traceback ... killed")])
     assert killed.transient and "BackoffLimitExceeded" in killed.error and "killed" in killed.error
+
+
+def test_entry_point_runs_kopf_standalone_with_liveness() -> None:
+    from baselinr_operator.__main__ import kopf_args
+
+    args = kopf_args(OperatorSettings.from_env({"BASELINR_OPERATOR_NAMESPACES": "a, b"}), ["--verbose"])
+    assert args[:4] == ["run", "--standalone", "-m", "baselinr_operator.handlers"]
+    assert "--namespace=a" in args and "--namespace=b" in args and "--all-namespaces" not in args
+    assert "--liveness=http://0.0.0.0:8081/healthz" in args and args[-1] == "--verbose"
+    assert "--all-namespaces" in kopf_args(OperatorSettings(), [])
+    with pytest.raises(SystemExit, match="not a number"):
+        OperatorSettings.from_env({"BASELINR_OPERATOR_METRICS_PORT": "eighty"})
