@@ -162,7 +162,13 @@ def broken_v2() -> dict[int, str]:
 
 @contextmanager
 def operator(
-    k8s: Cluster, namespace: str, monkeypatch: pytest.MonkeyPatch, *, kubeconfig: Path | None = None, **env: str
+    k8s: Cluster,
+    namespace: str,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    kubeconfig: Path | None = None,
+    liveness_port: int | None = None,
+    **env: str,
 ) -> Iterator[Any]:
     """The operator, watching ``namespace``, for the duration of the block; yields the KopfRunner."""
     from kopf.testing import KopfRunner
@@ -182,6 +188,8 @@ def operator(
 
     kube.close()  # a fresh client for this run's kubeconfig
     args = ["run", "--standalone", "--namespace", namespace, "--verbose", "-m", "baselinr_operator.handlers"]
+    if liveness_port:
+        args.append(f"--liveness=http://127.0.0.1:{liveness_port}/healthz")
     with KopfRunner(args, timeout=90) as runner:
         yield runner
     kube.close()
@@ -197,8 +205,8 @@ def service_account_kubeconfig(k8s: Cluster, namespace: str, account: str, path:
     return path
 
 
-def metrics_text(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+def metrics_text(port: int, path: str = "/metrics") -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
         text: str = response.read().decode()
     return text
 

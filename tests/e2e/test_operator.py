@@ -50,8 +50,9 @@ def setup(k8s: Cluster, namespace: str, pg_server: Server, tmp_path: Path, crd: 
 
 
 def test_create_backup_migrate_ready_then_upgrade(setup: Setup, monkeypatch: pytest.MonkeyPatch) -> None:
-    port = free_port()
-    with operator(setup.k8s, setup.namespace, monkeypatch, BASELINR_OPERATOR_METRICS_PORT=str(port)) as runner:
+    port, health = free_port(), free_port()
+    metrics_env = {"BASELINR_OPERATOR_METRICS_PORT": str(port)}
+    with operator(setup.k8s, setup.namespace, monkeypatch, liveness_port=health, **metrics_env) as runner:
         setup.apply(setup.schema("analytics", 2)).check_returncode()
         waited = setup.k8s.kubectl(
             "wait", "--for=condition=Ready", "bschema/analytics", "-n", setup.namespace, "--timeout=150s", timeout=170
@@ -99,6 +100,7 @@ def test_create_backup_migrate_ready_then_upgrade(setup: Setup, monkeypatch: pyt
         assert any(r == "MigrationSucceeded" and "applied v3" in m and "v2" not in m.split(":", 2)[-1] for _, r, m in messages)
         assert all(t == "Normal" for t, _, _ in messages)
 
+        assert json.loads(metrics_text(health, "/healthz"))["claims"] == 0  # the liveness probe answers
         metrics = metrics_text(port)
         assert 'baselinr_operator_migrations_total{result="succeeded"} 2.0' in metrics
         assert f'baselinr_schema_current_version{{name="analytics",namespace="{setup.namespace}"}} 3.0' in metrics

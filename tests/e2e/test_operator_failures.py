@@ -164,3 +164,43 @@ def test_cli_migrate_of_the_same_database_meanwhile_is_seen(
         assert status["lastMigration"]["from"] == 3
         assert any("nothing to apply" in e["message"] for e in setup.events("analytics"))
     assert runner.exception is None, runner.output
+
+
+def test_unreachable_database_is_retried_with_backoff_then_stalls(
+    make: object, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import yaml
+
+    from .operator_support import free_port
+
+    setup: Setup = make()  # type: ignore[operator]
+    connection = {**setup.server.connection(setup.database), "port": free_port()}  # nothing listens there
+    config = tmp_path / "unreachable.yml"
+    config.write_text(yaml.safe_dump({"storage": {"connection": connection}}))
+    setup.k8s.kubectl("create", "secret", "generic", "unreachable", "-n", setup.namespace,
+                      f"--from-file=config.yml={config}", check=True)  # fmt: skip
+    manifest = setup.schema("analytics", 1, **SKIP_BACKUP)
+    manifest["spec"]["configSecretRef"] = {"name": "unreachable"}
+    with operator(setup.k8s, setup.namespace, monkeypatch, BASELINR_OPERATOR_RETRY_LIMIT="2") as runner:
+        setup.apply(manifest).check_returncode()
+        first = setup.wait_phase("analytics", "Failed")
+        if first.get("retry", {}).get("failures") == 1:
+            assert {c["type"]: c["reason"] for c in first["conditions"]}["Reconciling"] == "RetryScheduled"
+            assert "retry 1 of 2 in 2s" in first["message"]
+        stalled = wait_for(
+            lambda: (s := setup.status("analytics")) and _stalled(s, "RetriesExhausted"), timeout=120, what="retries exhausted"
+        )
+        assert "Cannot connect" in stalled["message"] or "could not connect" in stalled["message"].lower()
+        # Three attempts: the first and two retries, each a new Job of its own run.
+        assert setup.job_names() == ["analytics-migrate-v1-1", "analytics-migrate-v1-2", "analytics-migrate-v1-3"]
+        times = sorted(j["metadata"]["creationTimestamp"] for j in setup.jobs())
+        assert times[0] < times[2]  # spaced out, not all at once
+        texts = cluster_texts(setup, "analytics")
+    assert runner.exception is None, runner.output
+    no_password_anywhere(setup, {**texts, "operator log": runner.output})
+
+
+def _stalled(status: dict[str, object], reason: str) -> dict[str, object] | None:
+    conditions = {c["type"]: c for c in status.get("conditions", [])}  # type: ignore[union-attr,index]
+    stalled = conditions.get("Stalled")
+    return status if stalled and stalled["status"] == "True" and stalled["reason"] == reason else None
