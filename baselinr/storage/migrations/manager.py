@@ -379,8 +379,11 @@ class MigrationManager:
         try:
             with conn.begin():
                 # Another runner may have done it while we waited (SQLite
-                # serialises per migration with BEGIN IMMEDIATE).
-                if history.is_applied(conn, m.version) == (step.direction == "up"):
+                # serialises per migration with BEGIN IMMEDIATE). Under a lock
+                # held for the whole run, the history read after taking it is
+                # still true, so the check would only cost a round trip.
+                exclusive = self.dialect.exclusive_lock
+                if not exclusive and history.is_applied(conn, m.version) == (step.direction == "up"):
                     return False
                 for number, stmt in enumerate(step.statements, 1):
                     current = number
@@ -401,6 +404,7 @@ class MigrationManager:
                         execution_time_ms=int((time.monotonic() - started) * 1000),
                         statements_done=len(step.statements),
                         statements_total=len(step.statements),
+                        replace=replace or not exclusive,
                     )
                 else:
                     history.delete(conn, m.version)
