@@ -60,3 +60,34 @@ def test_fresh_database_to_latest_then_status_and_validate(database: Database, c
     r = run(capsys, "migrate", "apply", "--config", cfg)
     assert r.code == 0
     assert f"Already at version {LATEST}" in r.out
+
+
+LOADED_MODULES = """
+import sys
+from baselinr.cli import main
+code = main()
+print("EXIT", code, "SQLALCHEMY", any(m == "sqlalchemy" or m.startswith("sqlalchemy.") for m in sys.modules))
+"""
+
+
+def test_status_and_a_no_op_apply_need_neither_sqlalchemy_nor_the_lock(database: Database) -> None:
+    """The operator's Jobs and Helm hooks run `apply` on every sync: with nothing to do it
+    reads the history with the bare driver, as `status` does, and SQLAlchemy's import
+    (most of the start-up time) is never paid. Work to do takes the locked path."""
+    import subprocess
+    import sys
+
+    def cli(*args: str) -> str:
+        argv = ["baselinr", *args, "--config", str(database.config)]
+        code = f"import sys; sys.argv = {argv!r}\n" + LOADED_MODULES
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.splitlines()[-1]
+
+    assert cli("migrate", "apply", "--target", "1") == "EXIT 0 SQLALCHEMY True"
+    assert cli("migrate", "status") == "EXIT 1 SQLALCHEMY False"
+    # Behind: apply has work, so it locks and migrates (through SQLAlchemy).
+    assert cli("migrate", "apply", "--target", "2") == "EXIT 0 SQLALCHEMY True"
+    assert cli("migrate", "apply", "--target", "2") == "EXIT 0 SQLALCHEMY False"
+    # A target below the database version is still refused (exit 2), on the locked path.
+    assert cli("migrate", "apply", "--target", "1") == "EXIT 2 SQLALCHEMY True"

@@ -276,6 +276,9 @@ class MigrationManager:
                 )
             self._refuse_unfinished(rows, plan, resume)
             return ApplyResult(plan.current_version, plan.current_version, target, True, plan)
+        done_already = self._already_at(target)
+        if done_already is not None:
+            return ApplyResult(target, target, target, False, done_already)
         with self._connect() as lock_conn, self.dialect.lock(lock_conn, self.lock_timeout), _Connections(self) as conns:
             conn = conns.tx()
             try:
@@ -300,6 +303,29 @@ class MigrationManager:
                 done.append(self._run(self.chain.get(step.version), step, conns))
         final = max([plan.current_version or 0] + [s.version for s in done]) if done else plan.current_version
         return ApplyResult(plan.current_version, final, target, False, plan, done)
+
+    def _already_at(self, target: int) -> Plan | None:
+        """The empty plan, when the bare driver's read of the history shows every
+        version up to ``target`` applied, none above it, and nothing unfinished.
+
+        An ``apply`` with nothing to do (the operator's Jobs and Helm hooks run
+        it on every sync) then needs neither the lock nor SQLAlchemy. Anything
+        else, including every error case, takes the locked path, which re-reads
+        the history under the lock."""
+        if self._engine is not None:
+            return None
+        rows = self._quick_history()
+        if not isinstance(rows, list) or history.unfinished(rows) or adopt.unverified(rows):
+            return None
+        applied = history.applied_versions(rows)
+        chain = self.chain
+        if not applied or target > chain.latest or max(applied) != target:
+            return None
+        if any(m.version not in applied for m in chain.between(0, target)):
+            return None
+        from baselinr.storage.dialects import dialect_for
+
+        return Plan(target, target, "none", [], dialect_for(self.settings.type, self.settings.schema).name)
 
     def rollback(
         self, target: int, *, dry_run: bool = False, on_step: Callable[[PlannedStep], None] | None = None
