@@ -1,16 +1,28 @@
-"""Benchmark: ``baselinr migrate`` against Alembic, side by side in one run.
+"""Benchmark: ``baselinr migrate`` against Alembic and dbmate, side by side in one run.
 
-Same database, same SQL, both as a user ships them: a source tree with 100
+Same database, same SQL, each tool as a user ships it: a source tree with 100
 small migrations (``CREATE TABLE bench_N`` plus an index) laid out the way
 each tool expects. Measures, as medians of wall time of real processes:
 
-  (a) ``baselinr migrate status`` vs ``alembic current`` (100 applied),
-  (b) applying the chain of 100 on an empty database vs ``alembic upgrade head``,
+  (a) status with 100 applied: ``baselinr migrate status`` vs ``alembic current``
+      vs ``dbmate status``,
+  (b) applying the chain of 100 on an empty database: ``baselinr migrate apply``
+      vs ``alembic upgrade head`` vs ``dbmate up``,
+  (c) a no-op apply, everything already applied (same three commands),
+  (d) a cold ``status`` on an empty database, nothing applied (baselinr exits 1
+      there by design: "schema behind"),
 
-on SQLite and PostgreSQL (a throw-away server started here), and prints each
-ratio (ours / Alembic; lower is better; goals: status <= 0.7, chain <= 0.8).
+on SQLite and PostgreSQL (a throw-away server started here), and prints one
+table with each ratio (ours / theirs; lower is better; goals against Alembic:
+status <= 0.7, chain <= 0.8).
 
-Run: python bench/migrate_vs_alembic.py [--repeat 7] [--chain 100]
+dbmate (a Go binary) comes from the npm package ``@dbmate/linux-x64`` at a
+pinned version, installed by ``npm`` once per machine under
+``~/.cache/baselinr-bench/``. Without npm, or if that install fails, dbmate is
+left out (one line says so) and the Alembic comparison runs alone; so it does
+with ``--no-dbmate``.
+
+Run: python bench/migrate_vs_alembic.py [--repeat 7] [--chain 100] [--dialects sqlite,postgres] [--no-dbmate]
 Not a test: timings on shared machines are noisy and never gate CI.
 """
 
@@ -18,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import platform
 import shutil
 import statistics
 import subprocess
@@ -25,14 +38,73 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+if TYPE_CHECKING:
+    from tests.support.servers import Server
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+DBMATE_VERSION = "2.36.0"
+DBMATE_PACKAGE = f"@dbmate/linux-x64@{DBMATE_VERSION}"
+CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "baselinr-bench"
+GOALS = {"status": 0.7, "chain": 0.8}  # ours / Alembic
+
 
 def sql_for(i: int) -> str:
     return f"CREATE TABLE bench_{i} (id INTEGER PRIMARY KEY, name VARCHAR(50)); CREATE INDEX ix_bench_{i} ON bench_{i} (name)"
+
+
+# --- dbmate: installed from npm, once per machine ------------------------------
+
+
+def dbmate_binary() -> Path | None:
+    """The pinned dbmate binary, installed into the cache when missing; None (and a line saying why) if it can't be."""
+    home = CACHE / f"dbmate-{DBMATE_VERSION}"
+    binary = home / "node_modules/@dbmate/linux-x64/bin/dbmate"
+    if binary.is_file():
+        return binary
+    if platform.system() != "Linux" or platform.machine() not in ("x86_64", "AMD64"):
+        return _left_out(f"{DBMATE_PACKAGE} is for Linux x86-64, this is {platform.system()} {platform.machine()}")
+    npm = shutil.which("npm")
+    if npm is None:
+        return _left_out("npm not found")
+    # Install beside the cache entry, then move it in: an interrupted install never looks complete.
+    try:
+        CACHE.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f"{home.name}.partial-", dir=CACHE))
+    except OSError as exc:
+        return _left_out(f"cannot write {CACHE}: {exc}")
+    try:
+        cmd = [npm, "install", "--prefix", str(staging), "--no-audit", "--no-fund", "--loglevel=error", DBMATE_PACKAGE]
+        print(f"installing dbmate {DBMATE_VERSION}: {' '.join(cmd[1:])}", file=sys.stderr)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        if proc.returncode != 0:
+            return _left_out(f"'npm install {DBMATE_PACKAGE}' failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
+        if not (staging / binary.relative_to(home)).is_file():
+            return _left_out(f"'npm install {DBMATE_PACKAGE}' installed no {binary.relative_to(home)}")
+        try:
+            staging.rename(home)
+        except OSError:
+            if not binary.is_file():  # not a concurrent run that got there first
+                raise
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return _left_out(f"installing {DBMATE_PACKAGE} failed: {exc}")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return binary
+
+
+def _left_out(why: str) -> None:
+    print(f"dbmate left out: {why}; comparing with Alembic only.", file=sys.stderr)
+    return None
+
+
+# --- the three source trees -----------------------------------------------------
 
 
 def make_baselinr_tree(dest: Path, n: int) -> Path:
@@ -63,15 +135,10 @@ def make_baselinr_tree(dest: Path, n: int) -> Path:
     return tree
 
 
-def make_alembic_tree(dest: Path, n: int, url: str) -> Path:
+def make_alembic_tree(dest: Path, n: int) -> Path:
+    """An Alembic script directory with the n benchmark revisions; see ``alembic_ini`` for the database."""
     tree = dest / "alembic-tree"
     (tree / "versions").mkdir(parents=True)
-    (tree / "alembic.ini").write_text(
-        f"[alembic]\nscript_location = {tree}\nsqlalchemy.url = {url.replace('%', '%%')}\n\n"
-        "[loggers]\nkeys = root\n[handlers]\nkeys = console\n[formatters]\nkeys = generic\n"
-        "[logger_root]\nlevel = WARN\nhandlers = console\n[handler_console]\nclass = StreamHandler\n"
-        "args = (sys.stderr,)\nlevel = NOTSET\nformatter = generic\n[formatter_generic]\nformat = %%(message)s\n"
-    )
     (tree / "env.py").write_text(
         "from alembic import context\nfrom sqlalchemy import engine_from_config, pool\n\n"
         "config = context.config\n"
@@ -93,57 +160,185 @@ def make_alembic_tree(dest: Path, n: int, url: str) -> Path:
     return tree
 
 
-def timed(cmd: list[str], env: dict[str, str], cwd: Path) -> float:
+def alembic_ini(tree: Path, url: str) -> Path:
+    """An ``alembic.ini`` for one database; every one shares the same (compiled once) script directory."""
+    ini = tree.parent / f"alembic-{time.monotonic_ns()}.ini"
+    ini.write_text(
+        f"[alembic]\nscript_location = {tree}\nsqlalchemy.url = {url.replace('%', '%%')}\n\n"
+        "[loggers]\nkeys = root\n[handlers]\nkeys = console\n[formatters]\nkeys = generic\n"
+        "[logger_root]\nlevel = WARN\nhandlers = console\n[handler_console]\nclass = StreamHandler\n"
+        "args = (sys.stderr,)\nlevel = NOTSET\nformatter = generic\n[formatter_generic]\nformat = %%(message)s\n"
+    )
+    return ini
+
+
+def make_dbmate_tree(dest: Path, n: int) -> Path:
+    """dbmate's ``db/migrations`` with the n benchmark migrations (up only, as for the others)."""
+    migrations = dest / "dbmate-tree/db/migrations"
+    migrations.mkdir(parents=True)
+    for i in range(1, n + 1):
+        (migrations / f"{i:04d}_bench.sql").write_text(f"-- migrate:up\n{sql_for(i)};\n\n-- migrate:down\n")
+    return migrations
+
+
+# --- timing -----------------------------------------------------------------------
+
+
+def timed(cmd: list[str], env: dict[str, str], cwd: Path, expect: int = 0) -> float:
+    """Wall time of one process, which must exit with ``expect``."""
     start = time.perf_counter()
     proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    if proc.returncode != expect:
+        raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}, not {expect}:\n{proc.stdout}\n{proc.stderr}")
     return elapsed
 
 
-def median(fn: Callable[[], float], repeat: int) -> float:
-    return statistics.median(fn() for _ in range(repeat))
+@dataclass(frozen=True)
+class Database:
+    """One fresh, empty database, as each tool is told where it is."""
+
+    sqlalchemy_url: str
+    connection: dict[str, object]
+    dbmate_url: str
 
 
-Fresh = Callable[[], tuple[str, dict[str, object]]]
+Fresh = Callable[[], Database]
 
 
-def run_dialect(name: str, work: Path, repeat: int, n: int, fresh: Fresh) -> list[tuple[str, float, float]]:
-    import yaml
+@dataclass(frozen=True)
+class Row:
+    """Medians of one measurement, in seconds; dbmate is None when left out."""
 
-    rows = []
-    ours_tree = make_baselinr_tree(work / name, n)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env["PYTHONPATH"] = str(ours_tree)
+    label: str
+    baselinr: float
+    alembic: float
+    dbmate: float | None
+    goal: str | None = None  # a key of GOALS
 
-    def config_for(c: dict[str, object]) -> Path:
-        p = work / name / f"config-{time.monotonic_ns()}.yml"
-        p.write_text(yaml.safe_dump({"storage": {"connection": c}}))
-        return p
+    @classmethod
+    def of(cls, label: str, medians: dict[str, float], goal: str | None = None) -> Row:
+        return cls(label, medians["baselinr"], medians["alembic"], medians.get("dbmate"), goal)
 
-    baselinr = [sys.executable, "-m", "baselinr", "migrate"]
-    # (b) the chain, each run on a fresh database.
-    ours_apply, theirs_apply = [], []
-    alembic_tree = make_alembic_tree(work / name / "alembic", n, "sqlite://")
-    ini_path = alembic_tree / "alembic.ini"
-    ini_text = ini_path.read_text()
+
+class Tools:
+    """Each tool's source tree for one dialect, and its commands against a database of its own."""
+
+    def __init__(self, work: Path, n: int, dbmate: Path | None) -> None:
+        self.work = work
+        self.env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        self.env["PYTHONPATH"] = str(make_baselinr_tree(work, n))
+        self.alembic_tree = make_alembic_tree(work, n)
+        self.dbmate = dbmate
+        self.dbmate_dir = make_dbmate_tree(work, n)
+        self.names = ["baselinr", "alembic", *(["dbmate"] if dbmate else [])]
+
+    def status(self, dbs: dict[str, Database]) -> dict[str, list[str]]:
+        return self._commands(dbs, "status", ["current"], "status")
+
+    def apply(self, dbs: dict[str, Database]) -> dict[str, list[str]]:
+        return self._commands(dbs, "apply", ["upgrade", "head"], "up")
+
+    def _commands(self, dbs: dict[str, Database], ours: str, alembic: list[str], dbmate: str) -> dict[str, list[str]]:
+        import yaml
+
+        config = self.work / f"config-{time.monotonic_ns()}.yml"
+        config.write_text(yaml.safe_dump({"storage": {"connection": dbs["baselinr"].connection}}))
+        ini = alembic_ini(self.alembic_tree, dbs["alembic"].sqlalchemy_url)
+        cmds = {
+            "baselinr": [sys.executable, "-m", "baselinr", "migrate", ours, "-c", str(config)],
+            "alembic": [sys.executable, "-m", "alembic", "-c", str(ini), *alembic],
+        }
+        if self.dbmate:
+            url, migrations = dbs["dbmate"].dbmate_url, str(self.dbmate_dir)
+            cmds["dbmate"] = [str(self.dbmate), "--url", url, "--migrations-dir", migrations, "--no-dump-schema", dbmate]
+        return cmds
+
+    def time(self, cmd: list[str], expect: int = 0) -> float:
+        return timed(cmd, self.env, self.work, expect)
+
+    def medians(self, cmds: dict[str, list[str]], repeat: int, expect: dict[str, int] | None = None) -> dict[str, float]:
+        codes = expect or {}
+        return {t: statistics.median(self.time(cmd, codes.get(t, 0)) for _ in range(repeat)) for t, cmd in cmds.items()}
+
+
+def run_dialect(name: str, work: Path, repeat: int, n: int, fresh: Fresh, dbmate: Path | None) -> list[Row]:
+    tools = Tools(work / name, n, dbmate)
+    # (b) the chain, each run on fresh databases; the tools take turns.
+    chain: dict[str, list[float]] = {t: [] for t in tools.names}
+    applied: dict[str, Database] = {}
     for _ in range(max(3, repeat // 2)):
-        _, conn_a = fresh()
-        ours_apply.append(timed([*baselinr, "apply", "-c", str(config_for(conn_a))], env, work))
-        url_b, _ = fresh()
-        # One source tree for every run (compiled once, as ours), pointed at the new database.
-        ini_path.write_text(ini_text.replace("sqlalchemy.url = sqlite://", f"sqlalchemy.url = {url_b.replace('%', '%%')}"))
-        alembic = [sys.executable, "-m", "alembic", "-c", str(alembic_tree / "alembic.ini")]
-        theirs_apply.append(timed([*alembic, "upgrade", "head"], env, work))
-    # (a) status with n applied, on the last databases of each.
-    cfg = config_for(conn_a)
-    ini = str(alembic_tree / "alembic.ini")
-    ours_status = [timed([*baselinr, "status", "-c", str(cfg)], env, work) for _ in range(repeat)]
-    theirs_status = [timed([sys.executable, "-m", "alembic", "-c", ini, "current"], env, work) for _ in range(repeat)]
-    rows.append((f"{name}: status ({n} applied)", statistics.median(ours_status), statistics.median(theirs_status)))
-    rows.append((f"{name}: apply chain of {n}", statistics.median(ours_apply), statistics.median(theirs_apply)))
-    return rows
+        applied = {t: fresh() for t in tools.names}
+        for t, cmd in tools.apply(applied).items():
+            chain[t].append(tools.time(cmd))
+    # (a) status and (c) a no-op apply: on the last of those databases, n applied.
+    # (d) a cold status on empty databases: baselinr exits 1 there (not initialized), by design.
+    empty = {t: fresh() for t in tools.names}
+    return [
+        Row.of(f"{name}: status ({n} applied)", tools.medians(tools.status(applied), repeat), "status"),
+        Row.of(f"{name}: apply chain of {n}", {t: statistics.median(v) for t, v in chain.items()}, "chain"),
+        Row.of(f"{name}: no-op apply ({n} applied)", tools.medians(tools.apply(applied), repeat)),
+        Row.of(f"{name}: status, cold (0 applied)", tools.medians(tools.status(empty), repeat, {"baselinr": 1})),
+    ]
+
+
+# --- the databases ------------------------------------------------------------------
+
+
+def sqlite_databases(work: Path) -> Fresh:
+    counter = iter(range(10_000))
+
+    def fresh() -> Database:
+        path = work / f"db-{next(counter)}.sqlite"
+        return Database(
+            f"sqlite:///{path}",
+            {"type": "sqlite", "database": "bench", "filepath": str(path)},
+            f"sqlite:{quote(str(path))}",
+        )
+
+    return fresh
+
+
+def postgres_databases(server: Server) -> Fresh:
+    from sqlalchemy.engine import URL
+
+    def fresh() -> Database:
+        db = server.create_database("bench")
+        url = URL.create("postgresql+psycopg2", server.user, server.password, server.host, server.port, db)
+        auth = f"{quote(server.user, safe='')}:{quote(server.password, safe='')}"
+        return Database(
+            url.render_as_string(hide_password=False),
+            server.connection(db),
+            f"postgres://{auth}@{server.host}:{server.port}/{db}?sslmode=disable",
+        )
+
+    return fresh
+
+
+# --- output ---------------------------------------------------------------------------
+
+
+def ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.0f}ms"
+
+
+def ratio(ours: float, theirs: float | None) -> str:
+    return "-" if theirs is None else f"{ours / theirs:.2f}"
+
+
+def print_table(rows: list[Row]) -> None:
+    width = max(len("measurement"), *(len(r.label) for r in rows))
+    print(f"\n{'measurement':{width}} {'baselinr':>9} {'alembic':>9} {'dbmate':>9} {'vs alembic':>11} {'vs dbmate':>10}")
+    for r in rows:
+        cells = f"{ms(r.baselinr):>9} {ms(r.alembic):>9} {ms(r.dbmate):>9}"
+        print(f"{r.label:{width}} {cells} {ratio(r.baselinr, r.alembic):>11} {ratio(r.baselinr, r.dbmate):>10}")
+    checks = [
+        f"{r.label} {r.baselinr / r.alembic:.2f} {'met' if r.baselinr / r.alembic <= GOALS[r.goal] else 'MISSED'}"
+        for r in rows
+        if r.goal
+    ]
+    goals = ", ".join(f"{k} <= {v}" for k, v in GOALS.items())
+    print(f"\ngoals vs alembic ({goals}): " + "; ".join(checks))
 
 
 def main() -> None:
@@ -151,38 +346,24 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--chain", type=int, default=100)
     parser.add_argument("--dialects", default="sqlite,postgres")
+    parser.add_argument("--no-dbmate", action="store_true", help="compare with Alembic only")
     args = parser.parse_args()
-    results: list[tuple[str, float, float]] = []
+    dbmate = None if args.no_dbmate else dbmate_binary()
+    rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="baselinr-bench-") as tmp:
         work = Path(tmp)
         work.chmod(0o755)
         if "sqlite" in args.dialects:
-            counter = iter(range(10_000))
-
-            def fresh_sqlite() -> tuple[str, dict[str, object]]:
-                path = work / f"db-{next(counter)}.sqlite"
-                return f"sqlite:///{path}", {"type": "sqlite", "database": "bench", "filepath": str(path)}
-
-            results += run_dialect("sqlite", work, args.repeat, args.chain, fresh_sqlite)
+            rows += run_dialect("sqlite", work, args.repeat, args.chain, sqlite_databases(work), dbmate)
         if "postgres" in args.dialects:
-            from sqlalchemy.engine import URL
-
             from tests.support.servers import start_postgres
 
             server = start_postgres(work)
             try:
-
-                def fresh_pg() -> tuple[str, dict[str, object]]:
-                    db = server.create_database("bench")
-                    url = URL.create("postgresql+psycopg2", server.user, server.password, server.host, server.port, db)
-                    return url.render_as_string(hide_password=False), server.connection(db)
-
-                results += run_dialect("postgres", work, args.repeat, args.chain, fresh_pg)
+                rows += run_dialect("postgres", work, args.repeat, args.chain, postgres_databases(server), dbmate)
             finally:
                 server.stop()
-    print(f"\n{'measurement':40} {'baselinr':>10} {'alembic':>10} {'ratio':>7}")
-    for label, ours, theirs in results:
-        print(f"{label:40} {ours * 1000:8.0f}ms {theirs * 1000:8.0f}ms {ours / theirs:7.2f}")
+    print_table(rows)
 
 
 if __name__ == "__main__":
