@@ -7,10 +7,11 @@
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY baselinr ./baselinr
 COPY baselinr_operator ./baselinr_operator
-RUN pip wheel --wheel-dir /wheels ".[operator,snowflake]"
+# constraints.txt: the versions the test suite runs (see there).
+RUN pip wheel --wheel-dir /wheels --constraint constraints.txt ".[operator,snowflake]"
 
 FROM python:3.11-slim-bookworm
 ARG VERSION=0.1.0
