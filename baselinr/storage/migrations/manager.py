@@ -267,14 +267,7 @@ class MigrationManager:
         """Bring the database up to ``target`` (default: the code's version)."""
         target = self.chain.code_version if target is None else target
         if dry_run:
-            rows = self._history() or []
-            plan = self.plan(target, resume=resume, rows=rows)
-            if plan.direction == "down":
-                raise UsageError(
-                    f"Target v{target} is below the database version v{plan.current_version}.",
-                    hint=f"Use 'baselinr migrate rollback --target {target}' to downgrade.",
-                )
-            self._refuse_unfinished(rows, plan, resume)
+            plan = self._up_plan(target, resume, self._history() or [])
             return ApplyResult(plan.current_version, plan.current_version, target, True, plan)
         done_already = self._already_at(target)
         if done_already is not None:
@@ -288,14 +281,7 @@ class MigrationManager:
                 if self.dialect.is_lock_error(exc):
                     raise self._lock_timeout() from None
                 raise
-            rows = conns.history()
-            plan = self.plan(target, resume=resume, rows=rows)
-            if plan.direction == "down":
-                raise UsageError(
-                    f"Target v{target} is below the database version v{plan.current_version}.",
-                    hint=f"Use 'baselinr migrate rollback --target {target}' to downgrade.",
-                )
-            self._refuse_unfinished(rows, plan, resume)
+            plan = self._up_plan(target, resume, conns.history())
             done: list[StepResult] = []
             for step in plan.steps:
                 if on_step is not None:
@@ -303,6 +289,17 @@ class MigrationManager:
                 done.append(self._run(self.chain.get(step.version), step, conns))
         final = max([plan.current_version or 0] + [s.version for s in done]) if done else plan.current_version
         return ApplyResult(plan.current_version, final, target, False, plan, done)
+
+    def _up_plan(self, target: int, resume: bool, rows: list[HistoryRow]) -> Plan:
+        """The plan of an ``apply``: refused when it would go down, or past an unfinished migration."""
+        plan = self.plan(target, resume=resume, rows=rows)
+        if plan.direction == "down":
+            raise UsageError(
+                f"Target v{target} is below the database version v{plan.current_version}.",
+                hint=f"Use 'baselinr migrate rollback --target {target}' to downgrade.",
+            )
+        self._refuse_unfinished(rows, plan, resume)
+        return plan
 
     def _already_at(self, target: int) -> Plan | None:
         """The empty plan, when the bare driver's read of the history shows every
