@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -74,8 +76,6 @@ def test_status_and_a_no_op_apply_need_neither_sqlalchemy_nor_the_lock(database:
     """The operator's Jobs and Helm hooks run `apply` on every sync: with nothing to do it
     reads the history with the bare driver, as `status` does, and SQLAlchemy's import
     (most of the start-up time) is never paid. Work to do takes the locked path."""
-    import subprocess
-    import sys
 
     def cli(*args: str) -> str:
         argv = ["baselinr", *args, "--config", str(database.config)]

@@ -118,14 +118,19 @@ class MigrationManager:
                 conn.rollback()
             return rows
 
+    def _bare_dialect(self) -> Dialect:
+        """The dialect without creating the engine (which imports SQLAlchemy)."""
+        if self._dialect is not None:
+            return self._dialect
+        from baselinr.storage.dialects import dialect_for
+
+        return dialect_for(self.settings.type, self.settings.schema)
+
     def _quick_history(self) -> object:
         """Read the history with the bare driver: ``status`` then never
         imports SQLAlchemy, which is most of its start-up time."""
-        from baselinr.storage.dialects import dialect_for
-
-        dialect = self._dialect or dialect_for(self.settings.type, self.settings.schema)
         try:
-            opened = dialect.dbapi_connect(self.settings)
+            opened = self._bare_dialect().dbapi_connect(self.settings)
         except ModuleNotFoundError:
             return _NO_QUICK_PATH
         except Exception as exc:  # noqa: BLE001 - the driver's connect error, whatever its class
@@ -320,9 +325,7 @@ class MigrationManager:
             return None
         if any(m.version not in applied for m in chain.between(0, target)):
             return None
-        from baselinr.storage.dialects import dialect_for
-
-        return Plan(target, target, "none", [], dialect_for(self.settings.type, self.settings.schema).name)
+        return Plan(target, target, "none", [], self._bare_dialect().name)
 
     def rollback(
         self, target: int, *, dry_run: bool = False, on_step: Callable[[PlannedStep], None] | None = None
