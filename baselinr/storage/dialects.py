@@ -71,6 +71,8 @@ class Dialect:
         "json": "TEXT",
     }
     now: ClassVar[str] = "CURRENT_TIMESTAMP"
+    # Lists the tables of the current schema over a bare driver connection (see dbapi_connect).
+    table_names_sql: ClassVar[str | None] = None
 
     # --- DDL rendering -----------------------------------------------------
 
@@ -114,6 +116,17 @@ class Dialect:
 
     def render_add_column(self, table: str, c: Column) -> str:
         return f"ALTER TABLE {self.quote(table)} ADD COLUMN {self.render_column(c)}"
+
+    # --- reflection ----------------------------------------------------------
+
+    def unique_keys(self, insp: Any, table: str) -> set[tuple[str, ...]]:
+        """The column lists (lower-case) of every UNIQUE constraint or unique index on ``table``."""
+        keys = {_lower(u.get("column_names")) for u in insp.get_unique_constraints(table)}
+        return keys | {_lower(i.get("column_names")) for i in insp.get_indexes(table) if i.get("unique")}
+
+    def declared_families(self, conn: Connection, table: str) -> dict[str, str]:
+        """Model families of columns whose declared type the inspector misreads (lower-case names)."""
+        return {}
 
     # --- engine and transactions ------------------------------------------
 
@@ -167,10 +180,25 @@ class SQLiteDialect(Dialect):
     exclusive_lock = False
     split_rules = SplitRules(backticks=True, brackets=True)
     types: ClassVar[dict[str, str]] = {**Dialect.types, "float": "REAL", "decimal": "NUMERIC({precision}, {scale})"}
+    table_names_sql = "SELECT name FROM sqlite_master WHERE type = 'table'"
 
     def autoincrement_column(self, c: Column) -> str:
         # INTEGER PRIMARY KEY is the rowid alias; SERIAL would leave ids NULL.
         return "INTEGER PRIMARY KEY AUTOINCREMENT"
+
+    # PostgreSQL's serial pseudo-types, which Baselinr's profiler also writes on
+    # SQLite: there they get NUMERIC affinity, yet the column is an integer in intent.
+    _SERIAL_TYPES = frozenset({"SERIAL", "BIGSERIAL", "SMALLSERIAL"})
+
+    def unique_keys(self, insp: Any, table: str) -> set[tuple[str, ...]]:
+        # An inline UNIQUE (...) shows only as an automatic index, and the
+        # inspector misses the constraint when its column list spans lines.
+        auto = insp.get_indexes(table, include_auto_indexes=True)
+        return super().unique_keys(insp, table) | {_lower(i.get("column_names")) for i in auto if i.get("unique")}
+
+    def declared_families(self, conn: Connection, table: str) -> dict[str, str]:
+        rows = conn.exec_driver_sql(f"PRAGMA table_info({self.quote(table)})").fetchall()
+        return {str(r[1]).lower(): "integer" for r in rows if str(r[2]).strip().upper() in self._SERIAL_TYPES}
 
     def engine_options(self, lock_timeout: float) -> dict[str, Any]:
         # The busy timeout is the lock wait: BEGIN IMMEDIATE retries until it.
@@ -214,6 +242,7 @@ class PostgresDialect(Dialect):
     transactional_ddl = True
     split_rules = SplitRules(escape_string_prefix=True, dollar_quotes=True, nested_comments=True)
     types: ClassVar[dict[str, str]] = {**Dialect.types, "float": "DOUBLE PRECISION", "decimal": "NUMERIC({precision}, {scale})"}
+    table_names_sql = "SELECT tablename FROM pg_catalog.pg_tables WHERE schemaname = current_schema()"
 
     def __init__(self, schema: str | None = None) -> None:
         self.schema = schema
@@ -290,6 +319,7 @@ class MySQLDialect(Dialect):
         "json": "MEDIUMTEXT",
     }
     now = "CURRENT_TIMESTAMP(6)"
+    table_names_sql = "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()"
 
     def render_drop_index(self, i: Index) -> str:
         return f"DROP INDEX {self.quote(i.name)} ON {self.quote(i.table)}"
@@ -380,6 +410,10 @@ class SnowflakeDialect(Dialect):
         lease = Lease(conn, LOCK_NAME, runner_id(), lease_seconds=self.lease_seconds)
         with hold(lease, lambda take, holder: self._poll(take, timeout, holder)):
             yield
+
+
+def _lower(columns: Any) -> tuple[str, ...]:
+    return tuple(str(c).lower() for c in columns or [] if c)
 
 
 _DIALECTS: dict[str, type[Dialect]] = {

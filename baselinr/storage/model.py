@@ -99,13 +99,19 @@ class Index:
 
 @dataclass(frozen=True)
 class Table:
-    """A table with its primary key and indexes."""
+    """A table with its primary key and indexes.
+
+    ``positional``: a client reads it with ``SELECT *`` by column position
+    (Baselinr's profiler does, for the RCA tables), so the column order is
+    part of the schema and ``validate`` checks it.
+    """
 
     name: str
     columns: tuple[Column, ...]
     primary_key: tuple[str, ...] = ()
     indexes: tuple[Index, ...] = ()
     unique: tuple[tuple[str, ...], ...] = ()
+    positional: bool = False
 
     def column(self, name: str) -> Column | None:
         for c in self.columns:
