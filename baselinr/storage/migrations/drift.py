@@ -197,7 +197,7 @@ def _compare_table(
     known = {c.name.lower() for c in table.columns}
     for name in sorted(set(live_cols) - known):
         out.append(Difference(EXTRA_COLUMN, physical, live_cols[name]["name"], severity=WARNING))
-    if table.positional:
+    if table.positional and dialect.orders_columns:
         # Read by position (SELECT *) by Baselinr's profiler: the order is part of the contract.
         order = [c["name"].lower() for c in reflected if c["name"].lower() in known]
         want_order = [c.name.lower() for c in table.columns if c.name.lower() in live_cols]

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from baselinr.config import ConnectionSettings, Settings, load_config
 from baselinr.errors import BaselinrError, LockTimeout, MigrationFailed, UsageError, ValidationFailed
-from baselinr.storage.connection import create_engine, first_line, open_connection, redact, unavailable
+from baselinr.storage.connection import create_engine, first_line, open_connection, redact, run_statement, unavailable
 from baselinr.storage.dialects import Dialect, runner_id
 from baselinr.storage.migrations import adopt, history
 from baselinr.storage.migrations.chain import DEFAULT_PACKAGE, Chain, ChainError, load_chain
@@ -268,7 +268,8 @@ class MigrationManager:
                 if m.version in applied:
                     continue
                 step = self._step(m, "up")
-                if not step.statements and step.python is None:
+                # Model operations may render nothing on a dialect (v11 on Snowflake): the version is still recorded.
+                if not step.statements and step.python is None and not m.operations:
                     raise UsageError(
                         f"Migration v{m.version} ({m.script or m.description}) has nothing to apply.",
                         hint="Write its up_sql (or up_python) first.",
@@ -486,7 +487,7 @@ class MigrationManager:
                     return False
                 for number, stmt in enumerate(step.statements, 1):
                     current = number
-                    conn.exec_driver_sql(stmt)
+                    run_statement(conn, stmt)
                 current = 0
                 if fn is not None:
                     fn(conn)
@@ -537,7 +538,7 @@ class MigrationManager:
         index = step.resume_from
         try:
             for index in range(step.resume_from, total):
-                conn.exec_driver_sql(step.statements[index])
+                run_statement(conn, step.statements[index])
                 history.progress(conn, m.version, index + 1)
             index = total
             if fn is not None:
@@ -736,7 +737,7 @@ class MigrationManager:
                     at = step.version
                     started = time.monotonic()
                     for stmt in step.statements:
-                        conn.exec_driver_sql(stmt)
+                        run_statement(conn, stmt)
                     m = self.chain.get(step.version)
                     what = f"created {', '.join(step.created)}" if step.created else "already present"
                     replaced = [r for r in stamped if r.version == step.version]
