@@ -108,19 +108,24 @@ class _Live:
 
         self._insp: Any = inspect(conn)
         self.tables = {n.lower() for n in self._insp.get_table_names()}
-        self._columns: dict[str, set[str]] = {}
+        self._columns: dict[str, dict[str, int | None]] = {}
         self._indexes: dict[str, dict[str, tuple[str, ...]]] = {}
 
-    def columns(self, table: str) -> set[str]:
+    def lengths(self, table: str) -> dict[str, int | None]:
+        """Lower-case column name to its character length (``None`` when not a string)."""
         key = table.lower()
         if key not in self._columns:
-            self._columns[key] = {c["name"].lower() for c in self._insp.get_columns(table)} if key in self.tables else set()
+            found = self._insp.get_columns(table) if key in self.tables else []
+            self._columns[key] = {c["name"].lower(): getattr(c["type"], "length", None) for c in found}
         return self._columns[key]
+
+    def columns(self, table: str) -> set[str]:
+        return set(self.lengths(table))
 
     def created(self, physical: str, table: Table) -> None:
         key = physical.lower()
         self.tables.add(key)
-        self._columns[key] = {c.name.lower() for c in table.columns}
+        self._columns[key] = {c.name.lower(): c.type.length for c in table.columns}
         self._indexes[key] = {i.name.lower(): _lower(i.column_names) for i in table.indexes}
 
     def indexes(self, table: str) -> dict[str, tuple[str, ...]]:
@@ -179,7 +184,7 @@ class _Todo:
             return
         self.statements += op.up(self.dialect, self.names)
         self.created.append(f"column {physical}.{op.column.name}")
-        self.live.columns(physical).add(op.column.name.lower())
+        self.live.lengths(physical)[op.column.name.lower()] = op.column.type.length
 
     def add_index(self, op: CreateIndex) -> None:
         physical = self.names(op.index.table)
@@ -198,5 +203,5 @@ class _Todo:
             self.created.append(f"index {op.index.name} on {physical} rebuilt on ({', '.join(op.index.column_names)})")
         else:
             self.created.append(f"index {op.index.name} on {physical}")
-        self.statements.append(self.dialect.render_create_index(index))
+        self.statements.append(self.dialect.render_index_on_live(index, self.live.lengths(physical)))
         have[op.index.name.lower()] = want
