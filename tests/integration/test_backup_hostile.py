@@ -145,7 +145,9 @@ def _mode(p: Path) -> int:
     return stat.S_IMODE(p.stat().st_mode)
 
 
-def test_backups_are_owner_only_whatever_the_umask(database: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_backups_are_owner_only_whatever_the_umask(
+    database: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     _seed(database, capsys)
     dest = tmp_path / "new" / "backups"
     old = os.umask(0)

@@ -20,7 +20,9 @@ from baselinr.backup.manifest import ColumnEntry, Manifest, TableEntry, backup_n
 from baselinr.backup.progress import TerminalProgress
 from baselinr.backup.reader import verify
 from baselinr.backup.streams import HashingGzipReader, HashingGzipWriter, TruncatedStream
+from baselinr.backup.trust import type_family
 from baselinr.backup.values import decode_row, encode_row
+from baselinr.storage.migrations.chain import load_chain
 
 scalars = st.one_of(
     st.none(),
@@ -103,6 +105,24 @@ def test_manifest_round_trip_and_rejections() -> None:
     ):
         with pytest.raises(BackupError, match=message):
             parse_manifest(broken, "x")
+    assert data["manifest_sha256"] == parse_manifest(m.to_json(), "x").computed_sha256
+    edited = parse_manifest(json.dumps({**data, "database": "other"}), "x")
+    assert edited.recorded_sha256 == data["manifest_sha256"] != edited.computed_sha256
+    table = data["tables"][0]
+    for malformed in (
+        {**data, "schema_version": 10**20},
+        {**data, "complete": "yes"},
+        {**data, "extra": 1},
+        {**data, "tables": [{**table, "rows": "3"}]},
+        {**data, "tables": [{**table, "rows": -1}]},
+        {**data, "tables": [{**table, "sha256": "x"}]},
+        {**data, "tables": [{**table, "columns": [{"name": "a", "type": 1}]}]},
+        {**data, "tables": "all"},
+    ):
+        with pytest.raises(BackupError, match=r"malformed|no list"):
+            parse_manifest(json.dumps(malformed), "x")
+    with pytest.raises(BackupError, match="JSON cannot represent"):
+        parse_manifest(json.dumps({**data, "tables": [{**table, "rows": float("nan")}]}), "x")
     assert backup_name("my db/../x", 3, "20260101T000000Z") == "baselinr-my_db_.._x-v3-20260101T000000Z"
 
 
@@ -137,7 +157,15 @@ def test_store_lists_partial_and_invalid_and_prunes_only_complete(tmp_path: Path
         "baselinr-db-v1-9": "partial",
         "baselinr-db-v1-broken": "invalid",
     }
-    assert verify(tmp_path / "baselinr-db-v1-2").ok
+    checked = verify(tmp_path / "baselinr-db-v1-2", load_chain())
+    assert [t.ok for t in checked.tables] == [True] and checked.manifest_integrity == "ok"
+    # A manifest of the runs table alone, with one column, is not a backup of schema v1.
+    assert not checked.ok
+    assert {(p.kind, p.table) for p in checked.manifest_problems} >= {
+        ("missing_table", "baselinr_schema_version"),
+        ("missing_table", "baselinr_results"),
+        ("missing_column", "baselinr_runs"),
+    }
     pruned = prune_backups(str(tmp_path), 1)
     assert pruned.removed == ["baselinr-db-v1-0", "baselinr-db-v1-1"] and pruned.kept == ["baselinr-db-v1-2"]
     assert (tmp_path / ".baselinr-db-v1-9.partial").exists() and (tmp_path / "baselinr-db-v1-broken").exists()
@@ -153,3 +181,33 @@ def test_terminal_progress_redraws_one_line_per_table() -> None:
     text = stream.getvalue()
     assert "baselinr_runs: 10 / 10 rows (100%)" in text and "baselinr_results: 3 rows" in text
     assert text.count("\n") == 2 and text.endswith("\n")
+
+
+@pytest.mark.parametrize(
+    ("spelled", "family"),
+    [
+        ("INTEGER", ("integer", None)),
+        ("INTEGER(11)", ("integer", None)),
+        ("BIGINT", ("bigint", None)),
+        ("NUMBER(38, 0)", ("bigint", None)),
+        ("DOUBLE PRECISION", ("float", None)),
+        ("VARCHAR(255)", ("string", 255)),
+        ("CHARACTER VARYING(36)", ("string", 36)),
+        ("VARCHAR(255) COLLATE utf8mb4_bin", ("string", 255)),
+        ("VARCHAR", ("text", None)),
+        ("LONGTEXT", ("text", None)),
+        ("JSONB", ("json", None)),
+        ("VARIANT", ("json", None)),
+        ("TIMESTAMP WITHOUT TIME ZONE", ("timestamp", None)),
+        ("DATETIME(6)", ("timestamp", None)),
+        ("TIMESTAMP_TZ", ("timestamp", None)),
+        ("TINYINT(1)", ("boolean", None)),
+        ("BOOLEAN", ("boolean", None)),
+        ("VARCHAR(36)); DROP TABLE victim; --", None),
+        ("INTEGER DEFAULT (1)", None),
+        ("BYTEA", None),
+        ("X" * 200, None),
+    ],
+)
+def test_type_family_of_spelled_types(spelled: str, family: tuple[str, int | None] | None) -> None:
+    assert type_family(spelled) == family
