@@ -46,7 +46,7 @@ INTEGRITY_NOT_RECORDED = "not recorded (format 1)"
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,127}")
 _TYPE = re.compile(
     r"(?P<base>[A-Za-z][A-Za-z0-9_]*(?: [A-Za-z][A-Za-z0-9_]*)*?)"
-    r"\s*(?:\(\s*(?P<p>\d{1,6})\s*(?:,\s*(?P<s>\d{1,6})\s*)?\))?"
+    r"\s*(?:\(\s*(?P<p>\d{1,10})\s*(?:,\s*(?P<s>\d{1,10})\s*)?\))?"
     r"(?P<rest>(?: [A-Za-z][A-Za-z0-9_]*)*)"
 )
 _FAMILIES = {

@@ -195,6 +195,7 @@ def test_terminal_progress_redraws_one_line_per_table() -> None:
         ("CHARACTER VARYING(36)", ("string", 36)),
         ("VARCHAR(255) COLLATE utf8mb4_bin", ("string", 255)),
         ("VARCHAR", ("text", None)),
+        ("VARCHAR(16777216)", ("string", 16777216)),
         ("LONGTEXT", ("text", None)),
         ("JSONB", ("json", None)),
         ("VARIANT", ("json", None)),
