@@ -12,7 +12,11 @@ do not create). Three sources, all in this code:
 - tables the profiler makes outside the migrations (``PROFILER_TABLES``).
 
 Anything else, even named ``baselinr_*``, is not Baselinr's: it is not
-backed up, not restored and not dropped.
+backed up, not restored and not dropped. Except where the model is not
+exact (a migration up to that version changed the schema with SQL or Python
+and declared no model operations): then a ``baselinr_*`` table the model
+does not know may be one that migration made, so it is backed up, and
+restored only into a table that running the migrations created.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from baselinr.storage.version_table import VERSION_TABLE_NAME
 
 if TYPE_CHECKING:
     from baselinr.storage.migrations.chain import Chain
+
+PREFIX = "baselinr_"
 
 # The two tables a config may rename (storage.runs_table, storage.results_table).
 RENAMABLE = ("baselinr_runs", "baselinr_results")
@@ -51,9 +57,14 @@ class Catalog:
     version: int
     required: Mapping[str, Table]
     known: Mapping[str, Table]
+    exact: bool = True
 
     def get(self, logical: str) -> Table | None:
         return self.known.get(logical.lower())
+
+    def unmodelled(self, logical: str) -> bool:
+        """True for a ``baselinr_*`` table the model does not know but a SQL migration may have made."""
+        return not self.exact and logical.lower() not in self.known and logical.lower().startswith(PREFIX)
 
     def outside_migrations(self, logical: str) -> bool:
         """True for a known table that the migrations up to ``version`` do not create."""
@@ -62,7 +73,7 @@ class Catalog:
 
 def catalog(chain: Chain, version: int) -> Catalog:
     """The catalog at ``version`` (0 ≤ version ≤ the chain's code version)."""
-    at, _ = chain.model_at(version)
+    at, exact = chain.model_at(version)
     latest, _ = chain.model_at(chain.code_version)
     required = {name.lower(): t for name, t in at.tables.items()}
     known: dict[str, Table] = {t.name.lower(): t for t in PROFILER_TABLES}
@@ -71,7 +82,7 @@ def catalog(chain: Chain, version: int) -> Catalog:
     if version < 1:
         # Before v1 nothing is required, not even the version table (a database the profiler made).
         required = {}
-    return Catalog(version, required, known)
+    return Catalog(version, required, known, exact)
 
 
 def is_version_table(logical: str) -> bool:

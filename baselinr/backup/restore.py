@@ -152,6 +152,9 @@ def restore(
 def _owned(plan: _Plan, live: list[str]) -> list[str]:
     """The live tables ``--replace`` may drop: those of our catalog; the rest are noted and left alone."""
     ours = {plan.mgr.names(logical).lower() for logical in plan.catalog.known}
+    if not plan.catalog.exact:
+        # A SQL migration may have made any baselinr_* table: they are all Baselinr's here.
+        ours |= {t.lower() for t in live}
     others = [t for t in live if t.lower() not in ours]
     if others:
         plan.notes.append(f"left alone (not Baselinr tables): {', '.join(others)}")
@@ -213,8 +216,13 @@ def _build_schema(conn: Connection, plan: _Plan, existing: list[str]) -> None:
     for entry in plan.manifest.tables:
         target = plan.targets[entry.name]
         model = plan.catalog.get(plan.logical[entry.name])
-        if target.lower() in live or model is None:
+        if target.lower() in live:
             continue
+        if model is None:
+            raise BackupError(
+                f"table {target} of the backup is not in the schema model, and the migrations up to "
+                f"v{plan.version} did not create it"
+            )
         # A table the profiler makes outside these migrations: built from our model, never from the manifest.
         for stmt in CreateTable(model).up(dialect, mgr.names):
             conn.exec_driver_sql(stmt)

@@ -12,7 +12,8 @@ checked:
   ``INTEGRITY_NOT_RECORDED``) and its ``complete`` flag;
 - the schema version: not newer than the code;
 - the dialect and its file encoding;
-- every table: known to the model (or one the profiler makes), only the
+- every table: known to the model (or one the profiler makes; where the
+  model is not exact, any ``baselinr_*`` table, see ``catalog``), only the
   two renamable tables under another name, none twice, and every table of
   the model at that version present;
 - every column: one the model has, of a type whose family the model's
@@ -178,7 +179,7 @@ def _check_table(entry: TableEntry, cat: Catalog, encoding: str | None, problem:
         return None
     logical = logical_of(entry)
     table = cat.get(logical)
-    if table is None:
+    if table is None and not cat.unmodelled(logical):
         problem("unknown_table", shown, f"not a table of the schema model at v{cat.version}")
         return None
     if entry.name.lower() != logical and logical not in RENAMABLE:
@@ -186,7 +187,13 @@ def _check_table(entry: TableEntry, cat: Catalog, encoding: str | None, problem:
         return None
     if encoding is not None and entry.encoding != encoding:
         problem("encoding", shown, f"encoding {_shown(entry.encoding)} is not this dialect's ({encoding})")
-    _check_columns(entry, table, cat.version, problem)
+    if table is not None:
+        _check_columns(entry, table, cat.version, problem)
+    else:
+        # Made by a SQL migration: restore checks the names against the table the migrations create.
+        for c in entry.columns:
+            if not _IDENTIFIER.fullmatch(c.name):
+                problem("unknown_column", shown, f"column {_shown(c.name)} is not a plain column name")
     return logical
 
 

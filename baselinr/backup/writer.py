@@ -85,7 +85,8 @@ def write_backup(
         known = catalog(mgr.chain, version or 0)
         tables = []
         for table in baselinr_tables(conn, extra=(runs_table, results_table)):
-            if known.get(logical.get(table, table)) is None:
+            logical_name = logical.get(table, table)
+            if known.get(logical_name) is None and not known.unmodelled(logical_name):
                 warnings.append(f"Table {table} is not one of Baselinr's tables: it is not in the backup")
             else:
                 tables.append(table)

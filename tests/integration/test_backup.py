@@ -266,6 +266,7 @@ def test_round_trip_into_a_fresh_database_then_validate(
     assert made["ok"] and made["schema_version"] == CURRENT_SCHEMA_VERSION and made["dialect"] == database.dialect
     assert made["warnings"] == ["Table baselinr_not_ours is not one of Baselinr's tables: it is not in the backup"]
     assert "baselinr_not_ours" not in {t["name"] for t in made["tables"]}
+    assert made["name"].startswith("baselinr-") and Path(made["path"]).name == made["name"]
     assert {t["name"]: t["rows"] for t in made["tables"]}["baselinr_results"] == 500
     assert "password" not in r_text(made) and database.connection.get("password", "\0") not in r_text(made)
 

@@ -26,10 +26,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from baselinr.backup.manifest import digest
 from tests.conftest import Database
 from tests.integration.test_backup import _engine, backup, fresh, snapshot
 from tests.support.cli import ROOT, run
 from tests.support.hostile import INJECTION, KINDS, as_format_1, tamper
+from tests.support.packages import sql_migration, write_package
 
 RUNS = 30
 
@@ -139,6 +141,52 @@ def test_format_1_backup_still_verifies_and_restores(
     expected = {k: v for k, v in _state(database).items() if k != "victim"}
     assert snapshot(target) == expected  # 'victim' is not Baselinr's: never in a backup
     assert run(capsys, "migrate", "validate", "--config", str(target.config)).code == 0
+
+
+def _rename(backup: Path, old: str, new: str) -> None:
+    m = json.loads((backup / "manifest.json").read_text())
+    m.pop("manifest_sha256")
+    entry = next(t for t in m["tables"] if t["name"] == old)
+    entry["name"] = entry["logical_name"] = new
+    m["manifest_sha256"] = digest(m)
+    (backup / "manifest.json").write_text(json.dumps(m))
+
+
+def test_tables_made_by_a_sql_migration_are_backed_up_and_restored_and_only_those(
+    database: Database, tmp_path: Path, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A SQL migration declares no model: its baselinr_* tables are restored into what the migrations create.
+    up = "CREATE TABLE baselinr_sqlmade (id INTEGER PRIMARY KEY, body VARCHAR(50))"
+    pkg = write_package(tmp_path / "pkgs", {2: sql_migration(2, up, "DROP TABLE baselinr_sqlmade")})
+    assert run(capsys, "migrate", "apply", "--config", str(database.config), "--migrations", pkg).code == 0
+    engine = _engine(database)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("INSERT INTO baselinr_sqlmade (id, body) VALUES (1, 'a'), (2, 'b'), (3, 'c')")
+            conn.exec_driver_sql("CREATE TABLE victim (id INTEGER PRIMARY KEY)")
+    finally:
+        engine.dispose()
+    before = snapshot(database)
+    made = backup(capsys, database, tmp_path / "backups", "--migrations", pkg)
+    assert "baselinr_sqlmade" in {t["name"] for t in made["tables"]} and made["warnings"] == []
+    path = Path(made["path"])
+    assert run(capsys, "backup", "verify", str(path), "--migrations", pkg).code == 0
+    target = fresh(database, tmp_path, request)
+    r = run(capsys, "backup", "restore", str(path), "--config", str(target.config), "--migrations", pkg)
+    assert r.code == 0, r.err
+    assert snapshot(target) == before
+
+    # Still only baselinr_* names, and only tables the migrations made.
+    _rename(path, "baselinr_sqlmade", "victim")
+    r = run(capsys, "backup", "verify", str(path), "--migrations", pkg, "--output", "json")
+    assert r.code == 1 and any("victim: not a table of the schema model" in p for p in json.loads(r.out)["problems"])
+    _rename(path, "victim", "baselinr_unmade")
+    assert run(capsys, "backup", "verify", str(path), "--migrations", pkg).code == 0  # nothing to compare it with here
+    other = fresh(database, tmp_path, request, "other")
+    r = run(capsys, "backup", "restore", str(path), "--config", str(other.config), "--migrations", pkg)
+    assert r.code == 4 and "did not create it" in r.err, r.err
+    if database.dialect != "mysql":  # MySQL commits DDL as it runs (the message says so)
+        assert snapshot(other) == {}
 
 
 def _mode(p: Path) -> int:
