@@ -33,9 +33,12 @@ from typing import BinaryIO
 
 from baselinr.backup.errors import BackupError, DestinationError
 from baselinr.backup.manifest import MANIFEST_FILE, Manifest, parse_manifest
+from baselinr.backup.trust import INTEGRITY_MISMATCH, INTEGRITY_MISSING, integrity
 from baselinr.errors import UsageError
 
 PARTIAL_SUFFIX = ".partial"
+# A manifest lists tables and columns: megabytes at most. Anything larger is not read into memory.
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 DIR_MODE = 0o700
 FILE_MODE = 0o600
 
@@ -163,6 +166,9 @@ class LocalStore:
             if not manifest.complete:
                 found.append(Entry(child.name, child, INVALID, manifest, "manifest says the backup is incomplete"))
                 continue
+            if integrity(manifest) in (INTEGRITY_MISMATCH, INTEGRITY_MISSING):
+                found.append(Entry(child.name, child, INVALID, manifest, "manifest.json was changed after it was written"))
+                continue
             found.append(Entry(child.name, child, COMPLETE, manifest))
         return sorted(found, key=_age_key)
 
@@ -179,12 +185,17 @@ class LocalStore:
 def read_manifest(path: Path) -> Manifest:
     where = str(path)
     try:
+        size = (path / MANIFEST_FILE).stat().st_size
+        if size > MAX_MANIFEST_BYTES:
+            raise BackupError(f"{where}: manifest.json is {size:,} bytes, more than any real backup's manifest")
         text = (path / MANIFEST_FILE).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise BackupError(
             f"{where} is not a complete backup: it has no manifest.json",
             hint="An interrupted backup has no manifest; take a new backup.",
         ) from None
+    except UnicodeDecodeError:
+        raise BackupError(f"{where}: manifest.json is not UTF-8 text") from None
     except OSError as exc:
         raise BackupError(f"Cannot read {where}/{MANIFEST_FILE}: {exc.strerror or exc}") from None
     return parse_manifest(text, where)

@@ -82,6 +82,11 @@ def test_hostile_manifest_fails_verify_and_restore_changes_nothing(
     assert any(says in p for p in result["problems"]), result["problems"]
     r = run(capsys, "backup", "verify", str(path))
     assert r.code == 1 and says in r.out and "is damaged" in r.out
+    r = run(capsys, "backup", "list", "--dest", str(tmp_path / "backups"), "--output", "json")
+    listed = json.loads(r.out)["backups"]
+    # 'list' reads manifests only: it flags what the manifest itself shows, never a file it has not read.
+    flagged = kind in ("integrity_mismatch", "incomplete_flag")
+    assert [b["status"] for b in listed] == ["invalid" if flagged else "complete"]
 
     before = _state(database)
     assert before["victim"] == ["(1, 'precious')"] and len(before["baselinr_runs"]) == RUNS

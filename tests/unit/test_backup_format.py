@@ -157,6 +157,17 @@ def test_store_lists_partial_and_invalid_and_prunes_only_complete(tmp_path: Path
         "baselinr-db-v1-9": "partial",
         "baselinr-db-v1-broken": "invalid",
     }
+    edited = tmp_path / "baselinr-db-v1-2" / "manifest.json"
+    edited.write_text(edited.read_text().replace('"database": "db"', '"database": "other"'))
+    assert {b.name: b.status for b in list_backups(str(tmp_path)).backups}["baselinr-db-v1-2"] == "invalid"
+    edited.write_text(edited.read_text().replace('"database": "other"', '"database": "db"'))
+    huge = tmp_path / "baselinr-db-v1-huge"
+    huge.mkdir()
+    (huge / "manifest.json").write_text(" " * (16 * 1024 * 1024 + 1))
+    with pytest.raises(BackupError, match="more than any real backup"):
+        verify(huge, load_chain())
+    huge.joinpath("manifest.json").unlink()
+    huge.rmdir()
     checked = verify(tmp_path / "baselinr-db-v1-2", load_chain())
     assert [t.ok for t in checked.tables] == [True] and checked.manifest_integrity == "ok"
     # A manifest of the runs table alone, with one column, is not a backup of schema v1.
