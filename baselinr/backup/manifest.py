@@ -20,7 +20,11 @@ Format version 2 (``manifest.json``)::
                  "content_bytes": 98765432, "sha256": ..., "content_sha256": ...,
                  "in_model": true, "primary_key": ["id"],
                  "columns": [{"name": "id", "type": "INTEGER", "nullable": false}, ...]}],
-     "manifest_sha256": ...}
+     "absent_tables": [], "manifest_sha256": ...}
+
+``absent_tables`` names the tables of the model at ``schema_version`` that
+the source did not have (a database the profiler stamped without running
+every migration); a restore creates them empty through the migrations.
 
 ``manifest_sha256`` is the SHA-256 of the canonical JSON of every other
 field (keys sorted, no spaces, UTF-8), so an edited or damaged manifest is
@@ -103,6 +107,9 @@ class Manifest:
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
     complete: bool = True
+    # Tables of the model at schema_version that the source database did not have (a database the
+    # profiler made and stamped): a restore creates them, empty, through the migrations.
+    absent_tables: list[str] = field(default_factory=list)
     # As read back: the digest the manifest records and the one its content has (None when written by this code).
     recorded_sha256: str | None = field(default=None, compare=False, repr=False)
     computed_sha256: str | None = field(default=None, compare=False, repr=False)
@@ -170,7 +177,7 @@ def _kind(value: Any, want: str) -> bool:
 _MANIFEST_FIELDS = {
     "name": "str", "created_at": "str", "tool_version": "str", "dialect": "str", "database": "str",
     "schema_version": "version?", "code_version": "version", "server_version": "str?", "mode": "str",
-    "format": "str", "format_version": "version", "complete": "bool",
+    "format": "str", "format_version": "version", "complete": "bool", "absent_tables": "names",
 }  # fmt: skip
 _TABLE_FIELDS = {
     "name": "str", "file": "str", "encoding": "str", "rows": "count", "bytes": "count", "content_bytes": "count",

@@ -15,7 +15,8 @@ checked:
 - every table: known to the model (or one the profiler makes; where the
   model is not exact, any ``baselinr_*`` table, see ``catalog``), only the
   two renamable tables under another name, none twice, and every table of
-  the model at that version present;
+  the model at that version present or listed in ``absent_tables`` (the
+  source did not have it: restore creates it empty);
 - every column: one the model has, of a type whose family the model's
   accepts (the rules of ``migrate validate``), and no required column left out.
 
@@ -73,7 +74,7 @@ class ManifestProblem:
     """One way a manifest differs from what this code accepts."""
 
     kind: str  # incomplete | integrity | newer | dialect | encoding | unknown_table | renamed_table | duplicate_table
-    # | missing_table | unknown_column | duplicate_column | missing_column | type | name
+    # | missing_table | absent_table | unknown_column | duplicate_column | missing_column | type | name
     table: str | None
     detail: str
 
@@ -161,7 +162,12 @@ def check_manifest(manifest: Manifest, chain: Chain, *, encoding: str | None) ->
             problem("duplicate_table", entry.name, f"a second entry for {logical} (also {seen[logical]})")
             continue
         seen[logical] = entry.name
-    for logical in sorted(set(cat.required) - set(seen)):
+    absent = {a.lower() for a in manifest.absent_tables}
+    for logical in sorted(absent):
+        if logical not in cat.required or logical in seen:
+            detail = f"listed as absent, but it is not a missing table of the model at v{version}"
+            problem("absent_table", _shown(logical), detail)
+    for logical in sorted(set(cat.required) - set(seen) - absent):
         problem("missing_table", logical, f"the schema model at v{version} has this table; the backup does not")
     return ManifestCheck(state, manifest.recorded_sha256, problems)
 

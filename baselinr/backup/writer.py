@@ -131,7 +131,15 @@ def write_backup(
                 )
             if conn.in_transaction():
                 conn.rollback()
+            present = {logical.get(t, t).lower() for t in tables}
+            absent = sorted(t for t in known.required if t not in present)
+            if absent:
+                warnings.append(
+                    f"Schema v{version} has table(s) the database lacks: {', '.join(absent)}; "
+                    "the backup records them as absent (a restore creates them empty)"
+                )
             manifest = Manifest(
+                absent_tables=absent,
                 name=name,
                 created_at=created.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
                 tool_version=tool_version(),

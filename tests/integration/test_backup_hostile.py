@@ -28,6 +28,7 @@ from sqlalchemy import text
 
 from baselinr.backup.manifest import digest
 from tests.conftest import Database
+from tests.integration.test_adopt import build_profiler_database
 from tests.integration.test_backup import _engine, backup, fresh, snapshot
 from tests.support.cli import ROOT, run
 from tests.support.hostile import INJECTION, KINDS, as_format_1, tamper
@@ -192,6 +193,39 @@ def test_tables_made_by_a_sql_migration_are_backed_up_and_restored_and_only_thos
     assert r.code == 4 and "did not create it" in r.err, r.err
     if database.dialect != "mysql":  # MySQL commits DDL as it runs (the message says so)
         assert snapshot(other) == {}
+
+
+def test_a_database_the_profiler_made_is_backed_up_and_restored(
+    database: Database, tmp_path: Path, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Stamped at v7 without v3, v6 or v7 having run: the backup records the model's missing tables as absent.
+    build_profiler_database(database).close()
+    before = snapshot(database)
+    made = backup(capsys, database, tmp_path / "backups")
+    assert made["schema_version"] == 7
+    assert any("records them as absent" in w for w in made["warnings"]), made["warnings"]
+    path = Path(made["path"])
+    absent = json.loads((path / "manifest.json").read_text())["absent_tables"]
+    assert {"baselinr_expectations", "baselinr_rca_results"} <= set(absent)
+    assert run(capsys, "backup", "verify", str(path)).code == 0
+    target = fresh(database, tmp_path, request)
+    r = run(capsys, "backup", "restore", str(path), "--config", str(target.config))
+    assert r.code == 0, r.err
+    after = snapshot(target)
+    version = "baselinr_schema_version"
+    assert {t: after[t] for t in before if t != version} == {t: rows for t, rows in before.items() if t != version}
+    # The profiler's five-column version row, in the engine's wider table.
+    assert len(after[version]) == 1 and after[version][0].startswith(before[version][0][:-1] + ", None")
+    assert all(after[t] == [] for t in absent)
+
+    # Claiming a present table as absent, or dropping one that is not listed, is still refused.
+    m = json.loads((path / "manifest.json").read_text())
+    m.pop("manifest_sha256")
+    m["absent_tables"] = [*absent, "baselinr_runs"]
+    m["manifest_sha256"] = digest(m)
+    (path / "manifest.json").write_text(json.dumps(m))
+    r = run(capsys, "backup", "verify", str(path), "--output", "json")
+    assert r.code == 1 and any("listed as absent" in p for p in json.loads(r.out)["problems"])
 
 
 def _mode(p: Path) -> int:
