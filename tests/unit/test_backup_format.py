@@ -15,13 +15,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from baselinr.backup.api import list_backups, prune_backups
+from baselinr.backup.catalog import catalog
 from baselinr.backup.errors import BackupError
 from baselinr.backup.manifest import ColumnEntry, Manifest, TableEntry, backup_name, parse_manifest
 from baselinr.backup.progress import TerminalProgress
 from baselinr.backup.reader import verify
 from baselinr.backup.streams import HashingGzipReader, HashingGzipWriter, TruncatedStream
-from baselinr.backup.trust import type_family
+from baselinr.backup.trust import check_manifest, type_family
 from baselinr.backup.values import decode_row, encode_row
+from baselinr.storage.dialects import dialect_for
 from baselinr.storage.migrations.chain import load_chain
 
 scalars = st.one_of(
@@ -223,3 +225,46 @@ def test_terminal_progress_redraws_one_line_per_table() -> None:
 )
 def test_type_family_of_spelled_types(spelled: str, family: tuple[str, int | None] | None) -> None:
     assert type_family(spelled) == family
+
+
+def _valid_manifest() -> Manifest:
+    """A manifest of Baselinr's v1 on SQLite that passes every check of ``trust``."""
+    cat = catalog(load_chain(), 1)
+    d = dialect_for("sqlite")
+    tables = [
+        TableEntry(
+            name=t.name, file=f"{t.name}.jsonl.gz", encoding="jsonl-typed", rows=0, bytes=0, content_bytes=0,
+            sha256="0" * 64, content_sha256="0" * 64, logical_name=t.name,
+            columns=[ColumnEntry(c.name, d.render_type(c.type), c.nullable) for c in t.columns],
+        )
+        for t in cat.required.values()
+    ]  # fmt: skip
+    return Manifest("b", "2026-01-01T00:00:00.000000Z", "0.1.0", "sqlite", "db", 1, 10, tables)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@given(where=st.integers(min_value=0, max_value=10_000), value=json_values, key=st.text(max_size=12))
+def test_any_unsealed_edit_of_a_manifest_is_refused(where: int, value: object, key: str) -> None:
+    data = json.loads(_valid_manifest().to_json())
+    assert check_manifest(parse_manifest(json.dumps(data), "x"), load_chain(), encoding="jsonl-typed").ok
+    # Pick one place (a top-level field, a table field or a column field) and put any JSON value there.
+    table = data["tables"][where % len(data["tables"])]
+    column = table["columns"][where % len(table["columns"])]
+    target = [data, table, column][where % 3]
+    fields_ = [*target, key]
+    name = fields_[where % len(fields_)]
+    if name == "manifest_sha256" or target.get(name, object()) == value:
+        return
+    target[name] = value
+    try:
+        m = parse_manifest(json.dumps(data), "x")
+    except BackupError:
+        return
+    found = check_manifest(m, load_chain(), encoding="jsonl-typed")
+    assert not found.ok and found.problems[0].kind == "integrity"
