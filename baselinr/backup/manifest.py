@@ -151,12 +151,14 @@ def digest(data: dict[str, Any]) -> str:
 _MAX_COUNT = 2**62
 _MAX_VERSION = 1_000_000
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _SAFE_FILE = re.compile(r"[A-Za-z0-9_$.-]{1,200}")
 
 
 def _kind(value: Any, want: str) -> bool:
     if want == "str":
-        return isinstance(value, str) and len(value) <= 4096
+        # One line of printable text: every message that quotes it stays one line.
+        return isinstance(value, str) and len(value) <= 4096 and _CONTROL.search(value) is None
     if want == "bool":
         return isinstance(value, bool)
     if want == "count":

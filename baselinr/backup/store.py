@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,6 +43,7 @@ MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 DIR_MODE = 0o700
 FILE_MODE = 0o600
 
+_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,199}")
 _NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 _NO_WRITE = {errno.EACCES, errno.EPERM, errno.EROFS}
 
@@ -81,6 +83,10 @@ class LocalStore:
 
     def begin(self, name: str) -> Path:
         """Create the hidden work directory for backup ``name`` (owner-only)."""
+        if not _NAME.fullmatch(name):
+            raise UsageError(
+                f"Invalid backup name {name[:80]!r}", hint="Use letters, digits, '.', '_' and '-', not starting with '.'."
+            )
         try:
             self.root.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
         except OSError as exc:

@@ -228,6 +228,16 @@ def test_a_database_the_profiler_made_is_backed_up_and_restored(
     assert r.code == 1 and any("listed as absent" in p for p in json.loads(r.out)["problems"])
 
 
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+def test_a_backup_name_is_a_plain_file_name(database: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "migrate", "apply", "--config", str(database.config)).code == 0
+    dest = tmp_path / "backups"
+    for name in ("../escape", ".hidden", "a/b", "two\nlines"):
+        r = run(capsys, "backup", "create", "--config", str(database.config), "--dest", str(dest), "--name", name)
+        assert r.code == 2 and "Invalid backup name" in r.err and len(r.err.strip().splitlines()) == 1, r.err
+    assert not (tmp_path / "escape").exists() and (not dest.exists() or list(dest.iterdir()) == [])
+
+
 def _mode(p: Path) -> int:
     return stat.S_IMODE(p.stat().st_mode)
 

@@ -114,6 +114,7 @@ def test_manifest_round_trip_and_rejections() -> None:
     for malformed in (
         {**data, "schema_version": 10**20},
         {**data, "complete": "yes"},
+        {**data, "name": "two\nlines"},
         {**data, "extra": 1},
         {**data, "tables": [{**table, "rows": "3"}]},
         {**data, "tables": [{**table, "rows": -1}]},
