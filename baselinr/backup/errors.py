@@ -6,7 +6,8 @@ every ``BaselinrError``:
     BaselinrError
     ├── BackupError              (exit 1)  a backup is incomplete, corrupt or missing
     │   └── ManifestRejected     (exit 1)  its manifest fails the checks of ``trust``
-    │                                      (restore refuses before it connects)
+    │                                      (restore refuses before it connects; create
+    │                                      publishes no backup that would)
     ├── UsageError
     │   ├── RestoreRefused       (exit 2)  the restore would be wrong as asked
     │   │                                  (target not empty, backup newer than the code,

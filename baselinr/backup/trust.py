@@ -154,12 +154,17 @@ def check_manifest(manifest: Manifest, chain: Chain, *, encoding: str | None) ->
         return ManifestCheck(state, manifest.recorded_sha256, problems)
     cat = catalog(chain, version)
     seen: dict[str, str] = {}
+    names: set[str] = set()
     for entry in manifest.tables:
+        if entry.name.lower() in names:
+            problem("duplicate_table", _shown(entry.name), "a second entry of that name")
+            continue
+        names.add(entry.name.lower())
         logical = _check_table(entry, cat, encoding, problem)
         if logical is None:
             continue
         if logical in seen:
-            problem("duplicate_table", entry.name, f"a second entry for {logical} (also {seen[logical]})")
+            problem("duplicate_table", _shown(entry.name), f"a second entry for {logical} (also {seen[logical]})")
             continue
         seen[logical] = entry.name
     absent = {a.lower() for a in manifest.absent_tables}

@@ -55,6 +55,13 @@ def _unknown_table(m: Manifest) -> None:
     m["tables"].append(extra)
 
 
+def _duplicated(m: Manifest) -> None:
+    # The runs table twice: once as itself, once passed off as the (renamable) results table.
+    extra = copy.deepcopy(_entry(m, "baselinr_runs"))
+    extra["logical_name"] = "baselinr_results"
+    m["tables"].append(extra)
+
+
 def _unknown_column(m: Manifest) -> None:
     _entry(m, "baselinr_runs")["columns"].append({"name": "evil", "type": "INTEGER", "nullable": True})
 
@@ -88,6 +95,7 @@ KINDS: dict[str, tuple[Callable[[Manifest], None], bool, str]] = {
     "renamed_as_model_table": (_renamed_as_model_table, True, "cannot be renamed"),
     "removed_entry": (_removed, True, "the backup does not"),
     "unknown_table": (_unknown_table, True, "not a table of the schema model"),
+    "duplicated_entry": (_duplicated, True, "a second entry"),
     "unknown_column": (_unknown_column, True, "is not in the schema model"),
     "incomplete_flag": (_incomplete, True, "incomplete"),
     "edited_count": (_count, True, "rows read"),
