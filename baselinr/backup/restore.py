@@ -225,7 +225,7 @@ def _build_schema(conn: Connection, plan: _Plan, existing: list[str]) -> None:
             )
         # A table the profiler makes outside these migrations: built from our model, never from the manifest.
         for stmt in CreateTable(model).up(dialect, mgr.names):
-            conn.exec_driver_sql(stmt)
+            run_statement(conn, stmt)
         plan.created.append(target)
 
 
