@@ -72,9 +72,15 @@ def list_backups(dest: str) -> ListResult:
     return ListResult(str(store.root), [_listed(e) for e in store.entries()])
 
 
-def verify_backup(ref: str, *, dest: str | None = None, progress: ProgressCallback | None = None) -> VerifyResult:
-    """Re-read every table file of a backup and check sizes, row counts and checksums."""
-    return verify(resolve(ref, dest), progress)
+def verify_backup(
+    ref: str, *, dest: str | None = None, migrations_package: str = DEFAULT_PACKAGE, progress: ProgressCallback | None = None
+) -> VerifyResult:
+    """Check the manifest against the schema model of ``migrations_package``, then re-read every table file
+    and check sizes, row counts and checksums."""
+    from baselinr.storage.migrations.chain import load_chain
+
+    path = resolve(ref, dest)
+    return verify(path, load_chain(migrations_package), progress)
 
 
 def restore_backup(

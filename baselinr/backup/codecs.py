@@ -108,6 +108,12 @@ from baselinr.backup.snowflake_codec import SnowflakeCodec  # noqa: E402 - it su
 _CODECS["snowflake"] = SnowflakeCodec
 
 
+def encoding_of(dialect: str) -> str | None:
+    """The file encoding of ``dialect``'s codec, or None for a dialect without one."""
+    cls = _CODECS.get(dialect)
+    return cls.encoding if cls is not None else None
+
+
 def codec_for(dialect: str) -> Codec:
     cls = _CODECS.get(dialect)
     if cls is None:

@@ -4,13 +4,18 @@ Raised by the ``baselinr.backup`` modules and caught once by the CLI, like
 every ``BaselinrError``:
 
     BaselinrError
-    ├── BackupError          (exit 1)  a backup is incomplete, corrupt or missing
+    ├── BackupError              (exit 1)  a backup is incomplete, corrupt or missing
+    │   └── ManifestRejected     (exit 1)  its manifest fails the checks of ``trust``
+    │                                      (restore refuses before it connects; create
+    │                                      publishes no backup that would)
     ├── UsageError
-    │   └── RestoreRefused   (exit 2)  the restore would be wrong as asked
-    │                                  (target not empty, backup newer than the code,
-    │                                  another dialect)
-    └── RestoreFailed        (exit 4)  loading failed; the message says what state
-                                       the target database is in
+    │   ├── RestoreRefused       (exit 2)  the restore would be wrong as asked
+    │   │                                  (target not empty, backup newer than the code,
+    │   │                                  another dialect)
+    │   └── DestinationError     (exit 2)  ``backup create`` cannot write the destination
+    │                                      (permission, read-only, full disk); nothing is published
+    └── RestoreFailed            (exit 4)  loading failed; the message says what state
+                                           the target database is in
 """
 
 from __future__ import annotations
@@ -22,6 +27,14 @@ class BackupError(BaselinrError):
     """A backup cannot be used: incomplete, corrupt, missing or unreadable."""
 
     exit_code = EXIT_INVALID
+
+
+class ManifestRejected(BackupError):
+    """A backup's manifest differs from the schema model or from itself; it is not used."""
+
+
+class DestinationError(UsageError):
+    """The backup destination cannot be written (permissions, read-only, out of space)."""
 
 
 class RestoreRefused(UsageError):

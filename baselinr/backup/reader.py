@@ -1,9 +1,9 @@
 """Read a backup back: open a table's rows and check counts and checksums against the manifest.
 
-Used by ``api.verify_backup`` (every table, every byte) and by ``restore``
-(which checks each table as it loads it, or verifies first where the load
-cannot be rolled back). A missing, truncated or altered file is reported
-per table; nothing here writes.
+Used by ``api.verify_backup`` (the manifest against the schema model, then
+every table, every byte) and by ``restore`` (which verifies in full before
+it touches the target, and checks each table again as it loads it). A
+missing, truncated or altered file is reported per table; nothing here writes.
 """
 
 from __future__ import annotations
@@ -12,12 +12,17 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from baselinr.backup.manifest import Manifest, TableEntry
 from baselinr.backup.progress import ProgressCallback
 from baselinr.backup.results import TableCheck, VerifyResult
 from baselinr.backup.store import read_manifest
 from baselinr.backup.streams import HashingGzipReader, StreamSummary, TruncatedStream
+from baselinr.backup.trust import check_manifest
+
+if TYPE_CHECKING:
+    from baselinr.storage.migrations.chain import Chain
 
 
 @contextmanager
@@ -66,10 +71,14 @@ def check_table(path: Path, entry: TableEntry, progress: ProgressCallback | None
     return TableCheck(entry.name, problem is None, s.rows, entry.rows, problem)
 
 
-def verify(path: Path, progress: ProgressCallback | None = None, manifest: Manifest | None = None) -> VerifyResult:
+def verify(path: Path, chain: Chain, progress: ProgressCallback | None = None, manifest: Manifest | None = None) -> VerifyResult:
+    """The manifest checked against ``chain``'s model, then every table file against the manifest."""
+    from baselinr.backup.codecs import encoding_of
+
     manifest = manifest or read_manifest(path)
+    trusted = check_manifest(manifest, chain, encoding=encoding_of(manifest.dialect))
     checks = [check_table(path, t, progress) for t in manifest.tables]
-    problems = [f"{c.name}: {c.problem}" for c in checks if not c.ok]
+    problems = [p.message for p in trusted.problems] + [f"{c.name}: {c.problem}" for c in checks if not c.ok]
     return VerifyResult(
         name=manifest.name,
         path=str(path),
@@ -78,4 +87,7 @@ def verify(path: Path, progress: ProgressCallback | None = None, manifest: Manif
         problems=problems,
         schema_version=manifest.schema_version,
         rows=manifest.rows,
+        manifest_integrity=trusted.integrity,
+        manifest_sha256=trusted.sha256,
+        manifest_problems=trusted.problems,
     )

@@ -1,21 +1,28 @@
-"""Restore a backup: rebuild the schema at the backup's version through the migrations, then load the rows.
+"""Restore a backup: rebuild the schema at the backup's version from our own model, then load the rows.
 
-Called by ``api.restore_backup``. Steps, under the migration lock:
+Called by ``api.restore_backup``. A backup is data, never code: no name,
+type or statement of the manifest reaches SQL unchecked. Steps:
 
-1. Refuse what would go wrong: another dialect, a backup newer than the
-   code, or a target that already has Baselinr tables (unless ``replace``).
-2. Drop the target's Baselinr tables (``replace`` only), create the version
+1. Refuse what would go wrong, before connecting to the target: another
+   dialect, a backup newer than the code, a manifest that fails the checks
+   of ``trust`` (``ManifestRejected``), a table file that fails
+   verification. Every file is read in full here, so a damaged or edited
+   backup changes nothing.
+2. Under the migration lock: refuse a target that already has Baselinr
+   tables (unless ``replace``); drop the tables the catalog knows (``replace``
+   only; tables that are not Baselinr's are left alone), create the version
    table, run the up migrations 1..N of the backup's version (without
    recording them: the backup's own version rows are restored instead, so
-   the history is reproduced exactly), and create any table the migrations
-   do not know from the manifest's column list.
+   the history is reproduced exactly), and create the tables the profiler
+   makes outside those migrations from their model definitions.
 3. Load every table through its codec, checking rows and both checksums of
-   each file as it is read; reset PostgreSQL's sequences.
+   each file again as it is read, and that the restored version rows agree
+   with the manifest's schema version; reset PostgreSQL's sequences.
 
-On PostgreSQL and SQLite all of it is one transaction: a failure leaves the
-target exactly as it was. MySQL commits DDL as it runs, so there the backup
-is verified in full first, the rows are loaded in one transaction, and a
-failure says plainly what state the target is in.
+On PostgreSQL and SQLite steps 2 and 3 are one transaction: a failure leaves
+the target exactly as it was. MySQL and Snowflake commit DDL as it runs, so
+there the rows are loaded in one transaction after the schema is rebuilt,
+and a failure says plainly what state the target is in.
 """
 
 from __future__ import annotations
@@ -24,18 +31,21 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from baselinr.backup.catalog import Catalog, catalog
 from baselinr.backup.codecs import Codec, codec_for
-from baselinr.backup.errors import BackupError, RestoreFailed, RestoreRefused
+from baselinr.backup.errors import BackupError, ManifestRejected, RestoreFailed, RestoreRefused
 from baselinr.backup.manifest import Manifest
 from baselinr.backup.progress import ProgressCallback
 from baselinr.backup.reader import check_table, mismatch, open_table, verify
 from baselinr.backup.results import RestoreResult, TableSummary
 from baselinr.backup.store import read_manifest
-from baselinr.backup.tables import baselinr_tables, create_from_manifest, live_columns
+from baselinr.backup.tables import baselinr_tables, live_columns
+from baselinr.backup.trust import logical_of
 from baselinr.errors import BaselinrError
 from baselinr.storage.connection import first_line, open_connection, redact, run_statement
 from baselinr.storage.migrations import history
-from baselinr.storage.version_table import VERSION_TABLE_NAME
+from baselinr.storage.model import CreateTable
+from baselinr.storage.version_table import APPLIED, VERSION_TABLE_NAME
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -52,7 +62,10 @@ class _Plan:
         self.path = path
         self.codec = codec
         self.version = manifest.schema_version or 0
-        self.targets = {t.name: mgr.names(t.logical_name or t.name) for t in manifest.tables}
+        self.catalog: Catalog = catalog(mgr.chain, self.version)
+        # Target names come from the target's config and our model, never from the manifest.
+        self.logical = {t.name: logical_of(t) for t in manifest.tables}
+        self.targets = {t.name: mgr.names(self.logical[t.name]) for t in manifest.tables}
         self.replaced: list[str] = []
         self.created: list[str] = []
         self.loaded: list[TableSummary] = []
@@ -84,26 +97,29 @@ def restore(
             f"Backup {manifest.name} is at schema v{manifest.schema_version}, newer than this code (v{code})",
             hint=f"Restore it with a Baselinr version that knows v{manifest.schema_version}, or choose an older backup.",
         )
-    for t in manifest.tables:
-        if not (path / t.file).is_file():
-            raise BackupError(f"Backup {manifest.name} is damaged: {t.file} is missing", hint="Nothing was changed.")
-    if not codec.atomic_restore:
-        checked = verify(path, progress, manifest)
-        if not checked.ok:
-            raise BackupError(
-                f"Backup {manifest.name} failed verification: {'; '.join(checked.problems)}", hint="Nothing was changed."
-            )
+    checked = verify(path, mgr.chain, progress, manifest)
+    if checked.manifest_problems:
+        problems = checked.manifest_problems
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ManifestRejected(
+            f"Backup {manifest.name} fails its checks: {problems[0].message}{more}",
+            hint="Nothing was changed; 'baselinr backup verify' lists every problem.",
+        )
+    if not checked.ok:
+        more = f" (and {len(checked.problems) - 1} more)" if len(checked.problems) > 1 else ""
+        raise BackupError(f"Backup {manifest.name} is damaged: {checked.problems[0]}{more}", hint="Nothing was changed.")
     plan = _Plan(mgr, manifest, path, codec)
     # The migration lock, held on a connection of its own, keeps 'migrate apply' out meanwhile.
     with open_connection(mgr.engine, mgr.settings) as lock_conn, dialect.lock(lock_conn, mgr.lock_timeout):
         with open_connection(mgr.engine, mgr.settings) as conn:
-            existing = _existing(conn, plan, runs_table, results_table)
+            existing = baselinr_tables(conn, extra=(runs_table, results_table))
             if existing and not replace:
                 shown = ", ".join(existing[:6]) + (", …" if len(existing) > 6 else "")
                 raise RestoreRefused(
                     f"{where} already has Baselinr tables ({shown})",
                     hint="Restore into an empty database, or pass --replace to drop and replace them.",
                 )
+            existing = _owned(plan, existing)
             if conn.in_transaction():
                 conn.rollback()
             if codec.atomic_restore:
@@ -133,12 +149,16 @@ def restore(
     )
 
 
-def _existing(conn: Connection, plan: _Plan, runs_table: str, results_table: str) -> list[str]:
-    from sqlalchemy import inspect
-
-    found = baselinr_tables(conn, extra=(runs_table, results_table))
-    live = set(inspect(conn).get_table_names())
-    return found + sorted(t for t in set(plan.targets.values()) if t in live and t not in found)
+def _owned(plan: _Plan, live: list[str]) -> list[str]:
+    """The live tables ``--replace`` may drop: those of our catalog; the rest are noted and left alone."""
+    ours = {plan.mgr.names(logical).lower() for logical in plan.catalog.known}
+    if not plan.catalog.exact:
+        # A SQL migration may have made any baselinr_* table: they are all Baselinr's here.
+        ours |= {t.lower() for t in live}
+    others = [t for t in live if t.lower() not in ours]
+    if others:
+        plan.notes.append(f"left alone (not Baselinr tables): {', '.join(others)}")
+    return [t for t in live if t.lower() in ours]
 
 
 def _atomic(conn: Connection, plan: _Plan, existing: list[str], progress: ProgressCallback | None) -> None:
@@ -192,12 +212,21 @@ def _build_schema(conn: Connection, plan: _Plan, existing: list[str]) -> None:
             run_statement(conn, stmt)
         if m.up_python is not None:
             m.up_python(conn)
-    live = set(inspect(conn).get_table_names())
+    live = {n.lower() for n in inspect(conn).get_table_names()}
     for entry in plan.manifest.tables:
         target = plan.targets[entry.name]
-        if target not in live:
-            create_from_manifest(conn, dialect, target, entry)
-            plan.created.append(target)
+        model = plan.catalog.get(plan.logical[entry.name])
+        if target.lower() in live:
+            continue
+        if model is None:
+            raise BackupError(
+                f"table {target} of the backup is not in the schema model, and the migrations up to "
+                f"v{plan.version} did not create it"
+            )
+        # A table the profiler makes outside these migrations: built from our model, never from the manifest.
+        for stmt in CreateTable(model).up(dialect, mgr.names):
+            run_statement(conn, stmt)
+        plan.created.append(target)
 
 
 def _load(conn: Connection, plan: _Plan, progress: ProgressCallback | None) -> None:
@@ -232,6 +261,17 @@ def _load(conn: Connection, plan: _Plan, progress: ProgressCallback | None) -> N
             raise BackupError(f"{entry.file}: {problem}")
         plan.loaded.append(TableSummary(target, summary.rows, summary.file_bytes))
         plan.notes += plan.codec.finish_load(conn, target, entry.column_names)
+    if plan.manifest.schema_version is not None:
+        _check_history(conn, plan)
+
+
+def _check_history(conn: Connection, plan: _Plan) -> None:
+    """The restored version rows must say what the manifest says, or the schema and its history disagree."""
+    rows = conn.exec_driver_sql(f"SELECT version, status FROM {VERSION_TABLE_NAME}").fetchall()
+    applied = [int(r[0]) for r in rows if r[1] is None or r[1] == APPLIED]
+    found = max(applied, default=None)
+    if found != plan.manifest.schema_version:
+        raise BackupError(f"the backup's version rows say v{found}, its manifest v{plan.manifest.schema_version}")
 
 
 def _failed(plan: _Plan, exc: BaseException, state: str) -> BaselinrError:

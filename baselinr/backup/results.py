@@ -9,7 +9,10 @@ see the same facts. None of them holds a password: databases are named by
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from baselinr.backup.trust import ManifestProblem
 
 
 class _Result:
@@ -82,6 +85,10 @@ class VerifyResult(_Result):
     problems: list[str]
     schema_version: int | None = None
     rows: int = 0
+    # The manifest's own check (``trust``): its digest's state and what differs from the schema model.
+    manifest_integrity: str = ""
+    manifest_sha256: str | None = None
+    manifest_problems: list[ManifestProblem] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

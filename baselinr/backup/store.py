@@ -10,7 +10,11 @@ backup reference) and ``reader``/``restore`` (open table files). Layout::
 A backup is written under the hidden ``.<name>.partial`` name, its files
 and the directory are fsynced, and one ``rename`` publishes it; so a reader
 sees a whole backup or none, and an interrupted one is only ever a
-``.partial`` directory, listed as such and never as valid. Object stores
+``.partial`` directory, listed as such and never as valid. A backup holds a
+whole database, so it is owner-only: directories 0700, files 0600 (and a
+destination this class creates is 0700 too). A destination that cannot be
+written (permissions, a read-only or full file system) is a
+``DestinationError`` with one line saying which. Object stores
 (S3 and the like, which have no atomic rename) would publish by writing the
 manifest last instead; that store is not written yet, and this class is the
 only one the rest of the package asks for files.
@@ -18,7 +22,9 @@ only one the rest of the package asks for files.
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,11 +32,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from baselinr.backup.errors import BackupError
+from baselinr.backup.errors import BackupError, DestinationError
 from baselinr.backup.manifest import MANIFEST_FILE, Manifest, parse_manifest
+from baselinr.backup.trust import INTEGRITY_MISMATCH, INTEGRITY_MISSING, integrity
 from baselinr.errors import UsageError
 
 PARTIAL_SUFFIX = ".partial"
+# A manifest lists tables and columns: megabytes at most. Anything larger is not read into memory.
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+
+_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,199}")
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_NO_WRITE = {errno.EACCES, errno.EPERM, errno.EROFS}
 
 COMPLETE = "complete"
 PARTIAL = "partial"
@@ -67,29 +82,56 @@ class LocalStore:
         return self.root / f".{name}{PARTIAL_SUFFIX}"
 
     def begin(self, name: str) -> Path:
-        """Create the hidden work directory for backup ``name``."""
+        """Create the hidden work directory for backup ``name`` (owner-only)."""
+        if not _NAME.fullmatch(name):
+            raise UsageError(
+                f"Invalid backup name {name[:80]!r}", hint="Use letters, digits, '.', '_' and '-', not starting with '.'."
+            )
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            self.root.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
         except OSError as exc:
-            raise UsageError(f"Cannot create backup destination {self.root}: {exc.strerror or exc}") from None
+            raise self.destination_error(exc) or UsageError(
+                f"Cannot create backup destination {self.root}: {exc.strerror or exc}"
+            ) from None
+        if not self.root.is_dir():
+            raise UsageError(f"Backup destination {self.root} is not a directory")
         if (self.root / name).exists():
             raise UsageError(f"A backup named {name} already exists in {self.root}")
         work = self.partial_path(name)
         try:
-            work.mkdir()
+            work.mkdir(mode=DIR_MODE)
+            os.chmod(work, DIR_MODE)  # exactly 0700, whatever the umask
         except FileExistsError:
             raise UsageError(f"Another backup named {name} is being written in {self.root}") from None
         except OSError as exc:
-            raise UsageError(f"Cannot write to backup destination {self.root}: {exc.strerror or exc}") from None
+            raise self.destination_error(exc) or UsageError(
+                f"Cannot write to backup destination {self.root}: {exc.strerror or exc}"
+            ) from None
         return work
 
     @contextmanager
     def create_file(self, work: Path, file: str) -> Iterator[BinaryIO]:
-        """A new file in the work directory, flushed to disk when the block ends."""
-        with open(work / file, "xb") as f:
+        """A new owner-only file in the work directory, flushed to disk when the block ends."""
+        fd = os.open(work / file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(fd, FILE_MODE)
             yield f
             f.flush()
             os.fsync(f.fileno())
+
+    def destination_error(self, exc: OSError) -> DestinationError | None:
+        """The one-line error for a destination that cannot take the backup, or None for any other OSError."""
+        if exc.errno in _NO_SPACE:
+            return DestinationError(
+                f"Backup destination {self.root} is out of space ({exc.strerror or exc})",
+                hint="Nothing was published; free space there or choose another --dest.",
+            )
+        if exc.errno in _NO_WRITE:
+            return DestinationError(
+                f"Cannot write to backup destination {self.root} ({exc.strerror or exc})",
+                hint="Nothing was published; check its owner and permissions, or choose another --dest.",
+            )
+        return None
 
     def publish(self, work: Path, name: str) -> Path:
         """Make a finished work directory visible under its final name, atomically."""
@@ -130,6 +172,9 @@ class LocalStore:
             if not manifest.complete:
                 found.append(Entry(child.name, child, INVALID, manifest, "manifest says the backup is incomplete"))
                 continue
+            if integrity(manifest) in (INTEGRITY_MISMATCH, INTEGRITY_MISSING):
+                found.append(Entry(child.name, child, INVALID, manifest, "manifest.json was changed after it was written"))
+                continue
             found.append(Entry(child.name, child, COMPLETE, manifest))
         return sorted(found, key=_age_key)
 
@@ -146,12 +191,17 @@ class LocalStore:
 def read_manifest(path: Path) -> Manifest:
     where = str(path)
     try:
+        size = (path / MANIFEST_FILE).stat().st_size
+        if size > MAX_MANIFEST_BYTES:
+            raise BackupError(f"{where}: manifest.json is {size:,} bytes, more than any real backup's manifest")
         text = (path / MANIFEST_FILE).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise BackupError(
             f"{where} is not a complete backup: it has no manifest.json",
             hint="An interrupted backup has no manifest; take a new backup.",
         ) from None
+    except UnicodeDecodeError:
+        raise BackupError(f"{where}: manifest.json is not UTF-8 text") from None
     except OSError as exc:
         raise BackupError(f"Cannot read {where}/{MANIFEST_FILE}: {exc.strerror or exc}") from None
     return parse_manifest(text, where)

@@ -1,11 +1,11 @@
-"""Which tables a backup covers, what their columns are, and recreating tables the migrations do not.
+"""The live side of a backup's tables: which ``baselinr_*`` tables a database has, and their columns.
 
-Used by ``writer`` (discover the ``baselinr_*`` tables and describe them for
-the manifest) and ``restore`` (find what to replace; create tables that the
-profiler made outside the migrations, such as ``baselinr_lineage``, from
-the columns the manifest recorded). Reflection goes through SQLAlchemy's
-inspector; types are kept in the source dialect's own spelling, since a
-backup is restored into the same dialect.
+Used by ``writer`` (discover the tables and describe them for the manifest)
+and ``restore`` (find what a target already has). Reflection goes through
+SQLAlchemy's inspector; types are recorded in the source dialect's own
+spelling, for ``trust`` to compare with the model. Which of these tables are
+Baselinr's, and how to create them, is ``catalog``'s business: nothing here
+builds DDL.
 """
 
 from __future__ import annotations
@@ -13,13 +13,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from baselinr.backup.manifest import ColumnEntry, TableEntry
+from baselinr.backup.manifest import ColumnEntry
 from baselinr.storage.version_table import VERSION_TABLE_NAME
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
-
-    from baselinr.storage.dialects import Dialect
 
 PREFIX = "baselinr_"
 
@@ -52,17 +50,6 @@ def describe(conn: Connection, table: str) -> tuple[list[ColumnEntry], list[str]
 def logical_names(runs_table: str, results_table: str) -> Mapping[str, str]:
     """Physical name → logical name for the two tables a config may rename."""
     return {runs_table: "baselinr_runs", results_table: "baselinr_results"}
-
-
-def create_from_manifest(conn: Connection, dialect: Dialect, name: str, entry: TableEntry) -> str:
-    """Create a table the migrations do not know, from the backup's column list (no indexes)."""
-    q = conn.dialect.identifier_preparer.quote
-    cols = [f"{q(c.name)} {c.type}{'' if c.nullable else ' NOT NULL'}" for c in entry.columns]
-    if entry.primary_key:
-        cols.append(f"PRIMARY KEY ({', '.join(q(c) for c in entry.primary_key)})")
-    ddl = f"CREATE TABLE {q(name)} (\n    " + ",\n    ".join(cols) + "\n)"
-    conn.exec_driver_sql(ddl)
-    return ddl
 
 
 def live_columns(conn: Connection, table: str) -> list[str]:

@@ -5,6 +5,11 @@ directory: one compressed file per table (streamed through ``codecs``), then
 ``manifest.json`` with counts and checksums, then one atomic rename. Any
 error removes the work directory; a killed process leaves only a
 ``.partial`` directory that ``list`` flags and nothing restores.
+
+Only Baselinr's tables and columns (``catalog``) are backed up; others,
+even named ``baselinr_*``, are left out with a warning. The manifest, as
+written, must pass the checks of ``trust`` before the backup is published,
+so every backup this code publishes is one it would verify and restore.
 """
 
 from __future__ import annotations
@@ -14,19 +19,25 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from baselinr.backup.catalog import catalog
 from baselinr.backup.codecs import codec_for
-from baselinr.backup.errors import BackupError
-from baselinr.backup.manifest import MANIFEST_FILE, Manifest, TableEntry, backup_name
+from baselinr.backup.errors import BackupError, ManifestRejected
+from baselinr.backup.manifest import MANIFEST_FILE, ColumnEntry, Manifest, TableEntry, backup_name, parse_manifest
 from baselinr.backup.progress import ProgressCallback
 from baselinr.backup.results import CreateResult, TableSummary
 from baselinr.backup.store import LocalStore
 from baselinr.backup.streams import HashingGzipWriter
 from baselinr.backup.tables import baselinr_tables, describe, logical_names
+from baselinr.backup.trust import check_manifest
+from baselinr.errors import UsageError
 from baselinr.storage.connection import open_connection
 from baselinr.storage.migrations import history
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
     from baselinr.storage.migrations.manager import MigrationManager
+    from baselinr.storage.model import Table
 
 
 def tool_version() -> str:
@@ -66,10 +77,22 @@ def write_backup(
         version = max(applied, default=None)
         for row in history.unfinished(rows):
             warnings.append(f"Migration v{row.version} is recorded as {row.status}; the backup holds that state as it is")
-        tables = baselinr_tables(conn, extra=(runs_table, results_table))
+        if (version or 0) > mgr.code_version:
+            raise UsageError(
+                f"{mgr.settings.describe()} is at schema v{version}, newer than this code (v{mgr.code_version})",
+                hint=f"Take the backup with a Baselinr version that knows v{version}.",
+            )
+        known = catalog(mgr.chain, version or 0)
+        tables = []
+        for table in baselinr_tables(conn, extra=(runs_table, results_table)):
+            logical_name = logical.get(table, table)
+            if known.get(logical_name) is None and not known.unmodelled(logical_name):
+                warnings.append(f"Table {table} is not one of Baselinr's tables: it is not in the backup")
+            else:
+                tables.append(table)
         if not tables:
             raise BackupError(
-                f"Nothing to back up: {mgr.settings.describe()} has no baselinr_* tables",
+                f"Nothing to back up: {mgr.settings.describe()} has no Baselinr tables",
                 hint="Check storage.connection (and storage.connection.schema) in the config.",
             )
         server = ".".join(str(p) for p in (conn.dialect.server_version_info or ()))
@@ -79,7 +102,7 @@ def write_backup(
         try:
             entries: list[TableEntry] = []
             for table in tables:
-                columns, pk = describe(conn, table)
+                columns, pk = _known_columns(conn, known.get(logical.get(table, table)), table, warnings)
                 file = f"{table}.{codec.extension}"
 
                 def report(n: int, table: str = table) -> None:
@@ -108,7 +131,15 @@ def write_backup(
                 )
             if conn.in_transaction():
                 conn.rollback()
+            present = {logical.get(t, t).lower() for t in tables}
+            absent = sorted(t for t in known.required if t not in present)
+            if absent:
+                warnings.append(
+                    f"Schema v{version} has table(s) the database lacks: {', '.join(absent)}; "
+                    "the backup records them as absent (a restore creates them empty)"
+                )
             manifest = Manifest(
+                absent_tables=absent,
                 name=name,
                 created_at=created.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
                 tool_version=tool_version(),
@@ -119,11 +150,15 @@ def write_backup(
                 code_version=mgr.code_version,
                 tables=entries,
             )
+            text = manifest.to_json()
+            _check_before_publishing(parse_manifest(text, name), mgr)
             with store.create_file(work, MANIFEST_FILE) as f:
-                f.write(manifest.to_json().encode("utf-8"))
+                f.write(text.encode("utf-8"))
             final = store.publish(work, name)
-        except BaseException:
+        except BaseException as exc:
             store.abort(work)
+            if isinstance(exc, OSError) and (unwritable := store.destination_error(exc)) is not None:
+                raise unwritable from None
             raise
     return CreateResult(
         name=name,
@@ -137,3 +172,26 @@ def write_backup(
         seconds=round(time.monotonic() - started, 3),
         warnings=warnings,
     )
+
+
+def _known_columns(conn: Connection, model: Table | None, table: str, warnings: list[str]) -> tuple[list[ColumnEntry], list[str]]:
+    """The live columns of ``table`` that the model has; the others are left out with a warning."""
+    columns, pk = describe(conn, table)
+    if model is None:
+        return columns, pk
+    names = {c.name.lower() for c in model.columns}
+    extra = [c.name for c in columns if c.name.lower() not in names]
+    if extra:
+        warnings.append(f"Column(s) {', '.join(extra)} of {table} are not in the schema model: they are not in the backup")
+    return [c for c in columns if c.name.lower() in names], pk
+
+
+def _check_before_publishing(manifest: Manifest, mgr: MigrationManager) -> None:
+    found = check_manifest(manifest, mgr.chain, encoding=codec_for(mgr.dialect.name).encoding)
+    if found.problems:
+        more = f" (and {len(found.problems) - 1} more)" if len(found.problems) > 1 else ""
+        raise ManifestRejected(
+            f"{mgr.settings.describe()} does not match the schema model, so its backup would not restore: "
+            f"{found.problems[0].message}{more}",
+            hint="Nothing was published; 'baselinr migrate validate' shows the differences.",
+        )

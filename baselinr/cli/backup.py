@@ -3,11 +3,14 @@
 Registered on the ``cli`` group at the end of ``baselinr.cli.app``. Each
 command calls one function of ``baselinr.backup.api`` (imported lazily, so
 ``baselinr migrate status`` never pays for it) and renders the result as
-text or, with ``--output json``, as JSON. ``--dest`` names where backups
+text or, with ``--output json``, as JSON. ``verify`` and ``restore`` take
+``--migrations``: the schema model a backup is checked against. ``--dest`` names where backups
 live (``--output`` only ever names a format). Progress goes to stderr, and
 only when stderr is a terminal and the output is text. Exit codes: 0 ok,
-1 a backup failed verification, 2 usage or config (or a refused restore),
-3 database unreachable or lock timeout, 4 restore failed.
+1 a backup failed verification (damaged, or its manifest differs from the
+model), 2 usage or config (a refused restore, a destination ``create``
+cannot write or that is full), 3 database unreachable or lock timeout,
+4 restore failed.
 """
 
 from __future__ import annotations
@@ -189,24 +192,29 @@ def list_(dest: str | None, output: str) -> None:
 @click.argument("backup_ref", metavar="BACKUP")
 @dest_option
 @output_option
-def verify(backup_ref: str, dest: str | None, output: str) -> None:
-    """Re-read BACKUP (a path, a name in --dest, or 'latest') and check row counts and checksums."""
+@migrations_option
+def verify(backup_ref: str, dest: str | None, output: str, migrations_package: str | None) -> None:
+    """Check BACKUP (a path, a name in --dest, or 'latest') against the schema model, then re-read it and check
+    row counts and checksums."""
     _begin(output)
     from baselinr.backup.api import verify_backup
+    from baselinr.storage.migrations.chain import DEFAULT_PACKAGE
 
     with _progress(output) as progress:
-        result = verify_backup(backup_ref, dest=dest, progress=progress)
+        result = verify_backup(backup_ref, dest=dest, migrations_package=migrations_package or DEFAULT_PACKAGE, progress=progress)
     if output == "json":
         _emit({**result.to_dict(), "ok": result.ok})
     else:
         m = _marks()
-        lines = []
+        lines = [f"   {m['error']} {p.message}" for p in result.manifest_problems]
+        if not result.manifest_problems:
+            lines.append(f"   {m['ok']} manifest: matches the schema model (integrity {result.manifest_integrity})")
         for t in result.tables:
             lines.append(f"   {m['ok'] if t.ok else m['error']} {t.name}: " + (f"{t.rows:,} rows" if t.ok else f"{t.problem}"))
         if result.ok:
             lines.append(f"{m['ok']} Backup {result.name} is intact: {len(result.tables)} tables, {result.rows:,} rows")
         else:
-            lines.append(f"{m['error']} Backup {result.name} is damaged: {len(result.problems)} table(s) failed the check")
+            lines.append(f"{m['error']} Backup {result.name} is damaged: {len(result.problems)} problem(s) found")
         out(lines)
     if not result.ok:
         sys.exit(EXIT_INVALID)
@@ -257,7 +265,7 @@ def restore(
         lines.append(f"   Replaced {len(result.replaced)} existing table(s)")
     if result.created_from_backup:
         created = ", ".join(result.created_from_backup)
-        lines.append(f"   Created from the backup's column list (not in the migrations; no indexes): {created}")
+        lines.append(f"   Created from the schema model (tables the profiler makes outside the migrations): {created}")
     lines += [f"   {n}" for n in result.notes if not n.startswith("sequence ")]
     if (result.schema_version or 0) < result.code_version:
         lines.append(f"Next: baselinr migrate apply   (the code is at v{result.code_version})")

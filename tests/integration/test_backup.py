@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import time
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -47,18 +46,13 @@ NASTY = [
 ]
 BIG_TEXT_CHARS = 20_000  # 3-byte characters: just under MySQL TEXT's 64 KB
 
-EDGE_DDL = {
-    "postgres": """CREATE TABLE baselinr_edge_cases (
-        id SERIAL PRIMARY KEY, tsz TIMESTAMPTZ, ts TIMESTAMP, dec NUMERIC(38, 10), num NUMERIC, dbl DOUBLE PRECISION,
-        js JSONB, jt JSON, bin BYTEA, flag BOOLEAN, big BIGINT, span INTERVAL, day DATE, body TEXT)""",
-    "mysql": """CREATE TABLE baselinr_edge_cases (
-        id INTEGER PRIMARY KEY AUTO_INCREMENT, tsz TIMESTAMP(6) NULL, ts DATETIME(6), `dec` DECIMAL(38, 10),
-        num DECIMAL(65, 30), dbl DOUBLE, js JSON, jt LONGTEXT, bin LONGBLOB, flag BOOLEAN, big BIGINT, span TIME(6),
-        day DATE, body LONGTEXT)""",
-    "sqlite": """CREATE TABLE baselinr_edge_cases (
-        id INTEGER PRIMARY KEY AUTOINCREMENT, tsz TEXT, ts TIMESTAMP, dec NUMERIC, num TEXT, dbl REAL,
-        js TEXT, jt TEXT, bin BLOB, flag BOOLEAN, big BIGINT, span TEXT, day DATE, body TEXT)""",
-}
+# Not Baselinr's: left out of every backup (with a warning), and left alone by a restore.
+NOT_OURS = "CREATE TABLE baselinr_not_ours (x INTEGER)"
+# Made by the profiler outside the migrations: restored from our model's definition of it.
+LINEAGE_SYNC_DDL = (
+    "CREATE TABLE baselinr_lineage_sync (provider_name VARCHAR(50) PRIMARY KEY, last_sync_timestamp {ts} NOT NULL, "
+    "last_sync_query_count INTEGER, last_sync_edge_count INTEGER, updated_at {ts})"
+)
 
 
 def _engine(db: Database) -> Engine:
@@ -66,53 +60,36 @@ def _engine(db: Database) -> Engine:
     return engine
 
 
-def _edge_rows(dialect: str) -> list[dict[str, Any]]:
-    zone = dt.timezone(dt.timedelta(hours=5, minutes=30))
-    base: list[dict[str, Any]] = [
+def _edge_rows() -> list[dict[str, Any]]:
+    """Edge-case values for the model's own types (timestamps, doubles, 64-bit integers, JSON text, booleans)."""
+    return [
         {
-            "tsz": dt.datetime(2024, 3, 10, 1, 59, 59, 999999, tzinfo=zone),
-            "ts": dt.datetime(2024, 2, 29, 23, 59, 59, 999999),
-            "dec": Decimal("1234567890123456789012345678.0123456789"),
-            "num": Decimal("-0.000000000000000000000000000001"),
-            "dbl": 5e-324,
-            "js": '{"a": [1, 2.5, "ü"], "b": null}',
-            "jt": ' {"keep":   "spacing"} ',
-            "bin": b"\x00\xff\n\\\x01binary",
-            "flag": True,
-            "big": 2**63 - 1,
-            "span": dt.timedelta(hours=25, minutes=3, seconds=4, microseconds=500000),
-            "day": dt.date(1999, 12, 31),
-            "body": "€" * 1_000_000,
+            "r": "edge-1",
+            "s": dt.datetime(2024, 2, 29, 23, 59, 59, 999999),
+            "c": dt.datetime(2038, 1, 19, 3, 14, 7, 999999),
+            "d": 5e-324,
+            "i": 2**63 - 1,
+            "o": -(2**63),
+            "a": '{"a": [1, 2.5, "ü"], "b": null}',
+            "m": ' {"keep":   "spacing"} ',
+            "p": True,
+            "f": "€" * BIG_TEXT_CHARS,
         },
         {
-            "tsz": dt.datetime(2038, 1, 19, 3, 14, 7, 999999, tzinfo=dt.timezone.utc),  # MySQL TIMESTAMP's last
-            "ts": dt.datetime(2000, 1, 1),
-            "dec": Decimal("-0.0000000001"),
-            "num": Decimal("1.10"),
-            "dbl": -1.7976931348623157e308,
-            "js": "[]",
-            "jt": "null",
-            "bin": b"",
-            "flag": False,
-            "big": -(2**63),
-            "span": dt.timedelta(0),
-            "day": dt.date(2024, 1, 1),
-            "body": "",
+            "r": "edge-2",
+            "s": dt.datetime(2000, 1, 1),
+            "c": None,
+            "d": -1.7976931348623157e308,
+            "i": 0,
+            "o": None,
+            "a": "[]",
+            "m": "null",
+            "p": False,
+            "f": "",
         },
-        {k: None for k in ("tsz", "ts", "dec", "num", "dbl", "js", "jt", "bin", "flag", "big", "span", "day", "body")},
-    ]
-    if dialect == "sqlite":
-        for row in base:
-            # SQLite has no such types: store what an application would (text, numbers).
-            for key in ("tsz", "ts", "dec", "num", "span", "day"):
-                if row[key] is not None:
-                    row[key] = str(row[key])
-    if dialect == "mysql":
-        # TIMESTAMP holds UTC instants without a zone: give MySQL a naive UTC time.
-        for row in base:
-            if row["tsz"] is not None:
-                row["tsz"] = row["tsz"].astimezone(dt.timezone.utc).replace(tzinfo=None)
-    return base
+        {"r": "edge-3", "s": dt.datetime(1999, 12, 31), "c": None, "d": None, "i": None, "o": None, "a": None, "m": None,
+         "p": False, "f": None},
+    ]  # fmt: skip
 
 
 def populate(db: Database, capsys: pytest.CaptureFixture[str], *, results: int = 500, migrations: str | None = None) -> None:
@@ -195,17 +172,30 @@ def populate(db: Database, capsys: pytest.CaptureFixture[str], *, results: int =
                     {"s": "public", "t": "日本", "r": None, "b": None, "m": "{}"},
                 ],
             )
-            conn.exec_driver_sql(EDGE_DDL[db.dialect])
+            conn.exec_driver_sql(NOT_OURS)
+            conn.exec_driver_sql("INSERT INTO baselinr_not_ours (x) VALUES (1)")
+            conn.exec_driver_sql(LINEAGE_SYNC_DDL.format(ts="DATETIME(6)" if db.dialect == "mysql" else "TIMESTAMP"))
             conn.execute(
-                text(
-                    "INSERT INTO baselinr_edge_cases (tsz, ts, "
-                    + ("`dec`" if db.dialect == "mysql" else "dec")
-                    + ", num, dbl, js, jt, "
-                    "bin, flag, big, span, day, body) VALUES (:tsz, :ts, :dec, :num, :dbl, :js, :jt, :bin, :flag, :big, :span, "
-                    ":day, :body)"
-                ),
-                _edge_rows(db.dialect),
-            )
+                text("INSERT INTO baselinr_lineage_sync (provider_name, last_sync_timestamp, last_sync_query_count) "
+                     "VALUES ('dbt', :t, 7)"),
+                {"t": dt.datetime(2024, 6, 1, 12, 30, 0, 250000)},
+            )  # fmt: skip
+            if migrations is None:
+                conn.execute(
+                    text(
+                        "INSERT INTO baselinr_pipeline_runs (run_id, pipeline_name, started_at, completed_at, "
+                        "duration_seconds, status, input_row_count, output_row_count, affected_tables, metadata) "
+                        "VALUES (:r, 'p', :s, :c, :d, 'ok', :i, :o, :a, :m)"
+                    ),
+                    _edge_rows(),
+                )
+                conn.execute(
+                    text(
+                        "INSERT INTO baselinr_validation_results (run_id, table_name, rule_type, rule_config, passed, "
+                        "failure_reason, failure_rate, validated_at) VALUES (:r, 't', 'not_null', :a, :p, :f, :d, :s)"
+                    ),
+                    _edge_rows(),
+                )
     finally:
         engine.dispose()
 
@@ -237,6 +227,11 @@ def snapshot(db: Database, also: tuple[str, ...] = ()) -> dict[str, list[str]]:
         engine.dispose()
 
 
+def ours(snap: dict[str, list[str]]) -> dict[str, list[str]]:
+    """A snapshot without the table that is not Baselinr's (never backed up)."""
+    return {t: rows for t, rows in snap.items() if t != "baselinr_not_ours"}
+
+
 def assert_same(after: dict[str, list[str]], before: dict[str, list[str]]) -> None:
     """Equal snapshots, or a readable difference (values can be megabytes long)."""
     assert sorted(after) == sorted(before)
@@ -265,15 +260,18 @@ def test_round_trip_into_a_fresh_database_then_validate(
 ) -> None:
     populate(database, capsys)
     before = snapshot(database)
-    assert len(before["baselinr_results"]) == 500 and len(before["baselinr_edge_cases"]) == 3
+    assert len(before["baselinr_results"]) == 500 and len(before["baselinr_pipeline_runs"]) == 3
     dest = tmp_path / "backups"
     made = backup(capsys, database, dest)
     assert made["ok"] and made["schema_version"] == CURRENT_SCHEMA_VERSION and made["dialect"] == database.dialect
+    assert made["warnings"] == ["Table baselinr_not_ours is not one of Baselinr's tables: it is not in the backup"]
+    assert "baselinr_not_ours" not in {t["name"] for t in made["tables"]}
+    assert made["name"].startswith("baselinr-") and Path(made["path"]).name == made["name"]
     assert {t["name"]: t["rows"] for t in made["tables"]}["baselinr_results"] == 500
     assert "password" not in r_text(made) and database.connection.get("password", "\0") not in r_text(made)
 
     manifest = json.loads((Path(made["path"]) / "manifest.json").read_text())
-    assert manifest["format_version"] == 1 and manifest["complete"] is True
+    assert manifest["format_version"] == 2 and manifest["complete"] is True and len(manifest["manifest_sha256"]) == 64
     assert {"created_at", "tool_version", "schema_version", "dialect", "tables"} <= set(manifest)
     assert all(len(t["sha256"]) == 64 and len(t["content_sha256"]) == 64 for t in manifest["tables"])
 
@@ -286,10 +284,10 @@ def test_round_trip_into_a_fresh_database_then_validate(
     assert r.code == 0, r.err + r.out
     restored = json.loads(r.out)
     assert restored["rows"] == made["rows"] and restored["schema_version"] == CURRENT_SCHEMA_VERSION
-    assert restored["created_from_backup"] == ["baselinr_edge_cases"]
+    assert restored["created_from_backup"] == ["baselinr_lineage_sync"]
     assert restored["atomic"] is (database.dialect != "mysql")
 
-    assert_same(snapshot(target), before)
+    assert_same(snapshot(target), ours(before))
 
     r = run(capsys, "migrate", "validate", "--config", str(target.config))
     assert r.code == 0, r.out
@@ -342,7 +340,9 @@ def test_restore_refuses_a_non_empty_database_and_replace_restores_it(
     r = run(capsys, "backup", "restore", made["path"], "--config", str(database.config), "--replace")
     assert r.code == 0, r.err
     assert "Restored" in r.out
-    assert_same(snapshot(database), before)  # baselinr_scratch, not in the backup, is gone too
+    # Tables that are not Baselinr's are neither in the backup nor dropped by --replace.
+    assert "left alone (not Baselinr tables): baselinr_not_ours, baselinr_scratch" in r.out
+    assert_same(snapshot(database), {**before, "baselinr_scratch": []})
     assert run(capsys, "migrate", "validate", "--config", str(database.config)).code == 0
 
 
@@ -383,21 +383,19 @@ def test_verify_catches_damage_and_restore_changes_nothing(
     r = run(capsys, "backup", "verify", made["path"])
     assert r.code == 1 and "damaged" in r.out
 
-    # A restore of the damaged backup fails and leaves the (empty) target as it was.
+    # Every file is verified before the target is touched: the (empty) target stays empty.
     target = fresh(database, tmp_path, request)
     r = run(capsys, "backup", "restore", made["path"], "--config", str(target.config))
-    assert r.code in (1, 4), r.out + r.err
-    assert "baselinr_results" in r.err
+    assert r.code == 1, r.out + r.err
+    assert "baselinr_results" in r.err and "Nothing was changed" in r.err
     assert snapshot(target) == {}
 
-    # Over an existing database, a failed restore leaves its rows as they were.
-    if database.dialect != "mysql":
-        before = snapshot(database)
-        r = run(capsys, "backup", "restore", made["path"], "--config", str(database.config), "--replace")
-        assert r.code == 4 if how != "missing" else r.code == 1, r.err
-        assert snapshot(database) == before
-        if how != "missing":
-            assert "rolled back" in r.err
+    # Over an existing database too, on every dialect (MySQL included): its rows are as they were.
+    before = snapshot(database)
+    r = run(capsys, "backup", "restore", made["path"], "--config", str(database.config), "--replace")
+    assert r.code == 1, r.err
+    assert "is damaged" in r.err and len(r.err.strip().splitlines()) == 1
+    assert snapshot(database) == before
 
 
 def test_backup_killed_midway_is_never_listed_as_valid(
@@ -455,7 +453,7 @@ def test_restore_of_an_older_version_then_apply_reaches_the_latest(
     r = run(capsys, "backup", "restore", made["path"], "--config", str(target.config), "--migrations", V2)
     assert r.code == 0, r.err
     assert "Next: baselinr migrate apply" in r.out
-    assert_same(snapshot(target), before)
+    assert_same(snapshot(target), ours(before))
     r = run(capsys, "migrate", "status", "--config", str(target.config), "--migrations", V2, "--output", "json")
     assert json.loads(r.out)["database_version"] == 1 and json.loads(r.out)["state"] == "behind"
     r = run(capsys, "migrate", "apply", "--config", str(target.config), "--migrations", V2)

@@ -9,6 +9,7 @@ says so and checks the SQL instead (see ``test_snowflake_render.py``).
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -22,6 +23,7 @@ import sqlalchemy as sa
 import yaml
 
 from tests.support.cli import ROOT, run, run_process
+from tests.support.hostile import KINDS, tamper
 from tests.support.packages import sql_migration, write_package
 from tests.support.snowflake import SF_PASSWORD, SnowflakeEmulator, start_emulator
 
@@ -298,6 +300,39 @@ def test_portable_backup_round_trip(capsys: pytest.CaptureFixture[str], sf: SF, 
     # As in test_whole_chain_applies_and_validates: only the emulator's unlisted unique keys may be reported.
     errors = json.loads(r.out)["errors"]
     assert all(e.startswith("Unique key on ") for e in errors), errors
+
+
+def test_portable_backup_hostile_manifests_change_nothing(capsys: pytest.CaptureFixture[str], sf: SF) -> None:
+    # Every tampering kind of tests/support/hostile.py, each on a copy of one backup: the portable restore
+    # shares its checks with the other dialects, and they run before the warehouse is touched.
+    assert cli(capsys, sf, "migrate", "apply").code == 0
+    _seed(sf)
+    sf.query("CREATE TABLE victim (id INTEGER, body VARCHAR(20))")
+    sf.query("INSERT INTO victim (id, body) VALUES (1, 'precious')")
+    dest = sf.tmp / "backups"
+    assert cli(capsys, sf, "backup", "create", "--dest", str(dest), "--name", "b1").code == 0
+
+    def state() -> list[Any]:
+        return [
+            sf.query("SELECT id, body FROM victim"),
+            sf.query("SELECT run_id, status, row_count FROM baselinr_runs"),
+            sf.query("SELECT COUNT(*) FROM baselinr_events"),
+            sf.query("SELECT COUNT(*) FROM baselinr_schema_version"),
+        ]
+
+    before = state()
+    assert before[0] == [(1, "precious")] and before[1] == [("r1", "completed", 42)]
+    for kind in sorted(KINDS):
+        copy = sf.tmp / f"hostile-{kind}"
+        shutil.copytree(dest / "b1", copy)
+        tamper(copy, kind)
+        says = KINDS[kind][2]
+        r = run(capsys, "backup", "verify", str(copy), "--output", "json")
+        assert r.code == 1 and any(says in p for p in json.loads(r.out)["problems"]), (kind, r.out)
+        r = cli(capsys, sf, "backup", "restore", str(copy), "--replace")
+        assert r.code == (2 if kind == "version_newer" else 1), (kind, r.err)
+        assert says in r.err and len(r.err.strip().splitlines()) == 1, (kind, r.err)
+        assert state() == before, kind
 
 
 def test_clone_backup_create_list_restore_drop(capsys: pytest.CaptureFixture[str], sf: SF) -> None:
