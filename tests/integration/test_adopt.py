@@ -304,6 +304,18 @@ def test_profiler_database_is_adopted_and_brought_to_the_latest_version(
     mgr.close()
 
 
+def _shape(mgr: MigrationManager) -> dict[str, tuple[list[str], list[str]]]:
+    """Every table's columns and index names."""
+    from sqlalchemy import inspect
+
+    with mgr.engine.connect() as conn:
+        insp = inspect(conn)
+        return {
+            t: ([c["name"] for c in insp.get_columns(t)], sorted(str(i["name"]) for i in insp.get_indexes(t)))
+            for t in insp.get_table_names()
+        }
+
+
 def test_repair_refuses_differences_it_cannot_create(database: Database, capsys: pytest.CaptureFixture[str]) -> None:
     mgr = build_profiler_database(database)
     with mgr.engine.begin() as conn:
@@ -312,11 +324,16 @@ def test_repair_refuses_differences_it_cannot_create(database: Database, capsys:
             "CREATE TABLE baselinr_table_state (schema_name VARCHAR(255) NOT NULL, table_name VARCHAR(255) NOT NULL, "
             "PRIMARY KEY (schema_name, table_name))"
         )
+    before = _shape(mgr)
     mgr.close()
     r = run(capsys, "migrate", "repair", "--config", str(database.config))
     assert r.code == 1
     assert "Primary key of baselinr_table_state is (schema_name, table_name)" in r.err
     assert len(r.err.strip().splitlines()) == 1 and "Traceback" not in r.err
+    # Refused means unchanged: not even the version table was widened (on SQLite too).
+    mgr = MigrationManager.from_config(str(database.config))
+    assert _shape(mgr) == before
+    mgr.close()
     r = run(capsys, "migrate", "status", "--config", str(database.config), "--output", "json")
     assert json.loads(r.out)["state"] == "unadopted"
 
