@@ -58,7 +58,7 @@ def test_v11_keeps_every_row_and_puts_database_name_where_the_profiler_reads_it(
         if database.dialect == "sqlite":
             conn.execute(text(null_keys))  # as the profiler's own SQLite table accepts
     if database.dialect != "sqlite":
-        with pytest.raises(Exception, match="(?i)null"), mgr.engine.begin() as conn:
+        with pytest.raises(Exception, match=r"(?i)null"), mgr.engine.begin() as conn:
             conn.execute(text(null_keys))  # refused here, as by the profiler's own table
     r = run(capsys, "migrate", "validate", "--config", cfg)
     assert r.code == 0, r.out
@@ -69,7 +69,8 @@ def test_v11_keeps_every_row_and_puts_database_name_where_the_profiler_reads_it(
     columns, down = _rca(mgr)
     assert columns[-1] == "database_name" and len(down) == 3
     with mgr.engine.connect() as conn:
-        keys = sorted(tuple(r) for r in conn.execute(text("SELECT database_name, schema_name, table_name FROM baselinr_table_state")))
+        rows = conn.execute(text("SELECT database_name, schema_name, table_name FROM baselinr_table_state"))
+        keys = sorted(tuple(r) for r in rows)
     assert keys == ([("", "", "u"), ("d", "s", "t")] if database.dialect == "sqlite" else [("d", "s", "t")])
     assert run(capsys, "migrate", "validate", "--config", cfg).code == 0
     mgr.close()
