@@ -281,3 +281,7 @@ cli.add_command(backup)
 from baselinr.cli.job import job  # noqa: E402 - the operator's Job steps; their imports stay lazy
 
 cli.add_command(job)
+
+from baselinr.cli.lint import lint  # noqa: E402 - migrate lint lives in its own module
+
+migrate.add_command(lint)

@@ -1,0 +1,75 @@
+"""Compare a column's old and new SQL type: same, widen, narrow or unknown.
+
+Used by the rules for narrowing type changes (all dialects), PostgreSQL
+rewrites and MySQL's COPY algorithm. Pure; works on sqlglot ``DataType``s.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlglot import exp
+
+T = exp.DataType.Type
+_INTS = {T.TINYINT: 1, T.SMALLINT: 2, T.MEDIUMINT: 3, T.INT: 4, T.BIGINT: 5}
+_FLOATS = {T.FLOAT: 1, T.DOUBLE: 2}
+_STRINGS = {T.CHAR, T.NCHAR, T.VARCHAR, T.NVARCHAR}
+_TEXTS = {T.TINYTEXT: 1, T.TEXT: 2, T.MEDIUMTEXT: 3, T.LONGTEXT: 4}
+_DECIMALS = {T.DECIMAL}
+
+SAME, WIDEN, NARROW, UNKNOWN = "same", "widen", "narrow", "unknown"
+
+
+def _params(dt: exp.DataType) -> list[int]:
+    out = []
+    for p in dt.expressions:
+        value = p.this if isinstance(p, exp.DataTypeParam) else p
+        if isinstance(value, exp.Literal) and not value.is_string and value.this.isdigit():
+            out.append(int(value.this))
+    return out
+
+
+def _rank(table: dict[Any, int], old: exp.DataType, new: exp.DataType) -> str:
+    o, n = table[old.this], table[new.this]
+    return SAME if o == n else (WIDEN if n > o else NARROW)
+
+
+def compare(old: exp.DataType | None, new: exp.DataType) -> str:
+    """How ``new`` relates to ``old``; a change of family counts as narrowing."""
+    if old is None:
+        return UNKNOWN
+    if old.sql() == new.sql():
+        return SAME
+    o, n = old.this, new.this
+    if o in _INTS and n in _INTS:
+        return _rank(_INTS, old, new)
+    if o in _FLOATS and n in _FLOATS:
+        return _rank(_FLOATS, old, new)
+    if o in _TEXTS and n in _TEXTS:
+        return _rank(_TEXTS, old, new)
+    if o in _STRINGS and n in _TEXTS:
+        return WIDEN
+    if o in _STRINGS | set(_TEXTS) and n in _STRINGS:
+        new_len = _params(new)
+        if not new_len:  # VARCHAR without a length: unbounded where allowed
+            return WIDEN
+        old_len = _params(old) if o in _STRINGS else []
+        if not old_len:
+            return NARROW
+        return SAME if new_len[0] == old_len[0] else (WIDEN if new_len[0] > old_len[0] else NARROW)
+    if o in _DECIMALS and n in _DECIMALS:
+        op, np_ = [*_params(old), 0, 0][:2], [*_params(new), 0, 0][:2]
+        if np_[0] >= op[0] and np_[1] >= op[1] and np_[0] - np_[1] >= op[0] - op[1]:
+            return WIDEN
+        return NARROW
+    return NARROW
+
+
+def is_string(dt: exp.DataType | None) -> bool:
+    return dt is not None and (dt.this in _STRINGS or dt.this in _TEXTS)
+
+
+def same_scale_decimals(old: exp.DataType | None, new: exp.DataType) -> bool:
+    if old is None or old.this not in _DECIMALS or new.this not in _DECIMALS:
+        return False
+    return [*_params(old), 0, 0][1] == [*_params(new), 0, 0][1]

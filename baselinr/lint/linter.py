@@ -1,0 +1,145 @@
+"""Run the rules over migrations: parse each statement, apply rules, acknowledge.
+
+Called by ``baselinr.cli.lint`` with ``Unit``s from ``sources``. Pure: no
+database, no output. Statements are parsed with sqlglot in the engine's
+dialect; one it cannot parse (or only as an opaque command) becomes an
+``unparsed`` warning, never a crash. The schema known before the first unit
+comes from ``history`` (the statements of earlier migrations).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
+
+from baselinr.lint.ack import parse_acks
+from baselinr.lint.catalog import Catalog, table_name
+from baselinr.lint.findings import ERROR, WARNING, Finding, LintedUnit, LintReport
+from baselinr.lint.rules import RULE_IDS, RULESETS, Context, Statement
+
+# The engine's dialect names → sqlglot's.
+SQLGLOT_DIALECTS = {"postgres": "postgres", "mysql": "mysql", "sqlite": "sqlite", "snowflake": "snowflake"}
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One migration (or SQL file) to lint."""
+
+    version: int | None
+    source: str
+    statements: list[str]
+    notes: str = ""  # text searched for acknowledgements: its SQL and module source
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    # sqlglot logs a warning when it falls back to an opaque command; that is a finding here.
+    logger = logging.getLogger("sqlglot")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def parse(sql: str, dialect: str) -> exp.Expression | None:
+    """The statement's AST, or None when sqlglot cannot understand it."""
+    try:
+        with _quiet():
+            nodes = [n for n in sqlglot.parse(sql, read=SQLGLOT_DIALECTS[dialect]) if n is not None]
+    except SqlglotError:
+        return None
+    if len(nodes) != 1 or isinstance(nodes[0], exp.Command) or not isinstance(nodes[0], exp.Expression):
+        return None
+    return nodes[0]
+
+
+def lint(units: Iterable[Unit], dialect: str, history: Sequence[str] = ()) -> LintReport:
+    """Findings for ``units``, in order, on ``dialect``."""
+    if dialect not in RULESETS:
+        raise ValueError(f"No lint rules for dialect {dialect!r}")
+    catalog = Catalog()
+    for sql in history:
+        node = parse(sql, dialect)
+        if node is not None:
+            catalog.apply(node)
+    report = LintReport(dialect)
+    for unit in units:
+        report.units.append(LintedUnit(unit.version, unit.source, len(unit.statements)))
+        report.findings.extend(_lint_unit(unit, dialect, catalog))
+    return report
+
+
+def _lint_unit(unit: Unit, dialect: str, catalog: Catalog) -> list[Finding]:
+    rules = RULESETS[dialect]
+    statements = [Statement(i, sql, parse(sql, dialect)) for i, sql in enumerate(unit.statements, 1)]
+    ctx = Context(dialect, unit.version, unit.source, statements, catalog)
+    found: list[Finding] = []
+    for stmt in statements:
+        if stmt.node is None:
+            found.append(
+                ctx.finding("unparsed", WARNING, stmt, "The SQL parser could not read this statement: review it by hand.")
+            )
+            continue
+        for rule in rules.statement_rules:
+            found.extend(rule(ctx, stmt))
+        catalog.apply(stmt.node)
+        _note_created(ctx, stmt.node)
+    for unit_rule in rules.unit_rules:
+        found.extend(unit_rule(ctx))
+    found.sort(key=lambda f: f.statement_index)
+    return _acknowledge(unit, found)
+
+
+def _note_created(ctx: Context, node: exp.Expression) -> None:
+    if isinstance(node, exp.Create) and (node.args.get("kind") or "").upper() == "TABLE":
+        name = table_name(node.this)
+        if name:
+            ctx.created.add(name)
+    elif isinstance(node, exp.Alter):
+        old = table_name(node.this)
+        for a in node.args.get("actions") or []:
+            new = table_name(a.this) if isinstance(a, exp.AlterRename) else None
+            if new and old in ctx.created:
+                ctx.created.add(new)
+
+
+def _acknowledge(unit: Unit, found: list[Finding]) -> list[Finding]:
+    reasons: dict[str, str] = {}
+    extra: list[Finding] = []
+    for ack in parse_acks(unit.notes):
+        if not ack.reason:
+            extra.append(
+                Finding(
+                    "ack-without-reason",
+                    ERROR,
+                    unit.version,
+                    unit.source,
+                    0,
+                    ack.line,
+                    f"Say why {ack.rule} is acceptable after the rule id; an acknowledgement needs a reason.",
+                )
+            )
+        elif ack.rule not in RULE_IDS:
+            extra.append(
+                Finding(
+                    "ack-unknown-rule",
+                    WARNING,
+                    unit.version,
+                    unit.source,
+                    0,
+                    ack.line,
+                    f"No lint rule is called {ack.rule}: check the rule id.",
+                )
+            )
+        else:
+            reasons.setdefault(ack.rule, ack.reason)
+    marked = [f.acknowledge(reasons[f.rule]) if f.rule in reasons else f for f in found]
+    return extra + marked
