@@ -23,6 +23,12 @@ def table_name(node: exp.Expression | None) -> str | None:
     return None
 
 
+def dropped_tables(node: exp.Drop) -> list[str]:
+    """The tables a DROP TABLE names (sqlglot keeps them in ``tables``)."""
+    nodes = list(node.args.get("tables") or []) or [node.this]
+    return [name for name in (table_name(n) for n in nodes) if name]
+
+
 def column_name(node: exp.Expression | None) -> str | None:
     if node is None:
         return None
@@ -47,8 +53,7 @@ class Catalog:
         if isinstance(node, exp.Create):
             self._create(node)
         elif isinstance(node, exp.Drop) and (node.args.get("kind") or "").upper() == "TABLE":
-            name = table_name(node.this)
-            if name:
+            for name in dropped_tables(node):
                 self.tables.pop(name, None)
                 self.indexed.pop(name, None)
         elif isinstance(node, exp.Alter) and (node.args.get("kind") or "").upper() == "TABLE":

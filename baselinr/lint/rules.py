@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from sqlglot import exp
 
 from baselinr.lint import coltypes
-from baselinr.lint.catalog import Catalog, column_name, table_name
+from baselinr.lint.catalog import Catalog, column_name, dropped_tables, table_name
 from baselinr.lint.findings import ERROR, WARNING, Finding
 
 # Baselinr's tables that grow with every profiling run.
@@ -165,8 +165,9 @@ def _rebuilt(ctx: Context, stmt: Statement, table: str) -> bool:
 
 def drop_table(ctx: Context, stmt: Statement) -> Iterator[Finding]:
     if isinstance(stmt.node, exp.Drop) and (stmt.node.args.get("kind") or "").upper() == "TABLE":
-        table = table_name(stmt.node.this)
-        if ctx.holds_rows(table) and table is not None and not _rebuilt(ctx, stmt, table):
+        for table in dropped_tables(stmt.node):
+            if not ctx.holds_rows(table) or _rebuilt(ctx, stmt, table):
+                continue
             yield ctx.finding(
                 "drop-table",
                 ERROR,
