@@ -103,7 +103,7 @@ def test_pg_index_not_concurrent() -> None:
     assert found("postgres", "CREATE INDEX i ON baselinr_runs (row_count)") == [("pg-index-not-concurrent", ERROR)]
     assert found("postgres", "CREATE INDEX i ON baselinr_lineage (provider)") == [("pg-index-not-concurrent", WARNING)]
     assert found("postgres", "CREATE INDEX CONCURRENTLY i ON baselinr_runs (row_count)") == []
-    for other in ("mysql", "sqlite", "snowflake"):
+    for other in ("mysql", "sqlite"):
         assert found(other, "CREATE INDEX i ON baselinr_runs (row_count)") == []
 
 
@@ -151,7 +151,7 @@ def test_mysql_copy_algorithm() -> None:
 def test_implicit_commit(dialect: str, rule: str) -> None:
     mixed = "ALTER TABLE baselinr_runs ADD COLUMN c INTEGER;\nUPDATE baselinr_runs SET c = 1 WHERE c IS NULL"
     assert found(dialect, mixed) == [(rule, WARNING)]
-    assert found(dialect, "CREATE TABLE baselinr_a (a INTEGER);\nCREATE INDEX i ON baselinr_a (a)") == []
+    assert found(dialect, "CREATE TABLE baselinr_a (a INTEGER);\nALTER TABLE baselinr_a ADD COLUMN b INTEGER") == []
 
 
 @pytest.mark.parametrize("dialect", ["postgres", "sqlite"])
@@ -208,3 +208,20 @@ def test_acknowledgement_needs_a_reason_and_a_known_rule() -> None:
         ("drop-table", ERROR, False),
     ]
     assert not report.ok
+
+
+# --- syntax of another dialect, Snowflake indexes -------------------------------------
+
+
+def test_auto_increment_fails_on_postgres_and_sqlite() -> None:
+    create = "CREATE TABLE baselinr_new (id INTEGER PRIMARY KEY AUTO_INCREMENT, name VARCHAR(10))"
+    assert found("postgres", create) == [("dialect-syntax", ERROR)]
+    assert found("sqlite", create) == [("dialect-syntax", ERROR)]
+    assert found("mysql", create) == []
+    # SQLite's own spelling, and the word inside a string or a comment, are fine.
+    assert found("sqlite", create.replace("AUTO_INCREMENT", "AUTOINCREMENT")) == []
+    assert found("sqlite", "CREATE TABLE baselinr_new (id INTEGER PRIMARY KEY, s TEXT DEFAULT 'AUTO_INCREMENT')") == []
+
+
+def test_snowflake_has_no_secondary_indexes() -> None:
+    assert found("snowflake", "CREATE INDEX i ON baselinr_runs (status)") == [("snowflake-no-index", ERROR)]
