@@ -42,12 +42,14 @@ def lint(
     files: tuple[str, ...],
 ) -> None:
     """Find destructive and locking hazards in pending migrations, or in FILES (.sql or migration .py)."""
-    from baselinr.cli.app import _manager
+    from baselinr.cli.app import _OUTPUT, _manager
     from baselinr.cli.lint_render import lint_markdown, lint_text
     from baselinr.cli.render import emit_json
     from baselinr.lint import lint as run_lint
+    from baselinr.lint.rules import BIG_TABLES
     from baselinr.lint.sources import units_from_files, units_from_manager
 
+    _OUTPUT["format"] = "json" if output == "json" else "text"  # errors as JSON too with --output json
     if files and config_path:
         raise UsageError("Give --config (lint the database's pending migrations) or FILES, not both.")
     if files:
@@ -60,7 +62,7 @@ def lint(
             raise UsageError("--dialect applies to FILES; with --config the database's dialect is used.")
         mgr = _manager(config_path, "json" if output == "json" else "text", migrations_package=migrations_package)
         units, history = units_from_manager(mgr, target)
-        report = run_lint(units, mgr.dialect.name, history)
+        report = run_lint(units, mgr.dialect.name, history, big_tables=[mgr.names(t) for t in BIG_TABLES])
     if output == "json":
         emit_json(report.to_dict())
     else:

@@ -52,6 +52,10 @@ def lint_markdown(r: LintReport) -> list[str]:
     lines = [f"### baselinr migrate lint ({r.dialect})", ""]
     if not r.units:
         return [*lines, "No pending migration."]
+    lines += [
+        "Migrations: " + ", ".join(f"v{u.version}" if u.version is not None else f"`{_cell(u.source)}`" for u in r.units),
+        "",
+    ]
     if not r.findings:
         lines.append(f"No findings in {len(r.units)} migration(s).")
     else:

@@ -21,7 +21,7 @@ from sqlglot.errors import SqlglotError
 from baselinr.lint.ack import parse_acks
 from baselinr.lint.catalog import Catalog, table_name
 from baselinr.lint.findings import ERROR, WARNING, Finding, LintedUnit, LintReport
-from baselinr.lint.rules import RULE_IDS, RULESETS, Context, Statement
+from baselinr.lint.rules import BIG_TABLES, RULE_IDS, RULESETS, Context, Statement
 
 # The engine's dialect names → sqlglot's.
 SQLGLOT_DIALECTS = {"postgres": "postgres", "mysql": "mysql", "sqlite": "sqlite", "snowflake": "snowflake"}
@@ -61,8 +61,11 @@ def parse(sql: str, dialect: str) -> exp.Expression | None:
     return nodes[0]
 
 
-def lint(units: Iterable[Unit], dialect: str, history: Sequence[str] = ()) -> LintReport:
-    """Findings for ``units``, in order, on ``dialect``."""
+def lint(units: Iterable[Unit], dialect: str, history: Sequence[str] = (), big_tables: Iterable[str] = BIG_TABLES) -> LintReport:
+    """Findings for ``units``, in order, on ``dialect``.
+
+    ``big_tables``: the tables whose locking hazards are errors, as this database names them.
+    """
     if dialect not in RULESETS:
         raise ValueError(f"No lint rules for dialect {dialect!r}")
     catalog = Catalog()
@@ -73,14 +76,14 @@ def lint(units: Iterable[Unit], dialect: str, history: Sequence[str] = ()) -> Li
     report = LintReport(dialect)
     for unit in units:
         report.units.append(LintedUnit(unit.version, unit.source, len(unit.statements)))
-        report.findings.extend(_lint_unit(unit, dialect, catalog))
+        report.findings.extend(_lint_unit(unit, dialect, catalog, frozenset(t.lower() for t in big_tables)))
     return report
 
 
-def _lint_unit(unit: Unit, dialect: str, catalog: Catalog) -> list[Finding]:
+def _lint_unit(unit: Unit, dialect: str, catalog: Catalog, big_tables: frozenset[str]) -> list[Finding]:
     rules = RULESETS[dialect]
     statements = [Statement(i, sql, parse(sql, dialect)) for i, sql in enumerate(unit.statements, 1)]
-    ctx = Context(dialect, unit.version, unit.source, statements, catalog)
+    ctx = Context(dialect, unit.version, unit.source, statements, catalog, big_tables=big_tables)
     found: list[Finding] = []
     for stmt in statements:
         if stmt.node is None:

@@ -65,6 +65,7 @@ class Context:
     statements: list[Statement]
     catalog: Catalog = field(default_factory=Catalog)
     created: set[str] = field(default_factory=set)  # tables created by this migration so far
+    big_tables: frozenset[str] = BIG_TABLES  # as named in this database (config may rename them)
 
     def finding(self, rule: str, severity: str, stmt: Statement, advice: str, table: str | None = None) -> Finding:
         return Finding(rule, severity, self.version, self.source, stmt.index, stmt.sql, advice, table)
@@ -79,13 +80,13 @@ class Context:
     def others(self, stmt: Statement) -> list[exp.Expression]:
         return [s.node for s in self.statements if s.node is not None and s.index != stmt.index]
 
+    def hazard(self, table: str | None) -> str:
+        """Locking hazards are errors on the big tables, warnings elsewhere."""
+        return ERROR if table in self.big_tables else WARNING
+
 
 StatementRule = Callable[[Context, Statement], Iterator[Finding]]
 UnitRule = Callable[[Context], Iterator[Finding]]
-
-
-def _hazard(table: str | None) -> str:
-    return ERROR if table in BIG_TABLES else WARNING
 
 
 def _alter_actions(node: exp.Expression | None) -> tuple[str | None, list[exp.Expression]]:
@@ -308,7 +309,7 @@ def pg_index_not_concurrent(ctx: Context, stmt: Statement) -> Iterator[Finding]:
         if ctx.holds_rows(table) and not node.args.get("concurrently"):
             yield ctx.finding(
                 "pg-index-not-concurrent",
-                _hazard(table),
+                ctx.hazard(table),
                 stmt,
                 f"CREATE INDEX blocks writes to {table} while it builds: use CREATE INDEX CONCURRENTLY "
                 "(the migration then runs outside a transaction).",
@@ -332,7 +333,7 @@ def pg_type_change_rewrite(ctx: Context, stmt: Statement) -> Iterator[Finding]:
             continue  # a wider VARCHAR, VARCHAR to TEXT, more NUMERIC precision: catalog-only change
         yield ctx.finding(
             "pg-type-change-rewrite",
-            _hazard(table),
+            ctx.hazard(table),
             stmt,
             f"Changing {table}.{column} to {new.sql('postgres')} rewrites the table under an ACCESS EXCLUSIVE lock: "
             "add a new column, backfill it, then switch.",
@@ -354,7 +355,7 @@ def pg_volatile_default(ctx: Context, stmt: Statement) -> Iterator[Finding]:
             what = f"{volatile[0]}()" if volatile else kind.sql("postgres") if isinstance(kind, exp.DataType) else "serial"
             yield ctx.finding(
                 "pg-volatile-default",
-                _hazard(table),
+                ctx.hazard(table),
                 stmt,
                 f"A volatile default ({what}) makes ADD COLUMN rewrite {table} under an ACCESS EXCLUSIVE lock: "
                 "add the column without it, set the default, backfill in batches.",
@@ -370,7 +371,7 @@ def pg_constraint_not_valid(ctx: Context, stmt: Statement) -> Iterator[Finding]:
         if isinstance(a, exp.AddConstraint) and a.find(exp.ForeignKey, exp.CheckColumnConstraint) is not None:
             yield ctx.finding(
                 "pg-constraint-not-valid",
-                _hazard(table),
+                ctx.hazard(table),
                 stmt,
                 f"Adding this constraint scans {table} while it blocks writes: add it NOT VALID, then VALIDATE CONSTRAINT "
                 "in a later migration.",
@@ -386,7 +387,7 @@ def pg_set_not_null(ctx: Context, stmt: Statement) -> Iterator[Finding]:
         if isinstance(a, exp.AlterColumn) and a.args.get("allow_null") is False:
             yield ctx.finding(
                 "pg-set-not-null",
-                _hazard(table),
+                ctx.hazard(table),
                 stmt,
                 f"SET NOT NULL scans {table} under an ACCESS EXCLUSIVE lock: validate a CHECK (... IS NOT NULL) NOT VALID "
                 "constraint first, then SET NOT NULL uses it.",
@@ -428,7 +429,7 @@ def mysql_copy_algorithm(ctx: Context, stmt: Statement) -> Iterator[Finding]:
     if reasons:
         yield ctx.finding(
             "mysql-copy-algorithm",
-            _hazard(table),
+            ctx.hazard(table),
             stmt,
             f"{'; '.join(reasons)} copies {table} with writes blocked (not INSTANT/INPLACE): add a new column and backfill, "
             "or state ALGORITHM=INPLACE to make the server refuse a copy.",

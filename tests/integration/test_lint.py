@@ -1,5 +1,6 @@
-"""``baselinr migrate lint --config``: the pending migrations of a real SQLite database,
-and the project's own chain on every dialect (no unacknowledged error)."""
+"""``baselinr migrate lint --config``: the pending migrations of real databases
+(SQLite, PostgreSQL, MariaDB), acknowledgements in a migration module, and the
+project's own chain on every dialect (no unacknowledged error)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import pytest
 from baselinr.lint import lint
 from baselinr.lint.sources import units_from_files
 from baselinr.storage.schema_version import CURRENT_SCHEMA_VERSION
-from tests.conftest import make_database
-from tests.support.cli import run_process
+from tests.conftest import Database, make_database
+from tests.support.cli import run, run_process
+from tests.support.packages import sql_migration, write_package
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,3 +49,44 @@ def test_the_project_chain_has_no_unacknowledged_error(dialect: str) -> None:
     assert report.ok, [f for f in report.findings if f.blocking]
     # v11 rebuilds baselinr_rca_results (copy, drop, rename): not a lost table.
     assert "drop-table" not in {f.rule for f in report.findings}
+
+
+DROP = "ALTER TABLE baselinr_runs DROP COLUMN environment;"
+ACKED = '"""v2: drop environment.\n\nbaselinr-lint: ignore drop-column moved to baselinr_table_state in v1\n"""\n'
+
+
+def test_lint_pending_destructive_migration(database: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pkg = write_package(tmp_path / "p", {2: sql_migration(2, DROP)})
+    assert run(capsys, "migrate", "apply", "-c", str(database.config), "--migrations", pkg, "--target", "1").code == 0
+    r = run(capsys, "migrate", "lint", "-c", str(database.config), "--migrations", pkg, "-o", "json")
+    assert r.code == 1, r.err
+    data = json.loads(r.out)
+    assert data["dialect"] == database.dialect
+    assert [u["version"] for u in data["migrations"]] == [2]
+    assert [(f["rule"], f["severity"], f["version"], f["acknowledged"]) for f in data["findings"]] == [
+        ("drop-column", "error", 2, False)
+    ]
+
+    acked = write_package(tmp_path / "q", {2: ACKED + sql_migration(2, DROP)})
+    r = run(capsys, "migrate", "lint", "-c", str(database.config), "--migrations", acked)
+    assert r.code == 0, r.out
+    assert "[drop-column] (error, acknowledged: moved to baselinr_table_state in v1)" in r.out
+
+
+def test_lint_knows_the_applied_schema(
+    tmp_path: Path, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The old type comes from the applied versions: VARCHAR(20) → VARCHAR(5) narrows, → VARCHAR(50) does not."""
+    db = make_database("postgres", tmp_path, request)
+    narrow = write_package(
+        tmp_path / "p", {2: sql_migration(2, "ALTER TABLE baselinr_runs ALTER COLUMN status TYPE VARCHAR(5);")}
+    )
+    assert run(capsys, "migrate", "apply", "-c", str(db.config), "--migrations", narrow, "--target", "1").code == 0
+    data = json.loads(run(capsys, "migrate", "lint", "-c", str(db.config), "--migrations", narrow, "-o", "json").out)
+    assert {(f["rule"], f["severity"]) for f in data["findings"]} == {
+        ("narrowing-type-change", "error"),
+        ("pg-type-change-rewrite", "error"),
+    }
+    wide = write_package(tmp_path / "q", {2: sql_migration(2, "ALTER TABLE baselinr_runs ALTER COLUMN status TYPE VARCHAR(50);")})
+    r = run(capsys, "migrate", "lint", "-c", str(db.config), "--migrations", wide, "-o", "json")
+    assert r.code == 0 and json.loads(r.out)["findings"] == []
