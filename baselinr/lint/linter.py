@@ -10,6 +10,7 @@ comes from ``history`` (the statements of earlier migrations).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +26,32 @@ from baselinr.lint.rules import BIG_TABLES, RULE_IDS, RULESETS, Context, Stateme
 
 # The engine's dialect names → sqlglot's.
 SQLGLOT_DIALECTS = {"postgres": "postgres", "mysql": "mysql", "sqlite": "sqlite", "snowflake": "snowflake"}
+
+
+# Statements sqlglot leaves opaque (an ``exp.Command``) that are known to carry none of the
+# hazards the rules look for: the safe halves of the PostgreSQL patterns the advice recommends.
+# A regex is the fallback only here, where there is no AST to read.
+_IDENT = r'(?:"[^"]+"|[A-Za-z_][\w$]*)(?:\.(?:"[^"]+"|[A-Za-z_][\w$]*))?'
+KNOWN_COMMANDS: dict[str, tuple[re.Pattern[str], ...]] = {
+    "postgres": (
+        re.compile(rf"^\s*ALTER\s+TABLE\s+(?:ONLY\s+)?{_IDENT}\s+VALIDATE\s+CONSTRAINT\s+{_IDENT}\s*$", re.I),
+        re.compile(
+            rf"^\s*ALTER\s+TABLE\s+(?:ONLY\s+)?{_IDENT}\s+ADD\s+CONSTRAINT\s+{_IDENT}\s+(?:UNIQUE|PRIMARY\s+KEY)\s+"
+            rf"USING\s+INDEX\s+{_IDENT}\s*$",
+            re.I,
+        ),
+    ),
+}
+
+
+def _strip_comments(sql: str) -> str:
+    return "\n".join(line for line in sql.splitlines() if not line.strip().startswith("--")).strip()
+
+
+def known_command(sql: str, dialect: str) -> bool:
+    """True for an opaque statement that is one of ``KNOWN_COMMANDS``."""
+    text = _strip_comments(sql)
+    return any(p.match(text) for p in KNOWN_COMMANDS.get(dialect, ()))
 
 
 @dataclass(frozen=True)
@@ -87,6 +114,8 @@ def _lint_unit(unit: Unit, dialect: str, catalog: Catalog, big_tables: frozenset
     found: list[Finding] = []
     for stmt in statements:
         if stmt.node is None:
+            if known_command(stmt.sql, dialect):
+                continue
             found.append(
                 ctx.finding("unparsed", WARNING, stmt, "The SQL parser could not read this statement: review it by hand.")
             )

@@ -4,7 +4,9 @@ Called by ``linter`` with a ``Context`` (the migration's parsed statements,
 the schema known before the statement, the tables this migration created).
 Every rule reads sqlglot's AST (one, SQLite's AUTO_INCREMENT spelling,
 reads sqlglot's tokens, since the AST does not keep it); none matches SQL
-text with a regex. A rule
+text with a regex. (``linter.KNOWN_COMMANDS`` does, as a fallback, for the
+few safe PostgreSQL statements sqlglot cannot parse, so they are not
+reported as ``unparsed``.) A rule
 yields ``Finding``s and never renders output. Rules that apply everywhere
 (destructive changes) are shared; dialect hazards live in the dialect's set
 (``RULESETS``, looked up by the engine's dialect name).
@@ -379,6 +381,22 @@ def pg_constraint_not_valid(ctx: Context, stmt: Statement) -> Iterator[Finding]:
             )
 
 
+def pg_unique_constraint(ctx: Context, stmt: Statement) -> Iterator[Finding]:
+    table, actions = _alter_actions(stmt.node)
+    if not ctx.holds_rows(table):
+        return
+    for a in actions:
+        if isinstance(a, exp.AddConstraint) and a.find(exp.UniqueColumnConstraint, exp.PrimaryKey) is not None:
+            yield ctx.finding(
+                "pg-unique-constraint",
+                ctx.hazard(table),
+                stmt,
+                f"Adding a UNIQUE or PRIMARY KEY constraint builds its index while {table} is locked: CREATE UNIQUE INDEX "
+                "CONCURRENTLY first, then ADD CONSTRAINT ... USING INDEX.",
+                table,
+            )
+
+
 def pg_set_not_null(ctx: Context, stmt: Statement) -> Iterator[Finding]:
     table, actions = _alter_actions(stmt.node)
     if not ctx.holds_rows(table):
@@ -573,6 +591,7 @@ RULESETS: dict[str, RuleSet] = {
             pg_volatile_default,
             pg_constraint_not_valid,
             pg_set_not_null,
+            pg_unique_constraint,
             pg_auto_increment,
         )
     ),
@@ -597,6 +616,7 @@ RULE_IDS = frozenset(
         "pg-volatile-default",
         "pg-constraint-not-valid",
         "pg-set-not-null",
+        "pg-unique-constraint",
         "mysql-copy-algorithm",
         "mysql-implicit-commit",
         "sqlite-table-rebuild",

@@ -8,6 +8,8 @@ adding a ``BIGSERIAL`` column rewrites the table (its ``nextval`` default is
 volatile): squawk's ``adding-field-with-default`` does not flag it, ours
 does. A table created earlier in the same migration holds no rows: squawk
 still flags dropping it or adding a NOT NULL column to it, ours does not.
+PostgreSQL accepts NOT VALID only on CHECK and FOREIGN KEY constraints:
+squawk also asks for it on UNIQUE, ours does not.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ SHARED_RULES = {
     "adding-required-field": "not-null-without-default",
     "ban-drop-column": "drop-column",
     "ban-drop-table": "drop-table",
+    "disallowed-unique-constraint": "pg-unique-constraint",
 }
 
 CORPUS = [
@@ -52,6 +55,8 @@ CORPUS = [
     "ALTER TABLE baselinr_runs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;",
     "ALTER TABLE baselinr_runs DROP COLUMN environment;",
     "DROP TABLE baselinr_events;",
+    "ALTER TABLE baselinr_events VALIDATE CONSTRAINT fk_run;",
+    "ALTER TABLE baselinr_runs ADD CONSTRAINT uq_run UNIQUE USING INDEX idx_runs_u;",
     "ALTER TABLE baselinr_lineage ADD COLUMN note TEXT;\nCREATE INDEX CONCURRENTLY idx_lineage_note ON baselinr_lineage (note);",
 ]
 # sql → (our shared rules, squawk's mapped to ours).
@@ -60,6 +65,11 @@ KNOWN_DIFFERENCES: dict[str, tuple[set[str], set[str]]] = {
     "CREATE TABLE baselinr_y (id INTEGER);\nALTER TABLE baselinr_y ADD COLUMN v INTEGER NOT NULL;\nDROP TABLE baselinr_y;": (
         set(),
         {"not-null-without-default", "drop-table"},
+    ),
+    # PostgreSQL refuses NOT VALID on UNIQUE: squawk asks for it anyway.
+    "ALTER TABLE baselinr_runs ADD CONSTRAINT uq_run UNIQUE (run_id);": (
+        {"pg-unique-constraint"},
+        {"pg-unique-constraint", "pg-constraint-not-valid"},
     ),
 }
 

@@ -131,6 +131,14 @@ def test_pg_constraint_not_valid() -> None:
     assert found("postgres", ck) == [("pg-constraint-not-valid", ERROR)]
 
 
+def test_pg_unique_constraint() -> None:
+    assert found("postgres", "ALTER TABLE baselinr_runs ADD CONSTRAINT uq UNIQUE (run_id)") == [("pg-unique-constraint", ERROR)]
+    assert found("postgres", "ALTER TABLE baselinr_lineage ADD PRIMARY KEY (id)") == [("pg-unique-constraint", WARNING)]
+    # The safe halves of the advice are opaque to sqlglot but known: no unparsed warning.
+    assert found("postgres", "ALTER TABLE baselinr_runs ADD CONSTRAINT uq UNIQUE USING INDEX idx_runs_u") == []
+    assert found("postgres", "ALTER TABLE baselinr_runs VALIDATE CONSTRAINT fk_run") == []
+
+
 def test_pg_set_not_null() -> None:
     assert found("postgres", "ALTER TABLE baselinr_runs ALTER COLUMN status SET NOT NULL") == [("pg-set-not-null", ERROR)]
 
