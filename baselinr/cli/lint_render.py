@@ -48,6 +48,11 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _code(text: str) -> str:
+    # A double-backtick code span holds MySQL's `quoted` identifiers.
+    return f"`` {_cell(text)} ``" if "`" in text else f"`{_cell(text)}`"
+
+
 def lint_markdown(r: LintReport) -> list[str]:
     lines = [f"### baselinr migrate lint ({r.dialect})", ""]
     if not r.units:
@@ -64,7 +69,7 @@ def lint_markdown(r: LintReport) -> list[str]:
             icon = ":white_check_mark:" if f.acknowledged else (":x:" if f.severity == ERROR else ":warning:")
             severity = f"{f.severity} (acknowledged: {_cell(f.reason or '')})" if f.acknowledged else f.severity
             where = f"v{f.version}" if f.version is not None else _cell(f.source)
-            stmt = f"{f.statement_index}: `{_cell(_first_line(f.statement, 80))}`" if f.statement_index else "-"
+            stmt = f"{f.statement_index}: {_code(_first_line(f.statement, 80))}" if f.statement_index else "-"
             lines.append(f"| {icon} | {where} | {stmt} | `{f.rule}` | {severity} | {_cell(f.advice)} |")
     lines += ["", f"**{'Passed' if r.ok else 'Failed'}**: {_summary(r)}"]
     return lines

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cli import run
+from tests.support.cli import run, run_process
 
 INDEX = "CREATE INDEX idx_runs_env ON baselinr_runs (environment);\n"
 ADD = "ALTER TABLE baselinr_runs ADD COLUMN note VARCHAR(100) DEFAULT 'x';\n"
@@ -109,3 +109,16 @@ def test_unreadable_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[s
     r = run(capsys, "migrate", "lint", str(tmp_path / "missing.sql"))
     assert r.code == 2
     assert "Cannot read" in r.err
+
+
+def test_markdown_keeps_backticks_in_a_code_span(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sql = "ALTER TABLE `baselinr_runs` DROP COLUMN `status`;\n"
+    r = run(capsys, "migrate", "lint", "-o", "markdown", "--dialect", "mysql", write(tmp_path, "v12.sql", sql))
+    row = next(line for line in r.out.splitlines() if "drop-column" in line)
+    assert "| 1: `` ALTER TABLE `baselinr_runs` DROP COLUMN `status` `` |" in row
+
+
+def test_plain_markers_on_an_ascii_stream(tmp_path: Path) -> None:
+    r = run_process("migrate", "lint", write(tmp_path, "v12_index.sql", INDEX), env={"PYTHONIOENCODING": "ascii"})
+    assert r.code == 1
+    assert "[ERROR] v12 statement 1 [pg-index-not-concurrent] (error)" in r.out
