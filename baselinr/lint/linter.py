@@ -62,6 +62,7 @@ class Unit:
     source: str
     statements: list[str]
     notes: str = ""  # text searched for acknowledgements: its SQL and module source
+    python: str | None = None  # the qualified name of its Python step, which lint cannot read
 
 
 @contextmanager
@@ -126,6 +127,18 @@ def _lint_unit(unit: Unit, dialect: str, catalog: Catalog, big_tables: frozenset
         _note_created(ctx, stmt.node)
     for unit_rule in rules.unit_rules:
         found.extend(unit_rule(ctx))
+    if unit.python:
+        found.append(
+            Finding(
+                "python-step",
+                WARNING,
+                unit.version,
+                unit.source,
+                0,
+                f"{unit.python}(connection)",
+                "The migration's Python step is not linted: review by hand what it does to the schema and the rows.",
+            )
+        )
     found.sort(key=lambda f: f.statement_index)
     return _acknowledge(unit, found)
 

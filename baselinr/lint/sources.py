@@ -40,8 +40,13 @@ def _sql_texts(m: Migration) -> str:
     return "\n".join(parts)
 
 
+def _qualname(fn: object) -> str | None:
+    return getattr(fn, "__qualname__", None) or (repr(fn) if fn is not None else None)
+
+
 def migration_unit(m: Migration, dialect: Dialect, module_text: str = "") -> Unit:
-    return Unit(m.version, m.script or f"v{m.version}", m.up_statements(dialect), _sql_texts(m) + "\n" + module_text)
+    notes = _sql_texts(m) + "\n" + module_text
+    return Unit(m.version, m.script or f"v{m.version}", m.up_statements(dialect), notes, _qualname(m.up_python))
 
 
 def units_from_files(paths: Sequence[str], dialect_name: str) -> list[Unit]:
@@ -60,7 +65,7 @@ def units_from_files(paths: Sequence[str], dialect_name: str) -> list[Unit]:
                 raise UsageError(f"{raw} defines no Migration.")
             for m in sorted({id(m): m for m in found}.values(), key=lambda m: m.version):
                 unit = migration_unit(m, dialect, text)
-                units.append(Unit(unit.version, raw, unit.statements, unit.notes))
+                units.append(Unit(unit.version, raw, unit.statements, unit.notes, unit.python))
         else:
             match = _VERSION.match(path.name)
             units.append(Unit(int(match.group(1)) if match else None, raw, _split(text, dialect), text))
@@ -120,7 +125,8 @@ def units_from_manager(mgr: MigrationManager, target: int | None) -> tuple[list[
                 module_text = (package_dir / m.script).read_text(encoding="utf-8")
             except OSError:
                 module_text = ""
-        units.append(Unit(version, m.script or f"v{version}", list(step.statements), _sql_texts(m) + "\n" + module_text))
+        notes = _sql_texts(m) + "\n" + module_text
+        units.append(Unit(version, m.script or f"v{version}", list(step.statements), notes, step.python))
     return units, history
 
 

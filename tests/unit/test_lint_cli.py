@@ -122,3 +122,17 @@ def test_plain_markers_on_an_ascii_stream(tmp_path: Path) -> None:
     r = run_process("migrate", "lint", write(tmp_path, "v12_index.sql", INDEX), env={"PYTHONIOENCODING": "ascii"})
     assert r.code == 1
     assert "[ERROR] v12 statement 1 [pg-index-not-concurrent] (error)" in r.out
+
+
+def test_python_step_is_reported_as_not_linted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    module = (
+        "from baselinr.storage.migrations.manager import Migration\n\n"
+        "def backfill(conn):\n    pass\n\n"
+        'migration = Migration(version=12, description="backfill", up_sql="ALTER TABLE baselinr_runs ADD COLUMN n INTEGER",\n'
+        "                      up_python=backfill)\n"
+    )
+    r = run(capsys, "migrate", "lint", "-o", "json", write(tmp_path, "v12_backfill.py", module))
+    assert r.code == 0
+    (finding,) = json.loads(r.out)["findings"]
+    assert (finding["rule"], finding["severity"], finding["statement_index"]) == ("python-step", "warning", 0)
+    assert finding["statement"] == "backfill(connection)"

@@ -85,6 +85,7 @@ RULESETS: dict[str, RuleSet] = {
 RULE_IDS = frozenset(
     {
         "unparsed",
+        "python-step",
         "drop-table",
         "drop-column",
         "narrowing-type-change",
