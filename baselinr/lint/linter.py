@@ -34,6 +34,8 @@ SQLGLOT_DIALECTS = {"postgres": "postgres", "mysql": "mysql", "sqlite": "sqlite"
 _IDENT = r'(?:"[^"]+"|[A-Za-z_][\w$]*)(?:\.(?:"[^"]+"|[A-Za-z_][\w$]*))?'
 KNOWN_COMMANDS: dict[str, tuple[re.Pattern[str], ...]] = {
     "postgres": (
+        # Renaming a sequence or an index only changes the catalog.
+        re.compile(rf"^\s*ALTER\s+(?:SEQUENCE|INDEX)\s+(?:IF\s+EXISTS\s+)?{_IDENT}\s+RENAME\s+TO\s+{_IDENT}\s*$", re.I),
         re.compile(rf"^\s*ALTER\s+TABLE\s+(?:ONLY\s+)?{_IDENT}\s+VALIDATE\s+CONSTRAINT\s+{_IDENT}\s*$", re.I),
         re.compile(
             rf"^\s*ALTER\s+TABLE\s+(?:ONLY\s+)?{_IDENT}\s+ADD\s+CONSTRAINT\s+{_IDENT}\s+(?:UNIQUE|PRIMARY\s+KEY)\s+"

@@ -139,6 +139,11 @@ def test_pg_unique_constraint() -> None:
     assert found("postgres", "ALTER TABLE baselinr_runs VALIDATE CONSTRAINT fk_run") == []
 
 
+def test_known_postgres_commands_are_not_unparsed() -> None:
+    assert found("postgres", "ALTER SEQUENCE baselinr_x_id_seq RENAME TO baselinr_y_id_seq") == []
+    assert found("postgres", "ALTER SEQUENCE baselinr_x_id_seq RESTART WITH 1") == [("unparsed", WARNING)]
+
+
 def test_pg_set_not_null() -> None:
     assert found("postgres", "ALTER TABLE baselinr_runs ALTER COLUMN status SET NOT NULL") == [("pg-set-not-null", ERROR)]
 

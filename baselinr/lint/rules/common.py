@@ -60,7 +60,9 @@ def _column_rebuilt(ctx: Context, stmt: Statement, table: str, column: str) -> b
     copied = any(
         isinstance(n, exp.Update)
         and table_name(n.this) == table
-        and any(c.name.lower() == column for e in n.expressions for c in e.expression.find_all(exp.Column))
+        and any(
+            c.name.lower() == column for e in n.expressions if isinstance(e, exp.EQ) for c in e.expression.find_all(exp.Column)
+        )
         for n in ctx.others(stmt)
     )
     renamed = any(
