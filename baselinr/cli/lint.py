@@ -50,6 +50,9 @@ def lint(
     from baselinr.lint.sources import units_from_files, units_from_manager
 
     _OUTPUT["format"] = "json" if output == "json" else "text"  # errors as JSON too with --output json
+    source = click.get_current_context().get_parameter_source("config_path")
+    if files and source == click.core.ParameterSource.ENVIRONMENT:
+        config_path = None  # BASELINR_CONFIG set in the shell: FILES given on the line win
     if files and config_path:
         raise UsageError("Give --config (lint the database's pending migrations) or FILES, not both.")
     if files:

@@ -47,8 +47,11 @@ def test_the_project_chain_has_no_unacknowledged_error(dialect: str) -> None:
     report = lint(units_from_files(files, dialect), dialect)
     assert [u.version for u in report.units] == list(range(1, CURRENT_SCHEMA_VERSION + 1))
     assert report.ok, [f for f in report.findings if f.blocking]
-    # v11 rebuilds baselinr_rca_results (copy, drop, rename): not a lost table.
-    assert "drop-table" not in {f.rule for f in report.findings}
+    # v11 rebuilds baselinr_rca_results (copy, drop, rename): not a lost table. What is left is
+    # v11's PostgreSQL DO block, which no parser can read: a warning to review it by hand.
+    assert [(f.rule, f.version) for f in report.findings] == ([("unparsed", 11)] if dialect == "postgres" else [])
+    if dialect == "postgres":
+        assert report.findings[0].statement.startswith("DO $$")
 
 
 DROP = "ALTER TABLE baselinr_runs DROP COLUMN environment;"

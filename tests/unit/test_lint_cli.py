@@ -136,3 +136,11 @@ def test_python_step_is_reported_as_not_linted(tmp_path: Path, capsys: pytest.Ca
     (finding,) = json.loads(r.out)["findings"]
     assert (finding["rule"], finding["severity"], finding["statement_index"]) == ("python-step", "warning", 0)
     assert finding["statement"] == "backfill(connection)"
+
+
+def test_files_win_over_baselinr_config_from_the_environment(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BASELINR_CONFIG", str(tmp_path / "absent.yml"))
+    r = run(capsys, "migrate", "lint", write(tmp_path, "v12_add.sql", ADD))
+    assert r.code == 0, r.err
