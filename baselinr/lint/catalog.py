@@ -42,6 +42,7 @@ class Catalog:
 
     tables: dict[str, dict[str, exp.DataType | None]] = field(default_factory=dict)
     indexed: dict[str, set[str]] = field(default_factory=dict)
+    index_tables: dict[str, str] = field(default_factory=dict)  # index name → its table
 
     def column_type(self, table: str | None, column: str | None) -> exp.DataType | None:
         if table is None or column is None:
@@ -52,6 +53,9 @@ class Catalog:
         """Record what one parsed statement does to the schema."""
         if isinstance(node, exp.Create):
             self._create(node)
+        elif isinstance(node, exp.Drop) and (node.args.get("kind") or "").upper() == "INDEX":
+            for name in dropped_tables(node):
+                self.index_tables.pop(name, None)
         elif isinstance(node, exp.Drop) and (node.args.get("kind") or "").upper() == "TABLE":
             for name in dropped_tables(node):
                 self.tables.pop(name, None)
@@ -75,6 +79,8 @@ class Catalog:
             self.tables[name] = cols
         elif kind == "INDEX" and isinstance(node.this, exp.Index):
             name = table_name(node.this.args.get("table"))
+            if name and node.this.name:
+                self.index_tables[node.this.name.lower()] = name
             params = node.this.args.get("params")
             if name and params is not None:
                 for col in params.find_all(exp.Column):
@@ -110,5 +116,6 @@ class Catalog:
                 new = table_name(action.this)
                 if new:
                     self.tables[new] = self.tables.pop(name, {})
+                    self.index_tables = {i: (new if t == name else t) for i, t in self.index_tables.items()}
                     if name in self.indexed:
                         self.indexed[new] = self.indexed.pop(name)

@@ -33,6 +33,9 @@ SHARED_RULES = {
     "ban-drop-column": "drop-column",
     "ban-drop-table": "drop-table",
     "disallowed-unique-constraint": "pg-unique-constraint",
+    "require-concurrent-index-deletion": "pg-drop-index-not-concurrent",
+    "renaming-column": "rename-column",
+    "renaming-table": "rename-table",
 }
 
 CORPUS = [
@@ -56,6 +59,10 @@ CORPUS = [
     "ALTER TABLE baselinr_runs DROP COLUMN environment;",
     "DROP TABLE baselinr_events;",
     "ALTER TABLE baselinr_events VALIDATE CONSTRAINT fk_run;",
+    "DROP INDEX idx_runs_status;",
+    "DROP INDEX CONCURRENTLY idx_runs_status;",
+    "ALTER TABLE baselinr_runs RENAME COLUMN status TO state;",
+    "ALTER TABLE baselinr_lineage RENAME TO baselinr_lineage_old;",
     "ALTER TABLE baselinr_runs ADD CONSTRAINT uq_run UNIQUE USING INDEX idx_runs_u;",
     "ALTER TABLE baselinr_lineage ADD COLUMN note TEXT;\nCREATE INDEX CONCURRENTLY idx_lineage_note ON baselinr_lineage (note);",
 ]

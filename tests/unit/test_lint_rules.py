@@ -74,6 +74,14 @@ def test_copy_then_rename_column_is_a_warning(dialect: str) -> None:
     assert ("update-all-rows", WARNING) in result
 
 
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_renames_break_running_readers(dialect: str) -> None:
+    assert found(dialect, "ALTER TABLE baselinr_runs RENAME COLUMN status TO state") == [("rename-column", WARNING)]
+    assert found(dialect, "ALTER TABLE baselinr_lineage RENAME TO baselinr_lineage_old") == [("rename-table", WARNING)]
+    # Renaming a table built by this migration is the last step of a rebuild.
+    assert found(dialect, "CREATE TABLE baselinr_x (a INTEGER);\nALTER TABLE baselinr_x RENAME TO baselinr_y") == []
+
+
 def _type_change(dialect: str, column: str, new_type: str) -> str:
     if dialect == "mysql":
         return f"ALTER TABLE baselinr_runs MODIFY COLUMN {column} {new_type}"
@@ -144,6 +152,13 @@ def test_known_postgres_commands_are_not_unparsed() -> None:
     assert found("postgres", "ALTER SEQUENCE baselinr_x_id_seq RESTART WITH 1") == [("unparsed", WARNING)]
 
 
+def test_pg_drop_index_not_concurrent() -> None:
+    assert found("postgres", "DROP INDEX idx_runs_status") == [("pg-drop-index-not-concurrent", ERROR)]  # on baselinr_runs
+    assert found("postgres", "DROP INDEX idx_unknown") == [("pg-drop-index-not-concurrent", WARNING)]
+    assert found("postgres", "DROP INDEX CONCURRENTLY idx_runs_status") == []
+    assert found("postgres", "CREATE TABLE baselinr_x (a INTEGER);\nCREATE INDEX i_x ON baselinr_x (a);\nDROP INDEX i_x") == []
+
+
 def test_pg_set_not_null() -> None:
     assert found("postgres", "ALTER TABLE baselinr_runs ALTER COLUMN status SET NOT NULL") == [("pg-set-not-null", ERROR)]
 
@@ -192,7 +207,7 @@ def test_sqlite_table_rebuild(sql: str) -> None:
 
 def test_sqlite_in_place_changes() -> None:
     assert found("sqlite", "ALTER TABLE baselinr_runs ADD COLUMN c VARCHAR(10) DEFAULT 'x'") == []
-    assert found("sqlite", "ALTER TABLE baselinr_runs RENAME COLUMN status TO state") == []
+    assert found("sqlite", "ALTER TABLE baselinr_runs RENAME COLUMN status TO state") == [("rename-column", WARNING)]
     assert found("sqlite", "CREATE TABLE baselinr_x (a INTEGER);\nALTER TABLE baselinr_x ADD COLUMN b INTEGER NOT NULL") == [
         ("sqlite-table-rebuild", ERROR)
     ]

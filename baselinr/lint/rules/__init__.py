@@ -25,6 +25,7 @@ from baselinr.lint.rules.common import (
     implicit_commit,
     narrowing_type_change,
     not_null_without_default,
+    rename,
     truncate,
     update_all_rows,
 )
@@ -33,6 +34,7 @@ from baselinr.lint.rules.mysql import mysql_copy_algorithm
 from baselinr.lint.rules.postgres import (
     pg_auto_increment,
     pg_constraint_not_valid,
+    pg_drop_index_not_concurrent,
     pg_index_not_concurrent,
     pg_set_not_null,
     pg_type_change_rewrite,
@@ -61,6 +63,7 @@ COMMON: tuple[StatementRule, ...] = (
     delete_all_rows,
     update_all_rows,
     not_null_without_default,
+    rename,
 )
 
 RULESETS: dict[str, RuleSet] = {
@@ -68,6 +71,7 @@ RULESETS: dict[str, RuleSet] = {
         (
             *COMMON,
             pg_index_not_concurrent,
+            pg_drop_index_not_concurrent,
             pg_type_change_rewrite,
             pg_volatile_default,
             pg_constraint_not_valid,
@@ -93,6 +97,9 @@ RULE_IDS = frozenset(
         "delete-all-rows",
         "update-all-rows",
         "not-null-without-default",
+        "rename-column",
+        "rename-table",
+        "pg-drop-index-not-concurrent",
         "pg-index-not-concurrent",
         "pg-type-change-rewrite",
         "pg-volatile-default",

@@ -101,6 +101,44 @@ def drop_column(ctx: Context, stmt: Statement) -> Iterator[Finding]:
                     )
 
 
+def _dropped_here(ctx: Context, stmt: Statement, table: str, column: str) -> bool:
+    """True when an earlier statement of this migration dropped ``table.column``."""
+    for s in ctx.statements[: stmt.index - 1]:
+        name, actions = alter_actions(s.node)
+        if name == table and any(
+            isinstance(a, exp.Drop) and any(c.name.lower() == column for c in a.args.get("tables") or []) for a in actions
+        ):
+            return True
+    return False
+
+
+def rename(ctx: Context, stmt: Statement) -> Iterator[Finding]:
+    table, actions = alter_actions(stmt.node)
+    if not ctx.holds_rows(table) or table is None:
+        return  # renaming a table this migration built (a rebuild) breaks no reader
+    for a in actions:
+        if isinstance(a, exp.RenameColumn):
+            old, new = column_name(a.this), column_name(a.args.get("to"))
+            if new and not _dropped_here(ctx, stmt, table, new):
+                yield ctx.finding(
+                    "rename-column",
+                    WARNING,
+                    stmt,
+                    f"Code still running during the deploy reads {table}.{old}: add {new}, write both, move readers, "
+                    "then drop the old one.",
+                    table,
+                )
+        elif isinstance(a, exp.AlterRename):
+            yield ctx.finding(
+                "rename-table",
+                WARNING,
+                stmt,
+                f"Code still running during the deploy reads {table}: rename in steps (a view with the old name) "
+                "or deploy the readers first.",
+                table,
+            )
+
+
 def narrowing_type_change(ctx: Context, stmt: Statement) -> Iterator[Finding]:
     table, actions = alter_actions(stmt.node)
     if not ctx.holds_rows(table):

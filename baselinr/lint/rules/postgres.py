@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from sqlglot import exp
 
 from baselinr.lint import coltypes
-from baselinr.lint.catalog import table_name
+from baselinr.lint.catalog import dropped_tables, table_name
 from baselinr.lint.findings import ERROR, Finding
 from baselinr.lint.rules.context import SERIALS, Context, Statement, alter_actions, default_of, type_change
 
@@ -47,6 +47,23 @@ def pg_index_not_concurrent(ctx: Context, stmt: Statement) -> Iterator[Finding]:
                 stmt,
                 f"CREATE INDEX blocks writes to {table} while it builds: use CREATE INDEX CONCURRENTLY "
                 "(the migration then runs outside a transaction).",
+                table,
+            )
+
+
+def pg_drop_index_not_concurrent(ctx: Context, stmt: Statement) -> Iterator[Finding]:
+    node = stmt.node
+    if isinstance(node, exp.Drop) and (node.args.get("kind") or "").upper() == "INDEX" and not node.args.get("concurrently"):
+        for index in dropped_tables(node):
+            table = ctx.catalog.index_tables.get(index)
+            if table is not None and not ctx.holds_rows(table):
+                continue
+            yield ctx.finding(
+                "pg-drop-index-not-concurrent",
+                ctx.hazard(table),
+                stmt,
+                f"DROP INDEX locks {table or 'its table'} against reads and writes while it waits for running queries: "
+                "use DROP INDEX CONCURRENTLY.",
                 table,
             )
 
