@@ -73,3 +73,11 @@ def same_scale_decimals(old: exp.DataType | None, new: exp.DataType) -> bool:
     if old is None or old.this not in _DECIMALS or new.this not in _DECIMALS:
         return False
     return [*_params(old), 0, 0][1] == [*_params(new), 0, 0][1]
+
+
+def varchar_lengths(old: exp.DataType | None, new: exp.DataType) -> tuple[int, int] | None:
+    """(old, new) lengths when both are VARCHAR-like with a length, else None."""
+    if old is None or old.this not in _STRINGS or new.this not in _STRINGS:
+        return None
+    o, n = _params(old), _params(new)
+    return (o[0], n[0]) if o and n else None

@@ -172,6 +172,11 @@ def test_mysql_copy_algorithm() -> None:
     assert found("mysql", "ALTER TABLE baselinr_runs MODIFY COLUMN status VARCHAR(20) AFTER run_id") == []
     assert found("mysql", "ALTER TABLE baselinr_runs MODIFY COLUMN row_count BIGINT, ALGORITHM=INPLACE") == []
     assert found("mysql", "ALTER TABLE baselinr_runs DROP PRIMARY KEY") == [("mysql-copy-algorithm", ERROR)]
+    # VARCHAR(20) → VARCHAR(40) keeps a 1-byte length prefix in utf8mb4 (INPLACE); → VARCHAR(100) may not;
+    # → TEXT is a new type.
+    assert found("mysql", "ALTER TABLE baselinr_runs MODIFY COLUMN status VARCHAR(40)") == []
+    assert found("mysql", "ALTER TABLE baselinr_runs MODIFY COLUMN status VARCHAR(100)") == [("mysql-copy-algorithm", WARNING)]
+    assert found("mysql", "ALTER TABLE baselinr_runs MODIFY COLUMN status TEXT") == [("mysql-copy-algorithm", ERROR)]
     assert found("mysql", "ALTER TABLE baselinr_lineage DROP PRIMARY KEY") == [("mysql-copy-algorithm", WARNING)]
 
 
