@@ -88,7 +88,8 @@ def apply_text(r: ApplyResult, verbose_sql: bool = True) -> list[str]:
     if r.dry_run:
         lines += [f"{m['dry']} DRY RUN MODE - No changes will be applied", ""]
         if not r.plan.steps:
-            lines.append(f"[DRY RUN] Nothing to do: the database is at version {r.from_version}")
+            at = "0 (no version recorded)" if r.from_version is None else r.from_version
+            lines.append(f"[DRY RUN] Nothing to do: the database is at version {at}")
         for step in r.plan.steps:
             verb = "apply" if step.direction == "up" else "roll back"
             lines.append(f"[DRY RUN] Would {verb} v{step.version}: {step.description}")

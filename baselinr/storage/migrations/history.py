@@ -2,7 +2,10 @@
 
 Used only by the migration manager. Reads tolerate the narrower table that
 Baselinr's profiler creates (no ``status`` column: every row is applied);
-``ensure_table`` widens it before the engine writes anything.
+``ensure_table`` widens it before the engine writes anything. Only a missing
+table means "not initialized": any other read error (no SELECT privilege, a
+file that is not a database) is raised as ``DatabaseUnavailable``, so nothing
+is ever planned from a history we could not read.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
+from baselinr.errors import DatabaseUnavailable
+from baselinr.storage.dialects import is_missing_object
 from baselinr.storage.migrations.results import HistoryRow
 from baselinr.storage.version_table import (
     APPLIED,
@@ -64,11 +69,13 @@ def read_history_dbapi(dbapi_conn: Any, error: type[Exception]) -> list[HistoryR
 def _read(run: Any, error: type[Exception], reset: Any) -> list[HistoryRow] | None:
     try:
         return [_row(r) for r in run(_FULL)]
-    except error:
+    except error as exc:
+        _unless_missing(exc)
         reset()
     try:
         rows = run(_NARROW)
-    except error:
+    except error as exc:
+        _unless_missing(exc)
         reset()
         return None
     return [
@@ -77,6 +84,19 @@ def _read(run: Any, error: type[Exception], reset: Any) -> list[HistoryRow] | No
         )
         for r in rows
     ]
+
+
+def _unless_missing(exc: BaseException) -> None:
+    """Raise unless ``exc`` says the table (or one of the engine's columns) does not exist."""
+    if is_missing_object(exc):
+        return
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip()
+    detail = text.splitlines()[0] if text else type(orig).__name__
+    raise DatabaseUnavailable(
+        f"Cannot read {VERSION_TABLE_NAME}: {detail}",
+        hint="Check that the configured user may read it and that storage.connection points at the right database.",
+    ) from None
 
 
 def applied_versions(rows: list[HistoryRow]) -> list[int]:

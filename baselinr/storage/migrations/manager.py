@@ -18,8 +18,15 @@ from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
 from baselinr.config import ConnectionSettings, Settings, load_config
-from baselinr.errors import BaselinrError, LockTimeout, MigrationFailed, UsageError, ValidationFailed
-from baselinr.storage.connection import create_engine, first_line, open_connection, redact, unavailable
+from baselinr.errors import (
+    BaselinrError,
+    DatabaseUnavailable,
+    LockTimeout,
+    MigrationFailed,
+    UsageError,
+    ValidationFailed,
+)
+from baselinr.storage.connection import connect_error, create_engine, first_line, open_connection, redact
 from baselinr.storage.dialects import Dialect, runner_id
 from baselinr.storage.migrations import adopt, history
 from baselinr.storage.migrations.chain import DEFAULT_PACKAGE, Chain, ChainError, load_chain
@@ -134,7 +141,7 @@ class MigrationManager:
         except ModuleNotFoundError:
             return _NO_QUICK_PATH
         except Exception as exc:  # noqa: BLE001 - the driver's connect error, whatever its class
-            raise unavailable(exc, self.settings) from None
+            raise connect_error(exc, self.settings) from None
         if opened is None:
             return _NO_QUICK_PATH
         conn, error = opened
@@ -205,9 +212,13 @@ class MigrationManager:
         current = max(applied, default=None)
         base = current or 0
         if target > chain.latest:
-            missing = set(range(chain.latest + 1, target + 1))
+            # Named one by one only when few: a typo like 10**20 must not build a set of them.
+            if target - chain.latest <= 10:
+                missing = "{" + ", ".join(str(v) for v in range(chain.latest + 1, target + 1)) + "}"
+            else:
+                missing = f"{{{chain.latest + 1}..{target}}}"
             raise ChainError(
-                f"Missing migrations for versions: {{{', '.join(map(str, sorted(missing)))}}}",
+                f"Missing migrations for versions: {missing}",
                 hint=f"Target v{target} is above the latest version this code has (v{chain.latest}); "
                 "upgrade Baselinr or lower --target.",
             )
@@ -285,7 +296,7 @@ class MigrationManager:
             except Exception as exc:
                 if self.dialect.is_lock_error(exc):
                     raise self._lock_timeout() from None
-                raise
+                raise self._bookkeeping_failed(exc) from exc
             plan = self._up_plan(target, resume, conns.history())
             done: list[StepResult] = []
             for step in plan.steps:
@@ -486,6 +497,21 @@ class MigrationManager:
         else:
             history.delete(conn, m.version)
         return True
+
+    def _bookkeeping_failed(self, exc: BaseException, version: int = 0) -> BaselinrError:
+        """Creating or writing the version table failed (e.g. no CREATE or INSERT
+        privilege): a migration failure (exit 4) naming the database's reason.
+        A connection the server dropped stays a connection error (exit 3)."""
+        if isinstance(exc, BaselinrError):
+            return exc
+        detail = redact(first_line(getattr(exc, "orig", None) or exc), self.settings)
+        if getattr(exc, "connection_invalidated", False):
+            return DatabaseUnavailable(f"Lost the connection to {self.settings.describe()}: {detail}")
+        return MigrationFailed(
+            f"Cannot write {VERSION_TABLE_NAME}: {detail}",
+            version=version,
+            hint="The configured user needs the privileges to create and alter tables and to write that table.",
+        )
 
     def _lock_timeout(self) -> LockTimeout:
         return LockTimeout(
@@ -706,7 +732,10 @@ class MigrationManager:
         with self._connect() as lock_conn, self.dialect.lock(lock_conn, self.lock_timeout):
             with self._connect() as conn:
                 with conn.execution_options(baselinr_write=True).begin():
-                    history.ensure_table(conn, self.dialect)
+                    try:
+                        history.ensure_table(conn, self.dialect)
+                    except Exception as exc:
+                        raise self._bookkeeping_failed(exc) from exc
                     rows = history.read_history(conn) or []
                     self._refuse_managed(rows)
                     for r in rows:
