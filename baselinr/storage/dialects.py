@@ -9,7 +9,9 @@ engine (e.g. SQLite's ``BEGIN IMMEDIATE``).
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
 import os
 import random
 import re
@@ -151,6 +153,41 @@ class Dialect:
         """Hold the migration lock on ``conn`` (a dedicated connection) for the block."""
         yield
 
+    # --- tracked (non-transactional) migrations ---------------------------
+
+    # Queries whose rows describe the live schema (tables, columns, indexes);
+    # empty where a dialect has no tracked migrations to resume.
+    schema_queries: ClassVar[tuple[str, ...]] = ()
+    # Opens a transaction on an autocommit connection, so a DML statement and
+    # its progress row commit together (DDL still commits on its own).
+    begin_tracked: ClassVar[str | None] = None
+
+    def schema_checksum(self, conn: Connection) -> str | None:
+        """SHA-256 of the live schema, or ``None`` if the dialect cannot tell."""
+        if not self.schema_queries:
+            return None
+        digest = hashlib.sha256()
+        for sql in self.schema_queries:
+            for row in conn.exec_driver_sql(sql).fetchall():
+                digest.update(repr(tuple(str(v).lower() if v is not None else None for v in row)).encode())
+            digest.update(b"\0")
+        return digest.hexdigest()
+
+    @contextmanager
+    def tracked_transaction(self, conn: Connection) -> Iterator[None]:
+        """One statement of a tracked migration and its progress row."""
+        if self.begin_tracked is None:
+            yield
+            return
+        conn.exec_driver_sql(self.begin_tracked)
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(Exception):
+                conn.exec_driver_sql("ROLLBACK")
+            raise
+        conn.exec_driver_sql("COMMIT")
+
     def _poll(self, try_once: Any, timeout: float, holder: Any) -> None:
         """Poll ``try_once()`` with backoff and jitter until ``timeout``."""
         deadline = time.monotonic() + max(timeout, 0.0)
@@ -256,6 +293,12 @@ class PostgresDialect(Dialect):
     def needs_autocommit(self, statement: str) -> bool:
         return bool(_PG_NO_TRANSACTION.search(statement))
 
+    schema_queries = (
+        "SELECT table_name, column_name, data_type, is_nullable, column_default FROM information_schema.columns "
+        "WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position",
+        "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() ORDER BY 1, 2",
+    )
+
     @classmethod
     def is_missing_object(cls, exc: BaseException) -> bool:
         # undefined_table, undefined_column
@@ -336,6 +379,14 @@ class MySQLDialect(Dialect):
 
     def render_drop_index(self, i: Index) -> str:
         return f"DROP INDEX {self.quote(i.name)} ON {self.quote(i.table)}"
+
+    schema_queries = (
+        "SELECT TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COLUMN_DEFAULT FROM information_schema.COLUMNS "
+        "WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME, ORDINAL_POSITION",
+        "SELECT TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX, COLUMN_NAME, NON_UNIQUE FROM information_schema.STATISTICS "
+        "WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX",
+    )
+    begin_tracked = "START TRANSACTION"
 
     @classmethod
     def is_missing_object(cls, exc: BaseException) -> bool:
@@ -445,6 +496,13 @@ class SnowflakeDialect(Dialect):
 
     def autoincrement_column(self, c: Column) -> str:
         return "INTEGER AUTOINCREMENT PRIMARY KEY"
+
+    # No secondary indexes; DML is not wrapped: a transaction left open by a
+    # killed runner would hold its table.
+    schema_queries = (
+        "SELECT table_name, column_name, data_type, is_nullable, column_default FROM information_schema.columns "
+        "WHERE table_schema = CURRENT_SCHEMA() ORDER BY table_name, ordinal_position",
+    )
 
     @classmethod
     def is_missing_object(cls, exc: BaseException) -> bool:

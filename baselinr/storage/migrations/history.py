@@ -37,6 +37,12 @@ _FULL = (
 _NARROW = f"SELECT version, description, applied_at, checksum, migration_script FROM {VERSION_TABLE_NAME} ORDER BY version"
 
 
+# checksum_algorithm of a running row whose checksum is that of the live schema
+# before its next statement (see MigrationManager._run_tracked); finish()
+# replaces both with the migration's own checksum.
+LIVE_SCHEMA = "live-schema-sha256"
+
+
 def now() -> dt.datetime:
     """UTC wall time without zone, as every dialect's TIMESTAMP stores it."""
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
@@ -124,6 +130,16 @@ def is_applied(conn: Connection, version: int) -> bool:
     return row is not None and (row[0] is None or row[0] == APPLIED)
 
 
+def status_of(conn: Connection, version: int) -> str | None:
+    """The row's status (``applied`` for a profiler's row without one); ``None`` if there is no row."""
+    from sqlalchemy import text
+
+    row = conn.execute(text(f"SELECT status FROM {VERSION_TABLE_NAME} WHERE version = :v"), {"v": version}).first()
+    if row is None:
+        return None
+    return str(row[0]) if row[0] is not None else APPLIED
+
+
 def record(
     conn: Connection,
     *,
@@ -169,10 +185,27 @@ def record(
     )
 
 
-def progress(conn: Connection, version: int, done: int) -> None:
+def progress(conn: Connection, version: int, done: int, schema: str | None = None) -> None:
+    """``done`` statements ran; ``schema`` is the live schema's checksum now, before the next one."""
     from sqlalchemy import text
 
-    conn.execute(text(f"UPDATE {VERSION_TABLE_NAME} SET statements_done = :d WHERE version = :v"), {"d": done, "v": version})
+    conn.execute(
+        text(f"UPDATE {VERSION_TABLE_NAME} SET statements_done = :d, checksum = :c, checksum_algorithm = :a WHERE version = :v"),
+        {"d": done, "c": schema, "a": LIVE_SCHEMA if schema else None, "v": version},
+    )
+
+
+def in_flight_schema(conn: Connection, version: int) -> str | None:
+    """The live schema's checksum recorded before the next statement of an
+    interrupted (``running``) migration; ``None`` for a failed one or none recorded."""
+    from sqlalchemy import text
+
+    row = conn.execute(
+        text(f"SELECT status, checksum, checksum_algorithm FROM {VERSION_TABLE_NAME} WHERE version = :v"), {"v": version}
+    ).first()
+    if row is None or row[0] != RUNNING or row[2] != LIVE_SCHEMA:
+        return None
+    return str(row[1]) if row[1] else None
 
 
 def finish(conn: Connection, version: int, *, checksum: str, algorithm: str, execution_time_ms: int) -> None:

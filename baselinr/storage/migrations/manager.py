@@ -12,6 +12,7 @@ an interrupted or failed migration is reported, resumable and repairable.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
@@ -28,7 +29,7 @@ from baselinr.errors import (
 )
 from baselinr.storage.connection import connect_error, create_engine, first_line, open_connection, redact
 from baselinr.storage.dialects import Dialect, runner_id
-from baselinr.storage.migrations import adopt, history
+from baselinr.storage.migrations import adopt, faults, history
 from baselinr.storage.migrations.chain import DEFAULT_PACKAGE, Chain, ChainError, load_chain
 from baselinr.storage.migrations.migration import CHECKSUM_ALGORITHM, Migration
 from baselinr.storage.migrations.results import (
@@ -48,6 +49,8 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
 __all__ = ["ChainError", "Migration", "MigrationManager"]
+
+log = logging.getLogger(__name__)
 
 
 class MigrationManager:
@@ -454,38 +457,76 @@ class MigrationManager:
     def _run_tracked(
         self, conn: Connection, m: Migration, step: PlannedStep, fn: Callable[[Any], None] | None, started: float
     ) -> bool:
-        if history.is_applied(conn, m.version) == (step.direction == "up") and not step.resume_from:
+        """Run ``step`` statement by statement where DDL commits on its own.
+
+        Before each statement the row holds how many are done and a checksum of
+        the live schema (tables, columns, indexes) at that moment. A kill after
+        a statement committed but before its progress was written leaves the
+        count one behind; ``--resume`` then compares the live schema with the
+        recorded one and, if it changed, counts that statement as done instead
+        of running it again. Where the dialect allows, a statement and its
+        progress row commit together (DML is then never run twice)."""
+        d = self.dialect
+        where = f"v{m.version}:{step.direction}"
+        resuming = history.status_of(conn, m.version) in (RUNNING, FAILED)
+        if history.is_applied(conn, m.version) == (step.direction == "up") and not resuming:
             return False
         total = len(step.statements)
-        if not step.resume_from:
-            history.record(
-                conn,
-                version=m.version,
-                status=RUNNING,
-                description=m.description + (" (rollback)" if step.direction == "down" else ""),
-                script=m.script,
-                checksum=None,
-                algorithm=None,
-                applied_by=runner_id(),
-                statements_done=0,
-                statements_total=total,
-            )
-        else:
-            history.set_status(conn, m.version, RUNNING)
         index = step.resume_from
         try:
-            for index in range(step.resume_from, total):
-                conn.exec_driver_sql(step.statements[index])
-                history.progress(conn, m.version, index + 1)
+            if not resuming:
+                history.record(
+                    conn,
+                    version=m.version,
+                    status=RUNNING,
+                    description=m.description + (" (rollback)" if step.direction == "down" else ""),
+                    script=m.script,
+                    checksum=d.schema_checksum(conn),
+                    algorithm=history.LIVE_SCHEMA,
+                    applied_by=runner_id(),
+                    statements_done=0,
+                    statements_total=total,
+                )
+            else:
+                index = self._past_in_flight(conn, m.version, index, total)
+                history.set_status(conn, m.version, RUNNING)
+        except Exception as exc:
+            raise self._bookkeeping_failed(exc, m.version) from exc
+        faults.kill_point(f"{where}:before-statements")
+        first = index
+        try:
+            for index in range(first, total):
+                with d.tracked_transaction(conn):
+                    conn.exec_driver_sql(step.statements[index])
+                    faults.kill_point(f"{where}:statement-{index + 1}:before-progress")
+                    history.progress(conn, m.version, index + 1, d.schema_checksum(conn))
+                faults.kill_point(f"{where}:statement-{index + 1}:after-progress")
             index = total
             if fn is not None:
-                # Python steps (usually DML) get a transaction of their own.
+                # Python steps (usually DML) get a transaction of their own,
+                # which also records the outcome: a kill cannot run them twice.
                 with self._connect() as py_conn, py_conn.begin():
                     fn(py_conn)
+                    self._finish_tracked(py_conn, m, step, started)
+                return True
         except Exception as exc:
             message = redact(first_line(getattr(exc, "orig", None) or exc), self.settings)
-            history.fail(conn, m.version, f"statement {index + 1}: {message}" if index < total else message)
+            try:
+                history.fail(conn, m.version, f"statement {index + 1}: {message}" if index < total else message)
+            except Exception:
+                log.debug("could not record the failure of v%s", m.version, exc_info=True)
+            if getattr(exc, "connection_invalidated", False):
+                raise DatabaseUnavailable(
+                    f"Lost the connection to {self.settings.describe()} during migration v{m.version}: {message}",
+                    hint="The migration is recorded as interrupted; once the server is back run "
+                    "'baselinr migrate apply --resume'.",
+                ) from exc
             raise self._failed(m, step, index + 1 if index < total else 0, exc, rolled_back=False) from exc
+        faults.kill_point(f"{where}:before-finish")
+        self._finish_tracked(conn, m, step, started)
+        return True
+
+    def _finish_tracked(self, conn: Connection, m: Migration, step: PlannedStep, started: float) -> None:
         if step.direction == "up":
             history.finish(
                 conn,
@@ -496,7 +537,20 @@ class MigrationManager:
             )
         else:
             history.delete(conn, m.version)
-        return True
+
+    def _past_in_flight(self, conn: Connection, version: int, done: int, total: int) -> int:
+        """Where a resume starts: after ``done`` statements, or one further when
+        the run was interrupted (not failed) and the live schema no longer is the
+        one recorded before the next statement, i.e. that statement committed."""
+        recorded = history.in_flight_schema(conn, version)
+        if done >= total or recorded is None:
+            return done
+        live = self.dialect.schema_checksum(conn)
+        if live is None or live == recorded:
+            return done
+        history.progress(conn, version, done + 1, live)
+        log.info("v%s: statement %s had taken effect before the interruption; not running it again", version, done + 1)
+        return done + 1
 
     def _bookkeeping_failed(self, exc: BaseException, version: int = 0) -> BaselinrError:
         """Creating or writing the version table failed (e.g. no CREATE or INSERT
