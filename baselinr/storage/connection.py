@@ -32,6 +32,7 @@ def create_engine(settings: ConnectionSettings, *, lock_timeout: float = 60.0) -
     secret_args = settings.connect_args()
     if secret_args:
         options["connect_args"] = {**options.get("connect_args", {}), **secret_args}
+    options["connect_args"] = dialect.final_connect_args(dict(options.get("connect_args", {})))
     options.setdefault("poolclass", NullPool)
     try:
         engine = sqlalchemy.create_engine(settings.url(), **options)

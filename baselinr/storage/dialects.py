@@ -129,6 +129,10 @@ class Dialect:
     def engine_options(self, lock_timeout: float) -> dict[str, Any]:
         return {}
 
+    def final_connect_args(self, connect_args: dict[str, Any]) -> dict[str, Any]:
+        """The driver's connect arguments once the user's ``extra_params`` are merged in."""
+        return connect_args
+
     def configure_engine(self, engine: Engine) -> None:
         """Hook for per-dialect event listeners."""
 
@@ -404,7 +408,7 @@ class MySQLDialect(Dialect):
     def engine_options(self, lock_timeout: float) -> dict[str, Any]:
         return {"connect_args": {"connect_timeout": CONNECT_TIMEOUT}}
 
-    def handshake_args(self, connect_args: dict[str, Any]) -> dict[str, Any]:
+    def final_connect_args(self, connect_args: dict[str, Any]) -> dict[str, Any]:
         """``connect_args`` with the handshake bounded by ``connect_timeout``."""
         bound = connect_args.get("connect_timeout", CONNECT_TIMEOUT)
         for key in self._query_timeouts:
@@ -430,7 +434,9 @@ class MySQLDialect(Dialect):
     def dbapi_connect(self, settings: ConnectionSettings) -> tuple[Any, type[Exception]] | None:
         import pymysql
 
-        args = self.handshake_args({**self.engine_options(0)["connect_args"], **settings.extra_params.get("connect_args", {})})
+        args = self.final_connect_args(
+            {**self.engine_options(0)["connect_args"], **settings.extra_params.get("connect_args", {})}
+        )
         conn = pymysql.connect(
             host=settings.host or "localhost",
             port=settings.port or 3306,

@@ -515,12 +515,6 @@ class MigrationManager:
                 history.fail(conn, m.version, f"statement {index + 1}: {message}" if index < total else message)
             except Exception:
                 log.debug("could not record the failure of v%s", m.version, exc_info=True)
-            if getattr(exc, "connection_invalidated", False):
-                raise DatabaseUnavailable(
-                    f"Lost the connection to {self.settings.describe()} during migration v{m.version}: {message}",
-                    hint="The migration is recorded as interrupted; once the server is back run "
-                    "'baselinr migrate apply --resume'.",
-                ) from exc
             raise self._failed(m, step, index + 1 if index < total else 0, exc, rolled_back=False) from exc
         faults.kill_point(f"{where}:before-finish")
         self._finish_tracked(conn, m, step, started)
@@ -573,13 +567,22 @@ class MigrationManager:
             hint="Wait for it to finish, or raise --lock-timeout.",
         )
 
-    def _failed(
-        self, m: Migration, step: PlannedStep, statement: int, exc: BaseException, *, rolled_back: bool
-    ) -> MigrationFailed:
+    def _failed(self, m: Migration, step: PlannedStep, statement: int, exc: BaseException, *, rolled_back: bool) -> BaselinrError:
         detail = redact(first_line(getattr(exc, "orig", None) or exc), self.settings)
         where = f" at statement {statement} of {len(step.statements)}" if statement else ""
         if step.direction == "down":
             where = " (rollback)" + where
+        if getattr(exc, "connection_invalidated", False):
+            # The server went away (or dropped us): not the migration's fault.
+            after = (
+                "the server rolled its transaction back; run 'baselinr migrate apply' again once it is back."
+                if rolled_back
+                else "it is recorded as interrupted; run 'baselinr migrate apply --resume' once the server is back."
+            )
+            return DatabaseUnavailable(
+                f"Lost the connection to {self.settings.describe()} during migration v{m.version}{where}: {detail}",
+                hint=after[0].upper() + after[1:],
+            )
         if rolled_back:
             hint = (
                 "Its transaction was rolled back; the database is unchanged by this version. Fix the migration and apply again."
