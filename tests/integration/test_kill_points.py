@@ -14,6 +14,7 @@ exactly once, and ``validate`` must pass.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +22,10 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import Database, make_database
-from tests.integration.test_snowflake import SF, snowflake_server  # noqa: F401 - the fixture
+from tests.integration.test_snowflake import SF
 from tests.support.cli import run, run_process
 from tests.support.packages import sql_migration, write_package
-from tests.support.snowflake import SnowflakeEmulator
+from tests.support.snowflake import SnowflakeEmulator, start_emulator
 
 MARIADB_V2 = """
 ALTER TABLE baselinr_runs ADD COLUMN k1 INTEGER;
@@ -39,6 +40,13 @@ ALTER TABLE baselinr_runs ADD COLUMN k1 INTEGER;
 CREATE TABLE baselinr_kill_t (id INTEGER, note VARCHAR(20));
 ALTER TABLE baselinr_kill_t ADD COLUMN k2 VARCHAR(5);
 """
+
+
+@pytest.fixture(scope="module")
+def emulator(server_root: Path) -> Iterator[SnowflakeEmulator]:
+    server = start_emulator(server_root)
+    yield server
+    server.stop()
 
 
 def points(statements: int) -> list[str]:
@@ -99,9 +107,12 @@ def test_mariadb_every_kill_point_resumes(
 
 @pytest.mark.parametrize("point", SNOWFLAKE_POINTS)
 def test_snowflake_every_kill_point_resumes(
-    point: str, snowflake_server: SnowflakeEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]  # noqa: F811
+    point: str,
+    emulator: SnowflakeEmulator,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    sf = SF(snowflake_server, tmp_path)
+    sf = SF(emulator, tmp_path)
     pkg_root = tmp_path / "pkgs"
     pkg = write_package(pkg_root, {2: sql_migration(2, SNOWFLAKE_V2)})
     cfg = str(sf.config)
@@ -119,4 +130,3 @@ def test_snowflake_every_kill_point_resumes(
     [row] = sf.query("SELECT status, statements_done FROM baselinr_schema_version WHERE version = 2")
     assert tuple(row) == ("applied", 3)
     KILL_MATRIX.append((point, "snowflake", "recovered"))
-

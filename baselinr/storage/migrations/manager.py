@@ -138,7 +138,10 @@ class MigrationManager:
 
     def _quick_history(self) -> object:
         """Read the history with the bare driver: ``status`` then never
-        imports SQLAlchemy, which is most of its start-up time."""
+        imports SQLAlchemy, which is most of its start-up time. Not when the
+        config sets engine options: only SQLAlchemy can apply (or refuse) them."""
+        if set(self.settings.extra_params) - {"connect_args"}:
+            return _NO_QUICK_PATH
         try:
             opened = self._bare_dialect().dbapi_connect(self.settings)
         except ModuleNotFoundError:
