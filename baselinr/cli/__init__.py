@@ -68,13 +68,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _wants_json(args: list[str]) -> bool:
-    """``--output json`` anywhere in the arguments (also ``-o json``, ``--output=json``)."""
+    """Whether ``--output json`` (also ``-o json``, ``--output=json``, ``-ojson``)
+    is the last output format given, as click reads it."""
+    fmt = "text"
     for i, arg in enumerate(args):
-        if arg in ("--output=json", "-ojson"):
-            return True
-        if arg in ("--output", "-o") and i + 1 < len(args) and args[i + 1] == "json":
-            return True
-    return False
+        if arg == "--":
+            break
+        if arg in ("--output", "-o") and i + 1 < len(args):
+            fmt = args[i + 1]
+        elif arg.startswith("--output="):
+            fmt = arg.removeprefix("--output=")
+        elif arg.startswith("-o") and not arg.startswith("--") and len(arg) > 2:
+            fmt = arg[2:]
+    return fmt == "json"
 
 
 def _one_line(exc: object) -> str:
