@@ -9,7 +9,7 @@ sides of every progress write; ``baselinr migrate apply --resume`` must then
 bring the database to the new version with every statement's effect there
 exactly once, and ``validate`` must pass.
 
-``KILL_MATRIX`` collects (point, dialect, outcome) for the report.
+The test ids are the kill-point matrix: one test per (dialect, point).
 """
 
 from __future__ import annotations
@@ -58,7 +58,6 @@ def points(statements: int) -> list[str]:
 
 MARIADB_POINTS = points(4)
 SNOWFLAKE_POINTS = points(3)
-KILL_MATRIX: list[tuple[str, str, str]] = []
 
 
 def kill_then_resume(
@@ -102,7 +101,6 @@ def test_mariadb_every_kill_point_resumes(
             assert tuple(row) == ("applied", 4)
     finally:
         engine.dispose()
-    KILL_MATRIX.append((point, "mariadb", "recovered"))
 
 
 @pytest.mark.parametrize("point", SNOWFLAKE_POINTS)
@@ -129,4 +127,3 @@ def test_snowflake_every_kill_point_resumes(
     assert "K2" in {k.upper() for k in sf.columns("baselinr_kill_t")}
     [row] = sf.query("SELECT status, statements_done FROM baselinr_schema_version WHERE version = 2")
     assert tuple(row) == ("applied", 3)
-    KILL_MATRIX.append((point, "snowflake", "recovered"))
