@@ -131,7 +131,7 @@ values = st.recursive(
 @st.composite
 def connections(draw: st.DrawFn, scratch: Path) -> dict[str, Any]:
     kind = draw(st.sampled_from(["sqlite", "postgres", "mysql", "postgresql", "mariadb", "sqlite3", "oracle", "bigquery"]))
-    conn: dict[str, Any] = {"type": draw(st.one_of(st.just(kind), values)) if draw(st.booleans()) else kind}
+    conn: dict[str, Any] = {"type": draw(values) if draw(st.integers(0, 5)) == 0 else kind}
     conn["password"] = SECRET
     if kind.startswith("sqlite"):
         conn["filepath"] = str(scratch / f"{uuid.uuid4().hex[:8]}.db")
@@ -140,7 +140,7 @@ def connections(draw: st.DrawFn, scratch: Path) -> dict[str, Any]:
         conn["port"] = CLOSED_PORT
         conn["database"] = "fuzz"
     for key in ("host", "port", "database", "username", "schema", "filepath", "extra_params", "runs_table"):
-        if draw(st.integers(0, 4)) == 0:
+        if draw(st.integers(0, 12)) == 0:
             conn[key] = draw(values)
     if draw(st.integers(0, 5)) == 0:
         conn["extra_params"] = {"connect_args": draw(st.dictionaries(st.text(max_size=10), values, max_size=3))}
@@ -151,7 +151,7 @@ def connections(draw: st.DrawFn, scratch: Path) -> dict[str, Any]:
 
 def render(draw: st.DrawFn, data: dict[str, Any]) -> str:
     text = yaml.safe_dump(data, allow_unicode=True)
-    mutation = draw(st.integers(0, 9))
+    mutation = draw(st.integers(0, 15))
     if mutation == 0:  # cut it anywhere
         text = text[: draw(st.integers(0, len(text)))]
     elif mutation == 1:  # splice in YAML syntax
@@ -197,7 +197,7 @@ COMMANDS = [
 ]
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())
 def test_generated_configs(data: st.DataObject, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cfg = tmp_path / f"{uuid.uuid4().hex[:8]}.yml"
@@ -215,7 +215,18 @@ numbers = st.one_of(
     st.sampled_from(["nan", "inf", "-inf", "1e309", "0", "-0", "1.5", "0x10", "", " ", "١٢", "10" * 40]),
     st.text(max_size=12),
 )
+valid = st.one_of(
+    st.tuples(st.sampled_from(["--target", "-t"]), st.integers(0, 12).map(str)).map(list),
+    st.tuples(st.just("--lock-timeout"), st.sampled_from(["0", "0.5", "5", "60"])).map(list),
+    st.sampled_from([["--dry-run"], ["--resume"], ["--output", "json"], ["-o", "text"]]),
+)
 options = st.one_of(
+    valid,
+    valid,
+    valid,
+    valid,
+    valid,
+    valid,
     st.tuples(st.sampled_from(["--target", "-t", "--lock-timeout", "--version", "-v", "--output", "-o"]), numbers).map(list),
     st.tuples(st.sampled_from(["--output", "-o"]), st.sampled_from(["json", "text", "yaml", ""])).map(list),
     st.sampled_from([["--dry-run"], ["--resume"], ["--force"], ["--help"], ["--nope"], ["-x"], ["--"], ["extra"]]),
@@ -223,14 +234,17 @@ options = st.one_of(
 )
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+VERBS = ["status", "apply", "validate", "rollback", "repair", "baseline", "nope", "status", "apply"]
+
+
+@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())
 def test_generated_arguments(data: st.DataObject, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cfg = tmp_path / "config.yml"
     if not cfg.exists():
         cfg.write_text(fill((CORPUS / "ok_sqlite.yml").read_text(), tmp_path))
-    verb = data.draw(st.sampled_from(["status", "apply", "validate", "rollback", "repair", "baseline", "nope"]))
-    extra = [a for opt in data.draw(st.lists(options, max_size=4)) for a in opt]
+    verb = data.draw(st.sampled_from(VERBS))
+    extra = [a for opt in data.draw(st.lists(options, max_size=3)) for a in opt]
     args = ["migrate", verb, "--config", str(cfg), *extra]
     # Help is text by design, even next to --output json; --debug adds a traceback on purpose.
     args = [a for a in args if a not in ("--help", "-h", "--debug")]
@@ -256,7 +270,7 @@ def run_bounded(args: list[str]) -> Result:
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(max_examples=24, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())
 def test_generated_inputs_in_bounded_processes(data: st.DataObject, tmp_path: Path) -> None:
     cfg = tmp_path / f"{uuid.uuid4().hex[:8]}.yml"
@@ -277,8 +291,9 @@ def test_corpus_blow_ups_in_bounded_processes(name: str, tmp_path: Path) -> None
         assert r.code == 2, r.err
 
 
-def test_figures() -> None:
+def test_figures(capsys: pytest.CaptureFixture[str]) -> None:
     """Print the inputs tried, by outcome (runs last in this module)."""
     assert sum(FIGURES.values()) > 0
     lines = [f"{count:6d}  {key}" for key, count in sorted(FIGURES.items())]
-    sys.__stdout__.write("\nfuzz figures (inputs tried, by outcome):\n" + "\n".join(lines) + "\n")
+    with capsys.disabled():
+        print("\nfuzz figures (inputs tried, by outcome):\n" + "\n".join(lines))
