@@ -151,11 +151,18 @@ def apply(
 @config_option
 @click.option("--target", "-t", type=VERSION, required=True, help="Version to roll back to.")
 @click.option("--dry-run", is_flag=True, help="Print what would run and change nothing.")
+@click.option("--resume", is_flag=True, help="Continue a non-transactional rollback that was interrupted or failed.")
 @lock_option
 @output_option
 @migrations_option
 def rollback(
-    config_path: str | None, target: int, dry_run: bool, lock_timeout: float, output: str, migrations_package: str | None
+    config_path: str | None,
+    target: int,
+    dry_run: bool,
+    resume: bool,
+    lock_timeout: float,
+    output: str,
+    migrations_package: str | None,
 ) -> None:
     """Run down migrations, newest first, down to --target."""
     from baselinr.cli.render import apply_text, emit_json, markers
@@ -166,7 +173,7 @@ def rollback(
         if output == "text":
             click.echo(f"Rolling back migration v{step.version}: {step.description}")
 
-    result = mgr.rollback(target, dry_run=dry_run, on_step=announce)
+    result = mgr.rollback(target, dry_run=dry_run, resume=resume, on_step=announce)
     if output == "json":
         emit_json({**result.to_dict(), "ok": True})
     elif dry_run:

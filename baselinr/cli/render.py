@@ -43,10 +43,11 @@ def status_text(r: StatusResult) -> list[str]:
     ]
     for row in r.problems:
         how = "was interrupted" if row.status == "running" else "failed"
+        how += " while being rolled back" if row.direction == "down" else ""
         progress = f" after {row.statements_done or 0} of {row.statements_total} statements" if row.statements_total else ""
         error = f": {row.error_message}" if row.error_message else ""
         lines.append(f"{m['error']} Migration v{row.version} {how}{progress}{error}")
-        lines.append("Run: baselinr migrate apply --resume   (or undo it by hand, then: baselinr migrate repair)")
+        lines.append(f"Run: {row.resume_command}   (or undo it by hand, then: baselinr migrate repair)")
     if r.state == "not_initialized":
         lines += [f"{m['warn']} Schema version not initialized", f"Run: baselinr migrate apply --target {r.code_version}"]
     elif r.state == "behind" or (r.state == "failed" and (r.database_version or 0) < r.code_version):

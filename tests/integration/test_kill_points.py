@@ -14,6 +14,7 @@ The test ids are the kill-point matrix: one test per (dialect, point).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -61,10 +62,14 @@ SNOWFLAKE_POINTS = points(3)
 
 
 def kill_then_resume(
-    capsys: pytest.CaptureFixture[str], config: Path, package: str, pkg_root: Path, point: str
+    capsys: pytest.CaptureFixture[str], config: Path, package: str, pkg_root: Path, point: str, *command: str
 ) -> tuple[Any, Any]:
-    env = {"BASELINR_TEST_KILL_AT": f"v2:up:{point}", "PYTHONPATH": f"{pkg_root}:{Path(__file__).resolve().parents[2]}"}
-    killed = run_process("migrate", "apply", "--config", str(config), "--migrations", package, env=env)
+    direction = "down" if command[0] == "rollback" else "up"
+    env = {
+        "BASELINR_TEST_KILL_AT": f"v2:{direction}:{point}",
+        "PYTHONPATH": f"{pkg_root}:{Path(__file__).resolve().parents[2]}",
+    }
+    killed = run_process("migrate", *command, "--config", str(config), "--migrations", package, env=env)
     assert killed.code == 137, (point, killed.out, killed.err)
     status = run(capsys, "migrate", "status", "--config", str(config), "--migrations", package)
     return killed, status
@@ -79,7 +84,7 @@ def test_mariadb_every_kill_point_resumes(
     pkg = write_package(pkg_root, {2: sql_migration(2, MARIADB_V2)})
     cfg = str(db.config)
     assert run(capsys, "migrate", "apply", "--config", cfg, "--migrations", pkg, "--target", "1").code == 0
-    _, status = kill_then_resume(capsys, db.config, pkg, pkg_root, point)
+    _, status = kill_then_resume(capsys, db.config, pkg, pkg_root, point, "apply")
     assert status.code == 1 and "Migration v2 was interrupted" in status.out, status.out
     resumed = run(capsys, "migrate", "apply", "--config", cfg, "--migrations", pkg, "--resume")
     assert resumed.code == 0, (point, resumed.err)
@@ -115,7 +120,7 @@ def test_snowflake_every_kill_point_resumes(
     pkg = write_package(pkg_root, {2: sql_migration(2, SNOWFLAKE_V2)})
     cfg = str(sf.config)
     assert run(capsys, "migrate", "apply", "--config", cfg, "--migrations", pkg, "--target", "1").code == 0
-    _, status = kill_then_resume(capsys, sf.config, pkg, pkg_root, point)
+    _, status = kill_then_resume(capsys, sf.config, pkg, pkg_root, point, "apply")
     assert status.code == 1 and "Migration v2 was interrupted" in status.out, status.out
     # The killed runner's lease would run out after its 60 s; expiry itself is
     # tested in test_snowflake.py, so free it here as its expiry would.
@@ -127,3 +132,57 @@ def test_snowflake_every_kill_point_resumes(
     assert "K2" in {k.upper() for k in sf.columns("baselinr_kill_t")}
     [row] = sf.query("SELECT status, statements_done FROM baselinr_schema_version WHERE version = 2")
     assert tuple(row) == ("applied", 3)
+
+
+# --- a rollback killed at every point: 'rollback --target N --resume' finishes it ---
+
+ROLLBACK_UP = "ALTER TABLE baselinr_runs ADD COLUMN k1 INTEGER; CREATE TABLE baselinr_kill_t (id INTEGER, note VARCHAR(20));"
+ROLLBACK_DOWN = "DROP TABLE baselinr_kill_t; ALTER TABLE baselinr_runs DROP COLUMN k1;"
+ROLLBACK_POINTS = points(2)
+
+
+def check_rollback_recovers(
+    capsys: pytest.CaptureFixture[str], config: Path, pkg_root: Path, point: str, free_lock: Any = None
+) -> None:
+    pkg = write_package(pkg_root, {2: sql_migration(2, ROLLBACK_UP, ROLLBACK_DOWN)})
+    cfg = str(config)
+    assert run(capsys, "migrate", "apply", "--config", cfg, "--migrations", pkg).code == 0
+    _, status = kill_then_resume(capsys, config, pkg, pkg_root, point, "rollback", "--target", "1")
+    assert status.code == 1 and "Migration v2 was interrupted while being rolled back" in status.out, status.out
+    assert "baselinr migrate rollback --target 1 --resume" in status.out
+    if free_lock is not None:
+        free_lock()
+    # Neither a plain apply nor a plain rollback runs over it ...
+    refused = run(capsys, "migrate", "apply", "--config", cfg, "--migrations", pkg, "--resume")
+    assert refused.code == 4 and "rollback --target 1 --resume" in refused.err, refused.err
+    assert run(capsys, "migrate", "rollback", "--config", cfg, "--migrations", pkg, "--target", "1").code == 4
+    # ... the documented command finishes the rollback.
+    resumed = run(capsys, "migrate", "rollback", "--config", cfg, "--migrations", pkg, "--target", "1", "--resume")
+    assert resumed.code == 0, (point, resumed.err)
+    after = run(capsys, "migrate", "status", "--config", cfg, "--migrations", pkg, "--output", "json")
+    doc = json.loads(after.out)
+    assert (doc["database_version"], doc["problems"]) == (1, []), doc
+    assert run(capsys, "migrate", "validate", "--config", cfg, "--migrations", pkg).code == 0
+    # The schema is v1's again: v2 applies cleanly on top of it.
+    again = run(capsys, "migrate", "apply", "--config", cfg, "--migrations", pkg)
+    assert again.code == 0, again.err
+
+
+@pytest.mark.parametrize("point", ROLLBACK_POINTS)
+def test_mariadb_every_rollback_kill_point_resumes(
+    point: str, tmp_path: Path, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db: Database = make_database("mysql", tmp_path, request)
+    check_rollback_recovers(capsys, db.config, tmp_path / "pkgs", point)
+
+
+@pytest.mark.parametrize("point", ROLLBACK_POINTS)
+def test_snowflake_every_rollback_kill_point_resumes(
+    point: str, emulator: SnowflakeEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sf = SF(emulator, tmp_path)
+
+    def free_lock() -> None:  # as the killed runner's lease running out would (see above)
+        sf.query("UPDATE _baselinr_migration_lock SET owner = NULL, expires_at = NULL")
+
+    check_rollback_recovers(capsys, sf.config, tmp_path / "pkgs", point, free_lock)

@@ -32,15 +32,23 @@ if TYPE_CHECKING:
 
 _FULL = (
     "SELECT version, status, description, applied_at, checksum, migration_script, applied_by, "
-    f"execution_time_ms, statements_done, statements_total, error_message FROM {VERSION_TABLE_NAME} ORDER BY version"
+    f"execution_time_ms, statements_done, statements_total, error_message, checksum_algorithm FROM {VERSION_TABLE_NAME} "
+    "ORDER BY version"
 )
 _NARROW = f"SELECT version, description, applied_at, checksum, migration_script FROM {VERSION_TABLE_NAME} ORDER BY version"
 
 
-# checksum_algorithm of a running row whose checksum is that of the live schema
-# before its next statement (see MigrationManager._run_tracked); finish()
-# replaces both with the migration's own checksum.
-LIVE_SCHEMA = "live-schema-sha256"
+# checksum_algorithm of a running (or failed) row of a tracked run: its checksum
+# is that of the live schema before the run's next statement (see
+# MigrationManager._run_tracked), and the value says the run's direction;
+# finish() replaces both with the migration's own checksum.
+LIVE_SCHEMA = "schema-sha256"
+LIVE_SCHEMA_DOWN = "schema-sha256-down"  # fits checksum_algorithm VARCHAR(20)
+
+
+def marker(direction: str) -> str:
+    """The ``checksum_algorithm`` of a tracked run going ``direction``."""
+    return LIVE_SCHEMA_DOWN if direction == "down" else LIVE_SCHEMA
 
 
 def now() -> dt.datetime:
@@ -185,13 +193,13 @@ def record(
     )
 
 
-def progress(conn: Connection, version: int, done: int, schema: str | None = None) -> None:
+def progress(conn: Connection, version: int, done: int, schema: str | None = None, direction: str = "up") -> None:
     """``done`` statements ran; ``schema`` is the live schema's checksum now, before the next one."""
     from sqlalchemy import text
 
     conn.execute(
         text(f"UPDATE {VERSION_TABLE_NAME} SET statements_done = :d, checksum = :c, checksum_algorithm = :a WHERE version = :v"),
-        {"d": done, "c": schema, "a": LIVE_SCHEMA if schema else None, "v": version},
+        {"d": done, "c": schema, "a": marker(direction), "v": version},
     )
 
 
@@ -203,7 +211,7 @@ def in_flight_schema(conn: Connection, version: int) -> str | None:
     row = conn.execute(
         text(f"SELECT status, checksum, checksum_algorithm FROM {VERSION_TABLE_NAME} WHERE version = :v"), {"v": version}
     ).first()
-    if row is None or row[0] != RUNNING or row[2] != LIVE_SCHEMA:
+    if row is None or row[0] != RUNNING or row[2] not in (LIVE_SCHEMA, LIVE_SCHEMA_DOWN):
         return None
     return str(row[1]) if row[1] else None
 
@@ -258,6 +266,7 @@ def _row(r: Any) -> HistoryRow:
         statements_done=r[8],
         statements_total=r[9],
         error_message=r[10],
+        direction="down" if r[11] == LIVE_SCHEMA_DOWN else "up",
     )
 
 

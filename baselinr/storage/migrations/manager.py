@@ -229,7 +229,9 @@ class MigrationManager:
                 "upgrade Baselinr or lower --target.",
             )
         unfinished = {r.version: r for r in history.unfinished(rows)}
-        if target >= base:
+        # A rollback that was interrupted still has its version to take down.
+        top = max([base, *(v for v, r in unfinished.items() if r.direction == "down")])
+        if target >= top:
             gaps = [v for v in range(1, base + 1) if v not in applied and v in chain.migrations]
             steps = []
             for m in chain.between(0, target):
@@ -258,8 +260,14 @@ class MigrationManager:
                 )
             direction = "up" if steps else "none"
             return Plan(current, target, direction, steps, self.dialect.name)
-        downs = [chain.get(v) for v in range(base, target, -1) if v in chain.migrations]
-        return Plan(current, target, "down", [self._step(m, "down") for m in downs], self.dialect.name)
+        downs = []
+        for m in (chain.get(v) for v in range(top, target, -1) if v in chain.migrations):
+            step = self._step(m, "down")
+            row = unfinished.get(m.version)
+            if row is not None and row.direction == "down" and resume and not step.transactional:
+                step = PlannedStep(**{**step.to_dict(), "resume_from": row.statements_done or 0})
+            downs.append(step)
+        return Plan(current, target, "down", downs, self.dialect.name)
 
     def _step(self, m: Migration, direction: str) -> PlannedStep:
         d = self.dialect
@@ -345,24 +353,33 @@ class MigrationManager:
         return Plan(target, target, "none", [], self._bare_dialect().name)
 
     def rollback(
-        self, target: int, *, dry_run: bool = False, on_step: Callable[[PlannedStep], None] | None = None
+        self,
+        target: int,
+        *,
+        dry_run: bool = False,
+        resume: bool = False,
+        on_step: Callable[[PlannedStep], None] | None = None,
     ) -> ApplyResult:
-        """Run down migrations, newest first, until the database is at ``target``."""
+        """Run down migrations, newest first, until the database is at ``target``;
+        ``resume`` continues a rollback that was interrupted."""
         rows = self._history() or []
-        plan = self.plan(target, rows=rows)
+        plan = self.plan(target, rows=rows, resume=resume)
         if plan.direction == "up":
             raise UsageError(
                 f"Target v{target} is above the database version v{plan.current_version or 0}.",
                 hint=f"Use 'baselinr migrate apply --target {target}' to upgrade.",
             )
         self._check_downs(plan)
+        self._refuse_unfinished([r for r in rows if r.direction == "down"], plan, resume)
         if dry_run:
             return ApplyResult(plan.current_version, plan.current_version, target, True, plan)
         with self._connect() as lock_conn, self.dialect.lock(lock_conn, self.lock_timeout), _Connections(self) as conns:
-            plan = self.plan(target, rows=conns.history())
+            rows = conns.history()
+            plan = self.plan(target, rows=rows, resume=resume)
             if plan.direction == "up":
                 plan = Plan(plan.current_version, target, "none", [], plan.dialect)
             self._check_downs(plan)
+            self._refuse_unfinished([r for r in rows if r.direction == "down"], plan, resume)
             done = []
             for step in plan.steps:
                 if on_step is not None:
@@ -383,9 +400,11 @@ class MigrationManager:
         planned = {s.version: s for s in plan.steps}
         for row in history.unfinished(rows):
             step = planned.get(row.version)
-            if step is not None and (step.transactional or resume):
+            if step is not None and step.direction == row.direction and (step.transactional or resume):
                 continue
             how = "was interrupted" if row.status == RUNNING else "failed"
+            if row.direction == "down":
+                how += " while being rolled back"
             progress = ""
             if row.statements_total is not None:
                 progress = f" after {row.statements_done or 0} of {row.statements_total} statements"
@@ -394,7 +413,7 @@ class MigrationManager:
                 f"Migration v{row.version} {how}{progress}{reason}.",
                 version=row.version,
                 hint="The database may be partly migrated. Either finish or undo that change by hand and run "
-                f"'baselinr migrate repair', or run 'baselinr migrate apply --resume' to continue from statement "
+                f"'baselinr migrate repair', or run '{row.resume_command}' to continue from statement "
                 f"{(row.statements_done or 0) + 1}.",
             )
 
@@ -485,13 +504,13 @@ class MigrationManager:
                     description=m.description + (" (rollback)" if step.direction == "down" else ""),
                     script=m.script,
                     checksum=d.schema_checksum(conn),
-                    algorithm=history.LIVE_SCHEMA,
+                    algorithm=history.marker(step.direction),
                     applied_by=runner_id(),
                     statements_done=0,
                     statements_total=total,
                 )
             else:
-                index = self._past_in_flight(conn, m.version, index, total)
+                index = self._past_in_flight(conn, m.version, index, total, step.direction)
                 history.set_status(conn, m.version, RUNNING)
         except Exception as exc:
             raise self._bookkeeping_failed(exc, m.version) from exc
@@ -502,7 +521,7 @@ class MigrationManager:
                 with d.tracked_transaction(conn):
                     conn.exec_driver_sql(step.statements[index])
                     faults.kill_point(f"{where}:statement-{index + 1}:before-progress")
-                    history.progress(conn, m.version, index + 1, d.schema_checksum(conn))
+                    history.progress(conn, m.version, index + 1, d.schema_checksum(conn), step.direction)
                 faults.kill_point(f"{where}:statement-{index + 1}:after-progress")
             index = total
             if fn is not None:
@@ -535,7 +554,7 @@ class MigrationManager:
         else:
             history.delete(conn, m.version)
 
-    def _past_in_flight(self, conn: Connection, version: int, done: int, total: int) -> int:
+    def _past_in_flight(self, conn: Connection, version: int, done: int, total: int, direction: str) -> int:
         """Where a resume starts: after ``done`` statements, or one further when
         the run was interrupted (not failed) and the live schema no longer is the
         one recorded before the next statement, i.e. that statement committed."""
@@ -545,7 +564,7 @@ class MigrationManager:
         live = self.dialect.schema_checksum(conn)
         if live is None or live == recorded:
             return done
-        history.progress(conn, version, done + 1, live)
+        history.progress(conn, version, done + 1, live, direction)
         log.info("v%s: statement %s had taken effect before the interruption; not running it again", version, done + 1)
         return done + 1
 
@@ -561,7 +580,8 @@ class MigrationManager:
         return MigrationFailed(
             f"Cannot write {VERSION_TABLE_NAME}: {detail}",
             version=version,
-            hint="The configured user needs the privileges to create and alter tables and to write that table.",
+            hint="For a permission error: the configured user needs the privileges to create and alter tables "
+            "and to write that table.",
         )
 
     def _lock_timeout(self) -> LockTimeout:
@@ -625,11 +645,12 @@ class MigrationManager:
             current = max(applied, default=None)
             for row in history.unfinished(rows):
                 how = "was interrupted" if row.status == RUNNING else "failed"
+                how += " while being rolled back" if row.direction == "down" else ""
                 errors.append(
                     f"Migration v{row.version} {how}"
                     + (f" after {row.statements_done or 0} of {row.statements_total} statements" if row.statements_total else "")
                     + (f": {row.error_message}" if row.error_message else "")
-                    + " (run 'baselinr migrate apply --resume', or fix by hand and run 'baselinr migrate repair')"
+                    + f" (run '{row.resume_command}', or fix by hand and run 'baselinr migrate repair')"
                 )
             if current is None:
                 errors.append("No applied version recorded: run 'baselinr migrate apply'")
