@@ -27,6 +27,11 @@ def _redact(text: str) -> str:
     return text
 
 
+def _one_line(text: str) -> str:
+    """``text`` on one line: control characters (a value's ``\\r``, ``\\n``) are shown escaped."""
+    return "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def reset(*, json_output: bool) -> None:
     """Forget the previous invocation's secrets and format (``main`` may run many times in one process)."""
     _SECRETS[:] = []
@@ -37,7 +42,7 @@ def report_error(exc: BaselinrError) -> None:
     """Print an error as one line on stderr (and as JSON with --output json)."""
     from baselinr.cli.render import emit_json, markers
 
-    message = _redact(str(exc))
+    message = _one_line(_redact(str(exc)))
     if _OUTPUT["format"] == "json":
         emit_json({"ok": False, "error": message, "exit_code": exc.exit_code, "error_type": type(exc).__name__})
     print(f"{markers(sys.stderr)['error']} {message}", file=sys.stderr)

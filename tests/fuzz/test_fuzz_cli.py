@@ -16,13 +16,16 @@ figures (inputs tried, by outcome) are printed at the end of the module.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import resource
 import shlex
 import subprocess
 import sys
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +44,18 @@ MEMORY_LIMIT = 1024 * 1024 * 1024  # bytes of address space for a subprocess
 PROCESS_TIMEOUT = 60  # seconds; a hang fails the test
 FIGURES: Counter[str] = Counter()
 CLOSED_PORT = free_port()  # nothing listens there: connection refused at once
+
+
+@contextlib.contextmanager
+def inside(path: Path) -> Iterator[None]:
+    """Run with ``path`` as the working directory: a relative SQLite path a
+    generated config names is created there, not in the repository."""
+    before = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(before)
 
 
 def check(r: Result, args: list[str], *, source: str) -> None:
@@ -92,7 +107,8 @@ def test_corpus_config(path: Path, tmp_path: Path, capsys: pytest.CaptureFixture
     cfg.write_text(fill(text, tmp_path))
     for command in (["status"], ["validate"], ["apply", "--dry-run"], ["status", "--output", "json"]):
         args = ["migrate", *command, "--config", str(cfg)]
-        r = run(capsys, *args)
+        with inside(tmp_path):
+            r = run(capsys, *args)
         check(r, args, source="corpus")
         if expected != 1 or command[0] == "status":  # a fresh database: status 1, a dry run 0
             assert r.code == expected, (path.name, command, r.err)
@@ -108,7 +124,8 @@ def test_corpus_arguments(expected: int, line: str, tmp_path: Path, capsys: pyte
     cfg = tmp_path / "config.yml"
     cfg.write_text(fill((CORPUS / "ok_sqlite.yml").read_text(), tmp_path))
     args = shlex.split(line.replace("{config}", str(cfg)).replace("{dir}", str(tmp_path)))
-    r = run(capsys, *args)
+    with inside(tmp_path):
+        r = run(capsys, *args)
     check(r, args, source="corpus")
     assert r.code == expected, (line, r.err)
 
@@ -187,6 +204,19 @@ def config_texts(draw: st.DrawFn, scratch: Path) -> str:
     return render(draw, data)
 
 
+OVERRIDES = [
+    "BASELINR_STORAGE__CONNECTION__PORT",
+    "BASELINR_STORAGE__CONNECTION__TYPE",
+    "BASELINR_STORAGE__CONNECTION__SCHEMA",
+    "BASELINR_STORAGE__CONNECTION__EXTRA_PARAMS",
+    "BASELINR_STORAGE__CREATE_TABLES",
+    "BASELINR_STORAGE__RUNS_TABLE",
+]
+override_values = st.one_of(
+    st.sampled_from(["true", "5432.9", "0", "65536", " 5432 ", "", "sqlite", "oracle", "{}", "[1]", "x;drop"]),
+    st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=20),
+)
+
 COMMANDS = [
     ["migrate", "status"],
     ["migrate", "validate"],
@@ -205,7 +235,20 @@ def test_generated_configs(data: st.DataObject, tmp_path: Path, capsys: pytest.C
     command = data.draw(st.sampled_from(COMMANDS))
     output = data.draw(st.sampled_from([[], ["--output", "json"]]))
     args = [*command, "--config", str(cfg), *output]
-    check(run(capsys, *args), args, source="generated config")
+    # BASELINR_A__B overrides, as a Kubernetes Secret or a CI job would set them.
+    overrides = data.draw(st.dictionaries(st.sampled_from(OVERRIDES), override_values, max_size=2))
+    saved = {k: os.environ.get(k) for k in overrides}
+    os.environ.update(overrides)
+    try:
+        with inside(tmp_path):
+            result = run(capsys, *args)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    check(result, args, source="generated config")
 
 
 # --- generated command lines ----------------------------------------------------------
@@ -248,7 +291,9 @@ def test_generated_arguments(data: st.DataObject, tmp_path: Path, capsys: pytest
     args = ["migrate", verb, "--config", str(cfg), *extra]
     # Help is text by design, even next to --output json; --debug adds a traceback on purpose.
     args = [a for a in args if a not in ("--help", "-h", "--debug")]
-    check(run(capsys, *args), args, source="generated arguments")
+    with inside(tmp_path):
+        result = run(capsys, *args)
+    check(result, args, source="generated arguments")
 
 
 # --- real processes: bounded time and memory ------------------------------------------
@@ -258,9 +303,10 @@ def _limit_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
 
 
-def run_bounded(args: list[str]) -> Result:
+def run_bounded(args: list[str], cwd: Path) -> Result:
     proc = subprocess.run(
         [sys.executable, "-m", "baselinr", *args],
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=PROCESS_TIMEOUT,
@@ -278,7 +324,7 @@ def test_generated_inputs_in_bounded_processes(data: st.DataObject, tmp_path: Pa
     command = data.draw(st.sampled_from(COMMANDS))
     extra = [a for opt in data.draw(st.lists(options, max_size=2)) for a in opt if a not in ("--help", "-h", "--debug")]
     args = [*command, "--config", str(cfg), *extra]
-    check(run_bounded(args), args, source="bounded process")
+    check(run_bounded(args, tmp_path), args, source="bounded process")
 
 
 @pytest.mark.parametrize("name", ["alias_bomb.yml", "port_huge.yml"])
@@ -286,7 +332,7 @@ def test_corpus_blow_ups_in_bounded_processes(name: str, tmp_path: Path) -> None
     cfg = tmp_path / "config.yml"
     cfg.write_text(fill((CORPUS / name).read_text(), tmp_path))
     for args in (["migrate", "status", "--config", str(cfg)], ["migrate", "apply", "--config", str(cfg), "--target", "1" * 30]):
-        r = run_bounded(args)
+        r = run_bounded(args, tmp_path)
         check(r, args, source="bounded process")
         assert r.code == 2, r.err
 

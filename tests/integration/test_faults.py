@@ -1,7 +1,8 @@
 """Faults from the worst day in production, on real processes and servers.
 
 * A MySQL port that answers but is not MySQL (a silent listener, an HTTP
-  server on 127.0.0.1): every command ends in bounded time with exit 3.
+  server on 127.0.0.1): every command ends in bounded time with exit 3 (and
+  a silent PostgreSQL port too).
 * The PostgreSQL server dies in the middle of ``apply`` (``pg_ctl stop -m
   immediate`` on a server of this test's own, not the shared session one):
   exit 3 naming the lost connection, never "Unexpected error" from the lock
@@ -108,6 +109,25 @@ def test_mysql_http_server_exits_3(tmp_path: Path, http_port: int, silent_port: 
         r = run_process("migrate", command, "--config", str(cfg), timeout=30)
         assert r.code == 3, (port, r.err)
         assert "Cannot connect to mysql://u@127.0.0.1" in r.err
+        assert_one_line(r.err)
+
+
+def test_postgres_silent_listener_exits_3(tmp_path: Path, silent_port: int) -> None:
+    """The same fault on PostgreSQL: libpq's connect_timeout already covers the startup packet."""
+    conn = {
+        "type": "postgres",
+        "host": "127.0.0.1",
+        "port": silent_port,
+        "database": "x",
+        "password": SECRET,
+        "extra_params": {"connect_args": {"connect_timeout": 1}},
+    }
+    cfg = tmp_path / "pg-silent.yml"
+    cfg.write_text(yaml.safe_dump({"storage": {"connection": conn}}))
+    for command in ("status", "validate"):
+        r = run_process("migrate", command, "--config", str(cfg), timeout=30)
+        assert r.code == 3, r.err
+        assert "timeout expired" in r.err
         assert_one_line(r.err)
 
 
