@@ -300,7 +300,12 @@ class PostgresDialect(Dialect):
     schema_queries = (
         "SELECT table_name, column_name, data_type, is_nullable, column_default FROM information_schema.columns "
         "WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position",
-        "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() ORDER BY 1, 2",
+        # Valid indexes only: a CREATE INDEX CONCURRENTLY killed midway leaves an
+        # invalid one, which must not count as the statement having taken effect.
+        "SELECT t.relname, i.relname, pg_get_indexdef(x.indexrelid) FROM pg_index x "
+        "JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid "
+        "JOIN pg_namespace n ON n.oid = t.relnamespace WHERE n.nspname = current_schema() AND x.indisvalid "
+        "ORDER BY 1, 2",
     )
 
     @classmethod

@@ -1,7 +1,8 @@
 """Every kill point of a tracked (non-transactional) migration is recoverable.
 
 On MariaDB and Snowflake (the ``fakesnow`` emulator) DDL commits on its own,
-so a migration is run statement by statement with its progress recorded. A
+and on PostgreSQL ``CREATE INDEX CONCURRENTLY`` cannot run in a transaction,
+so such a migration is run statement by statement with its progress recorded. A
 real ``baselinr migrate apply`` process is killed (``os._exit``, through the
 ``BASELINR_TEST_KILL_AT`` hook in ``baselinr.storage.migrations.faults``: no
 cleanup, no lock release, no rollback) at every statement boundary, on both
@@ -186,3 +187,43 @@ def test_snowflake_every_rollback_kill_point_resumes(
         sf.query("UPDATE _baselinr_migration_lock SET owner = NULL, expires_at = NULL")
 
     check_rollback_recovers(capsys, sf.config, tmp_path / "pkgs", point, free_lock)
+
+
+# --- PostgreSQL: a migration with CREATE INDEX CONCURRENTLY runs tracked too ---
+
+POSTGRES_V2 = (
+    "CREATE INDEX CONCURRENTLY idx_kill_runs_env ON baselinr_runs (environment); ALTER TABLE baselinr_runs ADD COLUMN k1 INTEGER;"
+)
+
+
+@pytest.mark.parametrize("point", points(2))
+def test_postgres_every_kill_point_resumes(
+    point: str, tmp_path: Path, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db: Database = make_database("postgres", tmp_path, request)
+    pkg_root = tmp_path / "pkgs"
+    pkg = write_package(pkg_root, {2: sql_migration(2, POSTGRES_V2)})
+    cfg = str(db.config)
+    assert run(capsys, "migrate", "apply", "--config", cfg, "--migrations", pkg, "--target", "1").code == 0
+    _, status = kill_then_resume(capsys, db.config, pkg, pkg_root, point, "apply")
+    assert status.code == 1 and "Migration v2 was interrupted" in status.out, status.out
+    resumed = run(capsys, "migrate", "apply", "--config", cfg, "--migrations", pkg, "--resume")
+    assert resumed.code == 0, (point, resumed.err)
+    assert run(capsys, "migrate", "validate", "--config", cfg, "--migrations", pkg).code == 0
+    c = db.connection
+    url = sa.engine.URL.create(
+        "postgresql+psycopg2",
+        username=c["username"],
+        password=c["password"],
+        host=c["host"],
+        port=c["port"],
+        database=c["database"],
+    )
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            insp = sa.inspect(conn)
+            assert "k1" in {col["name"] for col in insp.get_columns("baselinr_runs")}
+            assert "idx_kill_runs_env" in {i["name"] for i in insp.get_indexes("baselinr_runs")}
+    finally:
+        engine.dispose()
