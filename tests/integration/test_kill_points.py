@@ -227,3 +227,48 @@ def test_postgres_every_kill_point_resumes(
             assert "idx_kill_runs_env" in {i["name"] for i in insp.get_indexes("baselinr_runs")}
     finally:
         engine.dispose()
+
+
+# --- a Python step commits with the version's final record: it never runs twice ---
+
+PYTHON_V2 = """
+def up(conn):
+    conn.execute(text("INSERT INTO baselinr_kill_t (id, note) VALUES (2, 'python')"))
+
+
+migration = Migration(
+    version=2,
+    description="SQL then Python",
+    up_sql="CREATE TABLE baselinr_kill_t (id INTEGER, note VARCHAR(20));",
+    up_python=up,
+)
+"""
+
+
+@pytest.mark.parametrize("point", ["statement-1:after-progress", "python:before-commit", "python:after-commit"])
+def test_mariadb_python_step_runs_once(
+    point: str, tmp_path: Path, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db: Database = make_database("mysql", tmp_path, request)
+    pkg_root = tmp_path / "pkgs"
+    pkg = write_package(pkg_root, {2: PYTHON_V2})
+    cfg = str(db.config)
+    assert run(capsys, "migrate", "apply", "--config", cfg, "--migrations", pkg, "--target", "1").code == 0
+    _, status = kill_then_resume(capsys, db.config, pkg, pkg_root, point, "apply")
+    if point == "python:after-commit":
+        assert status.code == 0, status.out  # the Python step and the final record committed together
+    else:
+        assert status.code == 1 and "Migration v2 was interrupted" in status.out, status.out
+        resumed = run(capsys, "migrate", "apply", "--config", cfg, "--migrations", pkg, "--resume")
+        assert resumed.code == 0, (point, resumed.err)
+    assert run(capsys, "migrate", "validate", "--config", cfg, "--migrations", pkg).code == 0
+    c = db.connection
+    url = sa.engine.URL.create(
+        "mysql+pymysql", username=c["username"], password=c["password"], host=c["host"], port=c["port"], database=c["database"]
+    )
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT COUNT(*) FROM baselinr_kill_t")).scalar() == 1
+    finally:
+        engine.dispose()

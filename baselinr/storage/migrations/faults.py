@@ -6,7 +6,9 @@ point (e.g. ``v2:up:statement-3:before-progress``), the process ends at once
 with ``os._exit`` (no cleanup, no lock release, no rollback: as a SIGKILL or
 an OOM kill would), so tests can check that every such point is recoverable.
 Points: ``vN:DIR:before-statements``, ``vN:DIR:statement-K:before-progress``,
-``vN:DIR:statement-K:after-progress``, ``vN:DIR:before-finish``.
+``vN:DIR:statement-K:after-progress``, ``vN:DIR:before-finish`` (no Python
+step), ``vN:DIR:python:before-commit`` and ``vN:DIR:python:after-commit``
+(a Python step, which commits together with the version's final record).
 Unset (always, outside tests) it costs one dictionary lookup.
 """
 

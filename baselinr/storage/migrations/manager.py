@@ -530,6 +530,8 @@ class MigrationManager:
                 with self._connect() as py_conn, py_conn.begin():
                     fn(py_conn)
                     self._finish_tracked(py_conn, m, step, started)
+                    faults.kill_point(f"{where}:python:before-commit")
+                faults.kill_point(f"{where}:python:after-commit")
                 return True
         except Exception as exc:
             message = redact(first_line(getattr(exc, "orig", None) or exc), self.settings)
