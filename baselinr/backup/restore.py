@@ -33,7 +33,7 @@ from baselinr.backup.results import RestoreResult, TableSummary
 from baselinr.backup.store import read_manifest
 from baselinr.backup.tables import baselinr_tables, create_from_manifest, live_columns
 from baselinr.errors import BaselinrError
-from baselinr.storage.connection import first_line, open_connection, redact
+from baselinr.storage.connection import first_line, open_connection, redact, run_statement
 from baselinr.storage.migrations import history
 from baselinr.storage.version_table import VERSION_TABLE_NAME
 
@@ -189,7 +189,7 @@ def _build_schema(conn: Connection, plan: _Plan, existing: list[str]) -> None:
     history.ensure_table(conn, dialect)
     for m in mgr.chain.between(0, plan.version):
         for stmt in m.up_statements(dialect, mgr.names):
-            conn.exec_driver_sql(stmt)
+            run_statement(conn, stmt)
         if m.up_python is not None:
             m.up_python(conn)
     live = set(inspect(conn).get_table_names())

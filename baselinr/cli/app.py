@@ -90,7 +90,7 @@ def migrate() -> None:
 @migrations_option
 def status(config_path: str | None, output: str, migrations_package: str | None) -> None:
     """Show the database's schema version against the code's."""
-    from baselinr.cli.render import emit_json, markers, status_text
+    from baselinr.cli.render import emit_json, status_text, unadopted_text
 
     mgr = _manager(config_path, output, migrations_package=migrations_package)
     result = mgr.status()
@@ -99,12 +99,7 @@ def status(config_path: str | None, output: str, migrations_package: str | None)
     else:
         lines = ["", *status_text(result)]
         if result.state == "unadopted":
-            m = markers()
-            lines.append(
-                f"{m['warn']} Stamped at v{result.database_version} by Baselinr's profiler without running the migrations"
-            )
-            lines += [f"   missing: {what}" for what in result.missing] or ["   nothing is missing"]
-            lines.append("Run: baselinr migrate repair   (then: baselinr migrate apply)")
+            lines += unadopted_text(result)
         out(lines)
     sys.exit(EXIT_OK if result.ok else EXIT_INVALID)
 
@@ -231,6 +226,8 @@ def repair(config_path: str | None, dry_run: bool, lock_timeout: float, output: 
         click.echo(f"{verb} the {row.status} record of v{row.version}: {row.description}")
     for step in result.adopted:
         what = ", ".join(step.created) if step.created else "nothing to create"
+        if step.found:
+            what += f" (kept as found: {', '.join(step.found)})"
         click.echo(f"{'Would adopt' if dry_run else 'Adopted'} v{step.version}: {what}")
         if dry_run:
             for stmt in step.statements:

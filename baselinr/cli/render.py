@@ -65,6 +65,31 @@ def status_text(r: StatusResult) -> list[str]:
     return lines
 
 
+def unadopted_text(r: StatusResult) -> list[str]:
+    """What Baselinr's profiler left, what repair would do about it, or what stops it."""
+    m = markers()
+    if r.stamped:
+        head = f"Stamped at v{r.database_version} by Baselinr's profiler without running the migrations"
+    elif r.database_version is None:
+        head = "Baselinr's tables exist but no version is recorded (left by Baselinr's profiler)"
+    else:
+        head = "Tables of later versions exist already, made outside the migrations (e.g. by Baselinr's profiler)"
+    lines = [f"{m['warn']} {head}"]
+    lines += [f"   missing: {what}" for what in r.missing]
+    lines += [f"   present: {what} (recorded as it is)" for what in r.found]
+    if not r.missing and not r.found:
+        lines.append("   nothing is missing")
+    if r.blocking:
+        lines += [f"   differs: {what}" for what in r.blocking]
+        lines.append(
+            "Fix these differences by hand (repair never changes a column's type or a key), "
+            "then run: baselinr migrate repair   (then: baselinr migrate apply)"
+        )
+    else:
+        lines.append("Run: baselinr migrate repair   (then: baselinr migrate apply)")
+    return lines
+
+
 def step_sql(step: PlannedStep) -> list[str]:
     m = markers()
     if step.transactional:

@@ -93,3 +93,16 @@ def redact(text: str, settings: ConnectionSettings) -> str:
     for secret in settings.secrets:
         text = text.replace(secret, "***")
     return text
+
+
+def run_statement(conn: Connection, statement: str) -> None:
+    """Execute one statement of a migration exactly as written.
+
+    Drivers with a ``format``/``pyformat`` paramstyle (psycopg2, PyMySQL, the
+    Snowflake connector) treat ``%`` as a placeholder even with no
+    parameters, so ``LIKE 'a%'`` or PL/pgSQL's ``format('%I', …)`` would
+    fail; doubling it makes the driver send the text unchanged.
+    """
+    if conn.dialect.paramstyle in ("format", "pyformat"):
+        statement = statement.replace("%", "%%")
+    conn.exec_driver_sql(statement)

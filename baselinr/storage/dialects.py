@@ -20,6 +20,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from baselinr.errors import LockTimeout
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
 
 LOCK_NAME = "baselinr_schema_migration"
 CONNECT_TIMEOUT = 10  # seconds: TCP connect and, on MySQL, the server's greeting
+# A table being rebuilt (RebuildTable) exists under its name plus this suffix until renamed.
+REBUILD_SUFFIX = "__rebuild"
 _PG_NO_TRANSACTION = re.compile(
     r"^\s*((CREATE|DROP)\s+(UNIQUE\s+)?INDEX\s+CONCURRENTLY|REINDEX\b.*\bCONCURRENTLY|VACUUM\b|"
     r"CREATE\s+DATABASE|DROP\s+DATABASE|ALTER\s+SYSTEM)",
@@ -74,6 +77,10 @@ class Dialect:
         "json": "TEXT",
     }
     now: ClassVar[str] = "CURRENT_TIMESTAMP"
+    # Lists the tables of the current schema over a bare driver connection (see dbapi_connect).
+    table_names_sql: ClassVar[str | None] = None
+    # Whether a table's column order can be made what the model says (Table.positional).
+    orders_columns: ClassVar[bool] = True
 
     # --- DDL rendering -----------------------------------------------------
 
@@ -117,6 +124,47 @@ class Dialect:
 
     def render_add_column(self, table: str, c: Column) -> str:
         return f"ALTER TABLE {self.quote(table)} ADD COLUMN {self.render_column(c)}"
+
+    def render_rebuild(self, old: Table, new: Table) -> list[str]:
+        """Statements that recreate ``old`` as ``new`` under the same name, keeping every row:
+        a new table under a temporary name, the rows copied by column name, the old table
+        dropped, the new one renamed, then its indexes."""
+        tmp = replace(new, name=f"{new.name}{REBUILD_SUFFIX}", indexes=())
+        q = self.quote
+        shared = [c for c in new.columns if old.column(c.name) is not None]
+        values = []
+        for c in shared:
+            was = old.column(c.name)
+            if was is not None and was.nullable and not c.nullable and c.default is not None and c.default != NOW:
+                values.append(f"COALESCE({q(c.name)}, {c.default})")  # NULLs take the default of a column now NOT NULL
+            else:
+                values.append(q(c.name))
+        return [
+            self.render_create_table(tmp),
+            f"INSERT INTO {q(tmp.name)} ({', '.join(q(c.name) for c in shared)}) SELECT {', '.join(values)} FROM {q(old.name)}",
+            f"DROP TABLE {q(old.name)}",
+            self.render_rename_table(tmp.name, new.name),
+            *self.after_rebuild(tmp, new),
+            *(self.render_create_index(i) for i in new.indexes if self.supports_indexes),
+        ]
+
+    def render_rename_table(self, old: str, new: str) -> str:
+        return f"ALTER TABLE {self.quote(old)} RENAME TO {self.quote(new)}"
+
+    def after_rebuild(self, tmp: Table, new: Table) -> list[str]:
+        """What a rebuilt table needs once renamed (PostgreSQL: its sequence and key names)."""
+        return []
+
+    # --- reflection ----------------------------------------------------------
+
+    def unique_keys(self, insp: Any, table: str) -> set[tuple[str, ...]]:
+        """The column lists (lower-case) of every UNIQUE constraint or unique index on ``table``."""
+        keys = {_lower(u.get("column_names")) for u in insp.get_unique_constraints(table)}
+        return keys | {_lower(i.get("column_names")) for i in insp.get_indexes(table) if i.get("unique")}
+
+    def declared_families(self, conn: Connection, table: str) -> dict[str, str]:
+        """Model families of columns whose declared type the inspector misreads (lower-case names)."""
+        return {}
 
     # --- engine and transactions ------------------------------------------
 
@@ -215,10 +263,25 @@ class SQLiteDialect(Dialect):
     exclusive_lock = False
     split_rules = SplitRules(backticks=True, brackets=True)
     types: ClassVar[dict[str, str]] = {**Dialect.types, "float": "REAL", "decimal": "NUMERIC({precision}, {scale})"}
+    table_names_sql = "SELECT name FROM sqlite_master WHERE type = 'table'"
 
     def autoincrement_column(self, c: Column) -> str:
         # INTEGER PRIMARY KEY is the rowid alias; SERIAL would leave ids NULL.
         return "INTEGER PRIMARY KEY AUTOINCREMENT"
+
+    # PostgreSQL's serial pseudo-types, which Baselinr's profiler also writes on
+    # SQLite: there they get NUMERIC affinity, yet the column is an integer in intent.
+    _SERIAL_TYPES = frozenset({"SERIAL", "BIGSERIAL", "SMALLSERIAL"})
+
+    def unique_keys(self, insp: Any, table: str) -> set[tuple[str, ...]]:
+        # An inline UNIQUE (...) shows only as an automatic index, and the
+        # inspector misses the constraint when its column list spans lines.
+        auto = insp.get_indexes(table, include_auto_indexes=True)
+        return super().unique_keys(insp, table) | {_lower(i.get("column_names")) for i in auto if i.get("unique")}
+
+    def declared_families(self, conn: Connection, table: str) -> dict[str, str]:
+        rows = conn.exec_driver_sql(f"PRAGMA table_info({self.quote(table)})").fetchall()
+        return {str(r[1]).lower(): "integer" for r in rows if str(r[2]).strip().upper() in self._SERIAL_TYPES}
 
     def engine_options(self, lock_timeout: float) -> dict[str, Any]:
         # The busy timeout is the lock wait: BEGIN IMMEDIATE retries until it.
@@ -267,6 +330,7 @@ class PostgresDialect(Dialect):
     transactional_ddl = True
     split_rules = SplitRules(escape_string_prefix=True, dollar_quotes=True, nested_comments=True)
     types: ClassVar[dict[str, str]] = {**Dialect.types, "float": "DOUBLE PRECISION", "decimal": "NUMERIC({precision}, {scale})"}
+    table_names_sql = "SELECT tablename FROM pg_catalog.pg_tables WHERE schemaname = current_schema()"
 
     def __init__(self, schema: str | None = None) -> None:
         self.schema = schema
@@ -312,6 +376,27 @@ class PostgresDialect(Dialect):
     def is_missing_object(cls, exc: BaseException) -> bool:
         # undefined_table, undefined_column
         return getattr(getattr(exc, "orig", None) or exc, "pgcode", None) in ("42P01", "42703")
+
+    def after_rebuild(self, tmp: Table, new: Table) -> list[str]:
+        # The keys and the serial sequence were named after the temporary table:
+        # give them the names a CREATE TABLE of ``new`` would have, and move the
+        # sequence past the ids that were copied in.
+        statements = [
+            "DO $$\nDECLARE r record;\nBEGIN\n"
+            f"  FOR r IN SELECT conname FROM pg_constraint WHERE conrelid = '{new.name}'::regclass\n"
+            f"      AND starts_with(conname, '{tmp.name}') LOOP\n"
+            f"    EXECUTE format('ALTER TABLE {new.name} RENAME CONSTRAINT %I TO %I', r.conname,\n"
+            f"      '{new.name}' || substr(r.conname, {len(tmp.name) + 1}));\n"
+            "  END LOOP;\nEND $$"
+        ]
+        for c in new.columns:
+            if c.autoincrement:
+                statements += [
+                    f"ALTER SEQUENCE {tmp.name}_{c.name}_seq RENAME TO {new.name}_{c.name}_seq",
+                    f"SELECT setval(pg_get_serial_sequence('{new.name}', '{c.name}'), "
+                    f"COALESCE((SELECT MAX({c.name}) FROM {new.name}), 0) + 1, false)",
+                ]
+        return statements
 
     @property
     def lock_key(self) -> int:
@@ -385,6 +470,7 @@ class MySQLDialect(Dialect):
         "json": "MEDIUMTEXT",
     }
     now = "CURRENT_TIMESTAMP(6)"
+    table_names_sql = "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()"
 
     def render_drop_index(self, i: Index) -> str:
         return f"DROP INDEX {self.quote(i.name)} ON {self.quote(i.table)}"
@@ -409,6 +495,29 @@ class MySQLDialect(Dialect):
         # is not MySQL. The handshake gets the same bound; queries afterwards
         # get the user's read/write timeouts (none by default: DDL may be slow).
         self._query_timeouts: dict[str, float | None] = {"read_timeout": None, "write_timeout": None}
+
+    def render_rebuild(self, old: Table, new: Table) -> list[str]:
+        # Only the column order differs: MySQL moves a column in place, keeping rows,
+        # ids and indexes, with no window where the table is missing.
+        same_columns = {c.name: c for c in old.columns} == {c.name: c for c in new.columns}
+        if not same_columns or (old.primary_key, old.unique, old.indexes) != (new.primary_key, new.unique, new.indexes):
+            return super().render_rebuild(old, new)
+        # Move the fewest columns: those off the longest run already in the new order.
+        stay = _longest_increasing([[c.name for c in old.columns].index(c.name) for c in new.columns])
+        statements = []
+        for position, c in enumerate(new.columns):
+            if position not in stay:
+                where = f"AFTER {self.quote(new.columns[position - 1].name)}" if position else "FIRST"
+                statements.append(f"ALTER TABLE {self.quote(new.name)} MODIFY COLUMN {self._column_in_place(c)} {where}")
+        return statements
+
+    def _column_in_place(self, c: Column) -> str:
+        if c.autoincrement:
+            return f"{self.quote(c.name)} INTEGER NOT NULL AUTO_INCREMENT"
+        return self.render_column(c)
+
+    def render_rename_table(self, old: str, new: str) -> str:
+        return f"RENAME TABLE {self.quote(old)} TO {self.quote(new)}"
 
     def engine_options(self, lock_timeout: float) -> dict[str, Any]:
         return {"connect_args": {"connect_timeout": CONNECT_TIMEOUT}}
@@ -490,6 +599,7 @@ class SnowflakeDialect(Dialect):
     transactional_ddl = False
     exclusive_lock = True
     supports_indexes = False
+    orders_columns = False  # no column reorder, and a rebuild would restart AUTOINCREMENT ids
     split_rules = SplitRules(dollar_quotes=True)
     types: ClassVar[dict[str, str]] = {
         **Dialect.types,
@@ -533,6 +643,26 @@ class SnowflakeDialect(Dialect):
         lease = Lease(conn, LOCK_NAME, runner_id(), lease_seconds=self.lease_seconds)
         with hold(lease, lambda take, holder: self._poll(take, timeout, holder)):
             yield
+
+
+def _longest_increasing(values: list[int]) -> set[int]:
+    """Positions of one longest strictly increasing subsequence of ``values``."""
+    best: list[list[int]] = []
+    for i, v in enumerate(values):
+        longest: list[int] = []
+        for j, run in enumerate(best):
+            if values[j] < v and len(run) > len(longest):
+                longest = run
+        best.append([*longest, i])
+    chosen: list[int] = []
+    for run in best:
+        if len(run) > len(chosen):
+            chosen = run
+    return set(chosen)
+
+
+def _lower(columns: Any) -> tuple[str, ...]:
+    return tuple(str(c).lower() for c in columns or [] if c)
 
 
 _DIALECTS: dict[str, type[Dialect]] = {

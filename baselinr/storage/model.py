@@ -99,13 +99,19 @@ class Index:
 
 @dataclass(frozen=True)
 class Table:
-    """A table with its primary key and indexes."""
+    """A table with its primary key and indexes.
+
+    ``positional``: a client reads it with ``SELECT *`` by column position
+    (Baselinr's profiler does, for the RCA tables), so the column order is
+    part of the schema and ``validate`` checks it.
+    """
 
     name: str
     columns: tuple[Column, ...]
     primary_key: tuple[str, ...] = ()
     indexes: tuple[Index, ...] = ()
     unique: tuple[tuple[str, ...], ...] = ()
+    positional: bool = False
 
     def column(self, name: str) -> Column | None:
         for c in self.columns:
@@ -213,6 +219,37 @@ class CreateIndex:
         if not dialect.supports_indexes:
             return []
         return [dialect.render_drop_index(replace(self.index, table=names(self.index.table)))]
+
+
+@dataclass(frozen=True)
+class RebuildTable:
+    """Recreate ``before`` as ``after`` (same name), keeping every row.
+
+    For changes that no ALTER can make: a column order that clients read by
+    position, a primary-key column that must accept NULL on SQLite. Rows are
+    copied by column name; the dialect renders the copy (``render_rebuild``),
+    so ids, sequences and indexes come out as a fresh ``CREATE TABLE`` would
+    make them. ``dialects`` limits the DDL to those that need it; the model
+    changes everywhere.
+    """
+
+    before: Table
+    after: Table
+    dialects: frozenset[str] | None = None
+
+    def apply(self, schema: Schema) -> None:
+        schema.tables[self.after.name] = self.after
+
+    def up(self, dialect: Dialect, names: Names) -> list[str]:
+        return self._render(dialect, names, self.before, self.after)
+
+    def down(self, dialect: Dialect, names: Names) -> list[str]:
+        return self._render(dialect, names, self.after, self.before)
+
+    def _render(self, dialect: Dialect, names: Names, old: Table, new: Table) -> list[str]:
+        if self.dialects is not None and dialect.name not in self.dialects:
+            return []
+        return dialect.render_rebuild(_renamed(old, names), _renamed(new, names))
 
 
 def _renamed(t: Table, names: Names) -> Table:

@@ -7,7 +7,7 @@ history is Baselinr's own storage history; ``applied`` is when each version
 entered it.
 """
 
-CURRENT_SCHEMA_VERSION = 10
+CURRENT_SCHEMA_VERSION = 11
 
 # Version history
 VERSION_HISTORY = {
@@ -59,6 +59,11 @@ VERSION_HISTORY = {
     10: {
         "description": "Add column quality scores table",
         "applied": "2024-12-22",
+        "breaking_changes": False,
+    },
+    11: {
+        "description": "Profiler compatibility: RCA column order, NULL table-state keys on SQLite",
+        "applied": "2026-12-01",
         "breaking_changes": False,
     },
 }

@@ -337,7 +337,10 @@ def test_baseline_records_a_matching_schema_and_refuses_one_that_differs(
 
     r = run(capsys, "migrate", "baseline", "--config", cfg, "--version", "5", "--dry-run")
     assert r.code == 0 and "[DRY RUN] Would record versions 1..5 as applied" in r.out
-    assert json.loads(run(capsys, "migrate", "status", "--config", cfg, "--output", "json").out)["state"] == "not_initialized"
+    # Tables without a version table are no longer "not initialized" (apply would fail on them): repair adopts them.
+    status = json.loads(run(capsys, "migrate", "status", "--config", cfg, "--output", "json").out)
+    assert status["state"] == "unadopted" and status["database_version"] is None and not status["stamped"]
+    assert "table baselinr_runs" in status["found"] and not status["blocking"]
 
     r = run(capsys, "migrate", "baseline", "--config", cfg, "--version", "5")
     assert r.code == 0, r.err

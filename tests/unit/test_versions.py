@@ -1,4 +1,4 @@
-"""Baselinr's storage history v1..v10 as data: the chain is whole, every
+"""Baselinr's storage history v1..v11 as data: the chain is whole, every
 version is reversible, keys fit InnoDB under utf8mb4, and each dialect gets
 DDL in its own spelling (none of the profiler's known cross-dialect defects)."""
 
@@ -29,7 +29,7 @@ EXPECTED_TABLES = {
 def test_chain_is_whole_and_code_version_is_the_highest() -> None:
     chain = load_chain()
     assert sorted(chain.migrations) == list(range(1, len(ALL_MIGRATIONS) + 1))
-    assert schema_version.CURRENT_SCHEMA_VERSION == max(chain.migrations) == 10
+    assert schema_version.CURRENT_SCHEMA_VERSION == max(chain.migrations) == 11
     assert set(schema_version.VERSION_HISTORY) == set(chain.migrations)
 
 
@@ -74,8 +74,36 @@ def test_every_key_and_index_fits_innodb_under_utf8mb4() -> None:
 
 
 def _all_up(dialect_name: str) -> str:
+    """The DDL of the v1..v10 history, which creates each table once (v11 rebuilds two)."""
     d = dialect_for(dialect_name)
-    return ";\n".join(s for m in ALL_MIGRATIONS for s in m.up_statements(d))
+    return ";\n".join(s for m in ALL_MIGRATIONS if m.version <= 10 for s in m.up_statements(d))
+
+
+@pytest.mark.parametrize(
+    ("dialect", "expected"),
+    [
+        # PostgreSQL and SQLite rebuild the RCA table; only SQLite rebuilds table state (NULL keys).
+        ("postgres", ["CREATE TABLE baselinr_rca_results__rebuild", "RENAME CONSTRAINT", "setval("]),
+        ("sqlite", ["CREATE TABLE baselinr_rca_results__rebuild", "CREATE TABLE baselinr_table_state__rebuild"]),
+        ("mysql", ["ALTER TABLE baselinr_rca_results MODIFY COLUMN database_name VARCHAR(255) AFTER anomaly_id"]),
+        ("snowflake", []),
+    ],
+)
+def test_v11_reorders_rca_results_and_relaxes_sqlite_table_state(dialect: str, expected: list[str]) -> None:
+    d = dialect_for(dialect)
+    m = load_chain().get(11)
+    up, down = ";\n".join(m.up_statements(d)), ";\n".join(m.down_statements(d))
+    for piece in expected:
+        assert piece in up, piece
+    assert ("baselinr_table_state" in up) == (dialect == "sqlite")
+    if dialect == "mysql":
+        assert down == "ALTER TABLE baselinr_rca_results MODIFY COLUMN database_name VARCHAR(255) AFTER metadata"
+    if dialect == "sqlite":
+        # Going back to v10's NOT NULL keys, the profiler's NULLs take the v10 default.
+        assert "COALESCE(database_name, '')" in down and "COALESCE(schema_name, '')" in down
+    model, _ = load_chain().model_at(11)
+    rca = model.tables["baselinr_rca_results"]
+    assert rca.positional and [c.name for c in rca.columns[:4]] == ["id", "anomaly_id", "database_name", "table_name"]
 
 
 @pytest.mark.parametrize("dialect", ["postgres", "mysql", "sqlite", "snowflake"])

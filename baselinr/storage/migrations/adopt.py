@@ -1,23 +1,32 @@
 """Adopt a database that Baselinr's profiler created: find what is missing
 and record versions truthfully.
 
-Called by ``MigrationManager.status``, ``validate``, ``repair`` and
-``baseline``. Baselinr's profiler creates its core tables itself and, on a
-fresh database, stamps ``baselinr_schema_version`` with one row (version 7,
-"Initial schema version", ``schema.sql``) without running migrations 2-7, so
-such a database lacks some of their tables, columns and indexes. Rows the
-engine did not write are recognised by having neither a checksum nor an
-``applied_by``. For each such version, the live schema is compared with
-that version's model operations; only additive DDL (create a missing table,
-column or index) is planned, never anything that touches data.
+Called by ``MigrationManager.status``, ``apply``, ``validate``, ``repair``
+and ``baseline``. Baselinr's profiler creates its core tables itself and, on
+a fresh database, stamps ``baselinr_schema_version`` with one row (version
+7, "Initial schema version", ``schema.sql``) without running migrations 2-7;
+its own ``migrate`` records later versions the same way; some of its
+commands create tables of later versions (``baselinr validate`` makes the
+v8 table) in its own shape; and its failed first run on PostgreSQL leaves
+empty core tables and no version table at all. Rows the engine did not
+write are recognised by having neither a checksum nor an ``applied_by``.
+
+The versions to adopt run from 1 up to the highest of: the highest version
+so recorded, and the highest version one of whose tables already exists
+without the engine having recorded that version. For each, the live schema
+is compared with that version's model operations: what is missing is
+created (additive DDL, never anything that touches data), an index on other
+columns is rebuilt (it holds no data), and a difference of type or key
+refuses the whole adoption before any change (``blocking``).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from baselinr.storage.migrations.drift import ADDITIVE, REBUILDABLE, Difference
 from baselinr.storage.migrations.results import AdoptedVersion, HistoryRow
-from baselinr.storage.model import AddColumn, CreateIndex, CreateTable, Names, Table
+from baselinr.storage.model import AddColumn, CreateIndex, CreateTable, Index, Names, Table
 from baselinr.storage.version_table import APPLIED, PROFILER_COLUMNS, VERSION_TABLE_NAME
 
 if TYPE_CHECKING:
@@ -39,12 +48,31 @@ def verified_versions(rows: list[HistoryRow]) -> set[int]:
     return {r.version for r in rows if r.status == APPLIED and r.checksum is not None}
 
 
-def versions_to_adopt(rows: list[HistoryRow]) -> list[int]:
-    """Versions up to the highest unverified one that the engine has not recorded itself."""
+def live_tables(conn: Connection) -> set[str]:
+    """Lower-case names of the tables that exist."""
+    from sqlalchemy import inspect
+
+    return {n.lower() for n in inspect(conn).get_table_names()}
+
+
+def preexisting(rows: list[HistoryRow], chain: Chain, tables: set[str], names: Names) -> dict[int, list[str]]:
+    """Versions the engine has not recorded whose tables exist already (created outside the migrations)."""
+    recorded = {r.version for r in rows}
+    found: dict[int, list[str]] = {}
+    for v, m in sorted(chain.migrations.items()):
+        if v in recorded:
+            continue
+        there = [names(op.table.name) for op in m.operations if isinstance(op, CreateTable)]
+        there = [t for t in there if t.lower() in tables]
+        if there:
+            found[v] = there
+    return found
+
+
+def versions_to_adopt(rows: list[HistoryRow], existing: dict[int, list[str]] | None = None) -> list[int]:
+    """Versions up to the highest stamped or pre-existing one that the engine has not recorded itself."""
     stamped = unverified(rows)
-    if not stamped:
-        return []
-    top = max(r.version for r in stamped)
+    top = max([r.version for r in stamped] + list(existing or {}), default=0)
     done = verified_versions(rows)
     return [v for v in range(1, top + 1) if v not in done]
 
@@ -58,15 +86,18 @@ def note(rows: list[HistoryRow]) -> str:
     )
 
 
-def is_version_table_column(message: str) -> bool:
+def is_version_table_column(diff: Difference) -> bool:
     """A difference in the engine's own bookkeeping columns, which every write adds first."""
-    prefix = f"Column {VERSION_TABLE_NAME}."
-    return message.startswith(prefix) and message[len(prefix) :].split()[0] not in PROFILER_COLUMNS
+    return diff.table.lower() == VERSION_TABLE_NAME and bool(diff.object) and diff.object not in PROFILER_COLUMNS
 
 
-def is_additive(message: str) -> bool:
-    """A difference ``repair`` fixes by creating something (see ``plan``)."""
-    return message.endswith(" is missing") and message.startswith(("Table ", "Column ", "Index "))
+def blocking(differences: list[Difference]) -> list[Difference]:
+    """Errors that ``repair`` can neither create nor rebuild: the user has to decide."""
+    return [
+        d
+        for d in differences
+        if d.severity == "error" and d.kind not in ADDITIVE and d.kind not in REBUILDABLE and not is_version_table_column(d)
+    ]
 
 
 class _Live:
@@ -78,7 +109,7 @@ class _Live:
         self._insp: Any = inspect(conn)
         self.tables = {n.lower() for n in self._insp.get_table_names()}
         self._columns: dict[str, set[str]] = {}
-        self._indexes: dict[str, set[str]] = {}
+        self._indexes: dict[str, dict[str, tuple[str, ...]]] = {}
 
     def columns(self, table: str) -> set[str]:
         key = table.lower()
@@ -90,14 +121,19 @@ class _Live:
         key = physical.lower()
         self.tables.add(key)
         self._columns[key] = {c.name.lower() for c in table.columns}
-        self._indexes[key] = {i.name.lower() for i in table.indexes}
+        self._indexes[key] = {i.name.lower(): _lower(i.column_names) for i in table.indexes}
 
-    def indexes(self, table: str) -> set[str]:
+    def indexes(self, table: str) -> dict[str, tuple[str, ...]]:
+        """Index name to its columns, both lower-case."""
         key = table.lower()
         if key not in self._indexes:
             found = self._insp.get_indexes(table) if key in self.tables else []
-            self._indexes[key] = {i["name"].lower() for i in found if i.get("name")}
+            self._indexes[key] = {i["name"].lower(): _lower(i.get("column_names")) for i in found if i.get("name")}
         return self._indexes[key]
+
+
+def _lower(columns: Any) -> tuple[str, ...]:
+    return tuple(str(c).lower() for c in columns or [] if c)
 
 
 def plan(conn: Connection, chain: Chain, versions: list[int], dialect: Dialect, names: Names) -> list[AdoptedVersion]:
@@ -106,41 +142,61 @@ def plan(conn: Connection, chain: Chain, versions: list[int], dialect: Dialect, 
     planned = []
     for v in versions:
         m = chain.get(v)
-        statements: list[str] = []
-        created: list[str] = []
+        todo = _Todo(live, dialect, names)
         for op in m.operations:
             if isinstance(op, CreateTable):
                 physical = names(op.table.name)
                 if physical.lower() not in live.tables:
-                    statements += op.up(dialect, names)
-                    created.append(f"table {physical}")
+                    todo.statements += op.up(dialect, names)
+                    todo.created.append(f"table {physical}")
                     live.created(physical, op.table)
                     continue
+                todo.found.append(f"table {physical}")
                 for col in op.table.columns:
-                    _add_column(AddColumn(op.table.name, col), live, dialect, names, statements, created)
+                    todo.add_column(AddColumn(op.table.name, col))
                 for index in op.table.indexes:
-                    _add_index(CreateIndex(index), live, dialect, names, statements, created)
+                    todo.add_index(CreateIndex(index))
             elif isinstance(op, AddColumn):
-                _add_column(op, live, dialect, names, statements, created)
+                todo.add_column(op)
             elif isinstance(op, CreateIndex):
-                _add_index(op, live, dialect, names, statements, created)
-        planned.append(AdoptedVersion(v, m.description, created, statements))
+                todo.add_index(op)
+        planned.append(AdoptedVersion(v, m.description, todo.created, todo.statements, todo.found))
     return planned
 
 
-def _add_column(op: AddColumn, live: _Live, dialect: Dialect, names: Names, statements: list[str], created: list[str]) -> None:
-    physical = names(op.table)
-    if op.column.name.lower() in live.columns(physical):
-        return
-    statements += op.up(dialect, names)
-    created.append(f"column {physical}.{op.column.name}")
-    live.columns(physical).add(op.column.name.lower())
+class _Todo:
+    """The statements and notes of one adopted version."""
 
+    def __init__(self, live: _Live, dialect: Dialect, names: Names) -> None:
+        self.live, self.dialect, self.names = live, dialect, names
+        self.statements: list[str] = []
+        self.created: list[str] = []
+        self.found: list[str] = []
 
-def _add_index(op: CreateIndex, live: _Live, dialect: Dialect, names: Names, statements: list[str], created: list[str]) -> None:
-    physical = names(op.index.table)
-    if not dialect.supports_indexes or op.index.name.lower() in live.indexes(physical):
-        return
-    statements += op.up(dialect, names)
-    created.append(f"index {op.index.name} on {physical}")
-    live.indexes(physical).add(op.index.name.lower())
+    def add_column(self, op: AddColumn) -> None:
+        physical = self.names(op.table)
+        if op.column.name.lower() in self.live.columns(physical):
+            return
+        self.statements += op.up(self.dialect, self.names)
+        self.created.append(f"column {physical}.{op.column.name}")
+        self.live.columns(physical).add(op.column.name.lower())
+
+    def add_index(self, op: CreateIndex) -> None:
+        physical = self.names(op.index.table)
+        if not self.dialect.supports_indexes:
+            return
+        have = self.live.indexes(physical)
+        want = _lower(op.index.column_names)
+        present = have.get(op.index.name.lower())
+        if present == want or (present is not None and not present):
+            return
+        index = Index(op.index.name, physical, op.index.columns, op.index.unique)
+        if present is not None:
+            # Same name, other columns (Baselinr's profiler keys idx_validation_column
+            # differently): an index holds no data, so it is rebuilt as the model has it.
+            self.statements.append(self.dialect.render_drop_index(index))
+            self.created.append(f"index {op.index.name} on {physical} rebuilt on ({', '.join(op.index.column_names)})")
+        else:
+            self.created.append(f"index {op.index.name} on {physical}")
+        self.statements.append(self.dialect.render_create_index(index))
+        have[op.index.name.lower()] = want

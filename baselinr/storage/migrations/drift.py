@@ -1,16 +1,20 @@
 """Compare the live database with the model expected at a version.
 
-Called by ``MigrationManager.validate``. Reads tables, columns, primary keys
-and indexes through SQLAlchemy's inspector and names each difference:
-missing objects and wrong types are errors, objects the model does not know
-are warnings (a raw-SQL migration may have added them on purpose).
+Called by ``MigrationManager.validate``, ``repair`` and ``baseline``. Reads
+tables, columns, primary keys, unique keys and indexes through SQLAlchemy's
+inspector (with each dialect's reflection quirks handled by its class) and
+returns every difference as a typed ``Difference``: missing objects and wrong
+types are errors, objects the model does not know are warnings (a raw-SQL
+migration may have added them on purpose). Callers decide on ``kind``; text
+is rendered from a difference only for output.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from baselinr.storage.model import Names, Schema, SqlType, Table
+from baselinr.storage.model import Names, Schema, Table
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -29,6 +33,76 @@ _COMPATIBLE = {
     "timestamp": {"timestamp"},
     "boolean": {"boolean", "integer"},
 }
+
+# Kinds of difference. Repair creates the ``ADDITIVE`` ones and rebuilds the
+# ``REBUILDABLE`` ones (an index holds no data of its own); any other error
+# is a shape the user has to decide about.
+MISSING_TABLE = "missing_table"
+MISSING_COLUMN = "missing_column"
+MISSING_INDEX = "missing_index"
+COLUMN_TYPE = "column_type"
+COLUMN_NULLABLE = "column_nullable"
+COLUMN_ORDER = "column_order"
+PRIMARY_KEY = "primary_key"
+MISSING_UNIQUE = "missing_unique"
+INDEX_COLUMNS = "index_columns"
+EXTRA_TABLE = "extra_table"
+EXTRA_COLUMN = "extra_column"
+EXTRA_INDEX = "extra_index"
+ADDITIVE = frozenset({MISSING_TABLE, MISSING_COLUMN, MISSING_INDEX})
+REBUILDABLE = frozenset({INDEX_COLUMNS})
+ERROR = "error"
+WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One way the live schema differs from the model.
+
+    ``table`` is the physical table, ``object`` the column, index or key
+    concerned (empty for a table), ``expected`` / ``found`` the two shapes as
+    text. ``str()`` is the one-line message ``validate`` prints.
+    """
+
+    kind: str
+    table: str
+    object: str = ""
+    expected: str = ""
+    found: str = ""
+    severity: str = ERROR
+
+    def __str__(self) -> str:
+        t, o = self.table, self.object
+        messages = {
+            MISSING_TABLE: f"Table {t} is missing",
+            MISSING_COLUMN: f"Column {t}.{o} is missing",
+            MISSING_INDEX: f"Index {o} on {t} ({self.expected}) is missing",
+            COLUMN_TYPE: f"Column {t}.{o} is {self.found}, expected {self.expected}",
+            COLUMN_NULLABLE: f"Column {t}.{o} allows NULL, expected NOT NULL",
+            COLUMN_ORDER: f"Columns of {t} are in the order ({self.found}), expected ({self.expected})",
+            PRIMARY_KEY: f"Primary key of {t} is ({self.found}), expected ({self.expected})",
+            MISSING_UNIQUE: f"Unique key on {t} ({self.expected}) is missing",
+            INDEX_COLUMNS: f"Index {o} on {t} covers ({self.found}), expected ({self.expected})",
+            EXTRA_TABLE: f"Table {t} is not part of the schema model at this version",
+            EXTRA_COLUMN: f"Column {t}.{o} is not in the schema model",
+            EXTRA_INDEX: f"Index {o} on {t} is not in the schema model",
+        }
+        return messages[self.kind]
+
+    @property
+    def additive(self) -> bool:
+        return self.kind in ADDITIVE
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "kind": self.kind,
+            "table": self.table,
+            "object": self.object,
+            "expected": self.expected,
+            "found": self.found,
+            "severity": self.severity,
+            "message": str(self),
+        }
 
 
 def family_of(live_type: Any) -> tuple[str, int | None]:
@@ -65,94 +139,103 @@ def family_of(live_type: Any) -> tuple[str, int | None]:
     return name.lower(), None
 
 
-def _spell(t: SqlType, dialect: Dialect) -> str:
-    return dialect.render_type(t)
-
-
-def compare(conn: Connection, model: Schema, exact: bool, dialect: Dialect, names: Names) -> tuple[list[str], list[str]]:
-    """Return (errors, warnings) naming every difference."""
+def compare(conn: Connection, model: Schema, exact: bool, dialect: Dialect, names: Names) -> list[Difference]:
+    """Every difference between the live schema and ``model``, errors and warnings."""
     from sqlalchemy import inspect
 
     insp = inspect(conn)
-    errors: list[str] = []
-    warnings: list[str] = []
+    found: list[Difference] = []
     live_tables = {n.lower(): n for n in insp.get_table_names()}
     expected_physical = {names(logical).lower() for logical in model.tables}
     for logical, table in sorted(model.tables.items()):
         physical = names(logical)
         live_name = live_tables.get(physical.lower())
         if live_name is None:
-            errors.append(f"Table {physical} is missing")
+            found.append(Difference(MISSING_TABLE, physical))
             continue
-        _compare_table(insp, live_name, physical, table, exact, dialect, errors, warnings)
+        found += _compare_table(conn, insp, live_name, physical, table, exact, dialect)
     for low, live_name in sorted(live_tables.items()):
         if low.startswith("baselinr_") and low not in expected_physical:
-            warnings.append(f"Table {live_name} is not part of the schema model at this version")
+            found.append(Difference(EXTRA_TABLE, live_name, severity=WARNING))
+    return found
+
+
+def split(differences: list[Difference]) -> tuple[list[str], list[str]]:
+    """(errors, warnings) as the messages ``validate`` prints."""
+    errors = [str(d) for d in differences if d.severity == ERROR]
+    warnings = [str(d) for d in differences if d.severity == WARNING]
     return errors, warnings
 
 
+def _cols(columns: Any) -> tuple[str, ...]:
+    return tuple(str(c).lower() for c in columns or [] if c)
+
+
 def _compare_table(
-    insp: Any, live_name: str, physical: str, table: Table, exact: bool, dialect: Dialect, errors: list[str], warnings: list[str]
-) -> None:
-    live_cols = {c["name"].lower(): c for c in insp.get_columns(live_name)}
+    conn: Connection, insp: Any, live_name: str, physical: str, table: Table, exact: bool, dialect: Dialect
+) -> list[Difference]:
+    out: list[Difference] = []
+    loose = ERROR if exact else WARNING
+    reflected = insp.get_columns(live_name)
+    live_cols = {c["name"].lower(): c for c in reflected}
+    declared = dialect.declared_families(conn, live_name)
     for col in table.columns:
         live = live_cols.get(col.name.lower())
         if live is None:
-            errors.append(f"Column {physical}.{col.name} is missing")
+            out.append(Difference(MISSING_COLUMN, physical, col.name))
             continue
         family, length = family_of(live["type"])
+        family = declared.get(col.name.lower(), family)
         want = col.type
         ok = family in _COMPATIBLE.get(want.family, {want.family})
         if ok and want.family == "string" and family == "string" and length and want.length and length < want.length:
             ok = False
         if not ok:
-            message = f"Column {physical}.{col.name} is {live['type']}, expected {_spell(want, dialect)}"
-            (errors if exact else warnings).append(message)
+            out.append(Difference(COLUMN_TYPE, physical, col.name, dialect.render_type(want), str(live["type"]), loose))
         if not col.nullable and live.get("nullable") and col.name not in table.primary_key:
-            message = f"Column {physical}.{col.name} allows NULL, expected NOT NULL"
-            (errors if exact else warnings).append(message)
+            out.append(Difference(COLUMN_NULLABLE, physical, col.name, "NOT NULL", "NULL", loose))
     known = {c.name.lower() for c in table.columns}
     for name in sorted(set(live_cols) - known):
-        warnings.append(f"Column {physical}.{live_cols[name]['name']} is not in the schema model")
+        out.append(Difference(EXTRA_COLUMN, physical, live_cols[name]["name"], severity=WARNING))
+    if table.positional and dialect.orders_columns:
+        # Read by position (SELECT *) by Baselinr's profiler: the order is part of the contract.
+        order = [c["name"].lower() for c in reflected if c["name"].lower() in known]
+        want_order = [c.name.lower() for c in table.columns if c.name.lower() in live_cols]
+        if order != want_order:
+            out.append(Difference(COLUMN_ORDER, physical, "", ", ".join(want_order), ", ".join(order), loose))
 
     if table.primary_key:
         pk = insp.get_pk_constraint(live_name) or {}
         live_pk = [c.lower() for c in pk.get("constrained_columns") or []]
         if live_pk != [c.lower() for c in table.primary_key]:
             shown = ", ".join(live_pk) if live_pk else "none"
-            errors.append(f"Primary key of {physical} is ({shown}), expected ({', '.join(table.primary_key)})")
+            out.append(Difference(PRIMARY_KEY, physical, "", ", ".join(table.primary_key), shown))
 
     unique_keys = {tuple(c.lower() for c in cols) for cols in table.unique}
     # Where there are no indexes (Snowflake) UNIQUE is declared but neither enforced nor reliably reflected.
     if unique_keys and dialect.supports_indexes:
-        constraints = insp.get_unique_constraints(live_name)
-        live_unique = {tuple(str(c).lower() for c in u.get("column_names") or []) for u in constraints}
-        unique_indexes = [i for i in insp.get_indexes(live_name) if i.get("unique")]
-        live_unique |= {tuple(str(c).lower() for c in i.get("column_names") or [] if c) for i in unique_indexes}
+        live_unique = dialect.unique_keys(insp, live_name)
         for key in table.unique:
             if tuple(c.lower() for c in key) not in live_unique:
-                message = f"Unique key on {physical} ({', '.join(key)}) is missing"
-                (errors if exact else warnings).append(message)
+                out.append(Difference(MISSING_UNIQUE, physical, "", ", ".join(key), "", loose))
 
     if not dialect.supports_indexes:
-        return
+        return out
     live_idx = {
         i["name"].lower(): i
         for i in insp.get_indexes(live_name)
         # The index behind a UNIQUE constraint of the model is that constraint, checked above.
-        if i.get("name")
-        and not (i.get("unique") and tuple(str(c).lower() for c in i.get("column_names") or [] if c) in unique_keys)
+        if i.get("name") and not (i.get("unique") and _cols(i.get("column_names")) in unique_keys)
     }
     for index in table.indexes:
         live = live_idx.get(index.name.lower())
         if live is None:
-            errors.append(f"Index {index.name} on {physical} ({', '.join(index.column_names)}) is missing")
+            out.append(Difference(MISSING_INDEX, physical, index.name, ", ".join(index.column_names)))
             continue
-        cols = [str(c).lower() for c in live.get("column_names") or [] if c]
-        if cols and cols != [c.lower() for c in index.column_names]:
-            errors.append(
-                f"Index {index.name} on {physical} covers ({', '.join(cols)}), expected ({', '.join(index.column_names)})"
-            )
+        cols = _cols(live.get("column_names"))
+        if cols and list(cols) != [c.lower() for c in index.column_names]:
+            out.append(Difference(INDEX_COLUMNS, physical, index.name, ", ".join(index.column_names), ", ".join(cols)))
     known_idx = {i.name.lower() for i in table.indexes}
     for name in sorted(set(live_idx) - known_idx):
-        warnings.append(f"Index {live_idx[name]['name']} on {physical} is not in the schema model")
+        out.append(Difference(EXTRA_INDEX, physical, live_idx[name]["name"], severity=WARNING))
+    return out

@@ -27,7 +27,7 @@ from baselinr.errors import (
     UsageError,
     ValidationFailed,
 )
-from baselinr.storage.connection import connect_error, create_engine, first_line, open_connection, redact
+from baselinr.storage.connection import connect_error, create_engine, first_line, open_connection, redact, run_statement
 from baselinr.storage.dialects import Dialect, runner_id
 from baselinr.storage.migrations import adopt, faults, history
 from baselinr.storage.migrations.chain import DEFAULT_PACKAGE, Chain, ChainError, load_chain
@@ -47,6 +47,8 @@ from baselinr.storage.version_table import FAILED, RUNNING, VERSION_TABLE_NAME
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
+
+    from baselinr.storage.migrations.drift import Difference
 
 __all__ = ["ChainError", "Migration", "MigrationManager"]
 
@@ -165,8 +167,7 @@ class MigrationManager:
     def status(self) -> StatusResult:
         rows = self._history()
         code = self.code_version
-        if rows is None:
-            return StatusResult(None, code, "not_initialized", list(range(1, code + 1)), [], self.settings.describe())
+        rows = rows or []
         applied = history.applied_versions(rows)
         current = max(applied, default=None)
         problems = history.unfinished(rows)
@@ -181,21 +182,69 @@ class MigrationManager:
         else:
             state = "up_to_date"
         pending = [v for v in range(1, code + 1) if v not in applied]
-        missing: list[str] = []
-        if adopt.unverified(rows) and not problems:
-            # Stamped by Baselinr's profiler: name what repair would create.
-            state = "unadopted"
-            missing = [c for step in self._adoption_plan(rows) for c in step.created]
-        return StatusResult(current, code, state, pending, problems, self.settings.describe(), missing)
+        describe = self.settings.describe()
+        if not problems and (adopt.unverified(rows) or self._may_hold_preexisting(rows, state)):
+            # Baselinr's profiler stamped versions or made tables the engine did not run:
+            # say what repair would create and record, or what stops it.
+            found = self._adoption(rows)
+            if found is not None:
+                planned, blocking = found
+                return StatusResult(
+                    current,
+                    code,
+                    "unadopted",
+                    pending,
+                    problems,
+                    describe,
+                    missing=[c for step in planned for c in step.created],
+                    found=[f for step in planned for f in step.found],
+                    blocking=[str(d) for d in blocking],
+                    stamped=bool(adopt.unverified(rows)),
+                )
+        return StatusResult(current, code, state, pending, problems, describe)
 
-    def _adoption_plan(self, rows: list[HistoryRow]) -> list[Any]:
-        versions = adopt.versions_to_adopt(rows)
-        self._check_adoptable(versions)
+    def _may_hold_preexisting(self, rows: list[HistoryRow], state: str) -> bool:
+        """Whether tables of unrecorded versions may exist. Looked up with the bare driver
+        where it can, so that ``status`` of a database that is merely behind stays free of
+        SQLAlchemy."""
+        if state not in ("not_initialized", "behind"):
+            return False
+        sql = self._bare_dialect().table_names_sql
+        if self._engine is not None or sql is None:
+            return True
+        try:
+            opened = self._bare_dialect().dbapi_connect(self.settings)
+        except Exception:  # noqa: BLE001 - the SQLAlchemy path reports the real error
+            return True
+        if opened is None:
+            return state != "not_initialized"  # a SQLite file that does not exist holds nothing
+        conn, _ = opened
+        try:
+            cur = conn.cursor()
+            cur.execute(sql)
+            tables = {str(r[0]).lower() for r in cur.fetchall()}
+            cur.close()
+        finally:
+            conn.close()
+        return bool(adopt.preexisting(rows, self.chain, tables, self.names))
+
+    def _adoption(self, rows: list[HistoryRow]) -> tuple[list[Any], list[Difference]] | None:
+        """What ``repair`` would adopt (``None``: nothing) and the differences that would stop it."""
         with self._connect() as conn:
+            versions = self._versions_to_adopt(conn, rows)
+            if not versions:
+                return None
             planned = adopt.plan(conn, self.chain, versions, self.dialect, self.names)
+            blocking = self._blocking(conn, versions[-1])
             if conn.in_transaction():
                 conn.rollback()
-        return planned
+        return planned, blocking
+
+    def _versions_to_adopt(self, conn: Connection, rows: list[HistoryRow]) -> list[int]:
+        existing = adopt.preexisting(rows, self.chain, adopt.live_tables(conn), self.names)
+        versions = adopt.versions_to_adopt(rows, existing)
+        self._check_adoptable(versions)
+        return versions
 
     def _check_adoptable(self, versions: list[int]) -> None:
         if versions and versions[-1] > self.chain.latest:
@@ -238,7 +287,8 @@ class MigrationManager:
                 if m.version in applied:
                     continue
                 step = self._step(m, "up")
-                if not step.statements and step.python is None:
+                # Model operations may render nothing on a dialect (v11 on Snowflake): the version is still recorded.
+                if not step.statements and step.python is None and not m.operations:
                     raise UsageError(
                         f"Migration v{m.version} ({m.script or m.description}) has nothing to apply.",
                         hint="Write its up_sql (or up_python) first.",
@@ -311,7 +361,7 @@ class MigrationManager:
                 if self.dialect.is_lock_error(exc):
                     raise self._lock_timeout() from None
                 raise self._bookkeeping_failed(exc) from exc
-            plan = self._up_plan(target, resume, conns.history())
+            plan = self._up_plan(target, resume, conns.history(), conns.tx())
             done: list[StepResult] = []
             for step in plan.steps:
                 if on_step is not None:
@@ -320,8 +370,9 @@ class MigrationManager:
         final = max([plan.current_version or 0] + [s.version for s in done]) if done else plan.current_version
         return ApplyResult(plan.current_version, final, target, False, plan, done)
 
-    def _up_plan(self, target: int, resume: bool, rows: list[HistoryRow]) -> Plan:
-        """The plan of an ``apply``: refused when it would go down, or past an unfinished migration."""
+    def _up_plan(self, target: int, resume: bool, rows: list[HistoryRow], conn: Connection | None = None) -> Plan:
+        """The plan of an ``apply``: refused when it would go down, past an unfinished
+        migration, or over tables that exist already without their version recorded."""
         plan = self.plan(target, resume=resume, rows=rows)
         if plan.direction == "down":
             raise UsageError(
@@ -329,7 +380,30 @@ class MigrationManager:
                 hint=f"Use 'baselinr migrate rollback --target {target}' to downgrade.",
             )
         self._refuse_unfinished(rows, plan, resume)
+        if plan.steps:
+            if conn is None:
+                with self._connect() as own:
+                    self._refuse_preexisting(own, rows, plan)
+                    if own.in_transaction():
+                        own.rollback()
+            else:
+                self._refuse_preexisting(conn, rows, plan)
+                if conn.in_transaction():
+                    conn.rollback()
         return plan
+
+    def _refuse_preexisting(self, conn: Connection, rows: list[HistoryRow], plan: Plan) -> None:
+        planned = {s.version for s in plan.steps}
+        existing = adopt.preexisting(rows, self.chain, adopt.live_tables(conn), self.names)
+        clash = {v: tables for v, tables in existing.items() if v in planned}
+        if clash:
+            v, tables = min(clash.items())
+            raise UsageError(
+                f"{', '.join(tables)} of v{v} already {'exist' if len(tables) > 1 else 'exists'} but v{v} is not recorded "
+                "as applied (made outside the migrations, e.g. by Baselinr's profiler).",
+                hint="Run 'baselinr migrate repair --dry-run' to see how it would be adopted, then "
+                "'baselinr migrate repair' and 'baselinr migrate apply'.",
+            )
 
     def _already_at(self, target: int) -> Plan | None:
         """The empty plan, when the bare driver's read of the history shows every
@@ -449,7 +523,7 @@ class MigrationManager:
                     return False
                 for number, stmt in enumerate(step.statements, 1):
                     current = number
-                    conn.exec_driver_sql(stmt)
+                    run_statement(conn, stmt)
                 current = 0
                 if fn is not None:
                     fn(conn)
@@ -519,7 +593,7 @@ class MigrationManager:
         try:
             for index in range(first, total):
                 with d.tracked_transaction(conn):
-                    conn.exec_driver_sql(step.statements[index])
+                    run_statement(conn, step.statements[index])
                     faults.kill_point(f"{where}:statement-{index + 1}:before-progress")
                     history.progress(conn, m.version, index + 1, d.schema_checksum(conn), step.direction)
                 faults.kill_point(f"{where}:statement-{index + 1}:after-progress")
@@ -639,6 +713,17 @@ class MigrationManager:
                 warnings.append(f"VERSION_HISTORY has no entry for {_fmt(missing_history)}")
         with self._connect() as conn:
             rows = history.read_history(conn)
+            if not rows and self._versions_to_adopt(conn, []):
+                return ValidationResult(
+                    None,
+                    code,
+                    False,
+                    [
+                        "Baselinr's tables exist but no version is recorded (left by Baselinr's profiler): run "
+                        "'baselinr migrate repair' to adopt them, then 'baselinr migrate apply'"
+                    ],
+                    warnings,
+                )
             if rows is None:
                 return ValidationResult(
                     None, code, False, ["Schema version not initialized: run 'baselinr migrate apply'"], warnings
@@ -665,7 +750,7 @@ class MigrationManager:
             gaps = [v for v in range(1, current + 1) if v not in applied]
             if stamped:
                 errors.append(
-                    f"Versions {_fmt(adopt.versions_to_adopt(rows))} are not verified: Baselinr's profiler "
+                    f"Versions {_fmt(self._versions_to_adopt(conn, rows))} are not verified: Baselinr's profiler "
                     f"{adopt.note(stamped)} without running the migrations. Run 'baselinr migrate repair' to create "
                     "what is missing and record them (or 'baselinr migrate baseline --version N' if the schema is complete)"
                 )
@@ -682,13 +767,14 @@ class MigrationManager:
                         f"v{row.version} ({m.script or m.description}) was modified after it was applied: "
                         "checksum differs. Revert the edit and add a new migration instead."
                     )
-            from baselinr.storage.migrations.drift import compare
+            from baselinr.storage.migrations.drift import compare, split
 
             model, exact = chain.model_at(min(current, code))
-            live_errors, live_warnings = compare(conn, model, exact, self.dialect, self.names)
+            differences = compare(conn, model, exact, self.dialect, self.names)
             if stamped:
                 # The profiler's narrower version table is widened by repair before anything is written.
-                live_errors = [e for e in live_errors if not adopt.is_version_table_column(e)]
+                differences = [d for d in differences if not adopt.is_version_table_column(d)]
+            live_errors, live_warnings = split(differences)
             errors += live_errors
             warnings += live_warnings
             if conn.in_transaction():
@@ -699,43 +785,46 @@ class MigrationManager:
 
     def repair(self, *, dry_run: bool = False) -> RepairResult:
         """Forget failed or interrupted rows, once the schema was fixed by hand, and adopt
-        versions Baselinr's profiler stamped without running them: create what their
-        migrations would have created (additive DDL only) and record them as applied."""
+        what Baselinr's profiler made without the migrations (versions it stamped, tables
+        it created): create what their migrations would have created (additive DDL only)
+        and record them as applied. A refusal is decided before any change."""
         rows = self._history() or []
         bad = [r for r in rows if r.status in (RUNNING, FAILED)]
         stamped = adopt.unverified(rows)
+        found = self._adoption(rows)
+        if found is not None:
+            self._refuse_blocking(found[1], found[0][-1].version)
+        planned = found[0] if found is not None else []
         if dry_run:
-            planned = self._adoption_plan(rows) if stamped else []
-            if planned:
-                with self._connect() as conn:
-                    self._refuse_non_additive(conn, planned[-1].version)
             return RepairResult(True, bad, planned, stamped)
-        if not bad and not stamped:
+        if not bad and not planned:
             return RepairResult(False, bad)
         with self._connect() as lock_conn, self.dialect.lock(lock_conn, self.lock_timeout):
-            with self._connect() as conn:
-                with conn.execution_options(baselinr_write=True).begin():
-                    for r in bad:
-                        history.delete(conn, r.version)
-            planned = self._adopt() if stamped else []
+            if bad:
+                with self._connect() as conn:
+                    with conn.execution_options(baselinr_write=True).begin():
+                        for r in bad:
+                            history.delete(conn, r.version)
+            planned = self._adopt()
         return RepairResult(False, bad, planned, stamped)
 
-    def _refuse_non_additive(self, conn: Connection, version: int) -> None:
-        """Raise when the live schema differs from ``version``'s model in a way repair cannot create."""
+    def _blocking(self, conn: Connection, version: int) -> list[Difference]:
+        """Differences from ``version``'s model that repair can neither create nor rebuild."""
         from baselinr.storage.migrations.drift import compare
 
         model, exact = self.chain.model_at(version)
-        errors, _ = compare(conn, model, exact, self.dialect, self.names)
-        blocking = [e for e in errors if not adopt.is_additive(e)]
+        return adopt.blocking(compare(conn, model, exact, self.dialect, self.names))
+
+    def _refuse_blocking(self, blocking: list[Difference], version: int) -> None:
         if blocking:
             raise ValidationFailed(
-                f"Cannot adopt the database at v{version}: {'; '.join(blocking)}.",
-                hint="These are not missing objects that repair could create: fix them by hand, then run "
-                "'baselinr migrate repair' again (or 'baselinr migrate baseline --version N --force').",
+                f"Cannot adopt the database at v{version}: {'; '.join(map(str, blocking))}.",
+                hint="Nothing was changed. These are not missing objects that repair could create: fix them by hand, "
+                "then run 'baselinr migrate repair' again (or 'baselinr migrate baseline --version N --force').",
             )
 
     def _adopt(self) -> list[Any]:
-        """Under the lock: widen the version table, create what is missing, record each version."""
+        """Under the lock: re-check, widen the version table, create what is missing, record each version."""
         transactional = self.dialect.transactional_ddl
         at = 0
         with self._connect() as conn:
@@ -745,19 +834,19 @@ class MigrationManager:
             else:
                 conn.execution_options(isolation_level="AUTOCOMMIT")
             try:
-                history.ensure_table(conn, self.dialect)
                 rows = history.read_history(conn) or []
                 stamped = adopt.unverified(rows)
-                versions = adopt.versions_to_adopt(rows)
-                self._check_adoptable(versions)
+                versions = self._versions_to_adopt(conn, rows)
                 if versions:
-                    self._refuse_non_additive(conn, versions[-1])
+                    # Before the first DDL: on a refusal nothing may have changed.
+                    self._refuse_blocking(self._blocking(conn, versions[-1]), versions[-1])
                 planned = adopt.plan(conn, self.chain, versions, self.dialect, self.names)
+                history.ensure_table(conn, self.dialect)
                 for step in planned:
                     at = step.version
                     started = time.monotonic()
                     for stmt in step.statements:
-                        conn.exec_driver_sql(stmt)
+                        run_statement(conn, stmt)
                     m = self.chain.get(step.version)
                     what = f"created {', '.join(step.created)}" if step.created else "already present"
                     replaced = [r for r in stamped if r.version == step.version]
@@ -854,10 +943,14 @@ class MigrationManager:
 
         model, exact = self.chain.model_at(version)
         with self._connect() as conn:
-            errors, _ = compare(conn, model, exact, self.dialect, self.names)
+            differences = compare(conn, model, exact, self.dialect, self.names)
             if conn.in_transaction():
                 conn.rollback()
-        return [e for e in errors if not adopt.is_version_table_column(e) and not e.startswith(f"Table {VERSION_TABLE_NAME} ")]
+        return [
+            str(d)
+            for d in differences
+            if d.severity == "error" and not adopt.is_version_table_column(d) and d.table.lower() != VERSION_TABLE_NAME
+        ]
 
 
 _NO_QUICK_PATH = object()

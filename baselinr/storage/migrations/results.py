@@ -51,8 +51,13 @@ class StatusResult(_Result):
     pending: list[int] = field(default_factory=list)
     problems: list[HistoryRow] = field(default_factory=list)
     database: str = ""
-    # Set when Baselinr's profiler stamped the version table: what repair would create.
+    # Set when Baselinr's profiler left tables or stamped versions the engine did not run
+    # (state "unadopted"): what repair would create, what it would record as already
+    # there, and the differences that make repair refuse until they are fixed by hand.
     missing: list[str] = field(default_factory=list)
+    found: list[str] = field(default_factory=list)
+    blocking: list[str] = field(default_factory=list)
+    stamped: bool = False  # the profiler's rows are in the version table (else: only its tables)
 
     @property
     def ok(self) -> bool:
@@ -119,6 +124,7 @@ class AdoptedVersion(_Result):
     description: str
     created: list[str] = field(default_factory=list)
     statements: list[str] = field(default_factory=list)
+    found: list[str] = field(default_factory=list)  # tables that were there already, recorded as they are
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Migration versions: Baselinr's storage schema history, v1 to v10."""
+"""Migration versions: Baselinr's storage schema history, v1 to v11."""
 
 from .v1_initial import migration as v1_migration
 from .v2_schema_registry import migration as v2_migration
@@ -10,6 +10,7 @@ from .v7_rca_database_name import migration as v7_migration
 from .v8_validation import migration as v8_migration
 from .v9_quality_scores import migration as v9_migration
 from .v10_column_quality_scores import migration as v10_migration
+from .v11_profiler_compat import migration as v11_migration
 
 # Register all migrations here
 ALL_MIGRATIONS = [
@@ -23,4 +24,5 @@ ALL_MIGRATIONS = [
     v8_migration,
     v9_migration,
     v10_migration,
+    v11_migration,
 ]
