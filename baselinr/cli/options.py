@@ -50,7 +50,7 @@ lock_option = click.option(
     default=60.0,
     show_default=True,
     metavar="SECONDS",
-    help="How long to wait for another runner's migration lock.",
+    help="How long to wait for another runner's migration lock (0 to 86400).",
 )
 migrations_option = click.option(
     "--migrations",
