@@ -7,7 +7,6 @@ Users with fewer rights are real PostgreSQL and MariaDB users created here.
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -55,12 +54,10 @@ def sqlite_config(tmp_path: Path) -> str:
     ],
 )
 def test_huge_target_is_exit_2_at_once(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: tuple[str, ...]) -> None:
-    started = time.monotonic()
     r = run(capsys, *args, "--config", sqlite_config(tmp_path))
     assert r.code == 2, r.err
     assert "--target" in r.err and len(r.err) < 300
     one_line(r)
-    assert time.monotonic() - started < 30  # bounded, not a pass/fail timing: it used to run out of memory
 
 
 def test_target_far_above_the_code_is_one_short_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
