@@ -4,7 +4,11 @@ Called by ``handlers`` with the Job and its Pods as ``kube`` returned them
 (plain dicts); the planner consumes the ``JobOutcome``. The engine's
 ``baselinr job ...`` commands write a JSON result to the termination
 message; a Pod that died before writing one (killed, deadline, image pull)
-leaves no result, and the Job's own condition message is used instead.
+leaves no result, and the Job's own condition message is used instead. Only
+the engine's own result reaches the status, its message capped at
+``status.MESSAGE_MAX`` characters: never raw container output, which could hold
+anything the container read (the Job is told ``terminationMessagePolicy:
+File`` too, so Kubernetes never puts logs there).
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from baselinr_operator.status import cap
 
 EXIT_UNAVAILABLE = 3
 
@@ -47,7 +53,7 @@ class JobOutcome:
     @property
     def error(self) -> str:
         """The engine's own message when it wrote one, else what Kubernetes said."""
-        return str(self.result.get("error") or self.message or "the Job failed without a message")
+        return cap(str(self.result.get("error") or self.message or "the Job failed without a message"))
 
 
 def job_outcome(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> JobOutcome:
@@ -69,8 +75,8 @@ def job_outcome(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> Jo
         exit_code = terminated.get("exitCode")
         text = terminated.get("message") or ""
         result = parse_result(text)
-        if not result and text.strip() and not succeeded:
-            message = f"{message} (container output: {text.strip()[-500:]})"
+        if not result and not succeeded:
+            message = f"{message} (the container exited with code {exit_code} without writing a result)".lstrip()
     completed = _time(status.get("completionTime")) or _time(cond.get("lastTransitionTime"))
     return JobOutcome(name, True, succeeded, exit_code, result, message, started, completed)
 

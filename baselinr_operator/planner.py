@@ -22,8 +22,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from baselinr_operator import RETRY_ANNOTATION
 from baselinr_operator.jobs import job_name
 from baselinr_operator.outcome import JobOutcome
+from baselinr_operator.policy import violations
 from baselinr_operator.settings import OperatorSettings
 from baselinr_operator.spec import SchemaSpec
 from baselinr_operator.status import (
@@ -39,6 +41,7 @@ from baselinr_operator.status import (
 
 NORMAL = "Normal"
 WARNING = "Warning"
+STARTED = (Reason.BACKUP_RUNNING, Reason.MIGRATION_RUNNING, Reason.VALIDATION_RUNNING)
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class Facts:
     now: datetime
     retry_token: str | None = None
     job: JobOutcome | None = None  # the Job of status.run.job, None when absent
+    job_gone: bool = False  # that Job was deleted before it finished (not merely not created yet)
     busy_with: str | None = None  # another resource now migrating the same database
 
 
@@ -101,6 +105,15 @@ def next_due(status: dict[str, Any], spec: SchemaSpec | None) -> datetime | None
 
 
 def plan(facts: Facts, settings: OperatorSettings) -> Plan:
+    p = _plan(facts, settings)
+    if p.create_step:
+        refused = violations(facts.spec, settings)
+        if refused:
+            _refuse(facts, p, refused)
+    return p
+
+
+def _plan(facts: Facts, settings: OperatorSettings) -> Plan:
     spec = facts.spec
     draft = StatusDraft(facts.status, facts.generation, facts.now)
     p = Plan(draft)
@@ -115,7 +128,10 @@ def plan(facts: Facts, settings: OperatorSettings) -> Plan:
 
     if draft.run.get("step") in ACTIVE_STEPS:
         _follow(facts, p, settings)
-        return p
+        if draft.run.get("step") in ACTIVE_STEPS or draft.run.get("generation") == facts.generation:
+            return p
+        # The run that just ended was started for an older generation: what the spec asks now comes next,
+        # and Ready waits until the database is at this generation's target.
 
     run = draft.run
     current = draft.get("currentVersion")
@@ -139,6 +155,7 @@ def plan(facts: Facts, settings: OperatorSettings) -> Plan:
             if draft.get("message") != message:
                 p.event(WARNING, Reason.WAITING_FOR_DATABASE, message)
             draft.waiting(Reason.WAITING_FOR_DATABASE, message)
+            draft.observed()
             return p
         step = "Migrate" if spec.backup.mode == "Skip" else "Backup"
         _start(facts, p, step)
@@ -157,6 +174,32 @@ def plan(facts: Facts, settings: OperatorSettings) -> Plan:
     else:
         draft.suspended("Suspended at the target version")
     draft.observed()
+    return p
+
+
+def _refuse(facts: Facts, p: Plan, refused: list[str]) -> None:
+    """The Job the plan asks for would carry what the operator's settings do not allow: none is created."""
+    draft = p.draft
+    message = "Not allowed by the operator's settings: " + "; ".join(refused)
+    p.create_step = None
+    p.events = [e for e in p.events if e.reason not in STARTED]
+    draft.run.update(step="Failed", generation=facts.generation)
+    draft.failed(Reason.NOT_ALLOWED, message, retrying=False)
+    draft.observed()
+    p.event(WARNING, Reason.NOT_ALLOWED, message)
+
+
+def rejected(facts: Facts, message: str) -> Plan:
+    """The API server refused the Job ``facts.status.run`` names: the run ends, Stalled, with its message."""
+    draft = StatusDraft(facts.status, facts.generation, facts.now)
+    p = Plan(draft)
+    step, name = draft.run.get("step"), draft.run.get("job")
+    text = f"The API server rejected {str(step).lower()} Job {name}: {message}"
+    draft.run.update(step="Failed")
+    draft.set(retry=None)
+    draft.failed(Reason.JOB_REJECTED, text, retrying=False)
+    draft.observed()
+    p.event(WARNING, Reason.JOB_REJECTED, text)
     return p
 
 
@@ -205,6 +248,18 @@ def _follow(facts: Facts, p: Plan, settings: OperatorSettings) -> None:
     draft = p.draft
     step = draft.run["step"]
     job = facts.job
+    if job is None and facts.job_gone:
+        name = draft.run.get("job")
+        message = (
+            f"{step} Job {name} was deleted before it finished; "
+            f"change the spec or set the {RETRY_ANNOTATION} annotation to run it again"
+        )
+        p.finished = Finished(step, False, None)
+        draft.run.update(step="Failed")
+        draft.set(retry=None)
+        draft.failed(Reason.JOB_DELETED, message, retrying=False)
+        p.event(WARNING, Reason.JOB_DELETED, message)
+        return
     if job is None or not job.finished:
         p.create_step = step if job is None else None
         return

@@ -84,7 +84,7 @@ def test_operator_runs_with_least_privilege_rbac(setup: Setup, monkeypatch: pyte
     k8s.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs), check=True)
     account = f"system:serviceaccount:{ns}:baselinr-operator"
     for verb, resource, expected in [
-        ("get", "secrets", "no"), ("list", "secrets", "no"), ("create", "jobs", "yes"), ("delete", "jobs", "no"),
+        ("get", "secrets", "no"), ("list", "secrets", "no"), ("create", "jobs", "yes"), ("delete", "jobs", "yes"),
         ("patch", "baselinrschemas.baselinr.io", "no"), ("patch", "baselinrschemas.baselinr.io --subresource=status", "yes"),
         ("create", "events", "yes"), ("list", "pods", "yes"), ("create", "pods", "no"),
     ]:  # fmt: skip
