@@ -157,6 +157,18 @@ def _plan(facts: Facts, settings: OperatorSettings) -> Plan:
             draft.waiting(Reason.WAITING_FOR_DATABASE, message)
             draft.observed()
             return p
+        known = draft.get("codeVersion")
+        image = spec.image or settings.image
+        if known is not None and draft.get("codeImage") == image and spec.target_version > int(known):
+            message = (
+                f"spec.targetVersion {spec.target_version} is above v{known}, the latest version image {image} knows: "
+                "set spec.image to an image with those migrations (nothing was backed up or migrated)"
+            )
+            if draft.get("message") != message:
+                p.event(WARNING, Reason.TARGET_UNKNOWN, message)
+            draft.failed(Reason.TARGET_UNKNOWN, message, retrying=False)
+            draft.observed()
+            return p
         step = "Migrate" if spec.backup.mode == "Skip" else "Backup"
         _start(facts, p, step)
         return p
@@ -171,8 +183,9 @@ def _plan(facts: Facts, settings: OperatorSettings) -> Plan:
         draft.failed(Reason.VALIDATION_FAILED, "Validation failed: " + "; ".join(errors), retrying=False)
     elif not spec.suspend:
         draft.ready(f"At version {spec.target_version}")
-    else:
-        draft.suspended("Suspended at the target version")
+    else:  # at the target: Ready, and the phase says that nothing more is started
+        draft.ready(f"At version {spec.target_version} (suspended: no Job is started)")
+        draft.set(phase=Phase.SUSPENDED)
     draft.observed()
     return p
 
@@ -313,7 +326,7 @@ def _migrate_done(facts: Facts, p: Plan, job: JobOutcome, settings: OperatorSett
         if "current_version" in r:
             draft.set(currentVersion=r["current_version"])
         if r.get("code_version") is not None:
-            draft.set(codeVersion=r["code_version"])
+            draft.set(codeVersion=r["code_version"], codeImage=facts.spec.image or settings.image)
         if r.get("database"):
             draft.set(database=r["database"])
         draft.set(
@@ -330,7 +343,8 @@ def _migrate_done(facts: Facts, p: Plan, job: JobOutcome, settings: OperatorSett
             draft.validation(bool(r["valid"]), list(r.get("errors") or []), list(r.get("warnings") or []), job.name)
     if job.succeeded:
         applied = r.get("applied") or []
-        what = f"applied {', '.join(f'v{v}' for v in applied)}" if applied else "nothing to apply"
+        verb = "rolled back" if r.get("direction") == "down" else "applied"
+        what = f"{verb} {', '.join(f'v{v}' for v in applied)}" if applied else "nothing to apply"
         message = f"Migrated to v{r.get('current_version')}: {what}"
         draft.set_condition(MIGRATED, True, Reason.MIGRATION_SUCCEEDED, message)
         p.event(NORMAL, Reason.MIGRATION_SUCCEEDED, f"Migrate Job {job.name} succeeded: {message}")
@@ -357,7 +371,7 @@ def _validate_done(facts: Facts, p: Plan, job: JobOutcome, settings: OperatorSet
         if "current_version" in r and r["current_version"] is not None:
             draft.set(currentVersion=r["current_version"])
         if r.get("code_version") is not None:
-            draft.set(codeVersion=r["code_version"])
+            draft.set(codeVersion=r["code_version"], codeImage=facts.spec.image or settings.image)
         valid = bool(r["valid"])
         draft.validation(valid, list(r.get("errors") or []), list(r.get("warnings") or []), job.name)
         if valid:

@@ -51,6 +51,7 @@ class Reason:
     NOT_ALLOWED = "NotAllowed"
     JOB_REJECTED = "JobRejected"
     JOB_DELETED = "JobDeleted"
+    TARGET_UNKNOWN = "TargetAboveCodeVersion"
 
 
 READY = "Ready"

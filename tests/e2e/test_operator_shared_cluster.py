@@ -335,3 +335,97 @@ def test_scheduled_retries_post_their_events_and_metrics(make: Any, monkeypatch:
     after = REGISTRY.get_sample_value("baselinr_operator_jobs_total", labels) or 0.0
     assert after - before == 2
     assert runner.exception is None, runner.output
+
+
+# --- 8. the Helm hook can ask for a retry -----------------------------------------------------------------
+
+
+def wait_command(k8s: Cluster, ns: str, spec: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
+    """``baselinr-schema wait`` as the hook runs it (server-side apply of the spec, then wait)."""
+    env = {**os.environ, "KUBECONFIG": str(k8s.kubeconfig), "BASELINR_SCHEMA_SPEC": json.dumps(spec)}
+    return subprocess.run([sys.executable, "-m", "baselinr_operator.waiter", "wait", *args, "-n", ns, "--apply"],
+                          env=env, capture_output=True, text=True, timeout=150)  # fmt: skip
+
+
+def test_the_hook_retries_a_failed_run_when_its_retry_value_changes(make: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from .operator_support import broken_v2
+
+    setup: Setup = make(broken_v2())
+    k8s, ns = setup.k8s, setup.namespace
+    spec = {k: v for k, v in setup.schema("analytics", 2, **SKIP_BACKUP)["spec"].items() if k != "targetVersion"}
+    with operator(k8s, ns, monkeypatch) as runner:
+        first = wait_command(k8s, ns, spec, "analytics", "--target", "2", "--timeout", "90", "--retry", "1")
+        assert first.returncode == 4 and 'relation "op_missing" does not exist' in first.stderr, first.stdout + first.stderr
+        import psycopg2
+
+        conn = psycopg2.connect(host=setup.server.host, port=setup.server.port, user=setup.server.user,
+                                password=setup.password, dbname=setup.database)  # fmt: skip
+        with conn, conn.cursor() as cur:
+            cur.execute("CREATE TABLE op_missing (id INTEGER)")  # the cause, fixed by hand
+        conn.close()
+        same = wait_command(k8s, ns, spec, "analytics", "--target", "2", "--timeout", "30", "--retry", "1")
+        assert same.returncode == 4, same.stdout + same.stderr  # the same value asks for nothing new
+        again = wait_command(k8s, ns, spec, "analytics", "--target", "2", "--timeout", "90", "--retry", "2")
+        assert again.returncode == 0, again.stdout + again.stderr
+        status = setup.status("analytics")
+        assert status["retryToken"] == "2" and status["lastMigration"]["job"] == "analytics-migrate-v2-2"
+    assert runner.exception is None, runner.output
+
+
+# --- 9. old Jobs are cleaned up ---------------------------------------------------------------------------
+
+
+def test_only_the_newest_finished_jobs_are_kept(make: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    setup: Setup = make()
+    k8s, ns = setup.k8s, setup.namespace
+    with operator(k8s, ns, monkeypatch, BASELINR_OPERATOR_KEEP_JOBS="2") as runner:
+        setup.apply(setup.schema("analytics", 1, validateInterval="1s", **SKIP_BACKUP)).check_returncode()
+        wait_for(lambda: (setup.status("analytics").get("run") or {}).get("id", 0) >= 6, timeout=150,
+                 what="six runs (a migration, then drift checks)")  # fmt: skip
+        setup.patch("analytics", {"spec": {"validateInterval": None}}).check_returncode()
+
+        def settled() -> bool:
+            running = [j for j in setup.jobs() if not j.get("status", {}).get("completionTime")]
+            return setup.status("analytics").get("phase") == "Ready" and not running
+
+        def at_most_two(items: list[Any]) -> list[Any] | None:
+            return items if len(items) <= 2 else None
+
+        wait_for(settled, timeout=60, what="no Job running")
+        last = int(setup.status("analytics")["run"]["id"])
+        names = wait_for(lambda: at_most_two(setup.job_names()), timeout=30, what="at most 2 Jobs")
+        assert names == sorted(f"analytics-validate-v1-{i}" for i in (last - 1, last)), names
+        pods = wait_for(lambda: at_most_two(k8s.get_json("pods", "-n", ns)["items"]), timeout=60,
+                        what="the old Jobs' Pods deleted too")  # fmt: skip
+        assert {p["metadata"]["labels"]["job-name"] for p in pods} <= set(names)
+    assert runner.exception is None, runner.output
+
+
+# --- 10. the smaller items -------------------------------------------------------------------------------
+
+
+def test_unknown_targets_rollback_events_and_suspend_at_the_target(make: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    setup: Setup = make()  # migrations 1..3
+    k8s, ns = setup.k8s, setup.namespace
+    huge = setup.apply(setup.schema("huge", 2**31, **SKIP_BACKUP))
+    assert huge.returncode != 0 and "2147483647" in huge.stderr, huge.stderr
+    with operator(k8s, ns, monkeypatch) as runner:
+        setup.apply(setup.schema("analytics", 2)).check_returncode()
+        status = setup.wait_phase("analytics", "Ready", currentVersion=2)
+        assert status["codeVersion"] == 3 and status["codeImage"] == "baselinr:test"
+        jobs_before = setup.job_names()
+        # A version this image does not know: refused before a backup is taken.
+        setup.patch("analytics", {"spec": {"targetVersion": 4}}).check_returncode()
+        status = wait_stalled(setup, "analytics", "TargetAboveCodeVersion")
+        assert "above v3, the latest version image baselinr:test knows" in status["message"]
+        assert setup.job_names() == jobs_before
+        # A rollback says it rolled back.
+        setup.patch("analytics", {"spec": {"targetVersion": 1, "allowDowngrade": True}}).check_returncode()
+        setup.wait_phase("analytics", "Ready", currentVersion=1)
+        succeeded = [e["message"] for e in setup.events("analytics") if e["reason"] == "MigrationSucceeded"]
+        assert any(m.endswith("Migrated to v1: rolled back v2") for m in succeeded), succeeded
+        # Suspended at the target: still Ready.
+        setup.patch("analytics", {"spec": {"suspend": True}}).check_returncode()
+        status = setup.wait_phase("analytics", "Suspended", observedGeneration=4)
+        assert conditions(status)["Ready"] == ("True", "AtTargetVersion")
+    assert runner.exception is None, runner.output

@@ -238,3 +238,23 @@ def test_every_status_field_written_is_declared_in_the_crd() -> None:
     columns = [(c["name"], c["jsonPath"]) for c in version["additionalPrinterColumns"]]
     assert [c for c, _ in columns] == ["Target", "Current", "Phase", "Valid", "Ready", "Age"]
     assert crd["spec"]["names"]["shortNames"] == ["bschema"]
+
+
+def test_a_target_the_image_does_not_know_is_refused_before_any_backup() -> None:
+    at2 = {"currentVersion": 2, "codeVersion": 3, "codeImage": "baselinr:0.1.0", "run": {"id": 1, "step": "Done"}}
+    p = step(at2, spec={"targetVersion": 4})
+    assert p.create_step is None and cond(p, "Stalled") == ("True", "TargetAboveCodeVersion")
+    assert "above v3, the latest version image baselinr:0.1.0 knows" in p.status["message"]
+    assert step(p.status, spec={"targetVersion": 4}).events == []  # said once
+    assert step(at2, spec={"targetVersion": 4, "image": "baselinr:0.2.0"}).create_step == "Backup"  # another image may
+
+
+def test_suspended_at_the_target_is_ready_and_a_rollback_says_so() -> None:
+    at3 = {"currentVersion": 3, "valid": True, "run": {"id": 1, "step": "Done"}}
+    s = step(at3, spec={"suspend": True})
+    assert s.status["phase"] == "Suspended" and cond(s, "Ready") == ("True", "AtTargetVersion")
+    down = {"backup": {"mode": "Skip"}, "targetVersion": 1, "allowDowngrade": True}
+    p = step({"currentVersion": 3}, spec=down)
+    rolled = step(p.status, done("db-migrate-v1-1", True, from_version=3, current_version=1, applied=[3, 2],
+                                 direction="down", valid=True, errors=[]), spec=down)  # fmt: skip
+    assert [e.message for e in rolled.events] == ["Migrate Job db-migrate-v1-1 succeeded: Migrated to v1: rolled back v3, v2"]
