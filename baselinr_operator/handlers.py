@@ -46,6 +46,7 @@ _deleted_lock = threading.Lock()
 _locks: dict[tuple[str, str], threading.Lock] = {}
 _locks_lock = threading.Lock()
 _scheduler: asyncio.Task[None] | None = None
+STUCK_CHECK_SECONDS = 5.0
 
 
 # --- activities -------------------------------------------------------------------
@@ -175,8 +176,9 @@ def reconcile(namespace: str, name: str) -> None:
             if job is not None and not _finished(job) and job["metadata"].get("deletionTimestamp"):
                 job, seen_deleted = None, True
             if job is not None:
-                pods = kube.job_pods(namespace, run["job"]) if _finished(job) else []
-                outcome = job_outcome(job, pods)
+                pods = kube.job_pods(namespace, run["job"])
+                events = kube.job_events(namespace, job) if not pods and not _finished(job) else []
+                outcome = job_outcome(job, pods, events)
             job_gone = job is None and seen_deleted
         keys = database_keys(namespace, body.get("spec") or {}, status)
         with CLAIMS.lock:
@@ -203,6 +205,8 @@ def reconcile(namespace: str, name: str) -> None:
             if not is_active(status):
                 CLAIMS.release(key)
             raise
+        if p.delete_job:
+            kube.delete_job(namespace, p.delete_job)
         if p.create_step:
             new_run = p.status["run"]
             job_spec = dataclasses.replace(spec, target_version=int(new_run["target"]))
@@ -229,6 +233,8 @@ def reconcile(namespace: str, name: str) -> None:
         due = next_due(p.status, spec)
         if p.status.get("phase") == Phase.PENDING and busy:
             due = now + timedelta(seconds=SETTINGS.tick_seconds)
+        if is_active(p.status):  # a Job that cannot start changes nothing a watch would see: look again
+            due = now + timedelta(seconds=max(SETTINGS.tick_seconds, STUCK_CHECK_SECONDS))
         _schedule(namespace, name, due)
 
 

@@ -209,14 +209,13 @@ def expired_jobs(jobs: Sequence[Mapping[str, Any]], keep: int, current: str | No
     finished = [
         j
         for j in jobs
-        if j["metadata"]["name"] != current
-        and any(
+        if any(
             c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
             for c in (j.get("status") or {}).get("conditions") or []
         )
     ]
     finished.sort(key=lambda j: (str(j["metadata"].get("creationTimestamp") or ""), j["metadata"]["name"]), reverse=True)
-    return [j["metadata"]["name"] for j in finished[max(keep, 1) :]]
+    return [j["metadata"]["name"] for j in finished[max(keep, 1) :] if j["metadata"]["name"] != current]
 
 
 def _annotations(spec: SchemaSpec) -> dict[str, str]:

@@ -172,6 +172,19 @@ def job_pods(namespace: str, job_name: str) -> list[dict[str, Any]]:
     return items
 
 
+def job_events(namespace: str, job: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The Events about one Job (the Job controller's FailedCreate says why it has no Pod)."""
+    uid = job["metadata"].get("uid")
+    found = _call(
+        f"list events of job {job['metadata']['name']}",
+        client.CoreV1Api(api_client()).list_namespaced_event,
+        namespace,
+        field_selector=f"involvedObject.uid={uid}",
+    )
+    items: list[dict[str, Any]] = found.get("items") or []
+    return items
+
+
 def post_event(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
     """A core/v1 Event on the resource. Best effort: a refused Event is logged, never fatal to a reconcile."""
     meta = body["metadata"]

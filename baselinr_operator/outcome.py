@@ -24,6 +24,21 @@ from baselinr_operator.status import cap
 EXIT_UNAVAILABLE = 3
 
 
+# Why a Job's Pod has not started, by the reason Kubernetes gives: configuration errors stay until someone
+# fixes them (permanent); the others may clear by themselves (an image pull retried, a quota freed).
+CONFIG_ERRORS = frozenset({"CreateContainerConfigError", "CreateContainerError", "InvalidImageName", "ErrImageNeverPull"})
+WAITING_TROUBLE = CONFIG_ERRORS | {"ErrImagePull", "ImagePullBackOff"}
+
+
+@dataclass(frozen=True)
+class Trouble:
+    """Why a running Job has no running Pod: Kubernetes' own reason and message."""
+
+    reason: str
+    message: str
+    permanent: bool
+
+
 @dataclass(frozen=True)
 class JobOutcome:
     name: str
@@ -34,6 +49,8 @@ class JobOutcome:
     message: str = ""
     started: datetime | None = None
     completed: datetime | None = None
+    trouble: Trouble | None = None  # an unfinished Job whose Pod cannot start
+    ran: bool = False  # a container of the Job has started at some point
 
     @property
     def has_result(self) -> bool:
@@ -56,7 +73,9 @@ class JobOutcome:
         return cap(str(self.result.get("error") or self.message or "the Job failed without a message"))
 
 
-def job_outcome(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> JobOutcome:
+def job_outcome(
+    job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]], events: Sequence[Mapping[str, Any]] = ()
+) -> JobOutcome:
     name = job["metadata"]["name"]
     status = job.get("status") or {}
     done = {c["type"]: c for c in status.get("conditions") or [] if c.get("status") == "True"}
@@ -66,7 +85,7 @@ def job_outcome(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> Jo
     elif "Failed" in done:
         succeeded, cond = False, done["Failed"]
     else:
-        return JobOutcome(name, finished=False, started=started)
+        return JobOutcome(name, finished=False, started=started, trouble=trouble(pods, events), ran=_ran(pods))
     terminated = _last_terminated(pods)
     result: dict[str, Any] = {}
     exit_code = None
@@ -79,6 +98,37 @@ def job_outcome(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> Jo
             message = f"{message} (the container exited with code {exit_code} without writing a result)".lstrip()
     completed = _time(status.get("completionTime")) or _time(cond.get("lastTransitionTime"))
     return JobOutcome(name, True, succeeded, exit_code, result, message, started, completed)
+
+
+def trouble(pods: Sequence[Mapping[str, Any]], events: Sequence[Mapping[str, Any]] = ()) -> Trouble | None:
+    """Why the Job's Pod is not running: a container waiting on a known reason, an unschedulable Pod,
+    or (no Pod at all) the Job controller's FailedCreate Event."""
+    for pod in pods:
+        name = (pod.get("metadata") or {}).get("name", "")
+        status = pod.get("status") or {}
+        for cs in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]:
+            waiting = (cs.get("state") or {}).get("waiting") or {}
+            reason = str(waiting.get("reason") or "")
+            if reason in WAITING_TROUBLE:
+                text = cap(f"Pod {name}: {reason}: {waiting.get('message') or 'no message'}", 512)
+                return Trouble(reason, text, reason in CONFIG_ERRORS)
+        for c in status.get("conditions") or []:
+            if c.get("type") == "PodScheduled" and c.get("status") == "False" and c.get("reason") == "Unschedulable":
+                return Trouble("Unschedulable", cap(f"Pod {name}: Unschedulable: {c.get('message') or ''}", 512), False)
+    if not pods:
+        failed = [e for e in events if e.get("reason") == "FailedCreate"]
+        if failed:
+            latest = max(failed, key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
+            return Trouble("FailedCreate", cap(f"FailedCreate: {latest.get('message') or ''}", 512), False)
+    return None
+
+
+def _ran(pods: Sequence[Mapping[str, Any]]) -> bool:
+    for pod in pods:
+        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+            if (cs.get("state") or {}).get("running") or (cs.get("state") or {}).get("terminated") or cs.get("lastState"):
+                return True
+    return False
 
 
 def parse_result(text: str) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from baselinr_operator.status import (
     now_iso,
 )
 
+STUCK_GRACE = timedelta(seconds=30)  # a configuration error must last this long before the run is failed
 NORMAL = "Normal"
 WARNING = "Warning"
 STARTED = (Reason.BACKUP_RUNNING, Reason.MIGRATION_RUNNING, Reason.VALIDATION_RUNNING)
@@ -77,6 +78,7 @@ class Finished:
 class Plan:
     draft: StatusDraft
     create_step: str | None = None  # a Job for this step of status.run must exist
+    delete_job: str | None = None  # a Job of this resource to delete (one that cannot start, or superseded)
     events: list[Event] = field(default_factory=list)
     finished: Finished | None = None
 
@@ -128,6 +130,12 @@ def _plan(facts: Facts, settings: OperatorSettings) -> Plan:
 
     if draft.run.get("step") in ACTIVE_STEPS:
         _follow(facts, p, settings)
+        if draft.run.get("step") in ACTIVE_STEPS and _superseded(facts):
+            # The spec changed while this run's Pod cannot start: the new spec replaces it.
+            p.delete_job, p.create_step = str(draft.run.get("job")), None
+            p.event(NORMAL, Reason.SUPERSEDED, f"Job {p.delete_job} never started; replaced by a run for generation "
+                    f"{facts.generation}")  # fmt: skip
+            draft.run.update(step="Failed")
         if draft.run.get("step") in ACTIVE_STEPS or draft.run.get("generation") == facts.generation:
             return p
         # The run that just ended was started for an older generation: what the spec asks now comes next,
@@ -273,6 +281,9 @@ def _follow(facts: Facts, p: Plan, settings: OperatorSettings) -> None:
         draft.failed(Reason.JOB_DELETED, message, retrying=False)
         p.event(WARNING, Reason.JOB_DELETED, message)
         return
+    if job is not None and not job.finished and job.trouble is not None:
+        _stuck(facts, p, job)
+        return
     if job is None or not job.finished:
         p.create_step = step if job is None else None
         return
@@ -283,6 +294,42 @@ def _follow(facts: Facts, p: Plan, settings: OperatorSettings) -> None:
         _migrate_done(facts, p, job, settings)
     else:
         _validate_done(facts, p, job, settings)
+
+
+def _superseded(facts: Facts) -> bool:
+    job = facts.job
+    return (
+        job is not None
+        and not job.finished
+        and not job.ran
+        and job.trouble is not None
+        and facts.status.get("run", {}).get("generation") != facts.generation
+    )
+
+
+def _stuck(facts: Facts, p: Plan, job: JobOutcome) -> None:
+    """The run's Pod cannot start: say why now; fail the run once a configuration error has lasted."""
+    draft, trouble = p.draft, job.trouble
+    assert trouble is not None
+    step = draft.run["step"]
+    if trouble.permanent and job.started is not None and facts.now - job.started >= STUCK_GRACE and not job.ran:
+        message = f"{step} Job {job.name} cannot start: {trouble.message} (fix it, then change the spec or set the " \
+                  f"{RETRY_ANNOTATION} annotation)"  # fmt: skip
+        p.finished = Finished(step, False, None)
+        p.delete_job = job.name  # else it would start, unwatched, once the cause is fixed
+        draft.run.update(step="Failed")
+        draft.set(retry=None)
+        draft.failed(Reason.POD_CANNOT_START, message, retrying=False)
+        p.event(WARNING, Reason.POD_CANNOT_START, message)
+        return
+    message = f"{step} Job {job.name} is waiting: {trouble.message}"
+    if draft.get("message") != message:
+        p.event(WARNING, Reason.POD_NOT_STARTING, message)
+        phase = {"Backup": Phase.BACKING_UP, "Migrate": Phase.MIGRATING}.get(step)
+        if phase is None:
+            draft.checking(Reason.POD_NOT_STARTING, message)
+        else:
+            draft.progressing(phase, Reason.POD_NOT_STARTING, message)
 
 
 def _backup_done(facts: Facts, p: Plan, job: JobOutcome, settings: OperatorSettings) -> None:

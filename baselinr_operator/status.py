@@ -52,6 +52,9 @@ class Reason:
     JOB_REJECTED = "JobRejected"
     JOB_DELETED = "JobDeleted"
     TARGET_UNKNOWN = "TargetAboveCodeVersion"
+    POD_NOT_STARTING = "PodNotStarting"
+    POD_CANNOT_START = "PodCannotStart"
+    SUPERSEDED = "Superseded"
 
 
 READY = "Ready"

@@ -429,3 +429,58 @@ def test_unknown_targets_rollback_events_and_suspend_at_the_target(make: Any, mo
         status = setup.wait_phase("analytics", "Suspended", observedGeneration=4)
         assert conditions(status)["Ready"] == ("True", "AtTargetVersion")
     assert runner.exception is None, runner.output
+
+
+# --- 7. pods that cannot start ----------------------------------------------------------------------------
+
+
+def missing_key_schema(setup: Setup) -> dict[str, Any]:
+    manifest = setup.schema("analytics", 1, **SKIP_BACKUP)
+    manifest["spec"]["jobTemplate"]["env"].append(
+        {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "baselinr-storage", "key": "password"}}}
+    )
+    return manifest
+
+
+def wait_message(setup: Setup, name: str, text: str, timeout: float = 60) -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        s = setup.status(name)
+        return s if text in str(s.get("message")) else None
+
+    return wait_for(probe, timeout=timeout, what=f"{text!r} in the status message of {name}", interval=0.3)
+
+
+def test_a_pod_that_cannot_start_is_reported_at_once_then_fails_as_a_configuration_error(
+    make: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup: Setup = make()
+    k8s, ns = setup.k8s, setup.namespace
+    with operator(k8s, ns, monkeypatch) as runner:
+        setup.apply(missing_key_schema(setup)).check_returncode()
+        status = wait_message(setup, "analytics", "CreateContainerConfigError", timeout=60)
+        assert status["phase"] == "Migrating"
+        assert "couldn't find key password in Secret" in status["message"]
+        assert conditions(status)["Reconciling"] == ("True", "PodNotStarting")
+        assert any("CreateContainerConfigError" in m for m in warnings(setup, "analytics", "PodNotStarting"))
+        status = wait_stalled(setup, "analytics", "PodCannotStart", timeout=90)
+        assert "Migrate Job analytics-migrate-v1-1 cannot start" in status["message"]
+        assert "notBefore" not in (status.get("retry") or {})  # a configuration error is not retried by itself
+        wait_for(lambda: setup.job_names() == [], timeout=30, what="the Job that cannot start deleted")
+        # Fixed: the spec no longer asks for that key.
+        setup.patch("analytics", {"spec": {"jobTemplate": {"env": setup.schema("x", 1)["spec"]["jobTemplate"]["env"]}}})
+        setup.wait_phase("analytics", "Ready", currentVersion=1, observedGeneration=2)
+    assert runner.exception is None, runner.output
+
+
+def test_a_spec_change_supersedes_a_run_whose_pod_cannot_start(make: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    setup: Setup = make()
+    k8s, ns = setup.k8s, setup.namespace
+    with operator(k8s, ns, monkeypatch) as runner:
+        setup.apply(missing_key_schema(setup)).check_returncode()
+        wait_message(setup, "analytics", "CreateContainerConfigError", timeout=60)
+        setup.patch("analytics", {"spec": {"jobTemplate": {"env": setup.schema("x", 1)["spec"]["jobTemplate"]["env"]}}})
+        status = setup.wait_phase("analytics", "Ready", currentVersion=1, observedGeneration=2)
+        assert status["lastMigration"]["job"] == "analytics-migrate-v1-2"
+        assert any(e["reason"] == "Superseded" and "analytics-migrate-v1-1" in e["message"] for e in setup.events("analytics"))
+        wait_for(lambda: setup.job_names() == ["analytics-migrate-v1-2"], timeout=30, what="the stuck Job deleted")
+    assert runner.exception is None, runner.output

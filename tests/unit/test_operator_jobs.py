@@ -168,6 +168,8 @@ def test_only_finished_jobs_beyond_the_newest_few_expire() -> None:
 
     jobs = [job(f"db-validate-v3-{i}", f"2024-01-01T00:00:0{i}Z", "Complete") for i in range(1, 6)]
     jobs += [job("db-migrate-v4-6", "2024-01-01T00:00:07Z", None), job("db-migrate-v4-0", "2024-01-01T00:00:00Z", "Failed")]
-    assert expired_jobs(jobs, 2, "db-validate-v3-1") == ["db-validate-v3-3", "db-validate-v3-2", "db-migrate-v4-0"]
+    assert expired_jobs(jobs, 2, "db-validate-v3-5") == ["db-validate-v3-3", "db-validate-v3-2", "db-validate-v3-1",
+                                                         "db-migrate-v4-0"]  # fmt: skip
+    assert "db-validate-v3-1" not in expired_jobs(jobs, 2, "db-validate-v3-1")  # the current run's Job stays
     assert expired_jobs(jobs, 10, None) == []
     assert expired_jobs(jobs, 0, None)[0] == "db-validate-v3-4"  # at least one is always kept

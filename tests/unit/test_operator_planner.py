@@ -258,3 +258,25 @@ def test_suspended_at_the_target_is_ready_and_a_rollback_says_so() -> None:
     rolled = step(p.status, done("db-migrate-v1-1", True, from_version=3, current_version=1, applied=[3, 2],
                                  direction="down", valid=True, errors=[]), spec=down)  # fmt: skip
     assert [e.message for e in rolled.events] == ["Migrate Job db-migrate-v1-1 succeeded: Migrated to v1: rolled back v3, v2"]
+
+
+def test_a_pod_that_cannot_start_is_said_at_once_and_a_configuration_error_fails_the_run() -> None:
+    from baselinr_operator.outcome import Trouble
+
+    skip = {"backup": {"mode": "Skip"}}
+    p = step({}, spec=skip)
+    config = Trouble("CreateContainerConfigError", "Pod x: CreateContainerConfigError: secret \"s\" not found", True)
+    waiting = JobOutcome("db-migrate-v3-1", False, started=T0, trouble=config)
+    early = step(p.status, waiting, now=T0 + timedelta(seconds=5), spec=skip)
+    assert early.status["phase"] == "Migrating" and "is waiting: Pod x: CreateContainerConfigError" in early.status["message"]
+    assert cond(early, "Reconciling") == ("True", "PodNotStarting") and early.delete_job is None
+    assert step(early.status, waiting, now=T0 + timedelta(seconds=6), spec=skip).events == []  # said once
+    late = step(early.status, waiting, now=T0 + timedelta(seconds=31), spec=skip)
+    assert cond(late, "Stalled") == ("True", "PodCannotStart") and late.delete_job == "db-migrate-v3-1"
+    pulling = JobOutcome("db-migrate-v3-1", False, started=T0, trouble=Trouble("ImagePullBackOff", "Pod x: back-off", False))
+    assert step(p.status, pulling, now=T0 + timedelta(hours=1), spec=skip).status["phase"] == "Migrating"  # may clear
+    # A spec change replaces the stuck run; a run whose Pod is merely starting is left alone.
+    new = step(early.status, waiting, gen=2, now=T0 + timedelta(seconds=8), spec={**skip, "activeDeadlineSeconds": 60})
+    assert new.delete_job == "db-migrate-v3-1" and new.create_step == "Migrate" and new.status["run"]["id"] == 2
+    starting = JobOutcome("db-migrate-v3-1", False, started=T0)
+    assert step(p.status, starting, gen=2, spec={**skip, "activeDeadlineSeconds": 60}).delete_job is None
