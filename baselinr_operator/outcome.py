@@ -22,6 +22,9 @@ from typing import Any
 from baselinr_operator.status import cap
 
 EXIT_UNAVAILABLE = 3
+# Failures that retrying as they are cannot fix, even when reported with the "unavailable" exit code:
+# a wrong password retried would only lock the account.
+PERMANENT_ERROR_TYPES = frozenset({"AuthenticationFailed"})
 
 
 # Why a Job's Pod has not started, by the reason Kubernetes gives: configuration errors stay until someone
@@ -59,7 +62,9 @@ class JobOutcome:
     @property
     def transient(self) -> bool:
         """Worth retrying as it is: the database was unreachable or locked, or the Pod never reported."""
-        return not self.succeeded and (not self.has_result or self.exit_code == EXIT_UNAVAILABLE)
+        if self.succeeded or self.result.get("error_type") in PERMANENT_ERROR_TYPES:
+            return False
+        return not self.has_result or self.exit_code == EXIT_UNAVAILABLE
 
     @property
     def duration(self) -> float | None:

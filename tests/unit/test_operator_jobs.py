@@ -142,6 +142,8 @@ def test_outcome_reads_the_engine_result_from_the_termination_message() -> None:
     assert out.error == "Migration v2 failed: boom" and not out.transient and out.duration == 7
     unreachable = job_outcome(_job("Failed"), [_pod(3, json.dumps({**result, "exit_code": 3}))])
     assert unreachable.transient
+    refused = {**result, "exit_code": 3, "error_type": "AuthenticationFailed"}
+    assert not job_outcome(_job("Failed"), [_pod(3, json.dumps(refused))]).transient  # never retried into a lockout
     killed = job_outcome(_job("Failed"), [_pod(137, "Traceback ... killed")])
     assert killed.transient and "BackoffLimitExceeded" in killed.error and "exited with code 137" in killed.error
     assert "Traceback" not in killed.error  # raw container output never reaches the status
