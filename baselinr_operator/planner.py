@@ -322,9 +322,11 @@ def _stuck(facts: Facts, p: Plan, job: JobOutcome) -> None:
         draft.failed(Reason.POD_CANNOT_START, message, retrying=False)
         p.event(WARNING, Reason.POD_CANNOT_START, message)
         return
-    message = f"{step} Job {job.name} is waiting: {trouble.message}"
+    prefix = f"{step} Job {job.name} is waiting: "
+    message = prefix + trouble.message
     if draft.get("message") != message:
-        p.event(WARNING, Reason.POD_NOT_STARTING, message)
+        if not str(draft.get("message") or "").startswith(prefix):  # once per Job: pulls flap between two reasons
+            p.event(WARNING, Reason.POD_NOT_STARTING, message)
         phase = {"Backup": Phase.BACKING_UP, "Migrate": Phase.MIGRATING}.get(step)
         if phase is None:
             draft.checking(Reason.POD_NOT_STARTING, message)

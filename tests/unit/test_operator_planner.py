@@ -280,3 +280,16 @@ def test_a_pod_that_cannot_start_is_said_at_once_and_a_configuration_error_fails
     assert new.delete_job == "db-migrate-v3-1" and new.create_step == "Migrate" and new.status["run"]["id"] == 2
     starting = JobOutcome("db-migrate-v3-1", False, started=T0)
     assert step(p.status, starting, gen=2, spec={**skip, "activeDeadlineSeconds": 60}).delete_job is None
+
+
+def test_an_image_pull_that_flaps_between_reasons_is_one_event() -> None:
+    from baselinr_operator.outcome import Trouble
+
+    skip = {"backup": {"mode": "Skip"}}
+    p = step({}, spec=skip)
+    pull = JobOutcome("db-migrate-v3-1", False, started=T0, trouble=Trouble("ErrImagePull", "Pod x: ErrImagePull: 404", False))
+    back = JobOutcome("db-migrate-v3-1", False, started=T0, trouble=Trouble("ImagePullBackOff", "Pod x: ImagePullBackOff", False))
+    first = step(p.status, pull, spec=skip)
+    second = step(first.status, back, spec=skip)
+    assert [e.reason for e in first.events] == ["PodNotStarting"] and second.events == []
+    assert "ImagePullBackOff" in second.status["message"]
