@@ -484,3 +484,34 @@ def test_a_spec_change_supersedes_a_run_whose_pod_cannot_start(make: Any, monkey
         assert any(e["reason"] == "Superseded" and "analytics-migrate-v1-1" in e["message"] for e in setup.events("analytics"))
         wait_for(lambda: setup.job_names() == ["analytics-migrate-v1-2"], timeout=30, what="the stuck Job deleted")
     assert runner.exception is None, runner.output
+
+
+def test_a_drift_check_that_finds_another_version_leads_to_a_run_back_to_the_target(
+    make: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Decided and documented: the validate Job changes nothing; the database it finds away from the target
+    (rolled back by hand) is then brought back by a run, as for any target change."""
+    from tests.support.cli import run_process
+
+    setup: Setup = make()
+    k8s, ns = setup.k8s, setup.namespace
+    with operator(k8s, ns, monkeypatch) as runner:
+        setup.apply(setup.schema("analytics", 2, validateInterval="2s", **SKIP_BACKUP)).check_returncode()
+        setup.wait_phase("analytics", "Ready", currentVersion=2)
+        config = tmp_path / "by-hand.yml"
+        config.write_text(yaml.safe_dump({"storage": {"connection": setup.server.connection(setup.database)}}))
+        root = Path(__file__).resolve().parents[2]
+        back = run_process("migrate", "rollback", "--config", str(config), "--target", "1", "--migrations", setup.package,
+                           env={"PYTHONPATH": f"{setup.package_root}:{root}"})  # fmt: skip
+        assert back.code == 0, back.err
+        status = wait_for(lambda: (s := setup.status("analytics")) and (s.get("lastMigration") or {}).get("from") == 1 and s,
+                          timeout=90, what="a run from v1 back to v2")  # fmt: skip
+        assert status["lastMigration"]["to"] == 2
+        setup.wait_phase("analytics", "Ready", currentVersion=2)
+        names = setup.job_names()
+        validates = [n for n in names if "-validate-v2-" in n]
+        assert validates, names
+        migrate_runs = sorted(int(n.rsplit("-", 1)[1]) for n in names if "-migrate-v2-" in n)
+        assert migrate_runs[-1] > min(int(n.rsplit("-", 1)[1]) for n in validates)  # the run came after a drift check
+        assert [v for v, state in setup.history() if state == "applied"].count(2) >= 1
+    assert runner.exception is None, runner.output
