@@ -4,8 +4,9 @@ Loaded by ``kopf run -m baselinr_operator.handlers`` (see ``__main__``).
 Every trigger ends in ``reconcile(namespace, name)``: an event of a
 BaselinrSchema (created, edited, annotated, its status written), an event of
 one of its Jobs finishing or being deleted (followed by watching Jobs, never
-by sleeping), or the scheduler task when a retry or a drift check falls due. ``reconcile``
-reads the resource fresh under a per-resource lock, asks the pure
+by sleeping), or the scheduler task when a retry or a drift check falls due
+(and every few seconds while a Job runs, whose Pod may be unable to start:
+nothing a Job watch sees changes then). ``reconcile`` reads the resource fresh under a per-resource lock, asks the pure
 ``planner`` what to do, then writes status (``status``), creates the Job
 (``jobs`` + ``kube``; adopted when it already exists), posts Events and
 updates ``metrics``. A Job the API server refuses ends the run at once
@@ -42,6 +43,7 @@ CLAIMS = Claims()
 _SCHEDULE: dict[tuple[str, str], datetime] = {}
 _schedule_lock = threading.Lock()
 _DELETED_JOBS: set[tuple[str, str]] = set()  # unfinished Jobs seen deleted, until their resource took it in
+_OWN_DELETIONS: set[tuple[str, str]] = set()  # unfinished Jobs the operator deleted itself (not "by hand")
 _deleted_lock = threading.Lock()
 _locks: dict[tuple[str, str], threading.Lock] = {}
 _locks_lock = threading.Lock()
@@ -119,7 +121,12 @@ def job_event(event: kopf.RawEvent, body: kopf.Body, namespace: str | None, **_:
         if not gone:
             return
         with _deleted_lock:
-            _DELETED_JOBS.add((namespace, str(body.metadata["name"])))
+            key = (namespace, str(body.metadata["name"]))
+            if key in _OWN_DELETIONS:
+                if event.get("type") == "DELETED":
+                    _OWN_DELETIONS.discard(key)
+                return
+            _DELETED_JOBS.add(key)
     elif event.get("type") == "DELETED":
         return  # a finished Job removed (cleanup): its outcome was taken in when it finished
     for ref in body.metadata.get("ownerReferences") or []:
@@ -206,6 +213,8 @@ def reconcile(namespace: str, name: str) -> None:
                 CLAIMS.release(key)
             raise
         if p.delete_job:
+            with _deleted_lock:
+                _OWN_DELETIONS.add((namespace, p.delete_job))
             kube.delete_job(namespace, p.delete_job)
         if p.create_step:
             new_run = p.status["run"]

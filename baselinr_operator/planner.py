@@ -14,6 +14,14 @@ failure (database unreachable or locked, a Pod that never reported) is
 retried with exponential backoff up to a limit; any other failure stalls
 until the spec changes or the ``baselinr.io/retry`` annotation gets a new
 value. A periodic validate run checks for drift and never applies anything.
+
+No Job is asked for that the operator's settings do not allow (``policy``):
+the run fails as NotAllowed instead. Ready is written only when the database
+is at the target of the current generation: a run that ends for an older one
+goes straight on to the new target. A Job deleted before it finished, or one
+the API server rejected (``rejected``), ends its run. A Pod that cannot start
+is reported at once; a configuration error that lasts ``STUCK_GRACE`` fails
+the run (and its Job is deleted), and a spec change replaces such a run.
 """
 
 from __future__ import annotations
