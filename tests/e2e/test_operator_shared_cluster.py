@@ -515,3 +515,24 @@ def test_a_drift_check_that_finds_another_version_leads_to_a_run_back_to_the_tar
         assert migrate_runs[-1] > min(int(n.rsplit("-", 1)[1]) for n in validates)  # the run came after a drift check
         assert [v for v, state in setup.history() if state == "applied"].count(2) >= 1
     assert runner.exception is None, runner.output
+
+
+def test_a_job_that_cannot_create_its_pod_is_reported_and_goes_on_once_it_can(
+    make: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A LimitRange refuses the Pod: the Job controller's FailedCreate is in the status within a minute; it may clear."""
+    setup: Setup = make()
+    k8s, ns = setup.k8s, setup.namespace
+    limits = {"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "tiny"},
+              "spec": {"limits": [{"type": "Container", "max": {"memory": "1Mi"}}]}}  # fmt: skip
+    k8s.apply(json.dumps(limits), ns).check_returncode()
+    manifest = setup.schema("analytics", 1, **SKIP_BACKUP)
+    manifest["spec"]["jobTemplate"]["resources"] = {"limits": {"memory": "256Mi"}}
+    with operator(k8s, ns, monkeypatch) as runner:
+        setup.apply(manifest).check_returncode()
+        status = wait_message(setup, "analytics", "FailedCreate", timeout=60)
+        assert status["phase"] == "Migrating" and "forbidden" in status["message"], status["message"]
+        assert any("FailedCreate" in m for m in warnings(setup, "analytics", "PodNotStarting"))
+        k8s.kubectl("delete", "limitrange", "tiny", "-n", ns, check=True)
+        setup.wait_phase("analytics", "Ready", currentVersion=1, timeout=150)
+    assert runner.exception is None, runner.output
