@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from baselinr.config import ConnectionSettings
-from baselinr.errors import BaselinrError, ConfigError, DatabaseUnavailable
+from baselinr.errors import AuthenticationFailed, BaselinrError, ConfigError, DatabaseUnavailable
 from baselinr.storage.dialects import Dialect, dialect_for
 
 if TYPE_CHECKING:
@@ -77,7 +77,13 @@ def connect_error(err: BaseException, settings: ConnectionSettings) -> BaselinrE
 
 
 def unavailable(err: BaseException, settings: ConnectionSettings) -> DatabaseUnavailable:
-    detail = first_line(getattr(err, "orig", None) or err)
+    orig = getattr(err, "orig", None) or err
+    detail = first_line(orig)
+    if dialect_for(settings.type).is_authentication_error(orig):
+        return AuthenticationFailed(
+            f"Cannot connect to {settings.describe()}: the server refused the credentials: {redact(detail, settings)}",
+            hint="Check storage.connection's username and password (or key); retrying with the same ones will not help.",
+        )
     return DatabaseUnavailable(
         f"Cannot connect to {settings.describe()}: {redact(detail, settings)}",
         hint="Check storage.connection in the config and that the server is running.",

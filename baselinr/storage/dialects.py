@@ -195,6 +195,10 @@ class Dialect:
         """True if ``exc`` means another runner holds the lock."""
         return False
 
+    def is_authentication_error(self, exc: BaseException) -> bool:
+        """True if the driver's connect error ``exc`` means the credentials were refused."""
+        return False
+
     def needs_autocommit(self, statement: str) -> bool:
         """True for a statement the database refuses inside a transaction."""
         return False
@@ -366,6 +370,14 @@ class PostgresDialect(Dialect):
     def needs_autocommit(self, statement: str) -> bool:
         return bool(_PG_NO_TRANSACTION.search(statement))
 
+    def is_authentication_error(self, exc: BaseException) -> bool:
+        # invalid_password / invalid_authorization_specification; libpq gives no
+        # SQLSTATE for a refused connection, only the server's FATAL text.
+        text = str(exc)
+        return getattr(exc, "pgcode", None) in ("28P01", "28000") or "password authentication failed" in text or (
+            "no pg_hba.conf entry" in text
+        )
+
     schema_queries = (
         "SELECT table_name, column_name, data_type, is_nullable, column_default FROM information_schema.columns "
         "WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position",
@@ -509,6 +521,10 @@ class MySQLDialect(Dialect):
     )
     begin_tracked = "START TRANSACTION"
 
+    def is_authentication_error(self, exc: BaseException) -> bool:
+        args: tuple[Any, ...] = tuple(getattr(exc, "args", ()))
+        return bool(args) and args[0] == 1045  # ER_ACCESS_DENIED_ERROR
+
     @classmethod
     def is_missing_object(cls, exc: BaseException) -> bool:
         # ER_NO_SUCH_TABLE, ER_BAD_FIELD_ERROR
@@ -643,6 +659,9 @@ class SnowflakeDialect(Dialect):
 
     def autoincrement_column(self, c: Column) -> str:
         return "INTEGER AUTOINCREMENT PRIMARY KEY"
+
+    def is_authentication_error(self, exc: BaseException) -> bool:
+        return getattr(exc, "errno", None) == 390100 or "Incorrect username or password" in str(exc)
 
     # No secondary indexes; DML is not wrapped: a transaction left open by a
     # killed runner would hold its table.

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import http.server
+import json
 import os
 import socket
 import subprocess
@@ -25,7 +26,7 @@ import psycopg2
 import pytest
 import yaml
 
-from tests.support.cli import run_process
+from tests.support.cli import run, run_process
 from tests.support.packages import sql_migration, write_package
 from tests.support.servers import Server, _as_user, _pg_bin, start_postgres
 
@@ -192,3 +193,19 @@ def test_postgres_dies_mid_apply(own_postgres: Server, tmp_path: Path) -> None:
     assert "during migration v2 at statement 2 of 2" in err
     assert_one_line(err)
     assert server.password not in out + err
+
+
+@pytest.mark.parametrize("dialect", ["postgres", "mysql"])
+def test_refused_credentials_are_authentication_failed(
+    dialect: str, request: pytest.FixtureRequest, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A wrong password is its own error type (the operator does not retry it: accounts lock), still exit 3."""
+    server: Server = request.getfixturevalue("pg_server" if dialect == "postgres" else "mysql_server")
+    conn = {**server.connection(server.create_database()), "password": "not-the-password-Zq9"}
+    cfg = tmp_path / "config.yml"
+    cfg.write_text(yaml.safe_dump({"storage": {"connection": conn}}))
+    for command in ("status", "apply"):
+        r = run(capsys, "migrate", command, "--config", str(cfg), "--output", "json")
+        doc = json.loads(r.out)
+        assert r.code == 3 and doc["error_type"] == "AuthenticationFailed", r.out
+        assert "refused the credentials" in doc["error"] and "not-the-password-Zq9" not in r.out + r.err
