@@ -37,6 +37,10 @@ _DEFAULT_USERS = {"postgres": "postgres", "mysql": "root"}
 # Fields of storage.connection whose override values are never coerced.
 _INT_FIELDS = {"port"}
 _BOOL_FIELDS = {"create_tables"}
+# Bounds on what a config file may make us build: a few aliases are fine, an
+# alias "billion laughs" that expands to millions of nodes is refused.
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
+MAX_EXPANDED_NODES = 100_000
 
 
 @dataclass(frozen=True)
@@ -144,23 +148,83 @@ def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = No
 
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8-sig")
+        with p.open("rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{p}: the config file is larger than {MAX_CONFIG_BYTES // (1024 * 1024)} MiB")
+        text = data.decode("utf-8-sig")
     except FileNotFoundError:
         raise ConfigError(f"Config file not found: {p}", hint="Pass --config path/to/config.yml.") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"Cannot read config file {p}: {exc.__class__.__name__}") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_bounded_loader())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ConfigError(f"{p}: invalid YAML{where}: {problem}") from None
+    except _TooLarge as exc:
+        raise ConfigError(f"{p}: {exc}", hint="Write the repeated values out, or use fewer aliases.") from None
+    except RecursionError:
+        raise ConfigError(f"{p}: the YAML is nested too deeply") from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{p}: the top level must be a mapping of sections, got {type(raw).__name__}")
     return settings_from_dict(raw, env=os.environ if env is None else env, source=str(p))
+
+
+class _TooLarge(Exception):
+    """The YAML document would expand (through aliases) past our bound."""
+
+
+def _bounded_loader() -> type[Any]:
+    """A ``SafeLoader`` that refuses documents whose aliases expand past
+    ``MAX_EXPANDED_NODES`` nodes, or refer to themselves, before building them."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        def construct_document(self, node: Any) -> Any:
+            _check_expansion(node)
+            return super().construct_document(node)
+
+    return Loader
+
+
+def _check_expansion(root: Any) -> None:
+    """Count the nodes of ``root`` as if every alias were written out, in time
+    linear in the distinct nodes (each node's expanded size is memoised)."""
+    import yaml
+
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if key in sizes:
+            continue
+        children: list[Any] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        if done:
+            active.discard(key)
+            total = 1 + sum(sizes[id(c)] for c in children)
+            if total > MAX_EXPANDED_NODES:
+                raise _TooLarge(f"the YAML expands to more than {MAX_EXPANDED_NODES} values through its aliases")
+            sizes[key] = total
+            continue
+        if key in active:
+            raise _TooLarge("the YAML refers to itself through an alias")
+        active.add(key)
+        stack.append((node, True))
+        for child in children:
+            if id(child) in active:
+                raise _TooLarge("the YAML refers to itself through an alias")
+            stack.append((child, False))
 
 
 def settings_from_dict(raw: Mapping[str, Any], *, env: Mapping[str, str], source: str = "<inline>") -> Settings:
@@ -229,18 +293,8 @@ def _connection(conn: Mapping[str, Any], source: str, env: Mapping[str, str]) ->
                         hint=f"Export {m.group(1)} or write ${{{m.group(1)}:default}}.",
                     )
     if conn.get("port") is not None:
-        port = conn["port"]
-        try:
-            port = int(port)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}.port must be a number, got {port!r}") from None
-        if not 0 < port < 65536:
-            raise ConfigError(f"{where}.port must be between 1 and 65535, got {port}")
-        values["port"] = port
-    extra = conn.get("extra_params") or {}
-    if not isinstance(extra, dict):
-        raise ConfigError(f"{where}.extra_params must be a mapping")
-    values["extra_params"] = dict(extra)
+        values["port"] = _port(conn["port"], where)
+    values["extra_params"] = _extra_params(conn.get("extra_params"), where)
 
     if kind == "sqlite":
         if not values.get("database") and not values.get("filepath"):
@@ -275,6 +329,41 @@ def _check_snowflake(values: Mapping[str, Any], where: str) -> None:
             f"{where}.warehouse is required for snowflake",
             hint="Name the virtual warehouse that runs the migrations (storage.connection.warehouse).",
         )
+
+
+def _port(value: Any, where: str) -> int:
+    """A whole number 1..65535: ``true`` or ``5432.9`` is a mistake, not port 1 or 5432."""
+    if isinstance(value, bool) or isinstance(value, float) or not isinstance(value, (int, str)):
+        shown = repr(value) if isinstance(value, (bool, float)) else f"a {type(value).__name__}"
+        raise ConfigError(f"{where}.port must be a number (whole, 1-65535), got {shown}")
+    if isinstance(value, str):
+        text = value.strip()
+        if not re.fullmatch(r"[0-9]{1,5}", text):
+            raise ConfigError(f"{where}.port must be a number (whole, 1-65535), got {value[:20]!r}")
+        value = int(text)
+    port = int(value)
+    if not 0 < port < 65536:
+        raise ConfigError(f"{where}.port must be between 1 and 65535, got {str(port)[:20]}")
+    return port
+
+
+def _extra_params(extra: Any, where: str) -> dict[str, Any]:
+    """``extra_params``: engine options by name, with ``connect_args`` a mapping of driver options."""
+    if extra is None:
+        return {}
+    if not isinstance(extra, dict):
+        raise ConfigError(f"{where}.extra_params must be a mapping, got {type(extra).__name__}")
+    for key in extra:
+        if not isinstance(key, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            raise ConfigError(f"{where}.extra_params has a key that is not an option name: {str(key)[:40]!r}")
+    args = extra.get("connect_args")
+    if args is not None:
+        if not isinstance(args, dict):
+            raise ConfigError(f"{where}.extra_params.connect_args must be a mapping, got {type(args).__name__}")
+        for key in args:
+            if not isinstance(key, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+                raise ConfigError(f"{where}.extra_params.connect_args has a key that is not an option name: {str(key)[:40]!r}")
+    return dict(extra)
 
 
 def _string(value: Any, where: str, *, secret: bool = False) -> str:

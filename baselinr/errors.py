@@ -60,6 +60,10 @@ class DatabaseUnavailable(BaselinrError):
     exit_code = EXIT_UNAVAILABLE
 
 
+class AuthenticationFailed(DatabaseUnavailable):
+    """The server refused the credentials: trying again will not help, and may lock the account."""
+
+
 class LockTimeout(DatabaseUnavailable):
     """Another runner held the migration lock for longer than we would wait."""
 

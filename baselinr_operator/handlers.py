@@ -3,12 +3,15 @@
 Loaded by ``kopf run -m baselinr_operator.handlers`` (see ``__main__``).
 Every trigger ends in ``reconcile(namespace, name)``: an event of a
 BaselinrSchema (created, edited, annotated, its status written), an event of
-one of its Jobs finishing (followed by watching Jobs, never by sleeping), or
-the scheduler task when a retry or a drift check falls due. ``reconcile``
-reads the resource fresh under a per-resource lock, asks the pure
+one of its Jobs finishing or being deleted (followed by watching Jobs, never
+by sleeping), or the scheduler task when a retry or a drift check falls due
+(and every few seconds while a Job runs, whose Pod may be unable to start:
+nothing a Job watch sees changes then). ``reconcile`` reads the resource fresh under a per-resource lock, asks the pure
 ``planner`` what to do, then writes status (``status``), creates the Job
 (``jobs`` + ``kube``; adopted when it already exists), posts Events and
-updates ``metrics``.
+updates ``metrics``. A Job the API server refuses ends the run at once
+(``planner.rejected``): the resource is Stalled with the API server's
+message and its database claim is released.
 """
 
 from __future__ import annotations
@@ -26,9 +29,9 @@ import kopf
 
 from baselinr_operator import GROUP, KIND, MANAGED_BY, PLURAL, RETRY_ANNOTATION, VERSION, kube, metrics
 from baselinr_operator.claims import Claims, database_keys
-from baselinr_operator.jobs import Owner, build_job
+from baselinr_operator.jobs import Owner, build_job, expired_jobs, selector_labels
 from baselinr_operator.outcome import job_outcome
-from baselinr_operator.planner import Facts, is_active, next_due, plan
+from baselinr_operator.planner import STARTED, Facts, is_active, next_due, plan, rejected
 from baselinr_operator.settings import OperatorSettings
 from baselinr_operator.spec import SpecError, parse_spec
 from baselinr_operator.status import Phase, StatusDraft
@@ -39,9 +42,13 @@ SETTINGS = OperatorSettings()
 CLAIMS = Claims()
 _SCHEDULE: dict[tuple[str, str], datetime] = {}
 _schedule_lock = threading.Lock()
+_DELETED_JOBS: set[tuple[str, str]] = set()  # unfinished Jobs seen deleted, until their resource took it in
+_OWN_DELETIONS: set[tuple[str, str]] = set()  # unfinished Jobs the operator deleted itself (not "by hand")
+_deleted_lock = threading.Lock()
 _locks: dict[tuple[str, str], threading.Lock] = {}
 _locks_lock = threading.Lock()
 _scheduler: asyncio.Task[None] | None = None
+STUCK_CHECK_SECONDS = 5.0
 
 
 # --- activities -------------------------------------------------------------------
@@ -109,8 +116,19 @@ def schema_event(event: kopf.RawEvent, namespace: str | None, name: str, **_: An
 @kopf.on.event("batch", "v1", "jobs", labels={"app.kubernetes.io/managed-by": MANAGED_BY})
 def job_event(event: kopf.RawEvent, body: kopf.Body, namespace: str | None, **_: Any) -> None:
     assert namespace is not None
-    if event.get("type") == "DELETED" or not _finished(body):
-        return
+    gone = event.get("type") == "DELETED" or bool(body.metadata.get("deletionTimestamp"))
+    if not _finished(body):
+        if not gone:
+            return
+        with _deleted_lock:
+            key = (namespace, str(body.metadata["name"]))
+            if key in _OWN_DELETIONS:
+                if event.get("type") == "DELETED":
+                    _OWN_DELETIONS.discard(key)
+                return
+            _DELETED_JOBS.add(key)
+    elif event.get("type") == "DELETED":
+        return  # a finished Job removed (cleanup): its outcome was taken in when it finished
     for ref in body.metadata.get("ownerReferences") or []:
         if ref.get("kind") == KIND and ref.get("controller"):
             _reconcile_or_reschedule(namespace, ref["name"])
@@ -148,19 +166,30 @@ def reconcile(namespace: str, name: str) -> None:
             spec = parse_spec(body.get("spec") or {})
         except SpecError as exc:
             draft = StatusDraft(status, int(meta.get("generation", 0)), now)
+            token = (meta.get("annotations") or {}).get(RETRY_ANNOTATION)
+            if token:
+                draft.set(retryToken=token)  # seen: a waiter for this retry reads the verdict below
             draft.invalid_spec(str(exc))
             _write(namespace, name, draft.patch())
             return
         run = status.get("run") or {}
         outcome = None
+        job_gone = False
         if is_active(status) and run.get("job"):
             job = kube.get_job(namespace, run["job"])
+            with _deleted_lock:
+                seen_deleted = (namespace, run["job"]) in _DELETED_JOBS
+                _DELETED_JOBS.discard((namespace, run["job"]))
+            if job is not None and not _finished(job) and job["metadata"].get("deletionTimestamp"):
+                job, seen_deleted = None, True
             if job is not None:
-                pods = kube.job_pods(namespace, run["job"]) if _finished(job) else []
-                outcome = job_outcome(job, pods)
+                pods = kube.job_pods(namespace, run["job"])
+                events = kube.job_events(namespace, job) if not pods and not _finished(job) else []
+                outcome = job_outcome(job, pods, events)
+            job_gone = job is None and seen_deleted
         keys = database_keys(namespace, body.get("spec") or {}, status)
         with CLAIMS.lock:
-            busy = None if is_active(status) else CLAIMS.conflict(key, keys)
+            busy = CLAIMS.conflict(key, keys)
             facts = Facts(
                 name=name,
                 generation=int(meta.get("generation", 0)),
@@ -169,6 +198,7 @@ def reconcile(namespace: str, name: str) -> None:
                 now=now,
                 retry_token=(meta.get("annotations") or {}).get(RETRY_ANNOTATION),
                 job=outcome,
+                job_gone=job_gone,
                 busy_with=busy,
             )
             p = plan(facts, SETTINGS)
@@ -182,23 +212,50 @@ def reconcile(namespace: str, name: str) -> None:
             if not is_active(status):
                 CLAIMS.release(key)
             raise
+        if p.delete_job:
+            with _deleted_lock:
+                _OWN_DELETIONS.add((namespace, p.delete_job))
+            kube.delete_job(namespace, p.delete_job)
         if p.create_step:
             new_run = p.status["run"]
             job_spec = dataclasses.replace(spec, target_version=int(new_run["target"]))
             manifest = build_job(p.create_step, Owner.of(body), job_spec, int(new_run["id"]), SETTINGS.image)
-            _, created = kube.create_job(manifest, meta["uid"])
-            if not created:
-                log.info("Adopted the existing Job %s/%s", namespace, manifest["metadata"]["name"])
+            try:
+                _, created = kube.create_job(manifest, meta["uid"])
+            except kube.JobRejected as exc:
+                started = [e for e in p.events if e.reason not in STARTED]
+                p = rejected(dataclasses.replace(facts, status=p.status), str(exc))
+                p.events[:0] = started
+                with CLAIMS.lock:
+                    CLAIMS.release(key)
+                _write(namespace, name, p.draft.patch())
+            else:
+                if not created:
+                    log.info("Adopted the existing Job %s/%s", namespace, manifest["metadata"]["name"])
         for e in p.events:
             kube.post_event(body, e.type, e.reason, e.message)
         if p.finished is not None:
             metrics.finished(p.finished.step, p.finished.succeeded, p.finished.seconds)
+            _clean_up(namespace, name, p.status)
         ready = p.status.get("phase") == Phase.READY
         metrics.versions(namespace, name, p.status.get("currentVersion"), spec.target_version, ready)
         due = next_due(p.status, spec)
         if p.status.get("phase") == Phase.PENDING and busy:
             due = now + timedelta(seconds=SETTINGS.tick_seconds)
+        if is_active(p.status):  # a Job that cannot start changes nothing a watch would see: look again
+            due = now + timedelta(seconds=max(SETTINGS.tick_seconds, STUCK_CHECK_SECONDS))
         _schedule(namespace, name, due)
+
+
+def _clean_up(namespace: str, name: str, status: Mapping[str, Any]) -> None:
+    """A Job ended: delete this resource's finished Jobs beyond the newest ``keep_jobs`` (best effort)."""
+    try:
+        jobs = kube.list_jobs(namespace, selector_labels(name))
+        for job in expired_jobs(jobs, SETTINGS.keep_jobs, (status.get("run") or {}).get("job")):
+            kube.delete_job(namespace, job)
+            log.info("Deleted the old Job %s/%s (keeping the newest %d)", namespace, job, SETTINGS.keep_jobs)
+    except (kopf.TemporaryError, kopf.PermanentError) as exc:
+        log.warning("Cleaning up the old Jobs of %s/%s failed: %s", namespace, name, exc)
 
 
 def _write(namespace: str, name: str, patch: Mapping[str, Any]) -> None:

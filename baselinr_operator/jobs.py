@@ -7,19 +7,23 @@ API. Names are deterministic (resource, step, target, run), so a restarted
 operator finds and adopts the Job it created instead of creating another.
 The Job mounts the config Secret read-only at ``/etc/baselinr`` and runs
 ``baselinr job <step>``, which writes its JSON result to the termination
-message. Pods are non-root, with a read-only root filesystem, no privilege
-escalation and no service-account token.
+message (``terminationMessagePolicy: File``: never the container's output).
+Pods follow the Pod Security "restricted" profile (non-root, read-only root
+filesystem, no privilege escalation, all capabilities dropped, RuntimeDefault
+seccomp) and mount no service-account token; a resource can only tighten
+that (``policy``), and the builders drop whatever would loosen it.
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from baselinr_operator import API_VERSION, KIND, MANAGED_BY
+from baselinr_operator.policy import CONTAINER_FIELDS, ENV_SOURCES, LOOSENING_ANNOTATIONS, POD_FIELDS, tightened
 from baselinr_operator.spec import SchemaSpec
 
 CONFIG_DIR = "/etc/baselinr"
@@ -35,6 +39,17 @@ LABEL_STEP = "baselinr.io/step"
 LABEL_TARGET = "baselinr.io/target"
 LABEL_RUN = "baselinr.io/run"
 STEPS = {"Backup": "backup", "Migrate": "migrate", "Validate": "validate"}
+
+POD_SECURITY_DEFAULTS = {"runAsUser": 10001, "runAsGroup": 10001, "fsGroup": 10001, "seccompProfile": {"type": "RuntimeDefault"}}
+POD_SECURITY_FIXED = {"runAsNonRoot": True}
+CONTAINER_SECURITY_DEFAULTS: dict[str, Any] = {}
+CONTAINER_SECURITY_FIXED = {
+    "allowPrivilegeEscalation": False,
+    "privileged": False,
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+    "capabilities": {"drop": ["ALL"]},
+}
 
 
 @dataclass(frozen=True)
@@ -72,7 +87,7 @@ def build_backup_job(owner: Owner, spec: SchemaSpec, run: int, default_image: st
     mount: dict[str, Any] = {"name": "backups", "mountPath": BACKUP_DIR}
     if spec.backup.sub_path:
         mount["subPath"] = spec.backup.sub_path
-    volume = {"name": "backups", **copy.deepcopy(dict(spec.backup.volume or {"emptyDir": {}}))}
+    volume = {**copy.deepcopy(dict(spec.backup.volume or {"emptyDir": {}})), "name": "backups"}
     return _job(owner, spec, "Backup", run, default_image, args, extra_mounts=[mount], extra_volumes=[volume])
 
 
@@ -120,35 +135,24 @@ def _job(
         "imagePullPolicy": "IfNotPresent",
         "command": ["baselinr"],
         "args": args,
-        "env": [{"name": "HOME", "value": "/tmp"}, {"name": "TMPDIR", "value": "/tmp"}, *map(dict, tpl.env)],
+        "env": [{"name": "HOME", "value": "/tmp"}, {"name": "TMPDIR", "value": "/tmp"}, *_env(spec)],
         "volumeMounts": [
             {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
             {"name": "tmp", "mountPath": "/tmp"},
             *(extra_mounts or []),
         ],
         "terminationMessagePath": RESULT_PATH,
-        "terminationMessagePolicy": "FallbackToLogsOnError",
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]},
-            **tpl.security_context,
-        },
+        "terminationMessagePolicy": "File",  # the engine's result only, never the container's output
+        "securityContext": tightened(
+            tpl.security_context, CONTAINER_FIELDS, CONTAINER_SECURITY_DEFAULTS, CONTAINER_SECURITY_FIXED
+        ),
     }
     if tpl.resources:
         container["resources"] = dict(tpl.resources)
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": 10001,
-            "runAsGroup": 10001,
-            "fsGroup": 10001,
-            "seccompProfile": {"type": "RuntimeDefault"},
-            **tpl.pod_security_context,
-        },
+        "securityContext": tightened(tpl.pod_security_context, POD_FIELDS, POD_SECURITY_DEFAULTS, POD_SECURITY_FIXED),
         "containers": [container],
         "volumes": [
             {
@@ -176,7 +180,7 @@ def _job(
             "name": job_name(owner.name, step, spec.target_version, run),
             "namespace": owner.namespace,
             "labels": labels,
-            "annotations": dict(tpl.annotations),
+            "annotations": _annotations(spec),
             "ownerReferences": [
                 {"apiVersion": API_VERSION, "kind": KIND, "name": owner.name, "uid": owner.uid, "controller": True}
             ],
@@ -193,11 +197,44 @@ def _job(
                 ]
             },
             "template": {
-                "metadata": {"labels": labels, "annotations": dict(tpl.annotations)},
+                "metadata": {"labels": labels, "annotations": _annotations(spec)},
                 "spec": pod_spec,
             },
         },
     }
+
+
+def expired_jobs(jobs: Sequence[Mapping[str, Any]], keep: int, current: str | None) -> list[str]:
+    """Names of a resource's finished Jobs beyond the newest ``keep`` (never ``current``, never a running one)."""
+    finished = [
+        j
+        for j in jobs
+        if any(
+            c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+            for c in (j.get("status") or {}).get("conditions") or []
+        )
+    ]
+    finished.sort(key=lambda j: (str(j["metadata"].get("creationTimestamp") or ""), j["metadata"]["name"]), reverse=True)
+    return [j["metadata"]["name"] for j in finished[max(keep, 1) :] if j["metadata"]["name"] != current]
+
+
+def _annotations(spec: SchemaSpec) -> dict[str, str]:
+    return {k: v for k, v in spec.job_template.annotations.items() if not k.startswith(LOOSENING_ANNOTATIONS)}
+
+
+def _env(spec: SchemaSpec) -> list[dict[str, Any]]:
+    """The template's env entries that reach nothing but literals, the pod's own fields and the config Secret."""
+    kept = []
+    for entry in spec.job_template.env:
+        source = entry.get("valueFrom")
+        if source is not None:
+            kinds = list(source) if isinstance(source, Mapping) else []
+            if len(kinds) != 1 or kinds[0] not in ENV_SOURCES:
+                continue
+            if kinds[0] == "secretKeyRef" and (source["secretKeyRef"] or {}).get("name") != spec.secret_name:
+                continue
+        kept.append(copy.deepcopy(dict(entry)))
+    return kept
 
 
 def _label_value(text: str) -> str:

@@ -1,29 +1,40 @@
-"""The one module that talks to the Kubernetes API (through the ``kubernetes`` client; Events through kopf).
+"""The one module that talks to the Kubernetes API (through the ``kubernetes`` client, Events included).
 
 Called by ``handlers``. Everything comes back as plain dicts in the API's
 own camelCase shape, the same shape the builders produce. Errors surface as
 kopf's vocabulary: ``kopf.TemporaryError`` for what a retry can fix (the API
 server unreachable, a conflict), ``kopf.PermanentError`` for what it cannot
-(a Job of that name that belongs to someone else). The operator reads no
-Secrets: the Jobs mount the config Secret themselves.
+(a Job of that name that belongs to someone else), and ``JobRejected`` (a
+``PermanentError``) when the API server refuses a Job the operator built.
+Events are posted here too, not through ``kopf.event``: that needs kopf's
+handler context, which the operator's own scheduler does not have. The
+operator reads no Secrets: the Jobs mount the config Secret themselves.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import socket
 import threading
 from collections.abc import Mapping
-from typing import Any, cast
+from datetime import datetime, timezone
+from typing import Any
 
 import kopf
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from baselinr_operator import API_VERSION, GROUP, KIND, PLURAL, VERSION
+from baselinr_operator import API_VERSION, GROUP, KIND, MANAGED_BY, PLURAL, VERSION
 
+log = logging.getLogger("baselinr_operator")
 _lock = threading.Lock()
 _api: client.ApiClient | None = None
+
+
+class JobRejected(kopf.PermanentError):
+    """The API server refused to create a Job (invalid, forbidden, over quota): the message is its own."""
 
 
 def api_client() -> client.ApiClient:
@@ -112,18 +123,42 @@ def create_job(manifest: Mapping[str, Any], owner_uid: str) -> tuple[dict[str, A
         return json.loads(response.data), True
     except ApiException as exc:
         if exc.status != 409:
+            if exc.status in (400, 403, 404, 422):
+                detail = _api_message(exc) or str(exc.reason)
+                raise JobRejected(f"{exc.status} {exc.reason}: {detail}") from None
             _call(f"create job {meta['name']}", _raise, exc)
     existing = get_job(meta["namespace"], meta["name"])
     if existing is None:
         raise kopf.TemporaryError(f"job {meta['name']} exists and is gone again", delay=1)
     owners = existing["metadata"].get("ownerReferences") or []
     if not any(o.get("uid") == owner_uid for o in owners):
-        raise kopf.PermanentError(f"A Job named {meta['name']} exists and is not owned by this {KIND}; delete or rename it")
+        raise JobRejected(f"a Job named {meta['name']} exists and is not owned by this {KIND}; delete or rename it")
     return existing, False
 
 
 def _raise(exc: ApiException, **_: Any) -> None:
     raise exc
+
+
+def list_jobs(namespace: str, labels: Mapping[str, str]) -> list[dict[str, Any]]:
+    selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+    found = _call(
+        f"list jobs {selector}", client.BatchV1Api(api_client()).list_namespaced_job, namespace, label_selector=selector
+    )
+    items: list[dict[str, Any]] = found.get("items") or []
+    return items
+
+
+def delete_job(namespace: str, name: str) -> None:
+    """Delete a Job and, through the garbage collector, its Pods; already gone is fine."""
+    _call(
+        f"delete job {name}",
+        client.BatchV1Api(api_client()).delete_namespaced_job,
+        name,
+        namespace,
+        propagation_policy="Background",
+        missing_ok=True,
+    )
 
 
 def job_pods(namespace: str, job_name: str) -> list[dict[str, Any]]:
@@ -137,9 +172,48 @@ def job_pods(namespace: str, job_name: str) -> list[dict[str, Any]]:
     return items
 
 
+def job_events(namespace: str, job: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The Events about one Job (the Job controller's FailedCreate says why it has no Pod)."""
+    uid = job["metadata"].get("uid")
+    found = _call(
+        f"list events of job {job['metadata']['name']}",
+        client.CoreV1Api(api_client()).list_namespaced_event,
+        namespace,
+        field_selector=f"involvedObject.uid={uid}",
+    )
+    items: list[dict[str, Any]] = found.get("items") or []
+    return items
+
+
 def post_event(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
-    """An Event on the resource (queued and posted by kopf)."""
-    kopf.event(kopf.Body(cast(kopf.RawBody, dict(body))), type=type_, reason=reason, message=message[:1024])
+    """A core/v1 Event on the resource. Best effort: a refused Event is logged, never fatal to a reconcile."""
+    meta = body["metadata"]
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    event = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+        "involvedObject": {
+            "apiVersion": body.get("apiVersion") or API_VERSION,
+            "kind": body.get("kind") or KIND,
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "uid": meta.get("uid"),
+        },
+        "type": type_,
+        "reason": reason,
+        "message": message[:1024],
+        "source": {"component": MANAGED_BY},
+        "reportingComponent": MANAGED_BY,
+        "reportingInstance": socket.gethostname()[:128],
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+        "count": 1,
+    }
+    try:
+        _call(f"post event {reason}", client.CoreV1Api(api_client()).create_namespaced_event, meta["namespace"], event)
+    except (kopf.TemporaryError, kopf.PermanentError) as exc:
+        log.warning("Event %s on %s/%s not posted: %s", reason, meta["namespace"], meta["name"], exc)
 
 
 def owner_body(namespace: str, name: str, uid: str) -> dict[str, Any]:

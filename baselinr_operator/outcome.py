@@ -4,7 +4,11 @@ Called by ``handlers`` with the Job and its Pods as ``kube`` returned them
 (plain dicts); the planner consumes the ``JobOutcome``. The engine's
 ``baselinr job ...`` commands write a JSON result to the termination
 message; a Pod that died before writing one (killed, deadline, image pull)
-leaves no result, and the Job's own condition message is used instead.
+leaves no result, and the Job's own condition message is used instead. Only
+the engine's own result reaches the status, its message capped at
+``status.MESSAGE_MAX`` characters: never raw container output, which could hold
+anything the container read (the Job is told ``terminationMessagePolicy:
+File`` too, so Kubernetes never puts logs there).
 """
 
 from __future__ import annotations
@@ -15,7 +19,27 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from baselinr_operator.status import cap
+
 EXIT_UNAVAILABLE = 3
+# Failures that retrying as they are cannot fix, even when reported with the "unavailable" exit code:
+# a wrong password retried would only lock the account.
+PERMANENT_ERROR_TYPES = frozenset({"AuthenticationFailed"})
+
+
+# Why a Job's Pod has not started, by the reason Kubernetes gives: configuration errors stay until someone
+# fixes them (permanent); the others may clear by themselves (an image pull retried, a quota freed).
+CONFIG_ERRORS = frozenset({"CreateContainerConfigError", "CreateContainerError", "InvalidImageName", "ErrImageNeverPull"})
+WAITING_TROUBLE = CONFIG_ERRORS | {"ErrImagePull", "ImagePullBackOff"}
+
+
+@dataclass(frozen=True)
+class Trouble:
+    """Why a running Job has no running Pod: Kubernetes' own reason and message."""
+
+    reason: str
+    message: str
+    permanent: bool
 
 
 @dataclass(frozen=True)
@@ -28,6 +52,8 @@ class JobOutcome:
     message: str = ""
     started: datetime | None = None
     completed: datetime | None = None
+    trouble: Trouble | None = None  # an unfinished Job whose Pod cannot start
+    ran: bool = False  # a container of the Job has started at some point
 
     @property
     def has_result(self) -> bool:
@@ -36,7 +62,9 @@ class JobOutcome:
     @property
     def transient(self) -> bool:
         """Worth retrying as it is: the database was unreachable or locked, or the Pod never reported."""
-        return not self.succeeded and (not self.has_result or self.exit_code == EXIT_UNAVAILABLE)
+        if self.succeeded or self.result.get("error_type") in PERMANENT_ERROR_TYPES:
+            return False
+        return not self.has_result or self.exit_code == EXIT_UNAVAILABLE
 
     @property
     def duration(self) -> float | None:
@@ -47,10 +75,12 @@ class JobOutcome:
     @property
     def error(self) -> str:
         """The engine's own message when it wrote one, else what Kubernetes said."""
-        return str(self.result.get("error") or self.message or "the Job failed without a message")
+        return cap(str(self.result.get("error") or self.message or "the Job failed without a message"))
 
 
-def job_outcome(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> JobOutcome:
+def job_outcome(
+    job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]], events: Sequence[Mapping[str, Any]] = ()
+) -> JobOutcome:
     name = job["metadata"]["name"]
     status = job.get("status") or {}
     done = {c["type"]: c for c in status.get("conditions") or [] if c.get("status") == "True"}
@@ -60,7 +90,7 @@ def job_outcome(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> Jo
     elif "Failed" in done:
         succeeded, cond = False, done["Failed"]
     else:
-        return JobOutcome(name, finished=False, started=started)
+        return JobOutcome(name, finished=False, started=started, trouble=trouble(pods, events), ran=_ran(pods))
     terminated = _last_terminated(pods)
     result: dict[str, Any] = {}
     exit_code = None
@@ -69,10 +99,41 @@ def job_outcome(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> Jo
         exit_code = terminated.get("exitCode")
         text = terminated.get("message") or ""
         result = parse_result(text)
-        if not result and text.strip() and not succeeded:
-            message = f"{message} (container output: {text.strip()[-500:]})"
+        if not result and not succeeded:
+            message = f"{message} (the container exited with code {exit_code} without writing a result)".lstrip()
     completed = _time(status.get("completionTime")) or _time(cond.get("lastTransitionTime"))
     return JobOutcome(name, True, succeeded, exit_code, result, message, started, completed)
+
+
+def trouble(pods: Sequence[Mapping[str, Any]], events: Sequence[Mapping[str, Any]] = ()) -> Trouble | None:
+    """Why the Job's Pod is not running: a container waiting on a known reason, an unschedulable Pod,
+    or (no Pod at all) the Job controller's FailedCreate Event."""
+    for pod in pods:
+        name = (pod.get("metadata") or {}).get("name", "")
+        status = pod.get("status") or {}
+        for cs in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]:
+            waiting = (cs.get("state") or {}).get("waiting") or {}
+            reason = str(waiting.get("reason") or "")
+            if reason in WAITING_TROUBLE:
+                text = cap(f"Pod {name}: {reason}: {waiting.get('message') or 'no message'}", 512)
+                return Trouble(reason, text, reason in CONFIG_ERRORS)
+        for c in status.get("conditions") or []:
+            if c.get("type") == "PodScheduled" and c.get("status") == "False" and c.get("reason") == "Unschedulable":
+                return Trouble("Unschedulable", cap(f"Pod {name}: Unschedulable: {c.get('message') or ''}", 512), False)
+    if not pods:
+        failed = [e for e in events if e.get("reason") == "FailedCreate"]
+        if failed:
+            latest = max(failed, key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
+            return Trouble("FailedCreate", cap(f"FailedCreate: {latest.get('message') or ''}", 512), False)
+    return None
+
+
+def _ran(pods: Sequence[Mapping[str, Any]]) -> bool:
+    for pod in pods:
+        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+            if (cs.get("state") or {}).get("running") or (cs.get("state") or {}).get("terminated") or cs.get("lastState"):
+                return True
+    return False
 
 
 def parse_result(text: str) -> dict[str, Any]:

@@ -14,6 +14,14 @@ failure (database unreachable or locked, a Pod that never reported) is
 retried with exponential backoff up to a limit; any other failure stalls
 until the spec changes or the ``baselinr.io/retry`` annotation gets a new
 value. A periodic validate run checks for drift and never applies anything.
+
+No Job is asked for that the operator's settings do not allow (``policy``):
+the run fails as NotAllowed instead. Ready is written only when the database
+is at the target of the current generation: a run that ends for an older one
+goes straight on to the new target. A Job deleted before it finished, or one
+the API server rejected (``rejected``), ends its run. A Pod that cannot start
+is reported at once; a configuration error that lasts ``STUCK_GRACE`` fails
+the run (and its Job is deleted), and a spec change replaces such a run.
 """
 
 from __future__ import annotations
@@ -22,8 +30,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from baselinr_operator import RETRY_ANNOTATION
 from baselinr_operator.jobs import job_name
 from baselinr_operator.outcome import JobOutcome
+from baselinr_operator.policy import violations
 from baselinr_operator.settings import OperatorSettings
 from baselinr_operator.spec import SchemaSpec
 from baselinr_operator.status import (
@@ -37,8 +47,10 @@ from baselinr_operator.status import (
     now_iso,
 )
 
+STUCK_GRACE = timedelta(seconds=30)  # a configuration error must last this long before the run is failed
 NORMAL = "Normal"
 WARNING = "Warning"
+STARTED = (Reason.BACKUP_RUNNING, Reason.MIGRATION_RUNNING, Reason.VALIDATION_RUNNING)
 
 
 @dataclass(frozen=True)
@@ -50,6 +62,7 @@ class Facts:
     now: datetime
     retry_token: str | None = None
     job: JobOutcome | None = None  # the Job of status.run.job, None when absent
+    job_gone: bool = False  # that Job was deleted before it finished (not merely not created yet)
     busy_with: str | None = None  # another resource now migrating the same database
 
 
@@ -73,6 +86,7 @@ class Finished:
 class Plan:
     draft: StatusDraft
     create_step: str | None = None  # a Job for this step of status.run must exist
+    delete_job: str | None = None  # a Job of this resource to delete (one that cannot start, or superseded)
     events: list[Event] = field(default_factory=list)
     finished: Finished | None = None
 
@@ -101,6 +115,15 @@ def next_due(status: dict[str, Any], spec: SchemaSpec | None) -> datetime | None
 
 
 def plan(facts: Facts, settings: OperatorSettings) -> Plan:
+    p = _plan(facts, settings)
+    if p.create_step:
+        refused = violations(facts.spec, settings)
+        if refused:
+            _refuse(facts, p, refused)
+    return p
+
+
+def _plan(facts: Facts, settings: OperatorSettings) -> Plan:
     spec = facts.spec
     draft = StatusDraft(facts.status, facts.generation, facts.now)
     p = Plan(draft)
@@ -115,7 +138,16 @@ def plan(facts: Facts, settings: OperatorSettings) -> Plan:
 
     if draft.run.get("step") in ACTIVE_STEPS:
         _follow(facts, p, settings)
-        return p
+        if draft.run.get("step") in ACTIVE_STEPS and _superseded(facts):
+            # The spec changed while this run's Pod cannot start: the new spec replaces it.
+            p.delete_job, p.create_step = str(draft.run.get("job")), None
+            p.event(NORMAL, Reason.SUPERSEDED, f"Job {p.delete_job} never started; replaced by a run for generation "
+                    f"{facts.generation}")  # fmt: skip
+            draft.run.update(step="Failed")
+        if draft.run.get("step") in ACTIVE_STEPS or draft.run.get("generation") == facts.generation:
+            return p
+        # The run that just ended was started for an older generation: what the spec asks now comes next,
+        # and Ready waits until the database is at this generation's target.
 
     run = draft.run
     current = draft.get("currentVersion")
@@ -139,6 +171,19 @@ def plan(facts: Facts, settings: OperatorSettings) -> Plan:
             if draft.get("message") != message:
                 p.event(WARNING, Reason.WAITING_FOR_DATABASE, message)
             draft.waiting(Reason.WAITING_FOR_DATABASE, message)
+            draft.observed()
+            return p
+        known = draft.get("codeVersion")
+        image = spec.image or settings.image
+        if known is not None and draft.get("codeImage") == image and spec.target_version > int(known):
+            message = (
+                f"spec.targetVersion {spec.target_version} is above v{known}, the latest version image {image} knows: "
+                "set spec.image to an image with those migrations (nothing was backed up or migrated)"
+            )
+            if draft.get("message") != message:
+                p.event(WARNING, Reason.TARGET_UNKNOWN, message)
+            draft.failed(Reason.TARGET_UNKNOWN, message, retrying=False)
+            draft.observed()
             return p
         step = "Migrate" if spec.backup.mode == "Skip" else "Backup"
         _start(facts, p, step)
@@ -154,9 +199,36 @@ def plan(facts: Facts, settings: OperatorSettings) -> Plan:
         draft.failed(Reason.VALIDATION_FAILED, "Validation failed: " + "; ".join(errors), retrying=False)
     elif not spec.suspend:
         draft.ready(f"At version {spec.target_version}")
-    else:
-        draft.suspended("Suspended at the target version")
+    else:  # at the target: Ready, and the phase says that nothing more is started
+        draft.ready(f"At version {spec.target_version} (suspended: no Job is started)")
+        draft.set(phase=Phase.SUSPENDED)
     draft.observed()
+    return p
+
+
+def _refuse(facts: Facts, p: Plan, refused: list[str]) -> None:
+    """The Job the plan asks for would carry what the operator's settings do not allow: none is created."""
+    draft = p.draft
+    message = "Not allowed by the operator's settings: " + "; ".join(refused)
+    p.create_step = None
+    p.events = [e for e in p.events if e.reason not in STARTED]
+    draft.run.update(step="Failed", generation=facts.generation)
+    draft.failed(Reason.NOT_ALLOWED, message, retrying=False)
+    draft.observed()
+    p.event(WARNING, Reason.NOT_ALLOWED, message)
+
+
+def rejected(facts: Facts, message: str) -> Plan:
+    """The API server refused the Job ``facts.status.run`` names: the run ends, Stalled, with its message."""
+    draft = StatusDraft(facts.status, facts.generation, facts.now)
+    p = Plan(draft)
+    step, name = draft.run.get("step"), draft.run.get("job")
+    text = f"The API server rejected {str(step).lower()} Job {name}: {message}"
+    draft.run.update(step="Failed")
+    draft.set(retry=None)
+    draft.failed(Reason.JOB_REJECTED, text, retrying=False)
+    draft.observed()
+    p.event(WARNING, Reason.JOB_REJECTED, text)
     return p
 
 
@@ -205,6 +277,21 @@ def _follow(facts: Facts, p: Plan, settings: OperatorSettings) -> None:
     draft = p.draft
     step = draft.run["step"]
     job = facts.job
+    if job is None and facts.job_gone:
+        name = draft.run.get("job")
+        message = (
+            f"{step} Job {name} was deleted before it finished; "
+            f"change the spec or set the {RETRY_ANNOTATION} annotation to run it again"
+        )
+        p.finished = Finished(step, False, None)
+        draft.run.update(step="Failed")
+        draft.set(retry=None)
+        draft.failed(Reason.JOB_DELETED, message, retrying=False)
+        p.event(WARNING, Reason.JOB_DELETED, message)
+        return
+    if job is not None and not job.finished and job.trouble is not None:
+        _stuck(facts, p, job)
+        return
     if job is None or not job.finished:
         p.create_step = step if job is None else None
         return
@@ -215,6 +302,44 @@ def _follow(facts: Facts, p: Plan, settings: OperatorSettings) -> None:
         _migrate_done(facts, p, job, settings)
     else:
         _validate_done(facts, p, job, settings)
+
+
+def _superseded(facts: Facts) -> bool:
+    job = facts.job
+    return (
+        job is not None
+        and not job.finished
+        and not job.ran
+        and job.trouble is not None
+        and facts.status.get("run", {}).get("generation") != facts.generation
+    )
+
+
+def _stuck(facts: Facts, p: Plan, job: JobOutcome) -> None:
+    """The run's Pod cannot start: say why now; fail the run once a configuration error has lasted."""
+    draft, trouble = p.draft, job.trouble
+    assert trouble is not None
+    step = draft.run["step"]
+    if trouble.permanent and job.started is not None and facts.now - job.started >= STUCK_GRACE and not job.ran:
+        message = f"{step} Job {job.name} cannot start: {trouble.message} (fix it, then change the spec or set the " \
+                  f"{RETRY_ANNOTATION} annotation)"  # fmt: skip
+        p.finished = Finished(step, False, None)
+        p.delete_job = job.name  # else it would start, unwatched, once the cause is fixed
+        draft.run.update(step="Failed")
+        draft.set(retry=None)
+        draft.failed(Reason.POD_CANNOT_START, message, retrying=False)
+        p.event(WARNING, Reason.POD_CANNOT_START, message)
+        return
+    prefix = f"{step} Job {job.name} is waiting: "
+    message = prefix + trouble.message
+    if draft.get("message") != message:
+        if not str(draft.get("message") or "").startswith(prefix):  # once per Job: pulls flap between two reasons
+            p.event(WARNING, Reason.POD_NOT_STARTING, message)
+        phase = {"Backup": Phase.BACKING_UP, "Migrate": Phase.MIGRATING}.get(step)
+        if phase is None:
+            draft.checking(Reason.POD_NOT_STARTING, message)
+        else:
+            draft.progressing(phase, Reason.POD_NOT_STARTING, message)
 
 
 def _backup_done(facts: Facts, p: Plan, job: JobOutcome, settings: OperatorSettings) -> None:
@@ -258,7 +383,7 @@ def _migrate_done(facts: Facts, p: Plan, job: JobOutcome, settings: OperatorSett
         if "current_version" in r:
             draft.set(currentVersion=r["current_version"])
         if r.get("code_version") is not None:
-            draft.set(codeVersion=r["code_version"])
+            draft.set(codeVersion=r["code_version"], codeImage=facts.spec.image or settings.image)
         if r.get("database"):
             draft.set(database=r["database"])
         draft.set(
@@ -275,7 +400,8 @@ def _migrate_done(facts: Facts, p: Plan, job: JobOutcome, settings: OperatorSett
             draft.validation(bool(r["valid"]), list(r.get("errors") or []), list(r.get("warnings") or []), job.name)
     if job.succeeded:
         applied = r.get("applied") or []
-        what = f"applied {', '.join(f'v{v}' for v in applied)}" if applied else "nothing to apply"
+        verb = "rolled back" if r.get("direction") == "down" else "applied"
+        what = f"{verb} {', '.join(f'v{v}' for v in applied)}" if applied else "nothing to apply"
         message = f"Migrated to v{r.get('current_version')}: {what}"
         draft.set_condition(MIGRATED, True, Reason.MIGRATION_SUCCEEDED, message)
         p.event(NORMAL, Reason.MIGRATION_SUCCEEDED, f"Migrate Job {job.name} succeeded: {message}")
@@ -302,7 +428,7 @@ def _validate_done(facts: Facts, p: Plan, job: JobOutcome, settings: OperatorSet
         if "current_version" in r and r["current_version"] is not None:
             draft.set(currentVersion=r["current_version"])
         if r.get("code_version") is not None:
-            draft.set(codeVersion=r["code_version"])
+            draft.set(codeVersion=r["code_version"], codeImage=facts.spec.image or settings.image)
         valid = bool(r["valid"])
         draft.validation(valid, list(r.get("errors") or []), list(r.get("warnings") or []), job.name)
         if valid:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 BACKUP_MODES = ("Required", "Optional", "Skip")
+INT32_MAX = 2**31 - 1
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 
@@ -71,8 +72,8 @@ def parse_duration(text: str | None) -> float | None:
 
 def parse_spec(spec: Mapping[str, Any]) -> SchemaSpec:
     target = spec.get("targetVersion")
-    if not isinstance(target, int) or isinstance(target, bool) or target < 1:
-        raise SpecError(f"spec.targetVersion must be a positive integer, got {target!r}")
+    if not isinstance(target, int) or isinstance(target, bool) or not 1 <= target <= INT32_MAX:
+        raise SpecError(f"spec.targetVersion must be a positive 32-bit integer, got {target!r}")
     ref = spec.get("configSecretRef") or {}
     if not ref.get("name"):
         raise SpecError("spec.configSecretRef.name is required")

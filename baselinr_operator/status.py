@@ -8,7 +8,7 @@ concurrent edit of the spec or metadata never conflicts with it or is lost.
 Conditions follow kstatus: ``Ready``, ``Reconciling`` and ``Stalled``, plus
 ``BackedUp``, ``Migrated`` and ``Validated``; each carries one of the
 ``Reason`` names below. ``lastTransitionTime`` changes only when a
-condition's status does.
+condition's status does. Messages are capped at ``MESSAGE_MAX`` characters.
 """
 
 from __future__ import annotations
@@ -48,6 +48,13 @@ class Reason:
     WAITING_FOR_DATABASE = "WaitingForDatabase"
     SUSPENDED = "Suspended"
     INVALID_SPEC = "InvalidSpec"
+    NOT_ALLOWED = "NotAllowed"
+    JOB_REJECTED = "JobRejected"
+    JOB_DELETED = "JobDeleted"
+    TARGET_UNKNOWN = "TargetAboveCodeVersion"
+    POD_NOT_STARTING = "PodNotStarting"
+    POD_CANNOT_START = "PodCannotStart"
+    SUPERSEDED = "Superseded"
 
 
 READY = "Ready"
@@ -58,6 +65,12 @@ MIGRATED = "Migrated"
 VALIDATED = "Validated"
 
 ACTIVE_STEPS = ("Backup", "Migrate", "Validate")
+MESSAGE_MAX = 1024
+LIST_MAX = 50  # validation errors or warnings kept in the status
+
+
+def cap(text: str, limit: int = MESSAGE_MAX) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def now_iso(now: datetime) -> str:
@@ -79,6 +92,8 @@ class StatusDraft:
         return self.data.get(key, default)
 
     def set(self, **fields: Any) -> None:
+        if isinstance(fields.get("message"), str):
+            fields["message"] = cap(fields["message"])
         self.data.update(fields)
 
     @property
@@ -104,7 +119,7 @@ class StatusDraft:
             "type": type_,
             "status": value,
             "reason": reason,
-            "message": message,
+            "message": cap(message),
             "observedGeneration": self.generation,
             "lastTransitionTime": old["lastTransitionTime"] if old and old.get("status") == value else now_iso(self.now),
         }
@@ -117,24 +132,24 @@ class StatusDraft:
 
     def progressing(self, phase: str, reason: str, message: str) -> None:
         """Work is under way (a Job runs or is about to)."""
-        self.data.update(phase=phase, message=message)
+        self.data.update(phase=phase, message=cap(message))
         self.set_condition(READY, False, reason, message)
         self.set_condition(RECONCILING, True, reason, message)
         self.set_condition(STALLED, False, reason, "")
 
     def checking(self, reason: str, message: str) -> None:
         """A drift check runs: the resource stays Ready while it does."""
-        self.data.update(phase=Phase.VALIDATING, message=message)
+        self.data.update(phase=Phase.VALIDATING, message=cap(message))
 
     def ready(self, message: str) -> None:
-        self.data.update(phase=Phase.READY, message=message)
+        self.data.update(phase=Phase.READY, message=cap(message))
         self.set_condition(READY, True, Reason.AT_TARGET, message)
         self.set_condition(RECONCILING, False, Reason.AT_TARGET, "")
         self.set_condition(STALLED, False, Reason.AT_TARGET, "")
 
     def failed(self, reason: str, message: str, *, retrying: bool) -> None:
         """A step failed: stalled until something changes, or waiting for a scheduled retry."""
-        self.data.update(phase=Phase.FAILED, message=message)
+        self.data.update(phase=Phase.FAILED, message=cap(message))
         self.set_condition(READY, False, reason, message)
         if retrying:
             self.set_condition(RECONCILING, True, Reason.RETRY_SCHEDULED, message)
@@ -145,19 +160,19 @@ class StatusDraft:
 
     def waiting(self, reason: str, message: str) -> None:
         """Blocked by something outside this resource (another resource migrating the database)."""
-        self.data.update(phase=Phase.PENDING, message=message)
+        self.data.update(phase=Phase.PENDING, message=cap(message))
         self.set_condition(READY, False, reason, message)
         self.set_condition(RECONCILING, True, reason, message)
         self.set_condition(STALLED, False, reason, "")
 
     def suspended(self, message: str) -> None:
-        self.data.update(phase=Phase.SUSPENDED, message=message)
+        self.data.update(phase=Phase.SUSPENDED, message=cap(message))
         self.set_condition(READY, False, Reason.SUSPENDED, message)
         self.set_condition(RECONCILING, False, Reason.SUSPENDED, "")
         self.set_condition(STALLED, False, Reason.SUSPENDED, "")
 
     def invalid_spec(self, message: str) -> None:
-        self.data.update(phase=Phase.FAILED, message=message)
+        self.data.update(phase=Phase.FAILED, message=cap(message))
         self.set_condition(READY, False, Reason.INVALID_SPEC, message)
         self.set_condition(RECONCILING, False, Reason.INVALID_SPEC, "")
         self.set_condition(STALLED, True, Reason.INVALID_SPEC, message)
@@ -165,6 +180,8 @@ class StatusDraft:
 
     def validation(self, valid: bool | None, errors: list[str], warnings: list[str], job: str) -> None:
         self.data["valid"] = valid
+        errors = [cap(str(e), 512) for e in errors[:LIST_MAX]]
+        warnings = [cap(str(w), 512) for w in warnings[:LIST_MAX]]
         self.data["validation"] = {"errors": errors, "warnings": warnings, "job": job, "time": now_iso(self.now)}
         if valid is True:
             self.set_condition(VALIDATED, True, Reason.VALIDATION_SUCCEEDED, "schema matches the code")

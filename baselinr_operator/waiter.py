@@ -8,9 +8,13 @@ pipeline: ``baselinr-schema wait NAME --namespace NS --target N``.
 With ``--apply`` the command first declares the resource by server-side apply
 (field manager ``baselinr-schema``): ``spec.targetVersion`` from ``--target``
 and the rest of the spec from the JSON object in ``BASELINR_SCHEMA_SPEC``
-(or ``--spec``). Then it watches that one object (a watch with a field
+(or ``--spec``), and with ``--retry TOKEN`` the ``baselinr.io/retry``
+annotation, so that a run that failed before starts again (the Helm hook
+passes the release revision: each ``helm upgrade`` retries once). Then it
+watches that one object (a watch with a field
 selector, not polling) and decides on every change with the pure ``judge``:
 
+    (wait)  with --retry: until status.retryToken shows the operator took that retry in
     exit 0  status.observedGeneration >= metadata.generation, currentVersion == target, Ready True
     exit 4  the operator gave up on this generation: phase Failed and not retrying, or Stalled True;
             the operator's message (the engine's error) is printed
@@ -40,7 +44,7 @@ from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
 from baselinr.errors import EXIT_INVALID, EXIT_MIGRATION_FAILED, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
-from baselinr_operator import API_VERSION, GROUP, KIND, PLURAL, VERSION
+from baselinr_operator import API_VERSION, GROUP, KIND, PLURAL, RETRY_ANNOTATION, VERSION
 
 FIELD_MANAGER = "baselinr-schema"
 SPEC_ENV = "BASELINR_SCHEMA_SPEC"
@@ -89,8 +93,12 @@ def _is_true(status: Mapping[str, Any], type_: str, generation: int) -> bool:
     return observed is None or int(observed) >= generation
 
 
-def judge(obj: Mapping[str, Any] | None, target: int) -> Verdict:
-    """Decide from one BaselinrSchema (as the API returns it) whether waiting for ``target`` is over."""
+def judge(obj: Mapping[str, Any] | None, target: int, retry: str | None = None) -> Verdict:
+    """Decide from one BaselinrSchema (as the API returns it) whether waiting for ``target`` is over.
+
+    With ``retry``, a verdict waits until the operator has taken in that retry token: until then a
+    failure in the status is the one from before the retry.
+    """
     if obj is None:
         return Verdict(None, "not found (yet)")
     meta = obj.get("metadata") or {}
@@ -107,6 +115,8 @@ def judge(obj: Mapping[str, Any] | None, target: int) -> Verdict:
         return Verdict(None, f"spec.targetVersion is {spec.get('targetVersion')}, waiting for it to be {target}")
     if observed < generation:
         return Verdict(None, f"the operator has not acted on generation {generation} yet ({where})")
+    if retry is not None and status.get("retryToken") != retry:
+        return Verdict(None, f"the operator has not acted on retry {retry!r} yet ({where})")
     if _is_true(status, "Ready", generation) and current == target:
         return Verdict(EXIT_OK, f"at version {target} and Ready")
     retrying = _is_true(status, "Reconciling", generation)
@@ -132,14 +142,12 @@ def failure_message(status: Mapping[str, Any]) -> str:
     return text
 
 
-def desired(name: str, namespace: str, target: int, spec: Mapping[str, Any]) -> dict[str, Any]:
+def desired(name: str, namespace: str, target: int, spec: Mapping[str, Any], retry: str | None = None) -> dict[str, Any]:
     """The object the hook declares by server-side apply: ``spec`` with ``targetVersion`` set to ``target``."""
-    return {
-        "apiVersion": API_VERSION,
-        "kind": KIND,
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {**spec, "targetVersion": target},
-    }
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace}
+    if retry is not None:
+        metadata["annotations"] = {RETRY_ANNOTATION: retry}
+    return {"apiVersion": API_VERSION, "kind": KIND, "metadata": metadata, "spec": {**spec, "targetVersion": target}}
 
 
 def parse_spec(text: str | None) -> dict[str, Any]:
@@ -274,6 +282,7 @@ def wait_for(
     timeout: float,
     say: Callable[[str], None],
     clock: Callable[[], float] = time.monotonic,
+    retry: str | None = None,
 ) -> Verdict:
     """Watch the object until ``judge`` gives a final verdict or ``timeout`` seconds pass.
 
@@ -297,11 +306,11 @@ def wait_for(
         try:
             obj, version = kube.list_one(namespace, name)
             connected = True
-            verdict = note(judge(obj, target))
+            verdict = note(judge(obj, target, retry))
             remaining = deadline - clock()
             if not verdict.final and remaining > 0:
                 for obj in kube.watch(namespace, name, version, max(1, min(WATCH_CHUNK_SECONDS, int(remaining + 0.999)))):
-                    verdict = note(judge(obj, target))
+                    verdict = note(judge(obj, target, retry))
                     if verdict.final or clock() >= deadline:
                         break
         except WaitError as exc:
@@ -373,6 +382,13 @@ def cli() -> None:
     help=f"The rest of the spec for --apply, a JSON object. Env: {SPEC_ENV}.",
 )
 @click.option(
+    "--retry",
+    default=None,
+    metavar="TOKEN",
+    help=f"With --apply: set the {RETRY_ANNOTATION} annotation to TOKEN, so that a failed run starts again "
+    "(a new value each time, e.g. the Helm release revision).",
+)
+@click.option(
     "--kubeconfig", envvar="KUBECONFIG", metavar="PATH", help="Kubeconfig file (default: $KUBECONFIG, else in-cluster)."
 )
 @click.option(
@@ -385,12 +401,13 @@ def wait_command(
     timeout: float,
     apply_: bool,
     spec_json: str | None,
+    retry: str | None,
     kubeconfig: str | None,
     result_file: str | None,
 ) -> None:
     """Wait until BaselinrSchema NAME is at --target and Ready; with --apply, set that target first."""
     try:
-        message = _wait(name, namespace, target, timeout, apply_, spec_json, kubeconfig)
+        message = _wait(name, namespace, target, timeout, apply_, spec_json, kubeconfig, retry)
     except WaitError as exc:
         write_result(result_file, exc.message)
         raise
@@ -405,15 +422,19 @@ def _wait(
     apply_: bool,
     spec_json: str | None,
     kubeconfig: str | None,
+    retry: str | None = None,
 ) -> str:
     if apply_ and target is None:
         raise WaitError("--apply needs --target", EXIT_USAGE)
+    if retry is not None and not apply_:
+        raise WaitError("--retry needs --apply", EXIT_USAGE)
+    retry = retry or None
     spec = parse_spec(spec_json) if apply_ else {}
     kube = Kube(kubeconfig)
     ns = namespace or default_namespace(kube)
     where = f"{KIND} {ns}/{name}"
     if apply_ and target is not None:
-        applied = kube.apply(desired(name, ns, target, spec))
+        applied = kube.apply(desired(name, ns, target, spec, retry))
         click.echo(f"{where}: spec.targetVersion set to {target} (generation {applied['metadata'].get('generation')})")
     if target is None:
         obj, _ = kube.list_one(ns, name)
@@ -421,7 +442,7 @@ def _wait(
             raise WaitError(f"{where} not found (pass --target to wait for it to appear)", EXIT_USAGE)
         target = int(obj["spec"]["targetVersion"])
     click.echo(f"{where}: waiting up to {timeout:g}s for version {target}")
-    verdict = wait_for(kube, ns, name, target, timeout, lambda text: click.echo(f"{where}: {text}"))
+    verdict = wait_for(kube, ns, name, target, timeout, lambda text: click.echo(f"{where}: {text}"), retry=retry)
     if verdict.exit_code == EXIT_OK:
         return f"{where}: {verdict.message}"
     raise WaitError(f"{where}: {verdict.message}", verdict.exit_code or EXIT_UNAVAILABLE)

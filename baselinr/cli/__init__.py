@@ -1,26 +1,43 @@
 """The ``baselinr`` command line: parse, call the library, print, exit.
 
 Thin on purpose: every command calls ``MigrationManager`` (or the backup
-module) and renders the result. Errors from the library (``BaselinrError``)
-are caught once, in ``main``, printed as one line and turned into the exit
-code of DESIGN.md; ``--debug`` shows the traceback instead.
+module) and renders the result. Errors are caught once, in ``main``: a
+``BaselinrError`` is printed as one line (one JSON document on stdout too
+under ``--output json``) and becomes the exit code of DESIGN.md; a usage
+mistake click finds is exit 2, one line, the same way; a connection the
+server dropped is exit 3. ``--debug`` adds the traceback and changes nothing
+else.
 """
 
 from __future__ import annotations
 
 import sys
+import traceback
+from typing import TYPE_CHECKING
 
 from baselinr.cli.app import cli
+
+if TYPE_CHECKING:
+    from baselinr.errors import BaselinrError
 
 
 def main(argv: list[str] | None = None) -> int:
     """Console entry point; returns the process exit code."""
     import click
 
-    from baselinr.errors import EXIT_INVALID, EXIT_USAGE, BaselinrError
+    from baselinr.cli import app
+    from baselinr.errors import BaselinrError, UsageError
 
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    app.reset(json_output=_wants_json(args))
+
+    def fail(error: BaselinrError) -> int:
+        if debug:
+            traceback.print_exc(file=sys.stderr)
+        app.report_error(error)
+        return error.exit_code
+
     try:
         cli.main(args=args, prog_name="baselinr", standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -31,28 +48,65 @@ def main(argv: list[str] | None = None) -> int:
         print("Aborted.", file=sys.stderr)
         return 130
     except click.ClickException as exc:
-        exc.show()
-        return EXIT_USAGE
+        return fail(UsageError(_one_line(exc)))
     except BaselinrError as exc:
-        if debug:
-            raise
-        from baselinr.cli.app import report_error
-
-        report_error(exc)
-        return exc.exit_code
+        return fail(exc)
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return 130
-    except Exception as exc:
-        if debug:
-            raise
-        from baselinr.cli.app import report_error
-
-        report_error(
+    except Exception as exc:  # noqa: BLE001 - the boundary: nothing escapes as a traceback
+        lost = _connection_lost(exc)
+        if lost is not None:
+            return fail(lost)
+        return fail(
             BaselinrError(
                 f"Unexpected error: {exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
                 hint="Rerun with --debug for details.",
             )
         )
-        return EXIT_INVALID
     return 0
+
+
+def _wants_json(args: list[str]) -> bool:
+    """Whether ``--output json`` (also ``-o json``, ``--output=json``, ``-ojson``)
+    is the last output format given, as click reads it."""
+    fmt = "text"
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg in ("--output", "-o") and i + 1 < len(args):
+            fmt = args[i + 1]
+        elif arg.startswith("--output="):
+            fmt = arg.removeprefix("--output=")
+        elif arg.startswith("-o") and not arg.startswith("--") and len(arg) > 2:
+            fmt = arg[2:]
+    return fmt == "json"
+
+
+def _one_line(exc: object) -> str:
+    """Click's usage message on one line, with where to find help."""
+    import click
+
+    message = " ".join(str(getattr(exc, "format_message", lambda: str(exc))()).split())
+    ctx = getattr(exc, "ctx", None)
+    if isinstance(exc, click.UsageError) and ctx is not None:
+        message += f" (see '{ctx.command_path} --help')"
+    return message[:500]
+
+
+def _connection_lost(exc: BaseException) -> BaselinrError | None:
+    """A DB-API error that means the server went away (or never answered):
+    exit 3 with the driver's own first line, not "Unexpected error"."""
+    sqlalchemy = sys.modules.get("sqlalchemy")
+    if sqlalchemy is None:
+        return None
+    from baselinr.errors import DatabaseUnavailable
+
+    if isinstance(exc, sqlalchemy.exc.DBAPIError) and (
+        exc.connection_invalidated or isinstance(exc, sqlalchemy.exc.InterfaceError)
+    ):
+        orig = getattr(exc, "orig", None) or exc
+        text = str(orig).strip()
+        detail = text.splitlines()[0] if text else type(orig).__name__
+        return DatabaseUnavailable(f"Lost the connection to the database: {detail}", hint="Check that the server is running.")
+    return None

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from baselinr.cli.options import config_option, lock_option, migrations_option, output_option
+from baselinr.cli.options import VERSION, config_option, lock_option, migrations_option, output_option
 from baselinr.errors import EXIT_INVALID, EXIT_OK, BaselinrError, ConfigError
 
 _SECRETS: list[str] = []
@@ -27,14 +27,30 @@ def _redact(text: str) -> str:
     return text
 
 
+def _one_line(text: str) -> str:
+    """``text`` on one line: control characters (a value's ``\\r``, ``\\n``) are shown escaped."""
+    return "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def reset(*, json_output: bool) -> None:
+    """Forget the previous invocation's secrets and format (``main`` may run many times in one process)."""
+    _SECRETS[:] = []
+    _OUTPUT["format"] = "json" if json_output else "text"
+
+
 def report_error(exc: BaselinrError) -> None:
     """Print an error as one line on stderr (and as JSON with --output json)."""
     from baselinr.cli.render import emit_json, markers
 
-    message = _redact(str(exc))
+    message = _one_line(_redact(str(exc)))
     if _OUTPUT["format"] == "json":
         emit_json({"ok": False, "error": message, "exit_code": exc.exit_code, "error_type": type(exc).__name__})
     print(f"{markers(sys.stderr)['error']} {message}", file=sys.stderr)
+
+
+def _shown(version: int | None) -> str:
+    """A database version for a message: a fresh database is at 0, not "None"."""
+    return "0 (no version recorded)" if version is None else str(version)
 
 
 def out(lines: list[str]) -> None:
@@ -90,7 +106,7 @@ def status(config_path: str | None, output: str, migrations_package: str | None)
 
 @migrate.command()
 @config_option
-@click.option("--target", "-t", type=int, default=None, help="Version to migrate to (default: the latest).")
+@click.option("--target", "-t", type=VERSION, default=None, help="Version to migrate to (default: the latest).")
 @click.option("--dry-run", is_flag=True, help="Print what would run (versions and SQL) and change nothing.")
 @click.option("--resume", is_flag=True, help="Continue a non-transactional migration that failed midway.")
 @lock_option
@@ -126,20 +142,27 @@ def apply(
     for s in skipped:
         click.echo(f"   v{s.version} was applied meanwhile by another runner")
     if not result.steps:
-        click.echo(f"{m['ok']} Already at version {result.to_version}; nothing to apply")
+        click.echo(f"{m['ok']} Already at version {_shown(result.to_version)}; nothing to apply")
     else:
         click.echo(f"{m['ok']} Successfully migrated to version {result.to_version}")
 
 
 @migrate.command()
 @config_option
-@click.option("--target", "-t", type=int, required=True, help="Version to roll back to.")
+@click.option("--target", "-t", type=VERSION, required=True, help="Version to roll back to.")
 @click.option("--dry-run", is_flag=True, help="Print what would run and change nothing.")
+@click.option("--resume", is_flag=True, help="Continue a non-transactional rollback that was interrupted or failed.")
 @lock_option
 @output_option
 @migrations_option
 def rollback(
-    config_path: str | None, target: int, dry_run: bool, lock_timeout: float, output: str, migrations_package: str | None
+    config_path: str | None,
+    target: int,
+    dry_run: bool,
+    resume: bool,
+    lock_timeout: float,
+    output: str,
+    migrations_package: str | None,
 ) -> None:
     """Run down migrations, newest first, down to --target."""
     from baselinr.cli.render import apply_text, emit_json, markers
@@ -150,13 +173,13 @@ def rollback(
         if output == "text":
             click.echo(f"Rolling back migration v{step.version}: {step.description}")
 
-    result = mgr.rollback(target, dry_run=dry_run, on_step=announce)
+    result = mgr.rollback(target, dry_run=dry_run, resume=resume, on_step=announce)
     if output == "json":
         emit_json({**result.to_dict(), "ok": True})
     elif dry_run:
         out(apply_text(result))
     elif not result.steps:
-        click.echo(f"{markers()['ok']} Already at version {result.to_version}; nothing to roll back")
+        click.echo(f"{markers()['ok']} Already at version {_shown(result.to_version)}; nothing to roll back")
     else:
         click.echo(f"{markers()['ok']} Successfully rolled back to version {result.to_version}")
 
@@ -220,7 +243,7 @@ def repair(config_path: str | None, dry_run: bool, lock_timeout: float, output: 
 
 @migrate.command()
 @config_option
-@click.option("--version", "-v", "version", type=int, required=True, help="The version the schema already matches.")
+@click.option("--version", "-v", "version", type=VERSION, required=True, help="The version the schema already matches.")
 @click.option("--force", is_flag=True, help="Record it even if the live schema differs from that version's model.")
 @click.option("--dry-run", is_flag=True, help="Check and show what would be recorded; change nothing.")
 @lock_option

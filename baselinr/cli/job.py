@@ -22,6 +22,7 @@ from typing import Any
 
 import click
 
+from baselinr.cli.options import MAX_VERSION, Seconds
 from baselinr.errors import EXIT_INVALID, BaselinrError, ConfigError, UsageError
 
 RESULT_LIMIT = 4000  # Kubernetes keeps at most 4096 bytes of a termination message
@@ -53,7 +54,7 @@ migrations_option = click.option(
     help="Import path of the versions package (default: Baselinr's own).",
 )
 lock_option = click.option(
-    "--lock-timeout", type=float, default=300.0, show_default=True, metavar="SECONDS", help="How long to wait for the lock."
+    "--lock-timeout", type=Seconds(), default=300.0, show_default=True, metavar="SECONDS", help="How long to wait for the lock."
 )
 
 
@@ -141,7 +142,9 @@ def job() -> None:
 
 @job.command()
 @config_option
-@click.option("--target", "-t", type=click.IntRange(min=1), required=True, help="Version to bring the database to.")
+@click.option(
+    "--target", "-t", type=click.IntRange(min=1, max=MAX_VERSION), required=True, help="Version to bring the database to."
+)
 @click.option("--allow-downgrade", is_flag=True, help="Roll back when the database is above --target.")
 @lock_option
 @result_option

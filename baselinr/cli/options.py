@@ -6,7 +6,32 @@ Declared once here so each group spells ``--config``, ``--output``,
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import click
+
+# Versions are stored in an INTEGER column; a target beyond it is a typo.
+MAX_VERSION = 2**31 - 1
+MAX_LOCK_TIMEOUT = 86400.0
+
+
+class Seconds(click.ParamType[float]):
+    """A finite number of seconds, 0..``MAX_LOCK_TIMEOUT``: ``nan`` or ``inf`` would wait forever."""
+
+    name = "seconds"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError, OverflowError):
+            self.fail(f"{str(value)[:40]!r} is not a number of seconds", param, ctx)
+        if not math.isfinite(seconds) or not 0 <= seconds <= MAX_LOCK_TIMEOUT:
+            self.fail(f"{str(value)[:40]} is not between 0 and {MAX_LOCK_TIMEOUT:g} seconds", param, ctx)
+        return seconds
+
+
+VERSION = click.IntRange(min=0, max=MAX_VERSION)
 
 config_option = click.option(
     "--config",
@@ -21,11 +46,11 @@ output_option = click.option(
 )
 lock_option = click.option(
     "--lock-timeout",
-    type=float,
+    type=Seconds(),
     default=60.0,
     show_default=True,
     metavar="SECONDS",
-    help="How long to wait for another runner's migration lock.",
+    help="How long to wait for another runner's migration lock (0 to 86400).",
 )
 migrations_option = click.option(
     "--migrations",

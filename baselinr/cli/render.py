@@ -43,10 +43,11 @@ def status_text(r: StatusResult) -> list[str]:
     ]
     for row in r.problems:
         how = "was interrupted" if row.status == "running" else "failed"
+        how += " while being rolled back" if row.direction == "down" else ""
         progress = f" after {row.statements_done or 0} of {row.statements_total} statements" if row.statements_total else ""
         error = f": {row.error_message}" if row.error_message else ""
         lines.append(f"{m['error']} Migration v{row.version} {how}{progress}{error}")
-        lines.append("Run: baselinr migrate apply --resume   (or undo it by hand, then: baselinr migrate repair)")
+        lines.append(f"Run: {row.resume_command}   (or undo it by hand, then: baselinr migrate repair)")
     if r.state == "not_initialized":
         lines += [f"{m['warn']} Schema version not initialized", f"Run: baselinr migrate apply --target {r.code_version}"]
     elif r.state == "behind" or (r.state == "failed" and (r.database_version or 0) < r.code_version):
@@ -113,7 +114,8 @@ def apply_text(r: ApplyResult, verbose_sql: bool = True) -> list[str]:
     if r.dry_run:
         lines += [f"{m['dry']} DRY RUN MODE - No changes will be applied", ""]
         if not r.plan.steps:
-            lines.append(f"[DRY RUN] Nothing to do: the database is at version {r.from_version}")
+            at = "0 (no version recorded)" if r.from_version is None else r.from_version
+            lines.append(f"[DRY RUN] Nothing to do: the database is at version {at}")
         for step in r.plan.steps:
             verb = "apply" if step.direction == "up" else "roll back"
             lines.append(f"[DRY RUN] Would {verb} v{step.version}: {step.description}")

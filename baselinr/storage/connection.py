@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from baselinr.config import ConnectionSettings
-from baselinr.errors import DatabaseUnavailable
+from baselinr.errors import AuthenticationFailed, BaselinrError, ConfigError, DatabaseUnavailable
 from baselinr.storage.dialects import Dialect, dialect_for
 
 if TYPE_CHECKING:
@@ -32,6 +32,7 @@ def create_engine(settings: ConnectionSettings, *, lock_timeout: float = 60.0) -
     secret_args = settings.connect_args()
     if secret_args:
         options["connect_args"] = {**options.get("connect_args", {}), **secret_args}
+    options["connect_args"] = dialect.final_connect_args(dict(options.get("connect_args", {})))
     options.setdefault("poolclass", NullPool)
     try:
         engine = sqlalchemy.create_engine(settings.url(), **options)
@@ -41,8 +42,9 @@ def create_engine(settings: ConnectionSettings, *, lock_timeout: float = 60.0) -
             hint="Install baselinr with its database extras.",
         ) from None
     except (TypeError, ValueError, sqlalchemy.exc.ArgumentError) as exc:
-        raise DatabaseUnavailable(
-            f"Invalid connection settings for {settings.describe()}: {redact(str(exc), settings)}"
+        raise ConfigError(
+            f"Invalid connection settings for {settings.describe()}: {redact(first_line(exc), settings)}",
+            hint="Check storage.connection.extra_params.",
         ) from None
     dialect.configure_engine(engine)
     return engine, dialect
@@ -55,14 +57,33 @@ def open_connection(engine: Engine, settings: ConnectionSettings) -> Iterator[Co
 
     try:
         conn = engine.connect()
-    except (exc.OperationalError, exc.InterfaceError, exc.DatabaseError) as err:
-        raise unavailable(err, settings) from None
+    except (exc.DBAPIError, TypeError, ValueError) as err:
+        raise connect_error(err, settings) from None
     with conn:
         yield conn
 
 
+def connect_error(err: BaseException, settings: ConnectionSettings) -> BaselinrError:
+    """What a failed connect means: a driver option the driver refuses (from
+    ``extra_params``) is a config error (exit 2); anything else is unreachable (3)."""
+    orig = getattr(err, "orig", None) or err
+    refused_option = isinstance(orig, (TypeError, ValueError)) or type(orig).__name__ == "ProgrammingError"
+    if refused_option:
+        return ConfigError(
+            f"Invalid connection settings for {settings.describe()}: {redact(first_line(orig), settings)}",
+            hint="Check storage.connection.extra_params.",
+        )
+    return unavailable(err, settings)
+
+
 def unavailable(err: BaseException, settings: ConnectionSettings) -> DatabaseUnavailable:
-    detail = first_line(getattr(err, "orig", None) or err)
+    orig = getattr(err, "orig", None) or err
+    detail = first_line(orig)
+    if dialect_for(settings.type).is_authentication_error(orig):
+        return AuthenticationFailed(
+            f"Cannot connect to {settings.describe()}: the server refused the credentials: {redact(detail, settings)}",
+            hint="Check storage.connection's username and password (or key); retrying with the same ones will not help.",
+        )
     return DatabaseUnavailable(
         f"Cannot connect to {settings.describe()}: {redact(detail, settings)}",
         hint="Check storage.connection in the config and that the server is running.",

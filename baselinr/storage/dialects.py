@@ -9,14 +9,16 @@ engine (e.g. SQLite's ``BEGIN IMMEDIATE``).
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
 import os
 import random
 import re
 import socket
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
     from baselinr.config import ConnectionSettings
 
 LOCK_NAME = "baselinr_schema_migration"
+CONNECT_TIMEOUT = 10  # seconds: TCP connect and, on MySQL, the server's greeting
 # A table being rebuilt (RebuildTable) exists under its name plus this suffix until renamed.
 REBUILD_SUFFIX = "__rebuild"
 _PG_NO_TRANSACTION = re.compile(
@@ -179,6 +182,10 @@ class Dialect:
     def engine_options(self, lock_timeout: float) -> dict[str, Any]:
         return {}
 
+    def final_connect_args(self, connect_args: dict[str, Any]) -> dict[str, Any]:
+        """The driver's connect arguments once the user's ``extra_params`` are merged in."""
+        return connect_args
+
     def configure_engine(self, engine: Engine) -> None:
         """Hook for per-dialect event listeners."""
 
@@ -188,14 +195,59 @@ class Dialect:
         """True if ``exc`` means another runner holds the lock."""
         return False
 
+    def is_authentication_error(self, exc: BaseException) -> bool:
+        """True if the driver's connect error ``exc`` means the credentials were refused."""
+        return False
+
     def needs_autocommit(self, statement: str) -> bool:
         """True for a statement the database refuses inside a transaction."""
+        return False
+
+    @classmethod
+    def is_missing_object(cls, exc: BaseException) -> bool:
+        """True if ``exc`` (a driver error) says a table or column does not exist,
+        as opposed to a permission problem or a file that is not a database."""
         return False
 
     @contextmanager
     def lock(self, conn: Connection, timeout: float) -> Iterator[None]:
         """Hold the migration lock on ``conn`` (a dedicated connection) for the block."""
         yield
+
+    # --- tracked (non-transactional) migrations ---------------------------
+
+    # Queries whose rows describe the live schema (tables, columns, indexes);
+    # empty where a dialect has no tracked migrations to resume.
+    schema_queries: ClassVar[tuple[str, ...]] = ()
+    # Opens a transaction on an autocommit connection, so a DML statement and
+    # its progress row commit together (DDL still commits on its own).
+    begin_tracked: ClassVar[str | None] = None
+
+    def schema_checksum(self, conn: Connection) -> str | None:
+        """SHA-256 of the live schema, or ``None`` if the dialect cannot tell."""
+        if not self.schema_queries:
+            return None
+        digest = hashlib.sha256()
+        for sql in self.schema_queries:
+            for row in conn.exec_driver_sql(sql).fetchall():
+                digest.update(repr(tuple(str(v).lower() if v is not None else None for v in row)).encode())
+            digest.update(b"\0")
+        return digest.hexdigest()
+
+    @contextmanager
+    def tracked_transaction(self, conn: Connection) -> Iterator[None]:
+        """One statement of a tracked migration and its progress row."""
+        if self.begin_tracked is None:
+            yield
+            return
+        conn.exec_driver_sql(self.begin_tracked)
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(Exception):
+                conn.exec_driver_sql("ROLLBACK")
+            raise
+        conn.exec_driver_sql("COMMIT")
 
     def _poll(self, try_once: Any, timeout: float, holder: Any) -> None:
         """Poll ``try_once()`` with backoff and jitter until ``timeout``."""
@@ -247,6 +299,11 @@ class SQLiteDialect(Dialect):
     def is_lock_error(self, exc: BaseException) -> bool:
         return "database is locked" in str(getattr(exc, "orig", exc))
 
+    @classmethod
+    def is_missing_object(cls, exc: BaseException) -> bool:
+        text = str(getattr(exc, "orig", None) or exc)
+        return text.startswith(("no such table", "no such column"))
+
     def dbapi_connect(self, settings: ConnectionSettings) -> tuple[Any, type[Exception]] | None:
         import sqlite3
 
@@ -291,9 +348,9 @@ class PostgresDialect(Dialect):
         return ("BIGSERIAL" if c.type.family == "bigint" else "SERIAL") + " PRIMARY KEY"
 
     def engine_options(self, lock_timeout: float) -> dict[str, Any]:
-        args: dict[str, Any] = {"application_name": f"baselinr-migrate {runner_id()}"[:63], "connect_timeout": 10}
+        args: dict[str, Any] = {"application_name": f"baselinr-migrate {runner_id()}"[:63], "connect_timeout": CONNECT_TIMEOUT}
         if self.schema:
-            args["options"] = f"-csearch_path={self.schema}"
+            args["options"] = search_path_option(self.schema)
         return {"connect_args": args}
 
     def dbapi_connect(self, settings: ConnectionSettings) -> tuple[Any, type[Exception]] | None:
@@ -312,6 +369,30 @@ class PostgresDialect(Dialect):
 
     def needs_autocommit(self, statement: str) -> bool:
         return bool(_PG_NO_TRANSACTION.search(statement))
+
+    def is_authentication_error(self, exc: BaseException) -> bool:
+        # invalid_password / invalid_authorization_specification; libpq gives no
+        # SQLSTATE for a refused connection, only the server's FATAL text.
+        text = str(exc)
+        return getattr(exc, "pgcode", None) in ("28P01", "28000") or "password authentication failed" in text or (
+            "no pg_hba.conf entry" in text
+        )
+
+    schema_queries = (
+        "SELECT table_name, column_name, data_type, is_nullable, column_default FROM information_schema.columns "
+        "WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position",
+        # Valid indexes only: a CREATE INDEX CONCURRENTLY killed midway leaves an
+        # invalid one, which must not count as the statement having taken effect.
+        "SELECT t.relname, i.relname, pg_get_indexdef(x.indexrelid) FROM pg_index x "
+        "JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid "
+        "JOIN pg_namespace n ON n.oid = t.relnamespace WHERE n.nspname = current_schema() AND x.indisvalid "
+        "ORDER BY 1, 2",
+    )
+
+    @classmethod
+    def is_missing_object(cls, exc: BaseException) -> bool:
+        # undefined_table, undefined_column
+        return getattr(getattr(exc, "orig", None) or exc, "pgcode", None) in ("42P01", "42703")
 
     def after_rebuild(self, tmp: Table, new: Table) -> list[str]:
         # The keys and the serial sequence were named after the temporary table:
@@ -363,10 +444,36 @@ class PostgresDialect(Dialect):
             return f"PostgreSQL backend {row[0]} ({row[1] or 'no name'})" if row else None
 
         self._poll(try_once, timeout, holder)
-        try:
+        with _release(lambda: conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})):
             yield
-        finally:
-            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+
+
+@contextmanager
+def _release(unlock: Callable[[], object]) -> Iterator[None]:
+    """Run the block, then ``unlock()``. When the block failed, its error is the
+    one to report: if the release fails too (the server died, taking the
+    session and its lock with it) that second error is dropped."""
+    try:
+        yield
+    except BaseException:
+        try:
+            unlock()
+        except Exception:  # noqa: BLE001 - the block's own error is re-raised below
+            pass
+        raise
+    unlock()
+
+
+def search_path_option(schema: str) -> str:
+    """libpq ``options`` setting ``search_path`` to exactly ``schema``.
+
+    The value is one identifier, never more settings: a plain identifier is
+    passed as before (PostgreSQL folds its case); any other name is double-quoted (so ``public -c x=1`` is a
+    schema of that name), and libpq's option separators (space, backslash)
+    are backslash-escaped."""
+    ident = schema if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", schema) else '"' + schema.replace('"', '""') + '"'
+    escaped = ident.replace("\\", "\\\\").replace(" ", "\\ ")
+    return f"-c search_path={escaped}"
 
 
 class MySQLDialect(Dialect):
@@ -406,6 +513,31 @@ class MySQLDialect(Dialect):
         unique = "UNIQUE " if i.unique else ""
         return f"CREATE {unique}INDEX {self.quote(i.name)} ON {self.quote(i.table)} ({', '.join(columns)})"
 
+    schema_queries = (
+        "SELECT TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COLUMN_DEFAULT FROM information_schema.COLUMNS "
+        "WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME, ORDINAL_POSITION",
+        "SELECT TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX, COLUMN_NAME, NON_UNIQUE FROM information_schema.STATISTICS "
+        "WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX",
+    )
+    begin_tracked = "START TRANSACTION"
+
+    def is_authentication_error(self, exc: BaseException) -> bool:
+        args: tuple[Any, ...] = tuple(getattr(exc, "args", ()))
+        return bool(args) and args[0] == 1045  # ER_ACCESS_DENIED_ERROR
+
+    @classmethod
+    def is_missing_object(cls, exc: BaseException) -> bool:
+        # ER_NO_SUCH_TABLE, ER_BAD_FIELD_ERROR
+        args: tuple[Any, ...] = tuple(getattr(getattr(exc, "orig", None) or exc, "args", ()))
+        return bool(args) and args[0] in (1146, 1054)
+
+    def __init__(self) -> None:
+        # PyMySQL's connect_timeout covers only the TCP connect; without a read
+        # timeout it waits forever for the greeting of a port that answers but
+        # is not MySQL. The handshake gets the same bound; queries afterwards
+        # get the user's read/write timeouts (none by default: DDL may be slow).
+        self._query_timeouts: dict[str, float | None] = {"read_timeout": None, "write_timeout": None}
+
     def render_rebuild(self, old: Table, new: Table) -> list[str]:
         # Only the column order differs: MySQL moves a column in place, keeping rows,
         # ids and indexes, with no window where the table is missing.
@@ -430,12 +562,37 @@ class MySQLDialect(Dialect):
         return f"RENAME TABLE {self.quote(old)} TO {self.quote(new)}"
 
     def engine_options(self, lock_timeout: float) -> dict[str, Any]:
-        return {"connect_args": {"connect_timeout": 10}}
+        return {"connect_args": {"connect_timeout": CONNECT_TIMEOUT}}
+
+    def final_connect_args(self, connect_args: dict[str, Any]) -> dict[str, Any]:
+        """``connect_args`` with the handshake bounded by ``connect_timeout``."""
+        bound = connect_args.get("connect_timeout", CONNECT_TIMEOUT)
+        for key in self._query_timeouts:
+            self._query_timeouts[key] = connect_args.get(key)
+        return {
+            **connect_args,
+            "read_timeout": connect_args.get("read_timeout") or bound,
+            "write_timeout": connect_args.get("write_timeout") or bound,
+        }
+
+    def after_handshake(self, dbapi_conn: Any) -> None:
+        """Back to the query timeouts the user asked for (PyMySQL re-arms the socket from these)."""
+        dbapi_conn._read_timeout = self._query_timeouts["read_timeout"]
+        dbapi_conn._write_timeout = self._query_timeouts["write_timeout"]
+
+    def configure_engine(self, engine: Engine) -> None:
+        from sqlalchemy import event
+
+        @event.listens_for(engine, "connect")
+        def _connect(dbapi_conn: Any, _record: Any) -> None:
+            self.after_handshake(dbapi_conn)
 
     def dbapi_connect(self, settings: ConnectionSettings) -> tuple[Any, type[Exception]] | None:
         import pymysql
 
-        args = {**self.engine_options(0)["connect_args"], **settings.extra_params.get("connect_args", {})}
+        args = self.final_connect_args(
+            {**self.engine_options(0)["connect_args"], **settings.extra_params.get("connect_args", {})}
+        )
         conn = pymysql.connect(
             host=settings.host or "localhost",
             port=settings.port or 3306,
@@ -445,6 +602,7 @@ class MySQLDialect(Dialect):
             charset="utf8mb4",
             **args,
         )
+        self.after_handshake(conn)
         return conn, pymysql.Error
 
     @contextmanager
@@ -466,10 +624,8 @@ class MySQLDialect(Dialect):
             return f"MySQL connection {row[0]} ({row[1]}@{row[2]})" if row else None
 
         self._poll(try_once, timeout, holder)
-        try:
+        with _release(lambda: conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": name})):
             yield
-        finally:
-            conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": name})
 
 
 class SnowflakeDialect(Dialect):
@@ -503,6 +659,22 @@ class SnowflakeDialect(Dialect):
 
     def autoincrement_column(self, c: Column) -> str:
         return "INTEGER AUTOINCREMENT PRIMARY KEY"
+
+    def is_authentication_error(self, exc: BaseException) -> bool:
+        return getattr(exc, "errno", None) == 390100 or "Incorrect username or password" in str(exc)
+
+    # No secondary indexes; DML is not wrapped: a transaction left open by a
+    # killed runner would hold its table.
+    schema_queries = (
+        "SELECT table_name, column_name, data_type, is_nullable, column_default FROM information_schema.columns "
+        "WHERE table_schema = CURRENT_SCHEMA() ORDER BY table_name, ordinal_position",
+    )
+
+    @classmethod
+    def is_missing_object(cls, exc: BaseException) -> bool:
+        # "does not exist or not authorized", "invalid identifier": Snowflake
+        # does not tell a missing table from one we may not see.
+        return getattr(getattr(exc, "orig", None) or exc, "errno", None) in (2003, 904)
 
     def engine_options(self, lock_timeout: float) -> dict[str, Any]:
         # Without a bound the connector retries an unknown account for minutes.
@@ -552,3 +724,8 @@ def dialect_for(name: str, schema: str | None = None) -> Dialect:
     if cls is PostgresDialect:
         return PostgresDialect(schema)
     return cls()
+
+
+def is_missing_object(exc: BaseException) -> bool:
+    """True if some dialect reads driver error ``exc`` as "no such table or column"."""
+    return any(cls.is_missing_object(exc) for cls in _DIALECTS.values())

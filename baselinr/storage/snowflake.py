@@ -169,5 +169,12 @@ def hold(lease: Lease, poll: Callable[[Callable[[], bool], Callable[[], str | No
     lease.start_heartbeat()
     try:
         yield lease
-    finally:
-        lease.release()
+    except BaseException:
+        # The block's error is the one to report; a release that fails too
+        # (connection lost) leaves the lease to run out on its own.
+        try:
+            lease.release()
+        except Exception:
+            log.debug("Could not release the migration lease; it expires on its own", exc_info=True)
+        raise
+    lease.release()

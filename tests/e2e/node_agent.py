@@ -21,7 +21,10 @@ What a container gets
 * Environment: this agent's environment (which is the test run's), minus
   ``KUBECONFIG``, plus ``HOSTNAME``, ``KUBERNETES_SERVICE_HOST``/``_PORT``
   (the API server), then ``envFrom`` and ``env`` (``value``, ``valueFrom``
-  ``secretKeyRef``/``configMapKeyRef``/``fieldRef``), like a kubelet.
+  ``secretKeyRef``/``configMapKeyRef``/``fieldRef``), like a kubelet. A
+  missing Secret, ConfigMap or key there keeps the container waiting with
+  reason ``CreateContainerConfigError`` and the kubelet's message (``secret
+  "x" not found``, ``couldn't find key k in Secret ns/x``), retried every 2 s.
 * Current directory: ``workingDir`` (path-mapped, see below) if set and
   present, else ``<pod dir>/containers/<name>/workdir``... unless unset, in
   which case the agent's own current directory (the test run's).
@@ -305,6 +308,7 @@ class ContainerRun:
         self.last_state: JSON = {}
         self.termination_path: Path = self.dir / "termination-log"
         self.waiting_reason = "PodInitializing" if not init else "ContainerCreating"
+        self.waiting_message = ""
         self.next_start = 0.0
 
     @property
@@ -332,6 +336,8 @@ class ContainerRun:
             status["state"] = {"running": {"startedAt": self.started_at}}
         else:
             status["state"] = {"waiting": {"reason": self.waiting_reason}}
+            if self.waiting_message:
+                status["state"]["waiting"]["message"] = self.waiting_message
         if self.last_state:
             status["lastState"] = self.last_state
         return status
@@ -504,9 +510,31 @@ class PodRunner:
         if self.deleting.is_set():
             return
         for run in self.runs:
+            if not self._wait_for_config(run):
+                return
             self._start_container(run)
         self._report()
         self._supervise()
+
+    def _wait_for_config(self, run: ContainerRun) -> bool:
+        """Like a kubelet: a missing Secret or ConfigMap (or key) in env keeps the container waiting in
+        CreateContainerConfigError, retried until it exists or the pod is deleted or past its deadline."""
+        while True:
+            try:
+                self._env(run, self._path_map(run))
+            except _MissingConfig as exc:
+                if (run.waiting_reason, run.waiting_message) != ("CreateContainerConfigError", str(exc)):
+                    run.waiting_reason, run.waiting_message = "CreateContainerConfigError", str(exc)
+                    log.info("pod %s/%s: %s", self.namespace, self.name, exc)
+                    self._report()
+                if self.deleting.wait(2.0) or self._deadline_exceeded():
+                    self._check_stop([])
+                    return False
+                continue
+            except _StartError:
+                pass  # reported by _start_container
+            run.waiting_message = ""
+            return True
 
     def _deadline_exceeded(self) -> bool:
         deadline = self.spec.get("activeDeadlineSeconds")
@@ -842,6 +870,8 @@ class PodRunner:
         except ApiError as exc:
             if exc.status == 404 and optional:
                 return {}
+            if exc.status == 404:
+                raise _MissingConfig(f'{kind[:-1]} "{name}" not found') from exc
             raise _StartError(f"{kind}/{name}: HTTP {exc.status}") from exc
         data = obj.get("data") or {}
         if kind == "secrets":
@@ -856,7 +886,8 @@ class PodRunner:
                 if ref["key"] not in data:
                     if ref.get("optional"):
                         return None
-                    raise _StartError(f"{kind}/{ref['name']} has no key {ref['key']!r}")
+                    label = "Secret" if kind == "secrets" else "ConfigMap"
+                    raise _MissingConfig(f"couldn't find key {ref['key']} in {label} {self.namespace}/{ref['name']}")
                 return data[ref["key"]]
         if "fieldRef" in source:
             return self._field(source["fieldRef"]["fieldPath"])
@@ -960,6 +991,10 @@ class _NotYet(Exception):
 
 class _StartError(Exception):
     """A container cannot be started (reported in its status)."""
+
+
+class _MissingConfig(_StartError):
+    """An env source (Secret, ConfigMap or key) is missing: the container waits in CreateContainerConfigError."""
 
 
 # --------------------------------------------------------------------------

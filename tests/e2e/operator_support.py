@@ -26,7 +26,7 @@ from tests.support.packages import sql_migration, write_package
 from tests.support.servers import Server
 
 from .cluster import Cluster
-from .waiting import wait_for
+from .waiting import WaitTimeout, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_FILE = ROOT / "deploy" / "crds" / "baselinrschemas.baselinr.io.yaml"
@@ -100,7 +100,10 @@ class Setup:
             ok = s.get("phase") == phase and all(s.get(k) == v for k, v in expect.items())
             return s if ok else None
 
-        return wait_for(probe, timeout=timeout, what=f"{name} to be {phase} with {expect}", interval=0.3)
+        try:
+            return wait_for(probe, timeout=timeout, what=f"{name} to be {phase} with {expect}", interval=0.3)
+        except WaitTimeout as exc:
+            raise WaitTimeout(f"{exc}; the status: {json.dumps(self.status(name))}") from None
 
     def jobs(self) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = self.k8s.get_json("jobs", "-n", self.namespace)["items"]
@@ -170,7 +173,12 @@ def operator(
     liveness_port: int | None = None,
     **env: str,
 ) -> Iterator[Any]:
-    """The operator, watching ``namespace``, for the duration of the block; yields the KopfRunner."""
+    """The operator, watching ``namespace``, for the duration of the block; yields the KopfRunner.
+
+    The tests' backups live in host directories, so ``hostPath`` is an allowed backup volume kind here
+    unless ``env`` says otherwise. When the block ends, the operator's log must hold no traceback: an
+    exception the operator did not handle is a failure even when the test's own checks passed.
+    """
     from kopf.testing import KopfRunner
 
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig or k8s.kubeconfig))
@@ -180,6 +188,7 @@ def operator(
         "BASELINR_OPERATOR_TICK_SECONDS": "1",
         "BASELINR_OPERATOR_IMAGE": "baselinr:test",
         "BASELINR_OPERATOR_NAMESPACES": namespace,
+        "BASELINR_OPERATOR_ALLOWED_VOLUME_KINDS": "persistentVolumeClaim,hostPath",
         **env,
     }
     for key, value in settings.items():
@@ -193,6 +202,14 @@ def operator(
     with KopfRunner(args, timeout=90) as runner:
         yield runner
     kube.close()
+    assert_no_traceback(runner.output)
+
+
+def assert_no_traceback(log: str) -> None:
+    lines = log.splitlines()
+    for i, line in enumerate(lines):
+        if "Traceback (most recent call last)" in line:
+            raise AssertionError("the operator logged a traceback:\n" + "\n".join(lines[max(i - 3, 0) : i + 40]))
 
 
 def service_account_kubeconfig(k8s: Cluster, namespace: str, account: str, path: Path) -> Path:

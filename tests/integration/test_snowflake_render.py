@@ -15,7 +15,7 @@ from baselinr.config import settings_from_dict
 from baselinr.errors import ConfigError
 from baselinr.storage.dialects import SnowflakeDialect, dialect_for
 from baselinr.storage.migrations.chain import load_chain
-from baselinr.storage.model import CreateTable
+from baselinr.storage.model import CreateTable, RebuildTable
 from baselinr.storage.snowflake import TAKE_SQL, create_table_sql
 
 SF = SnowflakeDialect()
@@ -27,7 +27,9 @@ def test_every_migration_renders_for_snowflake(version: int) -> None:
     m = CHAIN.get(version)
     up = m.up_statements(SF)
     down = m.down_statements(SF)
-    assert up, f"v{version} renders nothing for Snowflake"
+    # v11 only rebuilds tables on the dialects that need it (its docstring says why not Snowflake).
+    elsewhere = all(isinstance(op, RebuildTable) and op.dialects and "snowflake" not in op.dialects for op in m.operations)
+    assert up or (m.operations and elsewhere), f"v{version} renders nothing for Snowflake"
     for stmt in up + down:
         assert not re.search(r"\b(CREATE|DROP)\s+(UNIQUE\s+)?INDEX\b", stmt, re.I), stmt
         assert not re.search(r"\bAUTO_INCREMENT\b|\bSERIAL\b|\bJSONB?\b|\bDATETIME\b", stmt, re.I), stmt

@@ -103,7 +103,9 @@ def test_operator_cluster_wide_rbac(helm: Helm) -> None:
     assert "secrets" not in resources, "the operator never reads database credentials"
     assert resources == {"baselinrschemas", "baselinrschemas/status", "jobs", "pods", "events"}
     for rule in role["rules"]:
-        assert "*" not in rule["verbs"] and "delete" not in rule["verbs"]
+        assert "*" not in rule["verbs"]
+        # The only deletion: its own finished Jobs beyond the newest few (BASELINR_OPERATOR_KEEP_JOBS).
+        assert "delete" not in rule["verbs"] or rule["resources"] == ["jobs"]
 
 
 def test_operator_watched_namespaces_rbac(helm: Helm) -> None:
@@ -185,7 +187,7 @@ def test_schema_hook_job(helm: Helm) -> None:
     container = pod["containers"][0]
     assert container["command"] == [
         "baselinr-schema", "wait", "shop", "--namespace=shop", "--target=3", "--timeout=300", "--apply",
-        "--result-file=/dev/termination-log",
+        "--retry=1", "--result-file=/dev/termination-log",
     ]
     assert pod["serviceAccountName"] == "shop-schema-wait" and pod["restartPolicy"] == "Never"
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
@@ -195,6 +197,15 @@ def test_schema_hook_job(helm: Helm) -> None:
         meta = one(docs, support)["metadata"]
         assert meta["annotations"]["helm.sh/hook-weight"] == "-10", support
         assert meta["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade", support
+
+
+def test_schema_hook_retry_is_the_release_revision_or_the_value(helm: Helm) -> None:
+    def retry(*args: str) -> list[str]:
+        command = one(helm.template(SCHEMA_CHART, *SCHEMA_VALUES, *args), "Job")["spec"]["template"]["spec"]["containers"][0]
+        return [a for a in command["command"] if a.startswith("--retry")]
+
+    assert retry() == ["--retry=1"]  # helm template renders revision 1
+    assert retry("--set", "retry=db-fixed-by-hand") == ["--retry=db-fixed-by-hand"]
 
 
 def test_schema_hook_role_is_least_privilege(helm: Helm) -> None:

@@ -6,7 +6,15 @@ import json
 
 import pytest
 
-from baselinr_operator.jobs import NAME_MAX, Owner, build_backup_job, build_migrate_job, build_validate_job, job_name
+from baselinr_operator.jobs import (
+    NAME_MAX,
+    Owner,
+    build_backup_job,
+    build_migrate_job,
+    build_validate_job,
+    expired_jobs,
+    job_name,
+)
 from baselinr_operator.outcome import job_outcome
 from baselinr_operator.settings import OperatorSettings
 from baselinr_operator.spec import SpecError, parse_duration, parse_spec
@@ -134,8 +142,13 @@ def test_outcome_reads_the_engine_result_from_the_termination_message() -> None:
     assert out.error == "Migration v2 failed: boom" and not out.transient and out.duration == 7
     unreachable = job_outcome(_job("Failed"), [_pod(3, json.dumps({**result, "exit_code": 3}))])
     assert unreachable.transient
+    refused = {**result, "exit_code": 3, "error_type": "AuthenticationFailed"}
+    assert not job_outcome(_job("Failed"), [_pod(3, json.dumps(refused))]).transient  # never retried into a lockout
     killed = job_outcome(_job("Failed"), [_pod(137, "Traceback ... killed")])
-    assert killed.transient and "BackoffLimitExceeded" in killed.error and "killed" in killed.error
+    assert killed.transient and "BackoffLimitExceeded" in killed.error and "exited with code 137" in killed.error
+    assert "Traceback" not in killed.error  # raw container output never reaches the status
+    long = job_outcome(_job("Failed"), [_pod(4, json.dumps({**result, "error": "x" * 5000}))])
+    assert len(long.error) == 1024
 
 
 def test_entry_point_runs_kopf_standalone_with_liveness() -> None:
@@ -148,3 +161,17 @@ def test_entry_point_runs_kopf_standalone_with_liveness() -> None:
     assert "--all-namespaces" in kopf_args(OperatorSettings(), [])
     with pytest.raises(SystemExit, match="not a number"):
         OperatorSettings.from_env({"BASELINR_OPERATOR_METRICS_PORT": "eighty"})
+
+
+def test_only_finished_jobs_beyond_the_newest_few_expire() -> None:
+    def job(name: str, created: str, state: str | None) -> dict[str, object]:
+        conditions = [{"type": state, "status": "True"}] if state else []
+        return {"metadata": {"name": name, "creationTimestamp": created}, "status": {"conditions": conditions}}
+
+    jobs = [job(f"db-validate-v3-{i}", f"2024-01-01T00:00:0{i}Z", "Complete") for i in range(1, 6)]
+    jobs += [job("db-migrate-v4-6", "2024-01-01T00:00:07Z", None), job("db-migrate-v4-0", "2024-01-01T00:00:00Z", "Failed")]
+    assert expired_jobs(jobs, 2, "db-validate-v3-5") == ["db-validate-v3-3", "db-validate-v3-2", "db-validate-v3-1",
+                                                         "db-migrate-v4-0"]  # fmt: skip
+    assert "db-validate-v3-1" not in expired_jobs(jobs, 2, "db-validate-v3-1")  # the current run's Job stays
+    assert expired_jobs(jobs, 10, None) == []
+    assert expired_jobs(jobs, 0, None)[0] == "db-validate-v3-4"  # at least one is always kept

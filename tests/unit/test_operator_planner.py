@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from baselinr_operator.outcome import JobOutcome
-from baselinr_operator.planner import Facts, Plan, next_due, plan
+from baselinr_operator.planner import Facts, Plan, next_due, plan, rejected
 from baselinr_operator.settings import OperatorSettings
 from baselinr_operator.spec import parse_spec
 from baselinr_operator.status import merge_patch
@@ -18,7 +18,11 @@ from baselinr_operator.status import merge_patch
 CRD = Path(__file__).resolve().parents[2] / "deploy" / "crds" / "baselinrschemas.baselinr.io.yaml"
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
 SETTINGS = OperatorSettings(retry_seconds=10, retry_limit=2)
-SPEC = {"targetVersion": 3, "configSecretRef": {"name": "s"}, "backup": {"mode": "Required", "volume": {"emptyDir": {}}}}
+SPEC = {
+    "targetVersion": 3,
+    "configSecretRef": {"name": "s"},
+    "backup": {"mode": "Required", "volume": {"persistentVolumeClaim": {"claimName": "b"}}},
+}
 PLANS: list[Plan] = []
 
 
@@ -84,7 +88,7 @@ def test_failed_backup_in_required_mode_stops_the_flow() -> None:
 
 
 def test_failed_backup_in_optional_mode_still_migrates() -> None:
-    opt = {"backup": {"mode": "Optional", "volume": {"emptyDir": {}}}}
+    opt = {"backup": {"mode": "Optional", "volume": {"persistentVolumeClaim": {"claimName": "b"}}}}
     p = step({}, spec=opt)
     failed = step(p.status, done("db-backup-v3-1", False, 2, error="disk"), spec=opt)
     assert failed.create_step == "Migrate" and cond(failed, "BackedUp") == ("False", "BackupFailed")
@@ -152,6 +156,53 @@ def test_suspend_and_busy_database() -> None:
     assert step(busy.status, busy_with="data/other").events == []  # reported once
 
 
+def test_a_run_for_an_older_target_never_ends_ready() -> None:
+    """The target moved from 3 to 4 while v3's Job ran: its success starts v4, Ready stays False."""
+    skip = {"backup": {"mode": "Skip"}}
+    p = step({}, spec=skip)
+    finished = step(
+        p.status,
+        done("db-migrate-v3-1", True, from_version=1, current_version=3, applied=[2, 3], valid=True, errors=[]),
+        gen=2,
+        spec={**skip, "targetVersion": 4},
+    )
+    s = finished.status
+    assert s["currentVersion"] == 3 and s["phase"] == "Migrating" and finished.create_step == "Migrate"
+    assert s["run"]["job"] == "db-migrate-v4-2" and s["observedGeneration"] == 2
+    assert cond(finished, "Ready") == ("False", "MigrationRunning") and cond(finished, "Migrated")[0] == "True"
+    assert [e.reason for e in finished.events] == ["MigrationSucceeded", "MigrationRunning"]
+
+
+def test_a_job_deleted_before_it_finished_fails_the_run() -> None:
+    p = step({}, spec={"backup": {"mode": "Skip"}})
+    gone = step(p.status, None, job_gone=True, spec={"backup": {"mode": "Skip"}})
+    assert gone.create_step is None and gone.status["phase"] == "Failed" and gone.status["run"]["step"] == "Failed"
+    assert cond(gone, "Stalled") == ("True", "JobDeleted") and "db-migrate-v3-1 was deleted" in gone.status["message"]
+    assert [(e.type, e.reason) for e in gone.events] == [("Warning", "JobDeleted")]
+    assert step(gone.status, spec={"backup": {"mode": "Skip"}}, retry_token="x").create_step == "Migrate"
+
+
+def test_a_rejected_job_stalls_with_the_api_servers_message_and_a_fixed_spec_runs() -> None:
+    p = step({}, spec={"backup": {"mode": "Skip"}})
+    facts = Facts("db", 1, parse_spec({**SPEC, "backup": {"mode": "Skip"}}), p.status, T0)
+    r = rejected(facts, "400 Bad Request: cannot unmarshal number into Go struct field EnvVar.value")
+    assert r.status["phase"] == "Failed" and r.status["run"]["step"] == "Failed" and r.create_step is None
+    assert cond(r, "Stalled") == ("True", "JobRejected") and "cannot unmarshal number" in r.status["message"]
+    assert step(r.status, spec={"backup": {"mode": "Skip"}}).create_step is None  # not again by itself
+    fixed = step(r.status, gen=2, spec={"backup": {"mode": "Skip"}, "activeDeadlineSeconds": 60})
+    assert fixed.create_step == "Migrate" and fixed.status["observedGeneration"] == 2
+
+
+def test_a_job_the_operator_does_not_allow_is_never_asked_for() -> None:
+    p = step({}, spec={"image": "evil.example/x:1"})
+    assert p.create_step is None and p.status["phase"] == "Failed" and p.status["observedGeneration"] == 1
+    assert cond(p, "Stalled") == ("True", "NotAllowed") and "'evil.example/x:1'" in p.status["message"]
+    assert [(e.type, e.reason) for e in p.events] == [("Warning", "NotAllowed")]
+    assert step(p.status, spec={"image": "evil.example/x:1"}).events == []  # said once
+    fixed = step(p.status, gen=2, spec={"image": "baselinr:0.2.0"})
+    assert fixed.create_step == "Backup"
+
+
 def test_merge_patch_and_condition_times() -> None:
     assert merge_patch({"a": 1, "b": {"c": 1, "d": 2}}, {"b": {"c": 1, "d": 3}, "e": [1]}) == {"a": None, "b": {"d": 3}, "e": [1]}
     p = step({})
@@ -187,3 +238,58 @@ def test_every_status_field_written_is_declared_in_the_crd() -> None:
     columns = [(c["name"], c["jsonPath"]) for c in version["additionalPrinterColumns"]]
     assert [c for c, _ in columns] == ["Target", "Current", "Phase", "Valid", "Ready", "Age"]
     assert crd["spec"]["names"]["shortNames"] == ["bschema"]
+
+
+def test_a_target_the_image_does_not_know_is_refused_before_any_backup() -> None:
+    at2 = {"currentVersion": 2, "codeVersion": 3, "codeImage": "baselinr:0.1.0", "run": {"id": 1, "step": "Done"}}
+    p = step(at2, spec={"targetVersion": 4})
+    assert p.create_step is None and cond(p, "Stalled") == ("True", "TargetAboveCodeVersion")
+    assert "above v3, the latest version image baselinr:0.1.0 knows" in p.status["message"]
+    assert step(p.status, spec={"targetVersion": 4}).events == []  # said once
+    assert step(at2, spec={"targetVersion": 4, "image": "baselinr:0.2.0"}).create_step == "Backup"  # another image may
+
+
+def test_suspended_at_the_target_is_ready_and_a_rollback_says_so() -> None:
+    at3 = {"currentVersion": 3, "valid": True, "run": {"id": 1, "step": "Done"}}
+    s = step(at3, spec={"suspend": True})
+    assert s.status["phase"] == "Suspended" and cond(s, "Ready") == ("True", "AtTargetVersion")
+    down = {"backup": {"mode": "Skip"}, "targetVersion": 1, "allowDowngrade": True}
+    p = step({"currentVersion": 3}, spec=down)
+    rolled = step(p.status, done("db-migrate-v1-1", True, from_version=3, current_version=1, applied=[3, 2],
+                                 direction="down", valid=True, errors=[]), spec=down)  # fmt: skip
+    assert [e.message for e in rolled.events] == ["Migrate Job db-migrate-v1-1 succeeded: Migrated to v1: rolled back v3, v2"]
+
+
+def test_a_pod_that_cannot_start_is_said_at_once_and_a_configuration_error_fails_the_run() -> None:
+    from baselinr_operator.outcome import Trouble
+
+    skip = {"backup": {"mode": "Skip"}}
+    p = step({}, spec=skip)
+    config = Trouble("CreateContainerConfigError", "Pod x: CreateContainerConfigError: secret \"s\" not found", True)
+    waiting = JobOutcome("db-migrate-v3-1", False, started=T0, trouble=config)
+    early = step(p.status, waiting, now=T0 + timedelta(seconds=5), spec=skip)
+    assert early.status["phase"] == "Migrating" and "is waiting: Pod x: CreateContainerConfigError" in early.status["message"]
+    assert cond(early, "Reconciling") == ("True", "PodNotStarting") and early.delete_job is None
+    assert step(early.status, waiting, now=T0 + timedelta(seconds=6), spec=skip).events == []  # said once
+    late = step(early.status, waiting, now=T0 + timedelta(seconds=31), spec=skip)
+    assert cond(late, "Stalled") == ("True", "PodCannotStart") and late.delete_job == "db-migrate-v3-1"
+    pulling = JobOutcome("db-migrate-v3-1", False, started=T0, trouble=Trouble("ImagePullBackOff", "Pod x: back-off", False))
+    assert step(p.status, pulling, now=T0 + timedelta(hours=1), spec=skip).status["phase"] == "Migrating"  # may clear
+    # A spec change replaces the stuck run; a run whose Pod is merely starting is left alone.
+    new = step(early.status, waiting, gen=2, now=T0 + timedelta(seconds=8), spec={**skip, "activeDeadlineSeconds": 60})
+    assert new.delete_job == "db-migrate-v3-1" and new.create_step == "Migrate" and new.status["run"]["id"] == 2
+    starting = JobOutcome("db-migrate-v3-1", False, started=T0)
+    assert step(p.status, starting, gen=2, spec={**skip, "activeDeadlineSeconds": 60}).delete_job is None
+
+
+def test_an_image_pull_that_flaps_between_reasons_is_one_event() -> None:
+    from baselinr_operator.outcome import Trouble
+
+    skip = {"backup": {"mode": "Skip"}}
+    p = step({}, spec=skip)
+    pull = JobOutcome("db-migrate-v3-1", False, started=T0, trouble=Trouble("ErrImagePull", "Pod x: ErrImagePull: 404", False))
+    back = JobOutcome("db-migrate-v3-1", False, started=T0, trouble=Trouble("ImagePullBackOff", "Pod x: ImagePullBackOff", False))
+    first = step(p.status, pull, spec=skip)
+    second = step(first.status, back, spec=skip)
+    assert [e.reason for e in first.events] == ["PodNotStarting"] and second.events == []
+    assert "ImagePullBackOff" in second.status["message"]

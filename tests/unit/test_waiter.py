@@ -200,3 +200,19 @@ def test_cli_unreachable_api_exits_3(capsys: pytest.CaptureFixture[str], tmp_pat
     assert code == 3, (out, err)
     assert "BaselinrSchema team/app" in err and "unreachable" in err
     assert "s3cret-token" not in out + err and "Traceback" not in err
+
+
+def test_a_failure_from_before_the_requested_retry_is_not_final() -> None:
+    d = draft(2, 1)
+    d.failed(Reason.MIGRATION_FAILED, "Migrate Job app-migrate-v2-1 failed: boom", retrying=False)
+    assert judge(resource(2, 2, d.data), 2).exit_code == 4
+    waiting = judge(resource(2, 2, d.data), 2, retry="7")
+    assert waiting.exit_code is None and "retry '7'" in waiting.message
+    d.set(retryToken="7")
+    assert judge(resource(2, 2, d.data), 2, retry="7").exit_code == 4  # the retry itself failed: final
+
+
+def test_desired_carries_the_retry_annotation() -> None:
+    body = desired("app", "ns", 3, {}, retry="12")
+    assert body["metadata"]["annotations"] == {"baselinr.io/retry": "12"}
+    assert "annotations" not in desired("app", "ns", 3, {})["metadata"]

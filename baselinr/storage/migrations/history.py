@@ -2,7 +2,10 @@
 
 Used only by the migration manager. Reads tolerate the narrower table that
 Baselinr's profiler creates (no ``status`` column: every row is applied);
-``ensure_table`` widens it before the engine writes anything.
+``ensure_table`` widens it before the engine writes anything. Only a missing
+table means "not initialized": any other read error (no SELECT privilege, a
+file that is not a database) is raised as ``DatabaseUnavailable``, so nothing
+is ever planned from a history we could not read.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
+from baselinr.errors import DatabaseUnavailable
+from baselinr.storage.dialects import is_missing_object
 from baselinr.storage.migrations.results import HistoryRow
 from baselinr.storage.version_table import (
     APPLIED,
@@ -27,9 +32,23 @@ if TYPE_CHECKING:
 
 _FULL = (
     "SELECT version, status, description, applied_at, checksum, migration_script, applied_by, "
-    f"execution_time_ms, statements_done, statements_total, error_message FROM {VERSION_TABLE_NAME} ORDER BY version"
+    f"execution_time_ms, statements_done, statements_total, error_message, checksum_algorithm FROM {VERSION_TABLE_NAME} "
+    "ORDER BY version"
 )
 _NARROW = f"SELECT version, description, applied_at, checksum, migration_script FROM {VERSION_TABLE_NAME} ORDER BY version"
+
+
+# checksum_algorithm of a running (or failed) row of a tracked run: its checksum
+# is that of the live schema before the run's next statement (see
+# MigrationManager._run_tracked), and the value says the run's direction;
+# finish() replaces both with the migration's own checksum.
+LIVE_SCHEMA = "schema-sha256"
+LIVE_SCHEMA_DOWN = "schema-sha256-down"  # fits checksum_algorithm VARCHAR(20)
+
+
+def marker(direction: str) -> str:
+    """The ``checksum_algorithm`` of a tracked run going ``direction``."""
+    return LIVE_SCHEMA_DOWN if direction == "down" else LIVE_SCHEMA
 
 
 def now() -> dt.datetime:
@@ -64,11 +83,13 @@ def read_history_dbapi(dbapi_conn: Any, error: type[Exception]) -> list[HistoryR
 def _read(run: Any, error: type[Exception], reset: Any) -> list[HistoryRow] | None:
     try:
         return [_row(r) for r in run(_FULL)]
-    except error:
+    except error as exc:
+        _unless_missing(exc)
         reset()
     try:
         rows = run(_NARROW)
-    except error:
+    except error as exc:
+        _unless_missing(exc)
         reset()
         return None
     return [
@@ -77,6 +98,19 @@ def _read(run: Any, error: type[Exception], reset: Any) -> list[HistoryRow] | No
         )
         for r in rows
     ]
+
+
+def _unless_missing(exc: BaseException) -> None:
+    """Raise unless ``exc`` says the table (or one of the engine's columns) does not exist."""
+    if is_missing_object(exc):
+        return
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip()
+    detail = text.splitlines()[0] if text else type(orig).__name__
+    raise DatabaseUnavailable(
+        f"Cannot read {VERSION_TABLE_NAME}: {detail}",
+        hint="Check that the configured user may read it and that storage.connection points at the right database.",
+    ) from None
 
 
 def applied_versions(rows: list[HistoryRow]) -> list[int]:
@@ -102,6 +136,16 @@ def is_applied(conn: Connection, version: int) -> bool:
 
     row = conn.execute(text(f"SELECT status FROM {VERSION_TABLE_NAME} WHERE version = :v"), {"v": version}).first()
     return row is not None and (row[0] is None or row[0] == APPLIED)
+
+
+def status_of(conn: Connection, version: int) -> str | None:
+    """The row's status (``applied`` for a profiler's row without one); ``None`` if there is no row."""
+    from sqlalchemy import text
+
+    row = conn.execute(text(f"SELECT status FROM {VERSION_TABLE_NAME} WHERE version = :v"), {"v": version}).first()
+    if row is None:
+        return None
+    return str(row[0]) if row[0] is not None else APPLIED
 
 
 def record(
@@ -149,10 +193,27 @@ def record(
     )
 
 
-def progress(conn: Connection, version: int, done: int) -> None:
+def progress(conn: Connection, version: int, done: int, schema: str | None = None, direction: str = "up") -> None:
+    """``done`` statements ran; ``schema`` is the live schema's checksum now, before the next one."""
     from sqlalchemy import text
 
-    conn.execute(text(f"UPDATE {VERSION_TABLE_NAME} SET statements_done = :d WHERE version = :v"), {"d": done, "v": version})
+    conn.execute(
+        text(f"UPDATE {VERSION_TABLE_NAME} SET statements_done = :d, checksum = :c, checksum_algorithm = :a WHERE version = :v"),
+        {"d": done, "c": schema, "a": marker(direction), "v": version},
+    )
+
+
+def in_flight_schema(conn: Connection, version: int) -> str | None:
+    """The live schema's checksum recorded before the next statement of an
+    interrupted (``running``) migration; ``None`` for a failed one or none recorded."""
+    from sqlalchemy import text
+
+    row = conn.execute(
+        text(f"SELECT status, checksum, checksum_algorithm FROM {VERSION_TABLE_NAME} WHERE version = :v"), {"v": version}
+    ).first()
+    if row is None or row[0] != RUNNING or row[2] not in (LIVE_SCHEMA, LIVE_SCHEMA_DOWN):
+        return None
+    return str(row[1]) if row[1] else None
 
 
 def finish(conn: Connection, version: int, *, checksum: str, algorithm: str, execution_time_ms: int) -> None:
@@ -205,6 +266,7 @@ def _row(r: Any) -> HistoryRow:
         statements_done=r[8],
         statements_total=r[9],
         error_message=r[10],
+        direction="down" if r[11] == LIVE_SCHEMA_DOWN else "up",
     )
 
 

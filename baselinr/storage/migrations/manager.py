@@ -12,16 +12,24 @@ an interrupted or failed migration is reported, resumable and repairable.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
 from baselinr.config import ConnectionSettings, Settings, load_config
-from baselinr.errors import BaselinrError, LockTimeout, MigrationFailed, UsageError, ValidationFailed
-from baselinr.storage.connection import create_engine, first_line, open_connection, redact, run_statement, unavailable
+from baselinr.errors import (
+    BaselinrError,
+    DatabaseUnavailable,
+    LockTimeout,
+    MigrationFailed,
+    UsageError,
+    ValidationFailed,
+)
+from baselinr.storage.connection import connect_error, create_engine, first_line, open_connection, redact, run_statement
 from baselinr.storage.dialects import Dialect, runner_id
-from baselinr.storage.migrations import adopt, history
+from baselinr.storage.migrations import adopt, faults, history
 from baselinr.storage.migrations.chain import DEFAULT_PACKAGE, Chain, ChainError, load_chain
 from baselinr.storage.migrations.migration import CHECKSUM_ALGORITHM, Migration
 from baselinr.storage.migrations.results import (
@@ -43,6 +51,8 @@ if TYPE_CHECKING:
     from baselinr.storage.migrations.drift import Difference
 
 __all__ = ["ChainError", "Migration", "MigrationManager"]
+
+log = logging.getLogger(__name__)
 
 
 class MigrationManager:
@@ -130,13 +140,16 @@ class MigrationManager:
 
     def _quick_history(self) -> object:
         """Read the history with the bare driver: ``status`` then never
-        imports SQLAlchemy, which is most of its start-up time."""
+        imports SQLAlchemy, which is most of its start-up time. Not when the
+        config sets engine options: only SQLAlchemy can apply (or refuse) them."""
+        if set(self.settings.extra_params) - {"connect_args"}:
+            return _NO_QUICK_PATH
         try:
             opened = self._bare_dialect().dbapi_connect(self.settings)
         except ModuleNotFoundError:
             return _NO_QUICK_PATH
         except Exception as exc:  # noqa: BLE001 - the driver's connect error, whatever its class
-            raise unavailable(exc, self.settings) from None
+            raise connect_error(exc, self.settings) from None
         if opened is None:
             return _NO_QUICK_PATH
         conn, error = opened
@@ -254,14 +267,20 @@ class MigrationManager:
         current = max(applied, default=None)
         base = current or 0
         if target > chain.latest:
-            missing = set(range(chain.latest + 1, target + 1))
+            # Named one by one only when few: a typo like 10**20 must not build a set of them.
+            if target - chain.latest <= 10:
+                missing = "{" + ", ".join(str(v) for v in range(chain.latest + 1, target + 1)) + "}"
+            else:
+                missing = f"{{{chain.latest + 1}..{target}}}"
             raise ChainError(
-                f"Missing migrations for versions: {{{', '.join(map(str, sorted(missing)))}}}",
+                f"Missing migrations for versions: {missing}",
                 hint=f"Target v{target} is above the latest version this code has (v{chain.latest}); "
                 "upgrade Baselinr or lower --target.",
             )
         unfinished = {r.version: r for r in history.unfinished(rows)}
-        if target >= base:
+        # A rollback that was interrupted still has its version to take down.
+        top = max([base, *(v for v, r in unfinished.items() if r.direction == "down")])
+        if target >= top:
             gaps = [v for v in range(1, base + 1) if v not in applied and v in chain.migrations]
             steps = []
             for m in chain.between(0, target):
@@ -291,8 +310,14 @@ class MigrationManager:
                 )
             direction = "up" if steps else "none"
             return Plan(current, target, direction, steps, self.dialect.name)
-        downs = [chain.get(v) for v in range(base, target, -1) if v in chain.migrations]
-        return Plan(current, target, "down", [self._step(m, "down") for m in downs], self.dialect.name)
+        downs = []
+        for m in (chain.get(v) for v in range(top, target, -1) if v in chain.migrations):
+            step = self._step(m, "down")
+            row = unfinished.get(m.version)
+            if row is not None and row.direction == "down" and resume and not step.transactional:
+                step = PlannedStep(**{**step.to_dict(), "resume_from": row.statements_done or 0})
+            downs.append(step)
+        return Plan(current, target, "down", downs, self.dialect.name)
 
     def _step(self, m: Migration, direction: str) -> PlannedStep:
         d = self.dialect
@@ -335,7 +360,7 @@ class MigrationManager:
             except Exception as exc:
                 if self.dialect.is_lock_error(exc):
                     raise self._lock_timeout() from None
-                raise
+                raise self._bookkeeping_failed(exc) from exc
             plan = self._up_plan(target, resume, conns.history(), conns.tx())
             done: list[StepResult] = []
             for step in plan.steps:
@@ -402,24 +427,33 @@ class MigrationManager:
         return Plan(target, target, "none", [], self._bare_dialect().name)
 
     def rollback(
-        self, target: int, *, dry_run: bool = False, on_step: Callable[[PlannedStep], None] | None = None
+        self,
+        target: int,
+        *,
+        dry_run: bool = False,
+        resume: bool = False,
+        on_step: Callable[[PlannedStep], None] | None = None,
     ) -> ApplyResult:
-        """Run down migrations, newest first, until the database is at ``target``."""
+        """Run down migrations, newest first, until the database is at ``target``;
+        ``resume`` continues a rollback that was interrupted."""
         rows = self._history() or []
-        plan = self.plan(target, rows=rows)
+        plan = self.plan(target, rows=rows, resume=resume)
         if plan.direction == "up":
             raise UsageError(
                 f"Target v{target} is above the database version v{plan.current_version or 0}.",
                 hint=f"Use 'baselinr migrate apply --target {target}' to upgrade.",
             )
         self._check_downs(plan)
+        self._refuse_unfinished([r for r in rows if r.direction == "down"], plan, resume)
         if dry_run:
             return ApplyResult(plan.current_version, plan.current_version, target, True, plan)
         with self._connect() as lock_conn, self.dialect.lock(lock_conn, self.lock_timeout), _Connections(self) as conns:
-            plan = self.plan(target, rows=conns.history())
+            rows = conns.history()
+            plan = self.plan(target, rows=rows, resume=resume)
             if plan.direction == "up":
                 plan = Plan(plan.current_version, target, "none", [], plan.dialect)
             self._check_downs(plan)
+            self._refuse_unfinished([r for r in rows if r.direction == "down"], plan, resume)
             done = []
             for step in plan.steps:
                 if on_step is not None:
@@ -440,9 +474,11 @@ class MigrationManager:
         planned = {s.version: s for s in plan.steps}
         for row in history.unfinished(rows):
             step = planned.get(row.version)
-            if step is not None and (step.transactional or resume):
+            if step is not None and step.direction == row.direction and (step.transactional or resume):
                 continue
             how = "was interrupted" if row.status == RUNNING else "failed"
+            if row.direction == "down":
+                how += " while being rolled back"
             progress = ""
             if row.statements_total is not None:
                 progress = f" after {row.statements_done or 0} of {row.statements_total} statements"
@@ -451,7 +487,7 @@ class MigrationManager:
                 f"Migration v{row.version} {how}{progress}{reason}.",
                 version=row.version,
                 hint="The database may be partly migrated. Either finish or undo that change by hand and run "
-                f"'baselinr migrate repair', or run 'baselinr migrate apply --resume' to continue from statement "
+                f"'baselinr migrate repair', or run '{row.resume_command}' to continue from statement "
                 f"{(row.statements_done or 0) + 1}.",
             )
 
@@ -517,38 +553,72 @@ class MigrationManager:
     def _run_tracked(
         self, conn: Connection, m: Migration, step: PlannedStep, fn: Callable[[Any], None] | None, started: float
     ) -> bool:
-        if history.is_applied(conn, m.version) == (step.direction == "up") and not step.resume_from:
+        """Run ``step`` statement by statement where DDL commits on its own.
+
+        Before each statement the row holds how many are done and a checksum of
+        the live schema (tables, columns, indexes) at that moment. A kill after
+        a statement committed but before its progress was written leaves the
+        count one behind; ``--resume`` then compares the live schema with the
+        recorded one and, if it changed, counts that statement as done instead
+        of running it again. Where the dialect allows, a statement and its
+        progress row commit together (DML is then never run twice)."""
+        d = self.dialect
+        where = f"v{m.version}:{step.direction}"
+        resuming = history.status_of(conn, m.version) in (RUNNING, FAILED)
+        if history.is_applied(conn, m.version) == (step.direction == "up") and not resuming:
             return False
         total = len(step.statements)
-        if not step.resume_from:
-            history.record(
-                conn,
-                version=m.version,
-                status=RUNNING,
-                description=m.description + (" (rollback)" if step.direction == "down" else ""),
-                script=m.script,
-                checksum=None,
-                algorithm=None,
-                applied_by=runner_id(),
-                statements_done=0,
-                statements_total=total,
-            )
-        else:
-            history.set_status(conn, m.version, RUNNING)
         index = step.resume_from
         try:
-            for index in range(step.resume_from, total):
-                run_statement(conn, step.statements[index])
-                history.progress(conn, m.version, index + 1)
+            if not resuming:
+                history.record(
+                    conn,
+                    version=m.version,
+                    status=RUNNING,
+                    description=m.description + (" (rollback)" if step.direction == "down" else ""),
+                    script=m.script,
+                    checksum=d.schema_checksum(conn),
+                    algorithm=history.marker(step.direction),
+                    applied_by=runner_id(),
+                    statements_done=0,
+                    statements_total=total,
+                )
+            else:
+                index = self._past_in_flight(conn, m.version, index, total, step.direction)
+                history.set_status(conn, m.version, RUNNING)
+        except Exception as exc:
+            raise self._bookkeeping_failed(exc, m.version) from exc
+        faults.kill_point(f"{where}:before-statements")
+        first = index
+        try:
+            for index in range(first, total):
+                with d.tracked_transaction(conn):
+                    run_statement(conn, step.statements[index])
+                    faults.kill_point(f"{where}:statement-{index + 1}:before-progress")
+                    history.progress(conn, m.version, index + 1, d.schema_checksum(conn), step.direction)
+                faults.kill_point(f"{where}:statement-{index + 1}:after-progress")
             index = total
             if fn is not None:
-                # Python steps (usually DML) get a transaction of their own.
+                # Python steps (usually DML) get a transaction of their own,
+                # which also records the outcome: a kill cannot run them twice.
                 with self._connect() as py_conn, py_conn.begin():
                     fn(py_conn)
+                    self._finish_tracked(py_conn, m, step, started)
+                    faults.kill_point(f"{where}:python:before-commit")
+                faults.kill_point(f"{where}:python:after-commit")
+                return True
         except Exception as exc:
             message = redact(first_line(getattr(exc, "orig", None) or exc), self.settings)
-            history.fail(conn, m.version, f"statement {index + 1}: {message}" if index < total else message)
+            try:
+                history.fail(conn, m.version, f"statement {index + 1}: {message}" if index < total else message)
+            except Exception:
+                log.debug("could not record the failure of v%s", m.version, exc_info=True)
             raise self._failed(m, step, index + 1 if index < total else 0, exc, rolled_back=False) from exc
+        faults.kill_point(f"{where}:before-finish")
+        self._finish_tracked(conn, m, step, started)
+        return True
+
+    def _finish_tracked(self, conn: Connection, m: Migration, step: PlannedStep, started: float) -> None:
         if step.direction == "up":
             history.finish(
                 conn,
@@ -559,7 +629,36 @@ class MigrationManager:
             )
         else:
             history.delete(conn, m.version)
-        return True
+
+    def _past_in_flight(self, conn: Connection, version: int, done: int, total: int, direction: str) -> int:
+        """Where a resume starts: after ``done`` statements, or one further when
+        the run was interrupted (not failed) and the live schema no longer is the
+        one recorded before the next statement, i.e. that statement committed."""
+        recorded = history.in_flight_schema(conn, version)
+        if done >= total or recorded is None:
+            return done
+        live = self.dialect.schema_checksum(conn)
+        if live is None or live == recorded:
+            return done
+        history.progress(conn, version, done + 1, live, direction)
+        log.info("v%s: statement %s had taken effect before the interruption; not running it again", version, done + 1)
+        return done + 1
+
+    def _bookkeeping_failed(self, exc: BaseException, version: int = 0) -> BaselinrError:
+        """Creating or writing the version table failed (e.g. no CREATE or INSERT
+        privilege): a migration failure (exit 4) naming the database's reason.
+        A connection the server dropped stays a connection error (exit 3)."""
+        if isinstance(exc, BaselinrError):
+            return exc
+        detail = redact(first_line(getattr(exc, "orig", None) or exc), self.settings)
+        if getattr(exc, "connection_invalidated", False):
+            return DatabaseUnavailable(f"Lost the connection to {self.settings.describe()}: {detail}")
+        return MigrationFailed(
+            f"Cannot write {VERSION_TABLE_NAME}: {detail}",
+            version=version,
+            hint="For a permission error: the configured user needs the privileges to create and alter tables "
+            "and to write that table.",
+        )
 
     def _lock_timeout(self) -> LockTimeout:
         return LockTimeout(
@@ -567,13 +666,22 @@ class MigrationManager:
             hint="Wait for it to finish, or raise --lock-timeout.",
         )
 
-    def _failed(
-        self, m: Migration, step: PlannedStep, statement: int, exc: BaseException, *, rolled_back: bool
-    ) -> MigrationFailed:
+    def _failed(self, m: Migration, step: PlannedStep, statement: int, exc: BaseException, *, rolled_back: bool) -> BaselinrError:
         detail = redact(first_line(getattr(exc, "orig", None) or exc), self.settings)
         where = f" at statement {statement} of {len(step.statements)}" if statement else ""
         if step.direction == "down":
             where = " (rollback)" + where
+        if getattr(exc, "connection_invalidated", False):
+            # The server went away (or dropped us): not the migration's fault.
+            after = (
+                "the server rolled its transaction back; run 'baselinr migrate apply' again once it is back."
+                if rolled_back
+                else "it is recorded as interrupted; run 'baselinr migrate apply --resume' once the server is back."
+            )
+            return DatabaseUnavailable(
+                f"Lost the connection to {self.settings.describe()} during migration v{m.version}{where}: {detail}",
+                hint=after[0].upper() + after[1:],
+            )
         if rolled_back:
             hint = (
                 "Its transaction was rolled back; the database is unchanged by this version. Fix the migration and apply again."
@@ -624,11 +732,12 @@ class MigrationManager:
             current = max(applied, default=None)
             for row in history.unfinished(rows):
                 how = "was interrupted" if row.status == RUNNING else "failed"
+                how += " while being rolled back" if row.direction == "down" else ""
                 errors.append(
                     f"Migration v{row.version} {how}"
                     + (f" after {row.statements_done or 0} of {row.statements_total} statements" if row.statements_total else "")
                     + (f": {row.error_message}" if row.error_message else "")
-                    + " (run 'baselinr migrate apply --resume', or fix by hand and run 'baselinr migrate repair')"
+                    + f" (run '{row.resume_command}', or fix by hand and run 'baselinr migrate repair')"
                 )
             if current is None:
                 errors.append("No applied version recorded: run 'baselinr migrate apply'")
@@ -795,7 +904,10 @@ class MigrationManager:
         with self._connect() as lock_conn, self.dialect.lock(lock_conn, self.lock_timeout):
             with self._connect() as conn:
                 with conn.execution_options(baselinr_write=True).begin():
-                    history.ensure_table(conn, self.dialect)
+                    try:
+                        history.ensure_table(conn, self.dialect)
+                    except Exception as exc:
+                        raise self._bookkeeping_failed(exc) from exc
                     rows = history.read_history(conn) or []
                     self._refuse_managed(rows)
                     for r in rows:

@@ -30,6 +30,15 @@ class HistoryRow(_Result):
     statements_done: int | None = None
     statements_total: int | None = None
     error_message: str | None = None
+    # Of the run that left a running or failed row: "down" for an interrupted rollback.
+    direction: str = "up"
+
+    @property
+    def resume_command(self) -> str:
+        """The command that continues the run that left this row unfinished."""
+        if self.direction == "down":
+            return f"baselinr migrate rollback --target {self.version - 1} --resume"
+        return "baselinr migrate apply --resume"
 
 
 @dataclass(frozen=True)
