@@ -13,7 +13,7 @@ import sys
 
 import click
 
-from baselinr.cli.options import config_option, migrations_option
+from baselinr.cli.options import VERSION, config_option, migrations_option
 from baselinr.errors import EXIT_INVALID, EXIT_OK, UsageError
 
 DIALECTS = ("postgres", "mysql", "sqlite", "snowflake")
@@ -21,7 +21,7 @@ DIALECTS = ("postgres", "mysql", "sqlite", "snowflake")
 
 @click.command("lint")
 @config_option
-@click.option("--target", "-t", type=int, default=None, help="Lint pending migrations up to this version (with --config).")
+@click.option("--target", "-t", type=VERSION, default=None, help="Lint pending migrations up to this version (with --config).")
 @click.option(
     "--output",
     "-o",
