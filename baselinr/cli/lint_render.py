@@ -72,4 +72,6 @@ def lint_markdown(r: LintReport) -> list[str]:
             stmt = f"{f.statement_index}: {_code(_first_line(f.statement, 80))}" if f.statement_index else "-"
             lines.append(f"| {icon} | {where} | {stmt} | `{f.rule}` | {severity} | {_cell(f.advice)} |")
     lines += ["", f"**{'Passed' if r.ok else 'Failed'}**: {_summary(r)}"]
+    if not r.ok:
+        lines += ["", "Fix the errors, or accept one in its migration with `-- baselinr-lint: ignore <rule-id> <reason>`."]
     return lines

@@ -36,6 +36,7 @@ SHARED_RULES = {
     "require-concurrent-index-deletion": "pg-drop-index-not-concurrent",
     "renaming-column": "rename-column",
     "renaming-table": "rename-table",
+    "ban-concurrent-index-creation-in-transaction": "pg-concurrently-in-migration",
 }
 
 CORPUS = [

@@ -115,6 +115,13 @@ def test_pg_index_not_concurrent() -> None:
         assert found(other, "CREATE INDEX i ON baselinr_runs (row_count)") == []
 
 
+def test_pg_concurrently_in_migration() -> None:
+    alone = "CREATE INDEX CONCURRENTLY i ON baselinr_runs (row_count)"
+    assert found("postgres", alone) == []
+    mixed = "ALTER TABLE baselinr_runs ADD COLUMN n INTEGER;\n" + alone
+    assert found("postgres", mixed) == [("pg-concurrently-in-migration", WARNING)]
+
+
 def test_pg_type_change_rewrite() -> None:
     assert found("postgres", _type_change("postgres", "row_count", "BIGINT")) == [("pg-type-change-rewrite", ERROR)]
     assert found("postgres", _type_change("postgres", "status", "VARCHAR(200)")) == []

@@ -33,6 +33,7 @@ from baselinr.lint.rules.context import BIG_TABLES, Context, Statement, Statemen
 from baselinr.lint.rules.mysql import mysql_copy_algorithm
 from baselinr.lint.rules.postgres import (
     pg_auto_increment,
+    pg_concurrently_in_migration,
     pg_constraint_not_valid,
     pg_drop_index_not_concurrent,
     pg_index_not_concurrent,
@@ -78,7 +79,8 @@ RULESETS: dict[str, RuleSet] = {
             pg_set_not_null,
             pg_unique_constraint,
             pg_auto_increment,
-        )
+        ),
+        (pg_concurrently_in_migration,),
     ),
     "mysql": RuleSet((*COMMON, mysql_copy_algorithm), (implicit_commit("mysql-implicit-commit", "MySQL/MariaDB DDL"),)),
     "sqlite": RuleSet((*COMMON, sqlite_table_rebuild, sqlite_auto_increment)),
@@ -100,6 +102,7 @@ RULE_IDS = frozenset(
         "rename-column",
         "rename-table",
         "pg-drop-index-not-concurrent",
+        "pg-concurrently-in-migration",
         "pg-index-not-concurrent",
         "pg-type-change-rewrite",
         "pg-volatile-default",

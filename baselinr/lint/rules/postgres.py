@@ -16,7 +16,7 @@ from sqlglot import exp
 
 from baselinr.lint import coltypes
 from baselinr.lint.catalog import dropped_tables, table_name
-from baselinr.lint.findings import ERROR, Finding
+from baselinr.lint.findings import ERROR, WARNING, Finding
 from baselinr.lint.rules.context import SERIALS, Context, Statement, alter_actions, default_of, type_change
 
 _PG_VOLATILE = frozenset(
@@ -66,6 +66,30 @@ def pg_drop_index_not_concurrent(ctx: Context, stmt: Statement) -> Iterator[Find
                 "use DROP INDEX CONCURRENTLY.",
                 table,
             )
+
+
+def _concurrent(node: exp.Expression | None) -> bool:
+    return (
+        isinstance(node, (exp.Create, exp.Drop))
+        and (node.args.get("kind") or "").upper() == "INDEX"
+        and bool(node.args.get("concurrently"))
+    )
+
+
+def pg_concurrently_in_migration(ctx: Context) -> Iterator[Finding]:
+    """A CONCURRENTLY index among other statements: the engine runs the whole migration outside a transaction."""
+    if len(ctx.statements) < 2:
+        return
+    for stmt in ctx.statements:
+        if _concurrent(stmt.node):
+            yield ctx.finding(
+                "pg-concurrently-in-migration",
+                WARNING,
+                stmt,
+                f"CONCURRENTLY cannot run in a transaction, so all {len(ctx.statements)} statements of this migration "
+                "commit one by one and a failure leaves it half-done: give the index a migration of its own.",
+            )
+            return
 
 
 def pg_type_change_rewrite(ctx: Context, stmt: Statement) -> Iterator[Finding]:
