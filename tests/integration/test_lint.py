@@ -16,6 +16,7 @@ from baselinr.storage.schema_version import CURRENT_SCHEMA_VERSION
 from tests.conftest import Database, make_database
 from tests.support.cli import run, run_process
 from tests.support.packages import sql_migration, write_package
+from tests.support.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -93,3 +94,18 @@ def test_lint_knows_the_applied_schema(
     wide = write_package(tmp_path / "q", {2: sql_migration(2, "ALTER TABLE baselinr_runs ALTER COLUMN status TYPE VARCHAR(50);")})
     r = run(capsys, "migrate", "lint", "-c", str(db.config), "--migrations", wide, "-o", "json")
     assert r.code == 0 and json.loads(r.out)["findings"] == []
+
+
+def test_unreachable_database_and_bad_config(tmp_path: Path) -> None:
+    cfg = tmp_path / "config.yml"
+    cfg.write_text(
+        "storage:\n  connection:\n    type: postgres\n    host: 127.0.0.1\n"
+        f"    port: {free_port()}\n    database: x\n    username: u\n    password: 'Sup3r$ecret'\n"
+    )
+    r = run_process("migrate", "lint", "--config", str(cfg))
+    assert r.code == 3, r.err
+    assert "Cannot connect to postgres://u@127.0.0.1" in r.err
+    assert "Sup3r$ecret" not in r.out + r.err and "Traceback" not in r.err
+    assert len(r.err.strip().splitlines()) == 1
+    r = run_process("migrate", "lint", "--config", str(tmp_path / "missing.yml"), "-o", "json")
+    assert r.code == 2 and json.loads(r.out)["ok"] is False
