@@ -449,20 +449,26 @@ def config_secret(setup: Setup, password: str) -> None:
     k8s.apply(json.dumps(secret), ns).check_returncode()
 
 
+@pytest.mark.parametrize("backup", ["Skip", "Optional"])
 def test_a_wrong_password_stalls_after_one_job_and_a_fixed_secret_runs_on_retry(
-    make: Any, monkeypatch: pytest.MonkeyPatch
+    make: Any, monkeypatch: pytest.MonkeyPatch, backup: str
 ) -> None:
     """Refused credentials are not retried (an account lockout waits behind that): one Job, Stalled with the
-    engine's message, no password anywhere; the fixed Secret and the retry annotation run it to Ready."""
+    engine's message, no password anywhere; the fixed Secret and the retry annotation run it to Ready. With an
+    Optional backup, the refused backup Job ends the run too: the migration would try the same credentials."""
     setup: Setup = make()
     k8s, ns = setup.k8s, setup.namespace
     wrong = "not-the-Password-4f7a"
     config_secret(setup, wrong)
+    step, reason = ("migrate", "MigrationFailed") if backup == "Skip" else ("backup", "BackupFailed")
+    first = f"analytics-{step}-v1-1"
+    manifest = setup.schema("analytics", 1)
+    manifest["spec"]["backup"]["mode"] = backup
     with operator(k8s, ns, monkeypatch) as runner:  # retries after 2 s, 4 s, ... were they transient
-        setup.apply(setup.schema("analytics", 1, **SKIP_BACKUP)).check_returncode()
-        status = wait_stalled(setup, "analytics", "MigrationFailed", timeout=60)
+        setup.apply(manifest).check_returncode()
+        status = wait_stalled(setup, "analytics", reason, timeout=60)
         assert status["phase"] == "Failed", status
-        assert status["message"].startswith("Migrate Job analytics-migrate-v1-1 failed: Cannot connect to"), status
+        assert status["message"].startswith(f"{step.capitalize()} Job {first} failed: Cannot connect to"), status
         assert "the server refused the credentials" in status["message"], status["message"]
         assert "(retry 1 of" not in status["message"] and "gave up after" not in status["message"], status["message"]
         assert "notBefore" not in (status.get("retry") or {}), status
@@ -471,12 +477,12 @@ def test_a_wrong_password_stalls_after_one_job_and_a_fixed_secret_runs_on_retry(
         for _ in range(16):
             seen.update(setup.job_names())
             threading.Event().wait(0.5)
-        assert seen == {"analytics-migrate-v1-1"}, seen
+        assert seen == {first}, seen
         pods = k8s.get_json("pods", "-n", ns)["items"]
-        assert [p["metadata"]["labels"]["job-name"] for p in pods] == ["analytics-migrate-v1-1"]
-        (event,) = warnings(setup, "analytics", "MigrationFailed")
+        assert [p["metadata"]["labels"]["job-name"] for p in pods] == [first]
+        (event,) = warnings(setup, "analytics", reason)
         assert "refused the credentials" in event, event
-        assert conditions(setup.status("analytics"))["Stalled"] == ("True", "MigrationFailed")
+        assert conditions(setup.status("analytics"))["Stalled"] == ("True", reason)
         texts = {"status": json.dumps(setup.get("analytics")), "events": json.dumps(setup.events()),
                  "jobs": json.dumps(setup.jobs())}  # fmt: skip
         no_password_anywhere(setup, texts, password=wrong)
