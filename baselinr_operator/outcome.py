@@ -25,6 +25,8 @@ EXIT_UNAVAILABLE = 3
 # Failures that retrying as they are cannot fix, even when reported with the "unavailable" exit code:
 # a wrong password retried would only lock the account.
 PERMANENT_ERROR_TYPES = frozenset({"AuthenticationFailed"})
+# Failures that say the config Secret's credentials were refused: every Job of the run would use the same ones.
+CREDENTIAL_ERROR_TYPES = frozenset({"AuthenticationFailed"})
 
 
 # Why a Job's Pod has not started, by the reason Kubernetes gives: configuration errors stay until someone
@@ -65,6 +67,11 @@ class JobOutcome:
         if self.succeeded or self.result.get("error_type") in PERMANENT_ERROR_TYPES:
             return False
         return not self.has_result or self.exit_code == EXIT_UNAVAILABLE
+
+    @property
+    def credentials_refused(self) -> bool:
+        """The database refused the credentials this Job used (those of the config Secret)."""
+        return self.result.get("error_type") in CREDENTIAL_ERROR_TYPES
 
     @property
     def duration(self) -> float | None:

@@ -371,6 +371,10 @@ def _backup_done(facts: Facts, p: Plan, job: JobOutcome, settings: OperatorSetti
     message = f"Backup Job {job.name} failed: {job.error}"
     draft.set_condition(BACKED_UP, False, Reason.BACKUP_FAILED, message)
     p.event(WARNING, Reason.BACKUP_FAILED, message)
+    if job.credentials_refused:  # the migration would try the same credentials again: one refusal is enough
+        _fail(facts, p, job, Reason.BACKUP_FAILED, message + " (the migration would use the same credentials: no migration ran)",
+              settings)  # fmt: skip
+        return
     if facts.spec.backup.mode == "Optional":
         _next_step(facts, p, "Migrate")
         return

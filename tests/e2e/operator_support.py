@@ -228,11 +228,12 @@ def metrics_text(port: int, path: str = "/metrics") -> str:
     return text
 
 
-def no_password_anywhere(setup: Setup, texts: dict[str, str]) -> None:
-    """The database password appears in none of ``texts`` (nor its URL-quoted form)."""
+def no_password_anywhere(setup: Setup, texts: dict[str, str], password: str | None = None) -> None:
+    """The database password (or ``password``, e.g. a wrong one) appears in none of ``texts`` (nor its URL-quoted form)."""
     from urllib.parse import quote, quote_plus
 
-    forms = {setup.password, quote(setup.password, safe=""), quote_plus(setup.password)}
+    secret = password or setup.password
+    forms = {secret, quote(secret, safe=""), quote_plus(secret)}
     for where, text in texts.items():
         for form in forms:
             assert form not in text, f"the database password leaked into {where}"

@@ -2,7 +2,7 @@
 someone who may only edit BaselinrSchemas gets no Job beyond the operator's settings and reads no Secret
 through the status; a failed upgrade can be taken back; Ready only at the current generation's target;
 a Job deleted by hand or refused by the API server never leaves a resource stuck; Events and metrics of the
-operator's own scheduled reconciles are posted."""
+operator's own scheduled reconciles are posted; refused credentials are not retried into an account lockout."""
 
 from __future__ import annotations
 
@@ -23,7 +23,15 @@ from tests.support.packages import sql_migration
 from tests.support.servers import Server
 
 from .cluster import Cluster
-from .operator_support import Setup, install_crd, make_setup, operator, service_account_kubeconfig
+from .operator_support import (
+    SECRET,
+    Setup,
+    install_crd,
+    make_setup,
+    no_password_anywhere,
+    operator,
+    service_account_kubeconfig,
+)
 from .waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")]
@@ -428,6 +436,64 @@ def test_unknown_targets_rollback_events_and_suspend_at_the_target(make: Any, mo
         setup.patch("analytics", {"spec": {"suspend": True}}).check_returncode()
         status = setup.wait_phase("analytics", "Suspended", observedGeneration=4)
         assert conditions(status)["Ready"] == ("True", "AtTargetVersion")
+    assert runner.exception is None, runner.output
+
+
+def config_secret(setup: Setup, password: str) -> None:
+    """(Re)write the config Secret with ``password`` for the test's database."""
+    k8s, ns = setup.k8s, setup.namespace
+    connection = {**setup.server.connection(setup.database), "password": password}
+    config = yaml.safe_dump({"environment": "test", "storage": {"connection": connection}})
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": SECRET}, "stringData": {"config.yml": config}}
+    k8s.kubectl("delete", "secret", SECRET, "-n", ns, "--ignore-not-found", check=True)
+    k8s.apply(json.dumps(secret), ns).check_returncode()
+
+
+@pytest.mark.parametrize("backup", ["Skip", "Optional"])
+def test_a_wrong_password_stalls_after_one_job_and_a_fixed_secret_runs_on_retry(
+    make: Any, monkeypatch: pytest.MonkeyPatch, backup: str
+) -> None:
+    """Refused credentials are not retried (an account lockout waits behind that): one Job, Stalled with the
+    engine's message, no password anywhere; the fixed Secret and the retry annotation run it to Ready. With an
+    Optional backup, the refused backup Job ends the run too: the migration would try the same credentials."""
+    setup: Setup = make()
+    k8s, ns = setup.k8s, setup.namespace
+    wrong = "not-the-Password-4f7a"
+    config_secret(setup, wrong)
+    step, reason = ("migrate", "MigrationFailed") if backup == "Skip" else ("backup", "BackupFailed")
+    first = f"analytics-{step}-v1-1"
+    manifest = setup.schema("analytics", 1)
+    manifest["spec"]["backup"]["mode"] = backup
+    with operator(k8s, ns, monkeypatch) as runner:  # retries after 2 s, 4 s, ... were they transient
+        setup.apply(manifest).check_returncode()
+        status = wait_stalled(setup, "analytics", reason, timeout=60)
+        assert status["phase"] == "Failed", status
+        assert status["message"].startswith(f"{step.capitalize()} Job {first} failed: Cannot connect to"), status
+        assert "the server refused the credentials" in status["message"], status["message"]
+        assert "(retry 1 of" not in status["message"] and "gave up after" not in status["message"], status["message"]
+        assert "notBefore" not in (status.get("retry") or {}), status
+        # A short wait (several retry delays): no Job is created again by itself.
+        seen: set[str] = set()
+        for _ in range(16):
+            seen.update(setup.job_names())
+            threading.Event().wait(0.5)
+        assert seen == {first}, seen
+        pods = k8s.get_json("pods", "-n", ns)["items"]
+        assert [p["metadata"]["labels"]["job-name"] for p in pods] == [first]
+        (event,) = warnings(setup, "analytics", reason)
+        assert "refused the credentials" in event, event
+        assert conditions(setup.status("analytics"))["Stalled"] == ("True", reason)
+        texts = {"status": json.dumps(setup.get("analytics")), "events": json.dumps(setup.events()),
+                 "jobs": json.dumps(setup.jobs())}  # fmt: skip
+        no_password_anywhere(setup, texts, password=wrong)
+        # Fixed: the right password in the Secret, then the retry annotation.
+        config_secret(setup, setup.password)
+        k8s.kubectl("annotate", "bschema", "analytics", "-n", ns, "baselinr.io/retry=fixed-password", check=True)
+        status = setup.wait_phase("analytics", "Ready", currentVersion=1)
+        assert status["lastMigration"]["job"] == "analytics-migrate-v1-2"
+        assert conditions(status)["Ready"] == ("True", "AtTargetVersion")
+        assert setup.history() == [(1, "applied")]
+    no_password_anywhere(setup, {"operator log": runner.output}, password=wrong)
     assert runner.exception is None, runner.output
 
 

@@ -94,6 +94,27 @@ def test_failed_backup_in_optional_mode_still_migrates() -> None:
     assert failed.create_step == "Migrate" and cond(failed, "BackedUp") == ("False", "BackupFailed")
 
 
+def test_refused_credentials_stall_at_once_and_stop_an_optional_backup_run() -> None:
+    skip = {"backup": {"mode": "Skip"}}
+    p = step({}, spec=skip)
+    refused = done("db-migrate-v3-1", False, 3, error="Cannot connect: the server refused the credentials",
+                   error_type="AuthenticationFailed")  # fmt: skip
+    failed = step(p.status, refused, spec=skip)
+    assert cond(failed, "Stalled") == ("True", "MigrationFailed") and failed.status["retry"] == {"failures": 1}
+    assert "refused the credentials" in failed.status["message"] and "retry 1 of" not in failed.status["message"]
+    assert step(failed.status, now=T0 + timedelta(hours=1), spec=skip).create_step is None  # nothing by itself
+    # The same exit code without that type is still a transient failure.
+    unreachable = done("db-migrate-v3-1", False, 3, error="Cannot connect", error_type="DatabaseUnavailable")
+    assert cond(step(p.status, unreachable, spec=skip), "Stalled") == ("False", "RetryScheduled")
+    # An Optional backup refused its credentials: the migration would be refused too, so it does not run.
+    opt = {"backup": {"mode": "Optional", "volume": {"persistentVolumeClaim": {"claimName": "b"}}}}
+    b = step({}, spec=opt)
+    backup = done("db-backup-v3-1", False, 3, error="the server refused the credentials", error_type="AuthenticationFailed")
+    stopped = step(b.status, backup, spec=opt)
+    assert stopped.create_step is None and cond(stopped, "Stalled") == ("True", "BackupFailed")
+    assert "no migration ran" in stopped.status["message"]
+
+
 def test_failed_migration_stalls_until_spec_change_or_retry_annotation() -> None:
     p = step({}, spec={"backup": {"mode": "Skip"}})
     failed = step(p.status, done("db-migrate-v3-1", False, 4, error="Migration v2 failed: boom", current_version=1))
