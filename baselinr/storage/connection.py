@@ -80,8 +80,9 @@ def unavailable(err: BaseException, settings: ConnectionSettings) -> DatabaseUna
     orig = getattr(err, "orig", None) or err
     detail = first_line(orig)
     if dialect_for(settings.type).is_authentication_error(orig):
+        said = redact(detail, settings).rstrip(".")
         return AuthenticationFailed(
-            f"Cannot connect to {settings.describe()}: the server refused the credentials: {redact(detail, settings)}",
+            f"Cannot connect to {settings.describe()}: the server refused the credentials: {said}.",
             hint="Check storage.connection's username and password (or key); retrying with the same ones will not help.",
         )
     return DatabaseUnavailable(
