@@ -89,21 +89,6 @@ class Difference:
         }
         return messages[self.kind]
 
-    @property
-    def additive(self) -> bool:
-        return self.kind in ADDITIVE
-
-    def to_dict(self) -> dict[str, str]:
-        return {
-            "kind": self.kind,
-            "table": self.table,
-            "object": self.object,
-            "expected": self.expected,
-            "found": self.found,
-            "severity": self.severity,
-            "message": str(self),
-        }
-
 
 def family_of(live_type: Any) -> tuple[str, int | None]:
     """The model family (and string length) of a reflected SQLAlchemy type."""
