@@ -211,3 +211,56 @@ def test_writer_is_not_queued_behind_the_waiting_ddl(database: Database, tmp_pat
     with mgr.engine.connect() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM baselinr_results WHERE run_id = 'r1'")).scalar() == 1
     assert "guard_b" in columns(mgr, "baselinr_results")
+
+
+def test_json_output_shows_the_retries(database: Database, tmp_path: Path) -> None:
+    pkg = write_package(tmp_path / "p", {2: sql_migration(2, TWO_STEPS)})
+    mgr = manager(database, pkg)
+    mgr.apply(1)
+    env = {"PYTHONPATH": f"{tmp_path / 'p'}:{ROOT}"}
+    with reading(mgr) as reader:
+
+        def release_after_first_timeout() -> None:
+            # Waiting, then no longer waiting while the reader still holds the table: the first try timed out.
+            wait_for(lambda: ddl_waiting(mgr), "the ALTER TABLE waiting")
+            wait_for(lambda: not ddl_waiting(mgr), "the first try's timeout")
+            reader.release()
+
+        releaser = threading.Thread(target=release_after_first_timeout, daemon=True)
+        releaser.start()
+        r = run_process(
+            "migrate", "apply", "-c", str(database.config), "--migrations", pkg,
+            "--ddl-lock-timeout", "0.5", "--ddl-lock-tries", "20", "--output", "json", env=env,
+        )  # fmt: skip
+        releaser.join(60)
+    assert r.code == 0, r.err
+    [step] = json.loads(r.out)["steps"]
+    assert step["version"] == 2 and step["retries"]
+    first = step["retries"][0]
+    assert (first["statement"], first["attempt"], first["tries"]) == (2, 1, 20)
+    assert reader.session in [b["session"] for b in first["blockers"]]
+    assert "guard_b" in columns(mgr, "baselinr_results")
+
+
+SLOW = """
+migration = Migration(
+    version=2,
+    description="Slow backfill",
+    up_sql={"postgres": "SELECT pg_sleep(5)", "default": (
+        "SELECT COUNT(*) FROM information_schema.COLUMNS a, information_schema.COLUMNS b, information_schema.COLUMNS c"
+    )},
+    statement_timeout=0.3,
+)
+"""
+
+
+def test_statement_timeout_of_a_migration(database: Database, tmp_path: Path) -> None:
+    pkg = write_package(tmp_path / "p", {2: SLOW})
+    mgr = manager(database, pkg)
+    mgr.apply(1)
+    env = {"PYTHONPATH": f"{tmp_path / 'p'}:{ROOT}"}
+    r = run_process("migrate", "apply", "-c", str(database.config), "--migrations", pkg, env=env)
+    assert r.code == 4, r.err
+    assert "Migration v2 at statement 1 of 1 failed" in r.err
+    assert "waiting for a lock" not in r.out  # a statement timeout is not retried
+    assert 2 not in {row.version for row in (mgr._history() or []) if row.status == "applied"}
