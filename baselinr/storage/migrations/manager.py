@@ -620,8 +620,6 @@ class MigrationManager:
                         history.delete(conn, m.version)
             except BaselinrError:
                 raise
-            except _LockGaveUp as gave_up:
-                raise self._lock_failed(m, step, gave_up.retry, rolled_back=True) from gave_up
             except Exception as exc:
                 # The transaction is rolled back already: a lock timeout tries it again from the start.
                 try:
