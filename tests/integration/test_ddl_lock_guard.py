@@ -264,3 +264,29 @@ def test_statement_timeout_of_a_migration(database: Database, tmp_path: Path) ->
     assert "Migration v2 at statement 1 of 1 failed" in r.err
     assert "waiting for a lock" not in r.out  # a statement timeout is not retried
     assert 2 not in {row.version for row in (mgr._history() or []) if row.status == "applied"}
+
+
+def test_operator_job_logs_each_retry(database: Database, tmp_path: Path) -> None:
+    pkg = write_package(tmp_path / "p", {2: sql_migration(2, TWO_STEPS)})
+    mgr = manager(database, pkg)
+    mgr.apply(1)
+    env = {"PYTHONPATH": f"{tmp_path / 'p'}:{ROOT}"}
+    result_file = tmp_path / "result.json"
+    with reading(mgr) as reader:
+
+        def release_after_first_timeout() -> None:
+            wait_for(lambda: ddl_waiting(mgr), "the ALTER TABLE waiting")
+            wait_for(lambda: not ddl_waiting(mgr), "the first try's timeout")
+            reader.release()
+
+        releaser = threading.Thread(target=release_after_first_timeout, daemon=True)
+        releaser.start()
+        r = run_process(
+            "job", "migrate", "--config", str(database.config), "--target", "2",
+            "--result-file", str(result_file), "--migrations", pkg, env=env,
+        )  # fmt: skip
+        releaser.join(60)
+    result = json.loads(result_file.read_text())
+    assert result["applied"] == [2], (r.err, result)
+    assert result["lock_retries"] >= 1
+    assert "waiting for a lock held by" in r.err and str(reader.session) in r.err
