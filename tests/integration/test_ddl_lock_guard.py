@@ -290,3 +290,24 @@ def test_operator_job_logs_each_retry(database: Database, tmp_path: Path) -> Non
     assert result["applied"] == [2], (r.err, result)
     assert result["lock_retries"] >= 1
     assert "waiting for a lock held by" in r.err and str(reader.session) in r.err
+
+
+def test_rollback_is_guarded_too(database: Database, tmp_path: Path) -> None:
+    down = "ALTER TABLE baselinr_results DROP COLUMN guard_b;"
+    pkg = write_package(tmp_path / "p", {2: sql_migration(2, "ALTER TABLE baselinr_results ADD COLUMN guard_b INTEGER;", down)})
+    mgr = manager(database, pkg)
+    mgr.apply()
+    env = {"PYTHONPATH": f"{tmp_path / 'p'}:{ROOT}"}
+    args = ["migrate", "rollback", "-c", str(database.config), "--migrations", pkg, "--target", "1"]
+    with reading(mgr) as reader:
+        r = run_process(*args, "--ddl-lock-timeout", "0.5", "--ddl-lock-tries", "2", env=env)
+    assert r.code == 4, r.err
+    assert "Migration v2 (rollback) at statement 1 of 1 gave up after 2 tries" in r.err
+    assert str(reader.session) in r.err
+    assert "guard_b" in columns(mgr, "baselinr_results")
+    if database.dialect == "mysql":
+        assert "baselinr migrate rollback --target 1 --resume" in r.err
+        args.append("--resume")
+    assert run_process(*args, env=env).code == 0
+    assert "guard_b" not in columns(mgr, "baselinr_results")
+    assert mgr.status().database_version == 1
