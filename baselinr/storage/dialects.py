@@ -265,6 +265,10 @@ class Dialect:
         ``([], [])`` where the dialect has no such guard."""
         return [], []
 
+    def lock_wait_seconds(self, seconds: float) -> float:
+        """The lock wait the server can be told, for a wish of ``seconds`` (> 0)."""
+        return seconds
+
     def session_id(self, conn: Connection) -> int | None:
         """The server's id of ``conn``'s session, which a second connection can look up."""
         return None
@@ -695,6 +699,9 @@ class MySQLDialect(Dialect):
                 resets.append("SET SESSION max_execution_time = DEFAULT")
         return sets, resets
 
+    def lock_wait_seconds(self, seconds: float) -> float:
+        return float(max(1, math.ceil(seconds)))  # whole seconds only
+
     def session_id(self, conn: Connection) -> int | None:
         return int(conn.exec_driver_sql("SELECT CONNECTION_ID()").scalar_one())
 
@@ -721,7 +728,7 @@ class MySQLDialect(Dialect):
         open_transactions = (
             self._SESSION.format(trx="DATE_FORMAT(t.trx_started, '%Y-%m-%d %H:%i:%s')")
             + "JOIN information_schema.INNODB_TRX t ON t.trx_mysql_thread_id = p.ID "
-            "WHERE p.ID NOT IN (CONNECTION_ID(), :s) AND t.trx_started <= NOW() - INTERVAL :age SECOND "
+            "WHERE p.ID NOT IN (CONNECTION_ID(), :s) AND p.DB = DATABASE() AND t.trx_started <= NOW() - INTERVAL :age SECOND "
             "ORDER BY t.trx_started LIMIT 5"
         )
         rows: list[Any] = []

@@ -88,12 +88,12 @@ def ddl_waiting(mgr: MigrationManager) -> bool:
         if mgr.dialect.name == "postgres":
             sql = (
                 "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                "AND query LIKE 'ALTER TABLE baselinr_results%%'"
+                "AND datname = current_database() AND query LIKE 'ALTER TABLE baselinr_results%%'"
             )
         else:
             sql = (
                 "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE STATE LIKE 'Waiting for table metadata lock' "
-                "AND INFO LIKE 'ALTER TABLE baselinr_results%%'"
+                "AND DB = DATABASE() AND INFO LIKE 'ALTER TABLE baselinr_results%%'"
             )
         return bool(conn.exec_driver_sql(sql).scalar())
 
@@ -289,7 +289,7 @@ def test_operator_job_logs_each_retry(database: Database, tmp_path: Path) -> Non
     result = json.loads(result_file.read_text())
     assert result["applied"] == [2], (r.err, result)
     assert result["lock_retries"] >= 1
-    assert "waiting for a lock held by" in r.err and str(reader.session) in r.err
+    assert "waiting for a lock held by" in r.err and f" {reader.session} (" in r.err, r.err
 
 
 def test_rollback_is_guarded_too(database: Database, tmp_path: Path) -> None:

@@ -95,16 +95,16 @@ class BlockerWatch:
         if self._session is None:
             yield
             return
+        self.found = []  # what an earlier statement's look saw is not this wait's answer
         timer = threading.Timer(self._delay, self._look)
         timer.daemon = True
         timer.start()
         try:
             yield
-        except BaseException:
+        finally:
             timer.cancel()
-            timer.join(self._delay + 10)  # a look in progress finishes first: its answer is the one wanted
-            raise
-        timer.cancel()
+            # A look in progress finishes first: its answer belongs to this wait (and not to the next one).
+            timer.join(self._delay + 10)
 
     def take(self) -> list[Blocker]:
         """The blockers seen during the last wait (looked up now if the watch saw none), then forget them."""

@@ -510,6 +510,8 @@ class MigrationManager:
 
     def _guard(self, m: Migration) -> GuardSettings:
         timeout = self.ddl_lock_timeout if m.lock_timeout is None else m.lock_timeout
+        if timeout > 0:
+            timeout = self.dialect.lock_wait_seconds(timeout)  # what the server will really wait
         return GuardSettings(timeout, self.ddl_lock_tries, m.statement_timeout)
 
     def _run(self, m: Migration, step: PlannedStep, conns: _Connections) -> StepResult:
@@ -796,7 +798,7 @@ class MigrationManager:
         )
         if rolled_back:
             hint = "Its transaction was rolled back; the database is unchanged by this version."
-            again = "apply again"
+            again = "run it again"
         else:
             hint = f"Statements before {retry.statement} are done and recorded."
             resume = HistoryRow(m.version, FAILED, direction=step.direction).resume_command
