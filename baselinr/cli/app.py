@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from baselinr.cli.options import VERSION, config_option, lock_option, migrations_option, output_option
+from baselinr.cli.options import VERSION, config_option, ddl_lock_option, lock_option, migrations_option, output_option
 from baselinr.errors import EXIT_INVALID, EXIT_OK, BaselinrError, ConfigError
 
 _SECRETS: list[str] = []
@@ -57,7 +57,13 @@ def out(lines: list[str]) -> None:
     click.echo("\n".join(lines))
 
 
-def _manager(config_path: str | None, output: str, lock_timeout: float = 60.0, migrations_package: str | None = None) -> Any:
+def _manager(
+    config_path: str | None,
+    output: str,
+    lock_timeout: float = 60.0,
+    migrations_package: str | None = None,
+    **guard: Any,
+) -> Any:
     _OUTPUT["format"] = output
     if not config_path:
         raise ConfigError("No config file given.", hint="Pass --config config.yml or set BASELINR_CONFIG.")
@@ -68,8 +74,19 @@ def _manager(config_path: str | None, output: str, lock_timeout: float = 60.0, m
     settings = load_config(config_path)
     _SECRETS[:] = list(settings.storage.connection.secrets)
     return MigrationManager.from_settings(
-        settings, lock_timeout=lock_timeout, migrations_package=migrations_package or DEFAULT_PACKAGE
+        settings, lock_timeout=lock_timeout, migrations_package=migrations_package or DEFAULT_PACKAGE, **guard
     )
+
+
+def _retry_printer(output: str) -> Any:
+    """Prints one line per lock timeout of a migration's DDL, as it happens (text output only)."""
+    from baselinr.cli.render import retry_line
+
+    def show(retry: Any) -> None:
+        if output == "text":
+            click.echo(retry_line(retry))
+
+    return show
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -110,6 +127,7 @@ def status(config_path: str | None, output: str, migrations_package: str | None)
 @click.option("--dry-run", is_flag=True, help="Print what would run (versions and SQL) and change nothing.")
 @click.option("--resume", is_flag=True, help="Continue a non-transactional migration that failed midway.")
 @lock_option
+@ddl_lock_option
 @output_option
 @migrations_option
 def apply(
@@ -118,20 +136,24 @@ def apply(
     dry_run: bool,
     resume: bool,
     lock_timeout: float,
+    ddl_lock_timeout: float,
+    ddl_lock_tries: int,
     output: str,
     migrations_package: str | None,
 ) -> None:
     """Apply migrations up to --target."""
     from baselinr.cli.render import apply_text, emit_json, markers
 
-    mgr = _manager(config_path, output, lock_timeout, migrations_package)
+    mgr = _manager(
+        config_path, output, lock_timeout, migrations_package, ddl_lock_timeout=ddl_lock_timeout, ddl_lock_tries=ddl_lock_tries
+    )
     m = markers()
 
     def announce(step: Any) -> None:
         if output == "text":
             click.echo(f"Applying migration v{step.version}: {step.description}")
 
-    result = mgr.apply(target, dry_run=dry_run, resume=resume, on_step=announce)
+    result = mgr.apply(target, dry_run=dry_run, resume=resume, on_step=announce, on_retry=_retry_printer(output))
     if output == "json":
         emit_json({**result.to_dict(), "ok": True})
         return
@@ -153,6 +175,7 @@ def apply(
 @click.option("--dry-run", is_flag=True, help="Print what would run and change nothing.")
 @click.option("--resume", is_flag=True, help="Continue a non-transactional rollback that was interrupted or failed.")
 @lock_option
+@ddl_lock_option
 @output_option
 @migrations_option
 def rollback(
@@ -161,19 +184,23 @@ def rollback(
     dry_run: bool,
     resume: bool,
     lock_timeout: float,
+    ddl_lock_timeout: float,
+    ddl_lock_tries: int,
     output: str,
     migrations_package: str | None,
 ) -> None:
     """Run down migrations, newest first, down to --target."""
     from baselinr.cli.render import apply_text, emit_json, markers
 
-    mgr = _manager(config_path, output, lock_timeout, migrations_package)
+    mgr = _manager(
+        config_path, output, lock_timeout, migrations_package, ddl_lock_timeout=ddl_lock_timeout, ddl_lock_tries=ddl_lock_tries
+    )
 
     def announce(step: Any) -> None:
         if output == "text":
             click.echo(f"Rolling back migration v{step.version}: {step.description}")
 
-    result = mgr.rollback(target, dry_run=dry_run, resume=resume, on_step=announce)
+    result = mgr.rollback(target, dry_run=dry_run, resume=resume, on_step=announce, on_retry=_retry_printer(output))
     if output == "json":
         emit_json({**result.to_dict(), "ok": True})
     elif dry_run:

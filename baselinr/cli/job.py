@@ -175,10 +175,11 @@ def migrate(
                         f"Target v{target} is below the database version v{current}.",
                         hint="Set allowDowngrade to roll back.",
                     )
-                result = mgr.rollback(target)
+                result = mgr.rollback(target, on_retry=_log_retry)
             else:
-                result = mgr.apply(target)
+                result = mgr.apply(target, on_retry=_log_retry)
             data["applied"] = [s.version for s in result.steps if not s.skipped]
+            data["lock_retries"] = sum(len(s.retries) for s in result.steps)
             data["direction"] = result.plan.direction
             data["current_version"] = result.to_version
             _validated(mgr, data)
@@ -257,6 +258,14 @@ def _has_tables(settings: Any, migrations_package: str | None) -> bool:
             return bool(baselinr_tables(conn, extra=(settings.storage.runs_table, settings.storage.results_table)))
     finally:
         mgr.close()
+
+
+def _log_retry(retry: Any) -> None:
+    """A lock timeout of a migration's DDL, in the Job's log as it happens (stdout holds the result)."""
+    from baselinr.cli.app import _redact
+    from baselinr.cli.render import retry_line
+
+    print(_redact(retry_line(retry).strip()), file=sys.stderr, flush=True)
 
 
 def _validated(mgr: Any, data: dict[str, Any]) -> None:

@@ -1,7 +1,7 @@
 """Options shared by every ``baselinr`` command group (migrate, backup, job).
 
 Declared once here so each group spells ``--config``, ``--output``,
-``--lock-timeout`` and ``--migrations`` the same way.
+``--lock-timeout``, ``--ddl-lock-timeout`` and ``--migrations`` the same way.
 """
 
 from __future__ import annotations
@@ -52,6 +52,34 @@ lock_option = click.option(
     metavar="SECONDS",
     help="How long to wait for another runner's migration lock (0 to 86400).",
 )
+ddl_lock_options = (
+    click.option(
+        "--ddl-lock-timeout",
+        type=Seconds(),
+        default=2.0,
+        show_default=True,
+        metavar="SECONDS",
+        help="How long each migration's DDL may wait for a table lock before it backs off and tries again "
+        "(0 to 86400; 0: as long as the server would). A migration's own lock_timeout wins.",
+    ),
+    click.option(
+        "--ddl-lock-tries",
+        type=click.IntRange(1, 100),
+        default=5,
+        show_default=True,
+        metavar="N",
+        help="How many times a migration is tried when its DDL times out waiting for a lock (1 to 100).",
+    ),
+)
+
+
+def ddl_lock_option(fn: Any) -> Any:
+    """``--ddl-lock-timeout`` and ``--ddl-lock-tries``, for the commands that run migrations."""
+    for option in reversed(ddl_lock_options):
+        fn = option(fn)
+    return fn
+
+
 migrations_option = click.option(
     "--migrations",
     "migrations_package",

@@ -11,7 +11,7 @@ import json
 import sys
 from typing import Any, TextIO
 
-from baselinr.storage.migrations.results import ApplyResult, PlannedStep, StatusResult, ValidationResult
+from baselinr.storage.migrations.results import ApplyResult, LockRetry, PlannedStep, StatusResult, ValidationResult
 
 _EMOJI = {"ok": "✅", "dry": "🔍", "warn": "⚠️ ", "error": "❌"}
 _PLAIN = {"ok": "[OK]", "dry": "[DRY RUN]", "warn": "[WARNING]", "error": "[ERROR]"}
@@ -123,6 +123,15 @@ def apply_text(r: ApplyResult, verbose_sql: bool = True) -> list[str]:
                 lines += step_sql(step)
         return lines
     return lines
+
+
+def retry_line(r: LockRetry) -> str:
+    """One lock timeout of a migration's DDL and the retry it leads to."""
+    where = f" at statement {r.statement}" if r.statement else ""
+    return (
+        f"   {markers()['warn']} v{r.version}{where}: waiting for a lock held by {r.held_by}, "
+        f"retry {r.attempt + 1}/{r.tries} in {r.delay_seconds:.1f} s"
+    )
 
 
 def validate_text(r: ValidationResult) -> list[str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import math
 import os
 import random
 import re
@@ -24,6 +25,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from baselinr.errors import LockTimeout
+from baselinr.storage.migrations.results import Blocker
 from baselinr.storage.model import NOW, Column, Index, SqlType, Table
 from baselinr.storage.splitter import GENERIC, SplitRules
 
@@ -249,6 +251,37 @@ class Dialect:
             raise
         conn.exec_driver_sql("COMMIT")
 
+    # --- the DDL lock guard (see migrations/guard.py) ----------------------
+
+    # False where a tracked migration's statements must run unguarded (PostgreSQL:
+    # only CONCURRENTLY and the like run there; a lock timeout would leave an invalid index).
+    guards_tracked: ClassVar[bool] = True
+
+    def guard_statements(
+        self, conn: Connection, lock_timeout: float, statement_timeout: float | None, *, in_transaction: bool
+    ) -> tuple[list[str], list[str]]:
+        """The statements that bound a migration's lock waits (``lock_timeout`` seconds, 0: no
+        bound) and each statement's run time, and those that lift the bounds again afterwards;
+        ``([], [])`` where the dialect has no such guard."""
+        return [], []
+
+    def lock_wait_seconds(self, seconds: float) -> float:
+        """The lock wait the server can be told, for a wish of ``seconds`` (> 0)."""
+        return seconds
+
+    def session_id(self, conn: Connection) -> int | None:
+        """The server's id of ``conn``'s session, which a second connection can look up."""
+        return None
+
+    def is_lock_wait_timeout(self, exc: BaseException) -> bool:
+        """True if ``exc`` (a driver error) says a statement gave up waiting for a lock."""
+        return False
+
+    def blockers(self, conn: Connection, session: int, min_age: float) -> list[Blocker]:
+        """The sessions that block ``session``'s lock request; when it waits no longer, those
+        whose transaction has been open for ``min_age`` seconds or more (likely holders)."""
+        return []
+
     def _poll(self, try_once: Any, timeout: float, holder: Any) -> None:
         """Poll ``try_once()`` with backoff and jitter until ``timeout``."""
         deadline = time.monotonic() + max(timeout, 0.0)
@@ -337,6 +370,7 @@ class SQLiteDialect(Dialect):
 class PostgresDialect(Dialect):
     name = "postgres"
     transactional_ddl = True
+    guards_tracked = False
     split_rules = SplitRules(escape_string_prefix=True, dollar_quotes=True, nested_comments=True)
     types: ClassVar[dict[str, str]] = {**Dialect.types, "float": "DOUBLE PRECISION", "decimal": "NUMERIC({precision}, {scale})"}
     table_names_sql = "SELECT tablename FROM pg_catalog.pg_tables WHERE schemaname = current_schema()"
@@ -414,6 +448,48 @@ class PostgresDialect(Dialect):
                     f"COALESCE((SELECT MAX({c.name}) FROM {new.name}), 0) + 1, false)",
                 ]
         return statements
+
+    def guard_statements(
+        self, conn: Connection, lock_timeout: float, statement_timeout: float | None, *, in_transaction: bool
+    ) -> tuple[list[str], list[str]]:
+        if not in_transaction:
+            return [], []
+        # SET LOCAL: the bounds end with the migration's transaction, commit or rollback.
+        sets = []
+        if lock_timeout > 0:
+            sets.append(f"SET LOCAL lock_timeout = '{max(1, round(lock_timeout * 1000))}ms'")
+        if statement_timeout:
+            sets.append(f"SET LOCAL statement_timeout = '{max(1, round(statement_timeout * 1000))}ms'")
+        return sets, []
+
+    def session_id(self, conn: Connection) -> int | None:
+        return int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+
+    def is_lock_wait_timeout(self, exc: BaseException) -> bool:
+        return getattr(getattr(exc, "orig", None) or exc, "pgcode", None) == "55P03"  # lock_not_available
+
+    _ACTIVITY = (
+        "SELECT a.pid, a.usename, a.application_name, a.query_start, a.xact_start, a.state, left(a.query, 200) "
+        "FROM pg_stat_activity a "
+    )
+
+    def blockers(self, conn: Connection, session: int, min_age: float) -> list[Blocker]:
+        from sqlalchemy import text
+
+        rows = conn.execute(
+            text(self._ACTIVITY + "WHERE a.pid = ANY(pg_blocking_pids(:pid)) ORDER BY a.xact_start"), {"pid": session}
+        ).fetchall()
+        if not rows:
+            rows = conn.execute(
+                text(
+                    self._ACTIVITY + "WHERE a.datname = current_database() AND a.pid NOT IN (pg_backend_pid(), :pid) "
+                    "AND a.xact_start <= now() - make_interval(secs => :age) ORDER BY a.xact_start LIMIT 5"
+                ),
+                {"pid": session, "age": min_age},
+            ).fetchall()
+        return [
+            Blocker(int(r[0]), r[1], r[2] or None, _when(r[3]), _when(r[4]), r[5], _squash(r[6])) for r in rows
+        ]
 
     @property
     def lock_key(self) -> int:
@@ -605,6 +681,68 @@ class MySQLDialect(Dialect):
         self.after_handshake(conn)
         return conn, pymysql.Error
 
+    def guard_statements(
+        self, conn: Connection, lock_timeout: float, statement_timeout: float | None, *, in_transaction: bool
+    ) -> tuple[list[str], list[str]]:
+        # Whole seconds: metadata locks (DDL) and InnoDB row locks (a Python step's DML).
+        sets, resets = [], []
+        if lock_timeout > 0:
+            seconds = max(1, math.ceil(lock_timeout))
+            sets.append(f"SET SESSION lock_wait_timeout = {seconds}, innodb_lock_wait_timeout = {seconds}")
+            resets.append("SET SESSION lock_wait_timeout = DEFAULT, innodb_lock_wait_timeout = DEFAULT")
+        if statement_timeout:
+            if getattr(conn.dialect, "is_mariadb", False):
+                sets.append(f"SET SESSION max_statement_time = {statement_timeout:.3f}")
+                resets.append("SET SESSION max_statement_time = DEFAULT")
+            else:  # MySQL bounds SELECTs only
+                sets.append(f"SET SESSION max_execution_time = {max(1, round(statement_timeout * 1000))}")
+                resets.append("SET SESSION max_execution_time = DEFAULT")
+        return sets, resets
+
+    def lock_wait_seconds(self, seconds: float) -> float:
+        return float(max(1, math.ceil(seconds)))  # whole seconds only
+
+    def session_id(self, conn: Connection) -> int | None:
+        return int(conn.exec_driver_sql("SELECT CONNECTION_ID()").scalar_one())
+
+    def is_lock_wait_timeout(self, exc: BaseException) -> bool:
+        args: tuple[Any, ...] = tuple(getattr(getattr(exc, "orig", None) or exc, "args", ()))
+        return bool(args) and args[0] == 1205  # ER_LOCK_WAIT_TIMEOUT: metadata and row locks alike
+
+    _SESSION = (
+        "SELECT DISTINCT p.ID, p.USER, p.HOST, DATE_FORMAT(NOW() - INTERVAL p.TIME SECOND, '%Y-%m-%d %H:%i:%s'), {trx}, "
+        "p.STATE, LEFT(p.INFO, 200) FROM information_schema.PROCESSLIST p "
+    )
+
+    def blockers(self, conn: Connection, session: int, min_age: float) -> list[Blocker]:
+        from sqlalchemy import text
+
+        params = {"s": session, "age": math.ceil(min_age)}
+        # MariaDB's metadata_lock_info plugin names the holders of metadata locks, where it is loaded.
+        holders = (
+            self._SESSION.format(trx="NULL")
+            + "JOIN information_schema.METADATA_LOCK_INFO m ON m.THREAD_ID = p.ID "
+            "WHERE m.TABLE_SCHEMA = DATABASE() AND p.ID NOT IN (CONNECTION_ID(), :s) ORDER BY p.TIME DESC LIMIT 5"
+        )
+        # Otherwise: the sessions with a transaction open for that long, which keep their metadata locks.
+        open_transactions = (
+            self._SESSION.format(trx="DATE_FORMAT(t.trx_started, '%Y-%m-%d %H:%i:%s')")
+            + "JOIN information_schema.INNODB_TRX t ON t.trx_mysql_thread_id = p.ID "
+            "WHERE p.ID NOT IN (CONNECTION_ID(), :s) AND p.DB = DATABASE() AND t.trx_started <= NOW() - INTERVAL :age SECOND "
+            "ORDER BY t.trx_started LIMIT 5"
+        )
+        rows: list[Any] = []
+        for sql in (holders, open_transactions):
+            try:
+                rows = list(conn.execute(text(sql), params).fetchall())
+            except Exception:  # noqa: BLE001 - the plugin is not loaded: the next source
+                if conn.in_transaction():
+                    conn.rollback()
+                continue
+            if rows:
+                break
+        return [Blocker(int(r[0]), r[1], r[2], r[3], r[4], r[5], _squash(r[6])) for r in rows]
+
     @contextmanager
     def lock(self, conn: Connection, timeout: float) -> Iterator[None]:
         from sqlalchemy import text
@@ -704,6 +842,18 @@ def _longest_increasing(values: list[int]) -> set[int]:
         if len(run) > len(chosen):
             chosen = run
     return set(chosen)
+
+
+def _when(value: Any) -> str | None:
+    """A server timestamp as text, to the second."""
+    if value is None:
+        return None
+    return value.isoformat(sep=" ", timespec="seconds") if hasattr(value, "isoformat") else str(value)
+
+
+def _squash(query: Any) -> str | None:
+    """A session's query on one line (it is shown in a one-line message)."""
+    return " ".join(str(query).split())[:200] if query else None
 
 
 def _lower(columns: Any) -> tuple[str, ...]:

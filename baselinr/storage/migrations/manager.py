@@ -8,6 +8,8 @@ finds the work done and exits cleanly), and runs each migration in its own
 transaction with its version row where the dialect has transactional DDL.
 Elsewhere (MySQL, Snowflake) it records progress statement by statement, so
 an interrupted or failed migration is reported, resumable and repairable.
+Each migration's DDL runs under the lock guard (``guard.py``): a short lock
+wait, retried with backoff, then a failure that names the blocking session.
 """
 
 from __future__ import annotations
@@ -31,11 +33,13 @@ from baselinr.storage.connection import connect_error, create_engine, first_line
 from baselinr.storage.dialects import Dialect, runner_id
 from baselinr.storage.migrations import adopt, faults, history
 from baselinr.storage.migrations.chain import DEFAULT_PACKAGE, Chain, ChainError, load_chain
+from baselinr.storage.migrations.guard import DEFAULT_LOCK_TIMEOUT, DEFAULT_TRIES, BlockerWatch, GuardSettings, backoff
 from baselinr.storage.migrations.migration import CHECKSUM_ALGORITHM, Migration
 from baselinr.storage.migrations.results import (
     ApplyResult,
     BaselineResult,
     HistoryRow,
+    LockRetry,
     Plan,
     PlannedStep,
     RepairResult,
@@ -65,9 +69,14 @@ class MigrationManager:
         table_names: Mapping[str, str] | None = None,
         migrations_package: str = DEFAULT_PACKAGE,
         lock_timeout: float = 60.0,
+        ddl_lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+        ddl_lock_tries: int = DEFAULT_TRIES,
     ) -> None:
         self.settings = connection
         self.lock_timeout = lock_timeout
+        # How long each migration's DDL may wait for a table lock (0: no bound) and how often it is tried.
+        self.ddl_lock_timeout = ddl_lock_timeout
+        self.ddl_lock_tries = max(1, ddl_lock_tries)
         self.migrations_package = migrations_package
         self._names = dict(table_names or {})
         self._chain: Chain | None = None
@@ -343,8 +352,11 @@ class MigrationManager:
         dry_run: bool = False,
         resume: bool = False,
         on_step: Callable[[PlannedStep], None] | None = None,
+        on_retry: Callable[[LockRetry], None] | None = None,
     ) -> ApplyResult:
-        """Bring the database up to ``target`` (default: the code's version)."""
+        """Bring the database up to ``target`` (default: the code's version).
+
+        ``on_retry`` hears of each lock timeout of a migration's DDL before its backoff."""
         target = self.chain.code_version if target is None else target
         if dry_run:
             plan = self._up_plan(target, resume, self._history() or [])
@@ -352,7 +364,9 @@ class MigrationManager:
         done_already = self._already_at(target)
         if done_already is not None:
             return ApplyResult(target, target, target, False, done_already)
-        with self._connect() as lock_conn, self.dialect.lock(lock_conn, self.lock_timeout), _Connections(self) as conns:
+        with self._connect() as lock_conn, self.dialect.lock(lock_conn, self.lock_timeout), _Connections(
+            self, on_retry
+        ) as conns:
             conn = conns.tx()
             try:
                 with conn.begin():
@@ -433,6 +447,7 @@ class MigrationManager:
         dry_run: bool = False,
         resume: bool = False,
         on_step: Callable[[PlannedStep], None] | None = None,
+        on_retry: Callable[[LockRetry], None] | None = None,
     ) -> ApplyResult:
         """Run down migrations, newest first, until the database is at ``target``;
         ``resume`` continues a rollback that was interrupted."""
@@ -447,7 +462,9 @@ class MigrationManager:
         self._refuse_unfinished([r for r in rows if r.direction == "down"], plan, resume)
         if dry_run:
             return ApplyResult(plan.current_version, plan.current_version, target, True, plan)
-        with self._connect() as lock_conn, self.dialect.lock(lock_conn, self.lock_timeout), _Connections(self) as conns:
+        with self._connect() as lock_conn, self.dialect.lock(lock_conn, self.lock_timeout), _Connections(
+            self, on_retry
+        ) as conns:
             rows = conns.history()
             plan = self.plan(target, rows=rows, resume=resume)
             if plan.direction == "up":
@@ -491,15 +508,62 @@ class MigrationManager:
                 f"{(row.statements_done or 0) + 1}.",
             )
 
+    def _guard(self, m: Migration) -> GuardSettings:
+        timeout = self.ddl_lock_timeout if m.lock_timeout is None else m.lock_timeout
+        if timeout > 0:
+            timeout = self.dialect.lock_wait_seconds(timeout)  # what the server will really wait
+        return GuardSettings(timeout, self.ddl_lock_tries, m.statement_timeout)
+
     def _run(self, m: Migration, step: PlannedStep, conns: _Connections) -> StepResult:
         fn = m.up_python if step.direction == "up" else m.down_python
         started = time.monotonic()
+        retries: list[LockRetry] = []
+        guard = self._guard(m)
         if step.transactional:
-            ran = self._run_transactional(conns.tx(), m, step, fn, started, replace=m.version in conns.recorded)
+            ran = self._run_transactional(
+                conns.tx(), m, step, fn, started, replace=m.version in conns.recorded, guard=guard, conns=conns, retries=retries
+            )
         else:
-            ran = self._run_tracked(conns.auto(), m, step, fn, started)
+            ran = self._run_tracked(conns.auto(), m, step, fn, started, guard=guard, conns=conns, retries=retries)
         ms = int((time.monotonic() - started) * 1000)
-        return StepResult(m.version, m.description, step.direction, ms, skipped=not ran)
+        return StepResult(m.version, m.description, step.direction, ms, skipped=not ran, retries=retries)
+
+    def _lock_wait(
+        self,
+        exc: BaseException,
+        m: Migration,
+        step: PlannedStep,
+        statement: int,
+        attempt: int,
+        guard: GuardSettings,
+        watch: BlockerWatch,
+        conns: _Connections,
+        retries: list[LockRetry],
+    ) -> LockRetry | None:
+        """After ``exc``: the retry to make (its backoff slept, ``on_retry`` told) if it was a lock
+        timeout of the guard with tries left; ``None`` for any other error. Out of tries:
+        ``_LockGaveUp``."""
+        if guard.lock_timeout <= 0 or not self.dialect.is_lock_wait_timeout(exc):
+            return None
+        retry = LockRetry(
+            m.version,
+            step.direction,
+            statement,
+            attempt,
+            guard.tries,
+            backoff(attempt) if attempt < guard.tries else 0.0,
+            guard.lock_timeout,
+            watch.take(),
+            self.dialect.name,
+        )
+        if attempt >= guard.tries:
+            raise _LockGaveUp(retry) from exc
+        retries.append(retry)
+        log.info("v%s: lock timeout at statement %s, try %s of %s", m.version, statement, attempt, guard.tries)
+        if conns.on_retry is not None:
+            conns.on_retry(retry)
+        time.sleep(retry.delay_seconds)
+        return retry
 
     def _run_transactional(
         self,
@@ -510,48 +574,77 @@ class MigrationManager:
         started: float,
         *,
         replace: bool,
+        guard: GuardSettings,
+        conns: _Connections,
+        retries: list[LockRetry],
     ) -> bool:
-        current = 0
-        try:
-            with conn.begin():
-                # Another runner may have done it while we waited (SQLite
-                # serialises per migration with BEGIN IMMEDIATE). Under a lock
-                # held for the whole run, the history read after taking it is
-                # still true, so the check would only cost a round trip.
-                exclusive = self.dialect.exclusive_lock
-                if not exclusive and history.is_applied(conn, m.version) == (step.direction == "up"):
-                    return False
-                for number, stmt in enumerate(step.statements, 1):
-                    current = number
-                    run_statement(conn, stmt)
-                current = 0
-                if fn is not None:
-                    fn(conn)
-                if step.direction == "up":
-                    history.record(
-                        conn,
-                        version=m.version,
-                        status="applied",
-                        description=m.description,
-                        script=m.script,
-                        checksum=m.checksum(self.dialect, self.names),
-                        algorithm=CHECKSUM_ALGORITHM,
-                        applied_by=runner_id(),
-                        execution_time_ms=int((time.monotonic() - started) * 1000),
-                        statements_done=len(step.statements),
-                        statements_total=len(step.statements),
-                        replace=replace or not exclusive,
-                    )
-                else:
-                    history.delete(conn, m.version)
-        except BaselinrError:
-            raise
-        except Exception as exc:
-            raise self._failed(m, step, current, exc, rolled_back=True) from exc
-        return True
+        watch = conns.watch(conn, guard)
+        attempt = 1
+        while True:
+            current = 0
+            try:
+                with conn.begin():
+                    # Another runner may have done it while we waited (SQLite
+                    # serialises per migration with BEGIN IMMEDIATE). Under a lock
+                    # held for the whole run, the history read after taking it is
+                    # still true, so the check would only cost a round trip.
+                    exclusive = self.dialect.exclusive_lock
+                    if not exclusive and history.is_applied(conn, m.version) == (step.direction == "up"):
+                        return False
+                    for sql in self.dialect.guard_statements(
+                        conn, guard.lock_timeout, guard.statement_timeout, in_transaction=True
+                    )[0]:
+                        conn.exec_driver_sql(sql)
+                    for number, stmt in enumerate(step.statements, 1):
+                        current = number
+                        with watch.watching():
+                            run_statement(conn, stmt)
+                    current = 0
+                    if fn is not None:
+                        with watch.watching():
+                            fn(conn)
+                    if step.direction == "up":
+                        history.record(
+                            conn,
+                            version=m.version,
+                            status="applied",
+                            description=m.description,
+                            script=m.script,
+                            checksum=m.checksum(self.dialect, self.names),
+                            algorithm=CHECKSUM_ALGORITHM,
+                            applied_by=runner_id(),
+                            execution_time_ms=int((time.monotonic() - started) * 1000),
+                            statements_done=len(step.statements),
+                            statements_total=len(step.statements),
+                            replace=replace or not exclusive,
+                        )
+                    else:
+                        history.delete(conn, m.version)
+            except BaselinrError:
+                raise
+            except Exception as exc:
+                # The transaction is rolled back already: a lock timeout tries it again from the start.
+                try:
+                    waited = self._lock_wait(exc, m, step, current, attempt, guard, watch, conns, retries)
+                except _LockGaveUp as gave_up:
+                    raise self._lock_failed(m, step, gave_up.retry, rolled_back=True) from exc
+                if waited is None:
+                    raise self._failed(m, step, current, exc, rolled_back=True) from exc
+                attempt += 1
+                continue
+            return True
 
     def _run_tracked(
-        self, conn: Connection, m: Migration, step: PlannedStep, fn: Callable[[Any], None] | None, started: float
+        self,
+        conn: Connection,
+        m: Migration,
+        step: PlannedStep,
+        fn: Callable[[Any], None] | None,
+        started: float,
+        *,
+        guard: GuardSettings,
+        conns: _Connections,
+        retries: list[LockRetry],
     ) -> bool:
         """Run ``step`` statement by statement where DDL commits on its own.
 
@@ -561,7 +654,9 @@ class MigrationManager:
         count one behind; ``--resume`` then compares the live schema with the
         recorded one and, if it changed, counts that statement as done instead
         of running it again. Where the dialect allows, a statement and its
-        progress row commit together (DML is then never run twice)."""
+        progress row commit together (DML is then never run twice). A
+        statement that times out waiting for its lock is tried again, alone:
+        those before it are done and recorded."""
         d = self.dialect
         where = f"v{m.version}:{step.direction}"
         resuming = history.status_of(conn, m.version) in (RUNNING, FAILED)
@@ -590,14 +685,32 @@ class MigrationManager:
             raise self._bookkeeping_failed(exc, m.version) from exc
         faults.kill_point(f"{where}:before-statements")
         first = index
+        if not d.guards_tracked:
+            guard = GuardSettings(0.0, guard.tries, None)
+        sets, resets = d.guard_statements(conn, guard.lock_timeout, guard.statement_timeout, in_transaction=False)
+        watch = conns.watch(conn, guard)
         try:
+            for sql in sets:
+                conn.exec_driver_sql(sql)
             for index in range(first, total):
-                with d.tracked_transaction(conn):
-                    run_statement(conn, step.statements[index])
-                    faults.kill_point(f"{where}:statement-{index + 1}:before-progress")
-                    history.progress(conn, m.version, index + 1, d.schema_checksum(conn), step.direction)
+                attempt = 1
+                while True:
+                    try:
+                        with watch.watching(), d.tracked_transaction(conn):
+                            run_statement(conn, step.statements[index])
+                            faults.kill_point(f"{where}:statement-{index + 1}:before-progress")
+                            history.progress(conn, m.version, index + 1, d.schema_checksum(conn), step.direction)
+                    except Exception as exc:
+                        if self._lock_wait(exc, m, step, index + 1, attempt, guard, watch, conns, retries) is None:
+                            raise
+                        attempt += 1
+                        continue
+                    break
                 faults.kill_point(f"{where}:statement-{index + 1}:after-progress")
             index = total
+            for sql in resets:
+                conn.exec_driver_sql(sql)
+            resets = []
             if fn is not None:
                 # Python steps (usually DML) get a transaction of their own,
                 # which also records the outcome: a kill cannot run them twice.
@@ -608,11 +721,19 @@ class MigrationManager:
                 faults.kill_point(f"{where}:python:after-commit")
                 return True
         except Exception as exc:
-            message = redact(first_line(getattr(exc, "orig", None) or exc), self.settings)
+            gave_up = exc.retry if isinstance(exc, _LockGaveUp) else None
+            cause = exc.__cause__ if gave_up is not None and exc.__cause__ is not None else exc
+            message = redact(first_line(getattr(cause, "orig", None) or cause), self.settings)
+            if gave_up is not None:
+                message = f"gave up after {gave_up.tries} lock timeouts, held by {gave_up.held_by}: {message}"
             try:
+                for sql in resets:
+                    conn.exec_driver_sql(sql)
                 history.fail(conn, m.version, f"statement {index + 1}: {message}" if index < total else message)
             except Exception:
                 log.debug("could not record the failure of v%s", m.version, exc_info=True)
+            if gave_up is not None:
+                raise self._lock_failed(m, step, gave_up, rolled_back=False) from cause
             raise self._failed(m, step, index + 1 if index < total else 0, exc, rolled_back=False) from exc
         faults.kill_point(f"{where}:before-finish")
         self._finish_tracked(conn, m, step, started)
@@ -665,6 +786,25 @@ class MigrationManager:
             f"Timed out after {self.lock_timeout:g}s waiting for the migration lock: another runner is writing.",
             hint="Wait for it to finish, or raise --lock-timeout.",
         )
+
+    def _lock_failed(self, m: Migration, step: PlannedStep, retry: LockRetry, *, rolled_back: bool) -> MigrationFailed:
+        """The guard gave up: the migration failed (exit 4), naming who held the lock."""
+        where = f" at statement {retry.statement} of {len(step.statements)}" if retry.statement else ""
+        if step.direction == "down":
+            where = " (rollback)" + where
+        message = (
+            f"Migration v{m.version}{where} gave up after {retry.tries} tries, each waiting "
+            f"{retry.lock_timeout:g}s for a lock held by {retry.held_by}."
+        )
+        if rolled_back:
+            hint = "Its transaction was rolled back; the database is unchanged by this version."
+            again = "run it again"
+        else:
+            hint = f"Statements before {retry.statement} are done and recorded."
+            resume = HistoryRow(m.version, FAILED, direction=step.direction).resume_command
+            again = f"run '{resume}' to continue at statement {retry.statement}"
+        hint += f" Let that session finish (or end it), then {again}; or raise --ddl-lock-timeout or --ddl-lock-tries."
+        return MigrationFailed(message, version=m.version, hint=hint)
 
     def _failed(self, m: Migration, step: PlannedStep, statement: int, exc: BaseException, *, rolled_back: bool) -> BaselinrError:
         detail = redact(first_line(getattr(exc, "orig", None) or exc), self.settings)
@@ -956,16 +1096,37 @@ class MigrationManager:
 _NO_QUICK_PATH = object()
 
 
+class _LockGaveUp(Exception):
+    """Internal: the guard ran out of tries (``retry`` is the last timeout)."""
+
+    def __init__(self, retry: LockRetry) -> None:
+        super().__init__(f"v{retry.version}: gave up waiting for a lock")
+        self.retry = retry
+
+
 class _Connections:
     """The connections one apply or rollback reuses: one for migrations that
     run in a transaction, one in autocommit for tracked (non-atomic) ones."""
 
-    def __init__(self, manager: MigrationManager) -> None:
+    def __init__(self, manager: MigrationManager, on_retry: Callable[[LockRetry], None] | None = None) -> None:
         self._manager = manager
         self._stack = ExitStack()
         self._tx: Connection | None = None
         self._auto: Connection | None = None
         self.recorded: set[int] = set()  # versions with a row, at the last read
+        self.on_retry = on_retry
+        self._sessions: dict[int, int | None] = {}
+
+    def watch(self, conn: Connection, guard: GuardSettings) -> BlockerWatch:
+        """Who blocks ``conn`` while a statement of it waits (nothing is watched without a lock bound)."""
+        session = None
+        if guard.lock_timeout > 0:
+            if id(conn) not in self._sessions:
+                self._sessions[id(conn)] = self._manager.dialect.session_id(conn)
+                if conn.in_transaction():
+                    conn.rollback()
+            session = self._sessions[id(conn)]
+        return BlockerWatch(self._manager._connect, self._manager.dialect, session, guard.lock_timeout)
 
     def __enter__(self) -> _Connections:
         return self

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import math
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 SqlText = Union[str, Mapping[str, str]]
 PythonStep = Callable[[Any], None]
 CHECKSUM_ALGORITHM = "sha256-v1"
+MAX_TIMEOUT = 86400.0
 
 
 @dataclass
@@ -41,6 +43,11 @@ class Migration:
     down_python: PythonStep | None = None
     operations: Sequence[Operation] = ()
     transactional: bool | None = None  # None: whatever the dialect allows
+    # Seconds its DDL may wait for a table lock before it is retried (None: the run's
+    # --ddl-lock-timeout; 0: wait as long as the server would), and the bound on each
+    # of its statements' run time (None: none), e.g. for a long backfill.
+    lock_timeout: float | None = None
+    statement_timeout: float | None = None
     script: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -48,6 +55,17 @@ class Migration:
             raise ValueError(f"Migration version must be a positive integer, got {self.version!r}")
         if not self.description or not isinstance(self.description, str):
             raise ValueError(f"Migration v{self.version} needs a description")
+        for name in ("lock_timeout", "statement_timeout"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+                or not 0 <= value <= MAX_TIMEOUT
+            ):
+                raise ValueError(f"Migration v{self.version}: {name} must be 0 to {MAX_TIMEOUT:g} seconds, got {value!r}")
+        if self.statement_timeout == 0:
+            self.statement_timeout = None
         if self.script is None:
             # The module that built this migration, for migration_script.
             frame = sys._getframe(2)

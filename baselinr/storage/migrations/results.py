@@ -87,12 +87,56 @@ class Plan(_Result):
 
 
 @dataclass(frozen=True)
+class Blocker(_Result):
+    """A session that held a lock a migration's DDL waited for (from the server's own views)."""
+
+    session: int  # PostgreSQL backend pid, MySQL/MariaDB connection id
+    user: str | None = None
+    application: str | None = None  # PostgreSQL application_name; MySQL/MariaDB client host
+    query_start: str | None = None
+    transaction_start: str | None = None
+    state: str | None = None
+    query: str | None = None  # the start of its current (or last) statement
+
+    def describe(self, dialect: str) -> str:
+        what = "PostgreSQL backend" if dialect == "postgres" else "connection"
+        parts = [f"user {self.user or '?'}", f"application {self.application or '?'}"]
+        if self.query_start:
+            parts.append(f"query started {self.query_start}")
+        if self.transaction_start:
+            parts.append(f"transaction started {self.transaction_start}")
+        return f"{what} {self.session} ({', '.join(parts)})"
+
+
+@dataclass(frozen=True)
+class LockRetry(_Result):
+    """One lock timeout of a migration's DDL, and the retry that follows it."""
+
+    version: int
+    direction: str
+    statement: int  # 1-based; 0 when the wait was outside the migration's statements (its Python step)
+    attempt: int  # the try that timed out
+    tries: int  # the bound on tries
+    delay_seconds: float  # backoff before the next try
+    lock_timeout: float
+    blockers: list[Blocker] = field(default_factory=list)
+    dialect: str = ""
+
+    @property
+    def held_by(self) -> str:
+        if not self.blockers:
+            return "another session"
+        return "; ".join(b.describe(self.dialect) for b in self.blockers)
+
+
+@dataclass(frozen=True)
 class StepResult(_Result):
     version: int
     description: str
     direction: str
     execution_time_ms: int
     skipped: bool = False  # another runner had already done it
+    retries: list[LockRetry] = field(default_factory=list)  # lock timeouts it waited out
 
 
 @dataclass(frozen=True)

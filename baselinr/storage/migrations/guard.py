@@ -1,0 +1,114 @@
+"""The DDL lock guard: short lock waits, bounded retries with backoff, and who blocked.
+
+Used by the manager's runner around each migration. A DDL statement that
+waits for its table lock (``ALTER TABLE`` behind a long reader) queues every
+later writer behind it; with the guard it gives up after ``lock_timeout``
+seconds (the dialect sets PostgreSQL's ``lock_timeout`` or MySQL's
+``lock_wait_timeout``), the migration's transaction is rolled back (or, where
+DDL is not transactional, the timed-out statement is tried again) after a
+backoff with jitter, and after ``tries`` timeouts the run fails naming the
+blocking session. While a statement waits longer than half the lock timeout,
+``BlockerWatch`` asks a second connection which sessions block it, since once
+the wait has ended the server no longer says.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from baselinr.storage.migrations.results import Blocker
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from baselinr.storage.dialects import Dialect
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LOCK_TIMEOUT = 2.0  # seconds a DDL statement may wait for its lock
+DEFAULT_TRIES = 5
+MAX_TRIES = 100
+BACKOFF_BASE = 0.5  # seconds before the second try; doubled for each one after
+BACKOFF_CAP = 10.0
+
+
+@dataclass(frozen=True)
+class GuardSettings:
+    """The guard of one migration: its lock wait (0: none), tries and statement bound."""
+
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    tries: int = DEFAULT_TRIES
+    statement_timeout: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.lock_timeout > 0 or self.statement_timeout is not None
+
+
+def backoff(attempt: int, rng: Callable[[], float] = random.random) -> float:
+    """Seconds to wait after try ``attempt`` (1-based) timed out: exponential, capped, with jitter
+    (50-100 % of the step), so two runners or a runner and a retrying client do not march in step."""
+    step = min(BACKOFF_CAP, BACKOFF_BASE * 2.0 ** (attempt - 1))
+    return round(step * (0.5 + 0.5 * rng()), 3)
+
+
+class BlockerWatch:
+    """Finds who blocks the runner's session while one of its statements waits."""
+
+    def __init__(
+        self,
+        connect: Callable[[], AbstractContextManager[Connection]],
+        dialect: Dialect,
+        session: int | None,
+        lock_timeout: float,
+    ) -> None:
+        self._connect = connect
+        self._dialect = dialect
+        self._session = session
+        self._delay = max(lock_timeout / 2, 0.05)
+        self._age = lock_timeout
+        self.found: list[Blocker] = []
+
+    def _look(self) -> None:
+        if self._session is None:
+            return
+        try:
+            with self._connect() as conn:
+                found = self._dialect.blockers(conn, self._session, self._age)
+                if conn.in_transaction():
+                    conn.rollback()
+        except Exception:
+            log.debug("could not read the blocking sessions", exc_info=True)
+            return
+        if found:
+            self.found = found
+
+    @contextmanager
+    def watching(self) -> Iterator[None]:
+        """Run the block; if it is still running after half the lock timeout, look for blockers."""
+        if self._session is None:
+            yield
+            return
+        self.found = []  # what an earlier statement's look saw is not this wait's answer
+        timer = threading.Timer(self._delay, self._look)
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
+            # A look in progress finishes first: its answer belongs to this wait (and not to the next one).
+            timer.join(self._delay + 10)
+
+    def take(self) -> list[Blocker]:
+        """The blockers seen during the last wait (looked up now if the watch saw none), then forget them."""
+        if not self.found:
+            self._look()
+        found, self.found = self.found, []
+        return found

@@ -1,0 +1,45 @@
+"""The DDL lock guard's pure parts: backoff with jitter, and the bounds of its settings."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from baselinr.cli import main
+from baselinr.storage.migrations.guard import BACKOFF_CAP, backoff
+from baselinr.storage.migrations.migration import Migration
+from baselinr.storage.migrations.results import Blocker, LockRetry
+
+
+def test_backoff_doubles_is_capped_and_jittered() -> None:
+    low = [backoff(n, lambda: 0.0) for n in range(1, 8)]
+    high = [backoff(n, lambda: 1.0) for n in range(1, 8)]
+    assert low[:3] == [0.25, 0.5, 1.0] and high[:3] == [0.5, 1.0, 2.0]
+    assert max(high) == BACKOFF_CAP
+    assert all(lo < hi for lo, hi in zip(low, high, strict=True))
+
+
+@pytest.mark.parametrize("value", [-1, math.nan, math.inf, "2", True])
+def test_migration_refuses_a_timeout_out_of_bounds(value: object) -> None:
+    with pytest.raises(ValueError, match="lock_timeout"):
+        Migration(2, "x", up_sql="SELECT 1", lock_timeout=value)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="statement_timeout"):
+        Migration(2, "x", up_sql="SELECT 1", statement_timeout=value)  # type: ignore[arg-type]
+
+
+def test_migration_timeouts() -> None:
+    m = Migration(2, "x", up_sql="SELECT 1", lock_timeout=0.5, statement_timeout=0)
+    assert (m.lock_timeout, m.statement_timeout) == (0.5, None)  # 0: no statement bound
+
+
+@pytest.mark.parametrize("args", [["--ddl-lock-timeout", "nan"], ["--ddl-lock-timeout", "-1"], ["--ddl-lock-tries", "0"]])
+def test_cli_bounds(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["migrate", "apply", "-c", "config.yml", *args]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_retry_names_every_blocker() -> None:
+    retry = LockRetry(2, "up", 1, 1, 5, 0.4, 2.0, [Blocker(42, "bob", "dashboard", "2026-01-01 00:00:00")], "postgres")
+    assert retry.held_by == "PostgreSQL backend 42 (user bob, application dashboard, query started 2026-01-01 00:00:00)"
+    assert LockRetry(2, "up", 1, 1, 5, 0.4, 2.0).held_by == "another session"
