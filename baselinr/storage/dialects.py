@@ -717,7 +717,8 @@ class MySQLDialect(Dialect):
     def blockers(self, conn: Connection, session: int, min_age: float) -> list[Blocker]:
         from sqlalchemy import text
 
-        params = {"s": session, "age": math.ceil(min_age)}
+        # INNODB_TRX keeps whole seconds: round down, or a blocker younger than the next second is missed.
+        params = {"s": session, "age": math.floor(min_age)}
         # MariaDB's metadata_lock_info plugin names the holders of metadata locks, where it is loaded.
         holders = (
             self._SESSION.format(trx="NULL")

@@ -72,7 +72,9 @@ class BlockerWatch:
         self._dialect = dialect
         self._session = session
         self._delay = max(lock_timeout / 2, 0.05)
-        self._age = lock_timeout
+        # A blocker has held its lock at least as long as we have waited when we look
+        # (half the timeout): asking for the whole timeout missed it at that look.
+        self._age = self._delay
         self.found: list[Blocker] = []
 
     def _look(self) -> None:
