@@ -20,7 +20,7 @@ from baselinr.lint.rules.context import (
     is_ddl,
     is_dml,
     not_null,
-    type_change,
+    type_changes,
 )
 
 # --- destructive changes (every dialect) --------------------------------------------
@@ -140,14 +140,8 @@ def rename(ctx: Context, stmt: Statement) -> Iterator[Finding]:
 
 
 def narrowing_type_change(ctx: Context, stmt: Statement) -> Iterator[Finding]:
-    table, actions = alter_actions(stmt.node)
-    if not ctx.holds_rows(table):
-        return
-    for a in actions:
-        column, new = type_change(a)
-        if column is None or new is None:
-            continue
-        how = coltypes.compare(ctx.catalog.column_type(table, column), new)
+    for table, column, old, new in type_changes(ctx, stmt):
+        how = coltypes.compare(old, new)
         if how == coltypes.NARROW:
             yield ctx.finding(
                 "narrowing-type-change",

@@ -111,6 +111,18 @@ def type_change(action: exp.Expression) -> tuple[str | None, exp.DataType | None
     return None, None
 
 
+def type_changes(ctx: Context, stmt: Statement) -> Iterator[tuple[str, str, exp.DataType | None, exp.DataType]]:
+    """(table, column, old type as the chain knows it, new type) of each type change of an
+    ALTER TABLE on a table that may hold rows."""
+    table, actions = alter_actions(stmt.node)
+    if table is None or not ctx.holds_rows(table):
+        return
+    for a in actions:
+        column, new = type_change(a)
+        if column is not None and new is not None:
+            yield table, column, ctx.catalog.column_type(table, column), new
+
+
 def is_dml(node: exp.Expression | None) -> bool:
     return isinstance(node, (exp.Insert, exp.Update, exp.Delete, exp.Merge))
 

@@ -17,7 +17,7 @@ from sqlglot import exp
 from baselinr.lint import coltypes
 from baselinr.lint.catalog import dropped_tables, table_name
 from baselinr.lint.findings import ERROR, WARNING, Finding
-from baselinr.lint.rules.context import SERIALS, Context, Statement, alter_actions, default_of, type_change
+from baselinr.lint.rules.context import SERIALS, Context, Statement, alter_actions, default_of, type_changes
 
 _PG_VOLATILE = frozenset(
     {
@@ -93,14 +93,7 @@ def pg_concurrently_in_migration(ctx: Context) -> Iterator[Finding]:
 
 
 def pg_type_change_rewrite(ctx: Context, stmt: Statement) -> Iterator[Finding]:
-    table, actions = alter_actions(stmt.node)
-    if not ctx.holds_rows(table):
-        return
-    for a in actions:
-        column, new = type_change(a)
-        if column is None or new is None:
-            continue
-        old = ctx.catalog.column_type(table, column)
+    for table, column, old, new in type_changes(ctx, stmt):
         how = coltypes.compare(old, new)
         if how == coltypes.SAME or (
             how == coltypes.WIDEN and (coltypes.is_string(old) or coltypes.same_scale_decimals(old, new))
