@@ -66,6 +66,24 @@ class Reader:
 
 
 @contextmanager
+def released_after_first_timeout(mgr: MigrationManager, reader: Reader) -> Iterator[None]:
+    """Release ``reader`` once the guarded DDL has waited and stopped waiting
+    while the reader still held the table: its first try timed out."""
+
+    def release() -> None:
+        wait_for(lambda: ddl_waiting(mgr), "the ALTER TABLE waiting")
+        wait_for(lambda: not ddl_waiting(mgr), "the first try's timeout")
+        reader.release()
+
+    releaser = threading.Thread(target=release, daemon=True)
+    releaser.start()
+    try:
+        yield
+    finally:
+        releaser.join(60)
+
+
+@contextmanager
 def reading(mgr: MigrationManager) -> Iterator[Reader]:
     reader = Reader(mgr)
     try:
@@ -218,21 +236,11 @@ def test_json_output_shows_the_retries(database: Database, tmp_path: Path) -> No
     mgr = manager(database, pkg)
     mgr.apply(1)
     env = {"PYTHONPATH": f"{tmp_path / 'p'}:{ROOT}"}
-    with reading(mgr) as reader:
-
-        def release_after_first_timeout() -> None:
-            # Waiting, then no longer waiting while the reader still holds the table: the first try timed out.
-            wait_for(lambda: ddl_waiting(mgr), "the ALTER TABLE waiting")
-            wait_for(lambda: not ddl_waiting(mgr), "the first try's timeout")
-            reader.release()
-
-        releaser = threading.Thread(target=release_after_first_timeout, daemon=True)
-        releaser.start()
+    with reading(mgr) as reader, released_after_first_timeout(mgr, reader):
         r = run_process(
             "migrate", "apply", "-c", str(database.config), "--migrations", pkg,
             "--ddl-lock-timeout", "0.5", "--ddl-lock-tries", "20", "--output", "json", env=env,
         )  # fmt: skip
-        releaser.join(60)
     assert r.code == 0, r.err
     [step] = json.loads(r.out)["steps"]
     assert step["version"] == 2 and step["retries"]
@@ -272,20 +280,11 @@ def test_operator_job_logs_each_retry(database: Database, tmp_path: Path) -> Non
     mgr.apply(1)
     env = {"PYTHONPATH": f"{tmp_path / 'p'}:{ROOT}"}
     result_file = tmp_path / "result.json"
-    with reading(mgr) as reader:
-
-        def release_after_first_timeout() -> None:
-            wait_for(lambda: ddl_waiting(mgr), "the ALTER TABLE waiting")
-            wait_for(lambda: not ddl_waiting(mgr), "the first try's timeout")
-            reader.release()
-
-        releaser = threading.Thread(target=release_after_first_timeout, daemon=True)
-        releaser.start()
+    with reading(mgr) as reader, released_after_first_timeout(mgr, reader):
         r = run_process(
             "job", "migrate", "--config", str(database.config), "--target", "2",
             "--result-file", str(result_file), "--migrations", pkg, env=env,
         )  # fmt: skip
-        releaser.join(60)
     result = json.loads(result_file.read_text())
     assert result["applied"] == [2], (r.err, result)
     assert result["lock_retries"] >= 1
