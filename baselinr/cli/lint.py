@@ -15,8 +15,7 @@ import click
 
 from baselinr.cli.options import VERSION, config_option, migrations_option
 from baselinr.errors import EXIT_INVALID, EXIT_OK, UsageError
-
-DIALECTS = ("postgres", "mysql", "sqlite", "snowflake")
+from baselinr.storage.dialects import DIALECT_NAMES as DIALECTS
 
 
 @click.command("lint")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from baselinr.lint import ERROR, WARNING, Unit, lint
-from baselinr.storage.dialects import dialect_for
+from baselinr.storage.dialects import DIALECT_NAMES, dialect_for
 from baselinr.storage.splitter import split_sql
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "MIGRATION_GUIDE.md"
@@ -52,7 +52,7 @@ def test_the_guide_has_the_four_patterns() -> None:
     assert list(examples()) == ["Adding a Column", "Adding an Index", "Adding a New Table", "Modifying Column Type (Breaking)"]
 
 
-@pytest.mark.parametrize("dialect", ["postgres", "mysql", "sqlite", "snowflake"])
+@pytest.mark.parametrize("dialect", DIALECT_NAMES)
 @pytest.mark.parametrize("title", list(examples()))
 def test_guide_example_findings(title: str, dialect: str) -> None:
     statements = split_sql(examples()[title], dialect_for(dialect).split_rules)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from baselinr.lint import ERROR, WARNING, Unit, lint
-from baselinr.storage.dialects import dialect_for
+from baselinr.storage.dialects import DIALECT_NAMES, dialect_for
 from baselinr.storage.splitter import split_sql
 
-DIALECTS = ("postgres", "mysql", "sqlite", "snowflake")
+DIALECTS = DIALECT_NAMES
 HISTORY = [
     "CREATE TABLE baselinr_runs (run_id VARCHAR(36), status VARCHAR(20), row_count INTEGER)",
     "CREATE INDEX idx_runs_status ON baselinr_runs (status)",
