@@ -337,6 +337,26 @@ class Dialect:
         whose transaction has been open for ``min_age`` seconds or more (likely holders)."""
         return []
 
+    @contextmanager
+    def _server_lock(
+        self, conn: Connection, timeout: float, *, take: str, holder: str, release: str, params: dict[str, Any],
+        who: Callable[[Any], str],
+    ) -> Iterator[None]:
+        """Hold a lock the server keeps for ``conn``'s session: query ``take`` (true once
+        granted) until ``timeout``, naming the holder by ``who(row)`` of query ``holder``;
+        query ``release`` after the block. All three take ``params``."""
+        from sqlalchemy import text
+
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+
+        def held_by() -> str | None:
+            row = conn.execute(text(holder), params).first()
+            return who(row) if row else None
+
+        self._poll(lambda: bool(conn.execute(text(take), params).scalar()), timeout, held_by)
+        with _release(lambda: conn.execute(text(release), params)):
+            yield
+
     def _poll(self, try_once: Any, timeout: float, holder: Any) -> None:
         """Poll ``try_once()`` with backoff and jitter until ``timeout``."""
         deadline = time.monotonic() + max(timeout, 0.0)
@@ -368,13 +388,6 @@ def _release(unlock: Callable[[], object]) -> Iterator[None]:
             pass
         raise
     unlock()
-
-
-def _when(value: Any) -> str | None:
-    """A server timestamp as text, to the second."""
-    if value is None:
-        return None
-    return value.isoformat(sep=" ", timespec="seconds") if hasattr(value, "isoformat") else str(value)
 
 
 def _squash(query: Any) -> str | None:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from baselinr.storage.dialects.base import CONNECT_TIMEOUT, LOCK_NAME, Dialect, _release, _squash
+from baselinr.storage.dialects.base import CONNECT_TIMEOUT, LOCK_NAME, Dialect, _squash
 from baselinr.storage.migrations.results import Blocker
 from baselinr.storage.model import Column, Index, Table
 from baselinr.storage.splitter import SplitRules
@@ -224,24 +224,16 @@ class MySQLDialect(Dialect):
 
     @contextmanager
     def lock(self, conn: Connection, timeout: float) -> Iterator[None]:
-        from sqlalchemy import text
-
-        conn.execution_options(isolation_level="AUTOCOMMIT")
-        name = f"{LOCK_NAME}.{conn.engine.url.database}"[:64]
-
-        def try_once() -> bool:
-            # GET_LOCK returns NULL on error (e.g. killed): treat as not held.
-            return conn.execute(text("SELECT GET_LOCK(:n, 0)"), {"n": name}).scalar() == 1
-
-        def holder() -> str | None:
-            row = conn.execute(
-                text("SELECT p.ID, p.USER, p.HOST FROM information_schema.PROCESSLIST p WHERE p.ID = IS_USED_LOCK(:n)"),
-                {"n": name},
-            ).first()
-            return f"MySQL connection {row[0]} ({row[1]}@{row[2]})" if row else None
-
-        self._poll(try_once, timeout, holder)
-        with _release(lambda: conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": name})):
+        # GET_LOCK returns NULL on error (e.g. killed): treated as not held.
+        with self._server_lock(
+            conn,
+            timeout,
+            take="SELECT GET_LOCK(:n, 0)",
+            holder="SELECT p.ID, p.USER, p.HOST FROM information_schema.PROCESSLIST p WHERE p.ID = IS_USED_LOCK(:n)",
+            release="SELECT RELEASE_LOCK(:n)",
+            params={"n": f"{LOCK_NAME}.{conn.engine.url.database}"[:64]},
+            who=lambda row: f"MySQL connection {row[0]} ({row[1]}@{row[2]})",
+        ):
             yield
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from baselinr.storage.dialects.base import CONNECT_TIMEOUT, LOCK_NAME, Dialect, _release, _squash, _when, runner_id
+from baselinr.storage.dialects.base import CONNECT_TIMEOUT, LOCK_NAME, Dialect, _squash, runner_id
 from baselinr.storage.migrations.results import Blocker
 from baselinr.storage.model import Column, Table
 from baselinr.storage.splitter import SplitRules
@@ -169,31 +169,28 @@ class PostgresDialect(Dialect):
 
     @contextmanager
     def lock(self, conn: Connection, timeout: float) -> Iterator[None]:
-        from sqlalchemy import text
-
         # Session-level lock on a dedicated connection: a transaction-scoped
         # lock would deadlock with CREATE INDEX CONCURRENTLY, and a blocking
         # pg_advisory_lock ignores our timeout.
-        conn.execution_options(isolation_level="AUTOCOMMIT")
-        key = self.lock_key
-
-        def try_once() -> bool:
-            return bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
-
-        def holder() -> str | None:
-            row = conn.execute(
-                text(
-                    "SELECT a.pid, a.application_name, a.client_addr FROM pg_locks l "
-                    "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' "
-                    "AND l.granted AND l.classid = 0 AND l.objid = :k"
-                ),
-                {"k": key},
-            ).first()
-            return f"PostgreSQL backend {row[0]} ({row[1] or 'no name'})" if row else None
-
-        self._poll(try_once, timeout, holder)
-        with _release(lambda: conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})):
+        with self._server_lock(
+            conn,
+            timeout,
+            take="SELECT pg_try_advisory_lock(:k)",
+            holder="SELECT a.pid, a.application_name, a.client_addr FROM pg_locks l "
+            "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' "
+            "AND l.granted AND l.classid = 0 AND l.objid = :k",
+            release="SELECT pg_advisory_unlock(:k)",
+            params={"k": self.lock_key},
+            who=lambda row: f"PostgreSQL backend {row[0]} ({row[1] or 'no name'})",
+        ):
             yield
+
+
+def _when(value: Any) -> str | None:
+    """A server timestamp as text, to the second."""
+    if value is None:
+        return None
+    return value.isoformat(sep=" ", timespec="seconds") if hasattr(value, "isoformat") else str(value)
 
 
 def search_path_option(schema: str) -> str:
