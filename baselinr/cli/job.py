@@ -23,7 +23,7 @@ from typing import Any
 import click
 
 from baselinr.cli.options import MAX_VERSION, Seconds
-from baselinr.errors import EXIT_INVALID, BaselinrError, ConfigError, UsageError
+from baselinr.errors import EXIT_INVALID, BaselinrError, ConfigError
 
 RESULT_LIMIT = 4000  # Kubernetes keeps at most 4096 bytes of a termination message
 RESULT_VERSION = 1
@@ -160,24 +160,16 @@ def migrate(
     """Apply (or, with --allow-downgrade, roll back) to --target, then validate."""
 
     def work(data: dict[str, Any], secrets: list[str]) -> int:
+        from baselinr.storage.migrations.reconcile import decide, reconcile
+
         data["target_version"] = target
         mgr = _manager(_settings(config_path, secrets), migrations_package, lock_timeout)
         try:
             before = mgr.status()
             data.update(database=before.database, code_version=before.code_version, from_version=before.database_version)
             data["current_version"] = before.database_version
-            if target > before.code_version:
-                raise UsageError(f"Target v{target} is beyond the latest version this image knows (v{before.code_version}).")
-            current = before.database_version
-            if current is not None and target < current:
-                if not allow_downgrade:
-                    raise UsageError(
-                        f"Target v{target} is below the database version v{current}.",
-                        hint="Set allowDowngrade to roll back.",
-                    )
-                result = mgr.rollback(target, on_retry=_log_retry)
-            else:
-                result = mgr.apply(target, on_retry=_log_retry)
+            decision = decide(before, target, allow_downgrade=allow_downgrade)
+            result = reconcile(mgr, decision, on_retry=_log_retry)
             data["applied"] = [s.version for s in result.steps if not s.skipped]
             data["lock_retries"] = sum(len(s.retries) for s in result.steps)
             data["direction"] = result.plan.direction
