@@ -55,9 +55,7 @@ job_config_option = _config("Baselinr config.yml, usually mounted from a Secret.
 
 
 def _output(*formats: str, help_text: str = "Output format.") -> Decorator:
-    return click.option(
-        "--output", "-o", type=click.Choice(list(formats)), default="text", show_default=True, help=help_text
-    )
+    return click.option("--output", "-o", type=click.Choice(list(formats)), default="text", show_default=True, help=help_text)
 
 
 output_option = _output("text", "json")
@@ -68,9 +66,7 @@ markdown_output_option = _output(
 
 
 def _lock(default: float, help_text: str) -> Decorator:
-    return click.option(
-        "--lock-timeout", type=Seconds(), default=default, show_default=True, metavar="SECONDS", help=help_text
-    )
+    return click.option("--lock-timeout", type=Seconds(), default=default, show_default=True, metavar="SECONDS", help=help_text)
 
 
 lock_option = _lock(60.0, "How long to wait for another runner's migration lock (0 to 86400).")

@@ -4,8 +4,10 @@ Called by ``baselinr migrate apply --dry-run`` (text, JSON and the Markdown a
 CI job posts on a pull request) and ``baselinr migrate lint --config``;
 library callers get the same facts. ``lint_pending`` lints what
 ``MigrationManager.plan`` would apply; ``review`` adds, for an up plan, the
-hazards that hold a lock or cannot be undone atomically and the down steps
-that would take the database back (newest first). Everything is a typed
+hazards (statements that hold a lock other sessions wait for, steps that
+cannot run in one transaction) and the down steps that would take the
+database back, newest first (a version without one is marked: rollback
+refuses to pass it). Everything is a typed
 value; the CLI renders it.
 """
 
@@ -41,14 +43,13 @@ LOCK_RULES = frozenset(
 )
 
 NOT_ATOMIC = "not-atomic"  # the step's statements commit one by one
-NO_ROLLBACK = "no-rollback"  # the migration has no down step
 
 
 @dataclass(frozen=True)
 class Hazard:
     """Something about a planned step a reviewer should weigh before it runs."""
 
-    kind: str  # a lint rule id from LOCK_RULES, NOT_ATOMIC or NO_ROLLBACK
+    kind: str  # a lint rule id from LOCK_RULES, or NOT_ATOMIC
     version: int
     statement_index: int  # 1-based; 0 for the whole migration
     detail: str
@@ -128,8 +129,4 @@ def review(mgr: MigrationManager, plan: Plan) -> PlanReview:
     if plan.direction != "up" or not plan.steps:
         return PlanReview(LintReport(mgr.dialect.name))
     report = lint_pending(mgr, plan.target_version)
-    hazards = lock_hazards(plan, report.findings)
-    rollback = rollback_steps(mgr, plan)
-    refused = "no down migration: a rollback past it is refused"
-    hazards += [Hazard(NO_ROLLBACK, s.version, 0, refused) for s in rollback if not s.reversible]
-    return PlanReview(report, hazards, rollback)
+    return PlanReview(report, lock_hazards(plan, report.findings), rollback_steps(mgr, plan))

@@ -10,6 +10,7 @@ findings table is ``migrate lint``'s own (``render.lint.findings_table``).
 
 from __future__ import annotations
 
+import html
 from typing import TYPE_CHECKING
 
 from baselinr.cli.render.lint import cell, code, findings_table, first_line, summary
@@ -55,7 +56,7 @@ def plan_markdown(result: ApplyResult, review: PlanReview) -> list[str]:
     lines += ["", "#### Statements", ""]
     for step in plan.steps:
         resumed = f" (resuming at statement {step.resume_from + 1})" if step.resume_from else ""
-        lines += [f"<details><summary>v{step.version}: {cell(step.description)}{resumed}</summary>", ""]
+        lines += [f"<details><summary>v{step.version}: {html.escape(step.description)}{resumed}</summary>", ""]
         lines += [*_fence(step.statements[step.resume_from :], step.python), "", "</details>", ""]
     lines += ["#### Lint findings", ""]
     lint = review.lint

@@ -104,9 +104,7 @@ class Migrator(Protocol):
     ) -> ApplyResult: ...  # pragma: no cover - a protocol
 
 
-def reconcile(
-    mgr: Migrator, decision: Decision, *, on_retry: Callable[[LockRetry], None] | None = None
-) -> ApplyResult:
+def reconcile(mgr: Migrator, decision: Decision, *, on_retry: Callable[[LockRetry], None] | None = None) -> ApplyResult:
     """Carry out ``decision`` (raise its error when it is a refusal)."""
     if decision.action is Action.REFUSE:
         raise decision.error()
