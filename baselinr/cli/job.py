@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from baselinr.storage.migrations.manager import MigrationManager
     from baselinr.storage.migrations.results import LockRetry
 
-__all__ = ["fit", "job"]
+__all__ = ("fit", "job")
 
 RESULT_VERSION = 1
 

@@ -23,15 +23,18 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, TextIO
 
 import click
 
-_EMOJI = {"ok": "✅", "dry": "🔍", "warn": "⚠️ ", "error": "❌"}
-_PLAIN = {"ok": "[OK]", "dry": "[DRY RUN]", "warn": "[WARNING]", "error": "[ERROR]"}
+_EMOJI = MappingProxyType({"ok": "✅", "dry": "🔍", "warn": "⚠️ ", "error": "❌"})
+_PLAIN = MappingProxyType({"ok": "[OK]", "dry": "[DRY RUN]", "warn": "[WARNING]", "error": "[ERROR]"})
 
 
-def markers(stream: TextIO | None = None) -> dict[str, str]:
+def markers(stream: TextIO | None = None) -> Mapping[str, str]:
+    """The line markers ``stream`` (default stdout) can print: the guide's emoji, or plain ones."""
     stream = stream or sys.stdout
     try:
         "".join(_EMOJI.values()).encode(stream.encoding or "ascii")
