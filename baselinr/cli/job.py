@@ -1,9 +1,11 @@
 """``baselinr job migrate|validate|backup``: the commands the operator's Kubernetes Jobs run.
 
-Registered on the ``cli`` group at the end of ``baselinr.cli.app``; the
-operator (``baselinr_operator.jobs``) builds Jobs whose container runs them.
-Each command does one step through the library (``MigrationManager``,
-``baselinr.backup.api``), prints its result as JSON on stdout, and writes the
+Registered on the ``cli`` group by ``baselinr.cli.app``; the operator
+(``baselinr_operator.jobs``) builds Jobs whose container runs them. Each
+command does one step through the library (``MigrationManager``, whether to
+apply, roll back or refuse from ``baselinr.storage.migrations.reconcile``,
+``baselinr.backup.api``), prints its result as JSON on stdout (shaped by
+``baselinr.cli.render.job``), and writes the
 same JSON, shortened to fit Kubernetes' 4096-byte termination message, to
 ``--result-file`` (default ``/dev/termination-log``), where the operator
 reads it back from the Pod status. Exit codes are the engine's (0 ok,

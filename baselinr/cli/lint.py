@@ -1,8 +1,8 @@
 """``baselinr migrate lint``: report hazards in pending migrations (or files).
 
-Thin: builds units with ``baselinr.lint.sources`` (FILES offline, or the
-plan of the database in ``--config``), calls ``baselinr.lint.lint`` and
-prints the report as text, JSON or Markdown. Exit 0 when no unacknowledged
+Thin: lints FILES offline (``baselinr.lint.sources``), or the pending
+migrations of the database in ``--config`` (``baselinr.lint.review``), and
+prints the report as text, JSON or Markdown (``baselinr.cli.render.lint``). Exit 0 when no unacknowledged
 error-level finding remains, 1 otherwise, 2 for a usage error. Registered
 on the ``migrate`` group by ``baselinr.cli.app``.
 """
