@@ -25,7 +25,15 @@ from typing import Any
 import click
 
 from baselinr.cli.backup_clone import clone
-from baselinr.cli.options import config_option, dest_option, lock_option, migrations_option, output_option
+from baselinr.cli.options import (
+    config_option,
+    dest_option,
+    keep_option,
+    lock_option,
+    migrations_option,
+    output_option,
+    prune_keep_option,
+)
 from baselinr.cli.render import backup as render
 from baselinr.cli.render import echo, emit_json
 from baselinr.cli.session import current
@@ -61,9 +69,7 @@ def backup() -> None:
 @config_option
 @dest_option
 @click.option("--name", default=None, help="Backup name (default: baselinr-<db>-v<version>-<UTC time>).")
-@click.option(
-    "--keep", type=click.IntRange(min=1), default=None, metavar="N", help="Then keep only the newest N backups of this database."
-)
+@keep_option
 @output_option
 @migrations_option
 def create(
@@ -168,9 +174,7 @@ def restore(
 
 @backup.command()
 @dest_option
-@click.option(
-    "--keep", type=click.IntRange(min=1), required=True, metavar="N", help="How many of each database's newest backups to keep."
-)
+@prune_keep_option
 @output_option
 def prune(dest: str | None, keep: int, output: str) -> None:
     """Remove the oldest complete backups in --dest beyond the newest N of each database."""

@@ -27,6 +27,7 @@ from baselinr.cli.options import (
     MAX_VERSION,
     job_config_option,
     job_dest_option,
+    job_keep_option,
     job_lock_option,
     job_migrations_option,
     result_option,
@@ -153,7 +154,7 @@ def validate(config_path: str | None, result_file: str, migrations_package: str 
 @job.command()
 @job_config_option
 @job_dest_option
-@click.option("--keep", type=click.IntRange(min=1), default=None, metavar="N", help="Then keep only the newest N backups.")
+@job_keep_option
 @result_option
 @job_migrations_option
 def backup(config_path: str | None, dest: str, keep: int | None, result_file: str, migrations_package: str | None) -> None:

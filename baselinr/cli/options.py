@@ -2,7 +2,7 @@
 
 Each option is declared once here, so every group spells ``--config``,
 ``--output``, ``--lock-timeout``, ``--ddl-lock-timeout``, ``--migrations``,
-``--dest`` and ``--result-file`` the same way. Where the operator's Jobs
+``--dest``, ``--keep`` and ``--result-file`` the same way. Where the operator's Jobs
 (``baselinr.cli.job``) need another default or help text, the same
 declaration is made a second decorator with those values (``job_*``), never
 spelled out again. A command module imports the decorators it needs:
@@ -123,6 +123,15 @@ def _dest(required: bool, help_text: str) -> Decorator:
 
 dest_option = _dest(False, "Directory (local or a mounted volume) that holds the backups. Env: BASELINR_BACKUP_DEST.")
 job_dest_option = _dest(True, "Directory for backups.")
+
+
+def _keep(required: bool, help_text: str) -> Decorator:
+    return click.option("--keep", type=click.IntRange(min=1), required=required, default=None, metavar="N", help=help_text)
+
+
+keep_option = _keep(False, "Then keep only the newest N backups of this database.")
+job_keep_option = _keep(False, "Then keep only the newest N backups.")
+prune_keep_option = _keep(True, "How many of each database's newest backups to keep.")
 
 result_option = click.option(
     "--result-file",

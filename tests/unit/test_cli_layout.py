@@ -85,7 +85,7 @@ def test_each_option_is_declared_once() -> None:
                 and isinstance(node.args[0], ast.Constant)
             ):
                 declared.setdefault(str(node.args[0].value), []).append(name)
-    shared = ["--config", "--output", "--lock-timeout", "--migrations", "--dest", "--result-file", "--ddl-lock-timeout"]
+    shared = ["--config", "--output", "--lock-timeout", "--migrations", "--dest", "--result-file", "--ddl-lock-timeout", "--keep"]
     assert {flag: declared[flag] for flag in shared} == {flag: ["baselinr.cli.options"] for flag in shared}
 
 
