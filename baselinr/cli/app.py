@@ -335,3 +335,4 @@ cli.add_command(job)
 from baselinr.cli.lint import lint  # noqa: E402 - migrate lint lives in its own module
 
 migrate.add_command(lint)
+from baselinr.cli.selftest import selftest; migrate.add_command(selftest)  # noqa: E402, E702, I001 - migrate test, own module
