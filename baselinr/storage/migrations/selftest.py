@@ -23,19 +23,22 @@ timeouts are raised (``DatabaseUnavailable``), not reported as mismatches.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from baselinr.config import ConnectionSettings
 from baselinr.errors import BaselinrError, DatabaseUnavailable, UsageError
-from baselinr.storage.connection import first_line, redact
+from baselinr.storage.connection import first_line, open_connection, redact
 from baselinr.storage.migrations import scratch, snapshot
 from baselinr.storage.migrations.chain import DEFAULT_PACKAGE
 from baselinr.storage.migrations.drift import ERROR, Difference, compare
 from baselinr.storage.version_table import VERSION_TABLE_NAME
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
     from baselinr.storage.migrations.manager import MigrationManager
 
 UP, DOWN, REUP = "up", "down", "reup"
@@ -125,7 +128,8 @@ def run_selftest(
     """Test versions 1..``target`` (default: the latest) on the scratch database ``connection``.
 
     Raises ``UsageError`` (nothing run) when the database holds any table, and
-    for a target outside the chain; ``on_version`` hears of each version once done."""
+    for a target outside the chain; ``on_version`` hears of each version once done.
+    The database is left as the last step left it: at ``target`` after a clean run."""
     from baselinr.storage.migrations.manager import MigrationManager
 
     mgr = MigrationManager(connection, table_names=table_names, migrations_package=migrations_package, lock_timeout=10.0)
@@ -204,25 +208,29 @@ def _step(mgr: MigrationManager, connection: ConnectionSettings, version: int, p
     except DatabaseUnavailable:
         raise
     except BaselinrError as exc:
-        return Mismatch(version, phase, FAILED_KINDS[phase], found=redact(first_line(str(exc)), connection))
+        return Mismatch(version, phase, FAILED_KINDS[phase], found=redact(first_line(exc.message), connection))
     return None
 
 
-def _snapshot(mgr: MigrationManager) -> snapshot.Snapshot:
-    with mgr.engine.connect() as conn:
-        shot = snapshot.take(conn)
+@contextmanager
+def _reading(mgr: MigrationManager) -> Iterator[Connection]:
+    """A connection for reading the schema, its implicit transaction ended before it is closed."""
+    with open_connection(mgr.engine, mgr.settings) as conn:
+        yield conn
         if conn.in_transaction():
             conn.rollback()
-    return shot
+
+
+def _snapshot(mgr: MigrationManager) -> snapshot.Snapshot:
+    with _reading(mgr) as conn:
+        return snapshot.take(conn)
 
 
 def _against_model(mgr: MigrationManager, version: int, phase: str, at: int) -> list[Mismatch]:
     """drift's differences from the model at ``at``: its errors, and its warnings where the model is exact."""
     model, exact = mgr.chain.model_at(at)
-    with mgr.engine.connect() as conn:
+    with _reading(mgr) as conn:
         differences = compare(conn, model, exact, mgr.dialect, mgr.names)
-        if conn.in_transaction():
-            conn.rollback()
     kept = [d for d in differences if exact or d.severity == ERROR]
     return [_mismatch(version, phase, f"model v{at}", d) for d in kept]
 
@@ -245,12 +253,10 @@ def _compared(
 def _version_rows_left(mgr: MigrationManager, version: int) -> list[Mismatch]:
     from sqlalchemy import text
 
-    with mgr.engine.connect() as conn:
+    with _reading(mgr) as conn:
         rows = conn.execute(
             text(f"SELECT version FROM {VERSION_TABLE_NAME} WHERE version >= :v ORDER BY version"), {"v": version}
         ).fetchall()
-        if conn.in_transaction():
-            conn.rollback()
     if not rows:
         return []
     left = ", ".join(str(r[0]) for r in rows)
