@@ -144,7 +144,7 @@ def run_selftest(
         scratch.refuse_unless_empty(mgr.engine, connection)
         outcomes: list[VersionOutcome] = []
         stopped: int | None = None
-        before = _snapshot(mgr)
+        before: snapshot.Snapshot = {}  # an empty database
         for version in range(1, target + 1):
             outcome, after = _test_version(mgr, connection, version, before)
             outcomes.append(outcome)
@@ -175,8 +175,8 @@ def _test_version(
     if failure is not None:
         found.append(failure)
         return outcome(), None
-    after_up = _snapshot(mgr)
-    found += _against_model(mgr, version, UP, version)
+    after_up, differences = _check(mgr, version, UP, version)
+    found += differences
     if not m.has_down:
         return outcome("no down migration (down_sql or down_python): tested up only"), after_up
 
@@ -185,7 +185,7 @@ def _test_version(
     if failure is not None:
         found.append(failure)
         return outcome(), None
-    found += _compared(mgr, version, DOWN, version - 1, f"schema before v{version}", before, _snapshot(mgr))
+    found += _check(mgr, version, DOWN, version - 1, (f"schema before v{version}", before))[1]
     found += _version_rows_left(mgr, version)
 
     failure = _step(mgr, connection, version, REUP)
@@ -193,8 +193,8 @@ def _test_version(
     if failure is not None:
         found.append(failure)
         return outcome(), None
-    after_reup = _snapshot(mgr)
-    found += _compared(mgr, version, REUP, version, f"schema after the first up of v{version}", after_up, after_reup)
+    after_reup, differences = _check(mgr, version, REUP, version, (f"schema after the first up of v{version}", after_up))
+    found += differences
     return outcome(), after_reup
 
 
@@ -221,33 +221,25 @@ def _reading(mgr: MigrationManager) -> Iterator[Connection]:
             conn.rollback()
 
 
-def _snapshot(mgr: MigrationManager) -> snapshot.Snapshot:
-    with _reading(mgr) as conn:
-        return snapshot.take(conn)
+def _check(
+    mgr: MigrationManager, version: int, phase: str, at: int, earlier: tuple[str, snapshot.Snapshot] | None = None
+) -> tuple[snapshot.Snapshot, list[Mismatch]]:
+    """The live schema (one connection) and its mismatches: against ``earlier`` (what it
+    is named, the snapshot it must equal), then against the model at ``at``.
 
-
-def _against_model(mgr: MigrationManager, version: int, phase: str, at: int) -> list[Mismatch]:
-    """drift's differences from the model at ``at``: its errors, and its warnings where the model is exact."""
+    drift's errors count, and its warnings (extra objects) where the model is
+    exact. The snapshot's differences come first (they carry the reflected
+    types); a model difference about the same object is not reported twice."""
     model, exact = mgr.chain.model_at(at)
     with _reading(mgr) as conn:
+        live = snapshot.take(conn, indexes=mgr.dialect.supports_indexes)
         differences = compare(conn, model, exact, mgr.dialect, mgr.names)
-    kept = [d for d in differences if exact or d.severity == ERROR]
-    return [_mismatch(version, phase, f"model v{at}", d) for d in kept]
-
-
-def _compared(
-    mgr: MigrationManager, version: int, phase: str, at: int, earlier: str, expected: snapshot.Snapshot, live: snapshot.Snapshot
-) -> list[Mismatch]:
-    """The live schema against the earlier snapshot, then against the model at ``at``.
-
-    The snapshot's differences come first (they carry the reflected types); a
-    model difference about the same object is not reported twice."""
-    out = [_mismatch(version, phase, earlier, d) for d in snapshot.diff(expected, live)]
+    out = [] if earlier is None else [_mismatch(version, phase, earlier[0], d) for d in snapshot.diff(earlier[1], live)]
     seen = {(m.kind, m.table.lower(), m.object.lower()) for m in out}
-    for m in _against_model(mgr, version, phase, at):
-        if (m.kind, m.table.lower(), m.object.lower()) not in seen:
-            out.append(m)
-    return out
+    for d in differences:
+        if (exact or d.severity == ERROR) and (d.kind, d.table.lower(), d.object.lower()) not in seen:
+            out.append(_mismatch(version, phase, f"model v{at}", d))
+    return live, out
 
 
 def _version_rows_left(mgr: MigrationManager, version: int) -> list[Mismatch]:

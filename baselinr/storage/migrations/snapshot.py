@@ -54,8 +54,12 @@ class TableShape:
 Snapshot = dict[str, TableShape]
 
 
-def take(conn: Connection) -> Snapshot:
-    """The live schema, keyed by lower-case table name, without the engine's bookkeeping tables."""
+def take(conn: Connection, *, indexes: bool = True) -> Snapshot:
+    """The live schema, keyed by lower-case table name, without the engine's bookkeeping tables.
+
+    ``indexes=False`` where the dialect has none (Snowflake, whose UNIQUE is
+    declared but neither enforced nor reliably reflected): keys and indexes
+    are then not read."""
     from sqlalchemy import inspect
 
     insp = inspect(conn)
@@ -63,7 +67,7 @@ def take(conn: Connection) -> Snapshot:
     for name in insp.get_table_names():
         if name.lower() in BOOKKEEPING:
             continue
-        shot[name.lower()] = _table(insp, name)
+        shot[name.lower()] = _table(insp, name, indexes)
     return shot
 
 
@@ -71,9 +75,11 @@ def _cols(names: Any) -> tuple[str, ...]:
     return tuple(str(c).lower() for c in names or [] if c)
 
 
-def _table(insp: Any, name: str) -> TableShape:
+def _table(insp: Any, name: str, indexes: bool) -> TableShape:
     columns = {c["name"].lower(): (c["name"], str(c["type"]), bool(c.get("nullable", True))) for c in insp.get_columns(name)}
     pk = _cols((insp.get_pk_constraint(name) or {}).get("constrained_columns"))
+    if not indexes:
+        return TableShape(name, columns, pk, frozenset(), {})
     try:
         unique = frozenset(_cols(u.get("column_names")) for u in insp.get_unique_constraints(name))
     except NotImplementedError:
@@ -82,12 +88,12 @@ def _table(insp: Any, name: str) -> TableShape:
         reflected = insp.get_indexes(name)
     except NotImplementedError:
         reflected = []
-    indexes = {
+    found = {
         str(i["name"]).lower(): (str(i["name"]), _cols(i.get("column_names")), bool(i.get("unique")))
         for i in reflected
         if i.get("name")
     }
-    return TableShape(name, columns, pk, unique, indexes)
+    return TableShape(name, columns, pk, unique, found)
 
 
 def diff(expected: Snapshot, found: Snapshot) -> list[Difference]:
