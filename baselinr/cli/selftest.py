@@ -1,7 +1,8 @@
 """``baselinr migrate test``: every migration up, down and up again on a scratch database.
 
 Thin: picks the database (``--database URL``, the connection of
-``--config``, or a temporary SQLite file), calls
+``--config`` given on the command line, never ``BASELINR_CONFIG``'s, or a
+temporary SQLite file), calls
 ``baselinr.storage.migrations.selftest.run_selftest`` and prints its result
 as text (each version as it finishes), JSON or Markdown. Exit 0 when every
 version matched, 1 on any mismatch, 2 for a usage error or a database that
@@ -51,8 +52,9 @@ def selftest(
     from baselinr.storage.migrations.selftest import VersionOutcome, run_selftest
 
     source = click.get_current_context().get_parameter_source("config_path")
-    if database_url and source == click.core.ParameterSource.ENVIRONMENT:
-        config_path = None  # BASELINR_CONFIG set in the shell: --database on the line wins
+    if source == click.core.ParameterSource.ENVIRONMENT:
+        # BASELINR_CONFIG in the shell names the real database: only --config on the line names a scratch one.
+        config_path = None
     if database_url and config_path:
         raise UsageError("Give --database or --config (the scratch database to test on), not both.")
     if target == 0:

@@ -288,6 +288,22 @@ def test_refuses_a_database_with_any_table(capsys: pytest.CaptureFixture[str], t
         assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")] == ["orders"]
 
 
+def test_the_config_in_the_environment_is_not_the_scratch_database(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # BASELINR_CONFIG points at the real database: migrate test leaves it alone and uses a temporary file.
+    real = tmp_path / "real.db"
+    with sqlite3.connect(real) as conn:
+        conn.execute("CREATE TABLE orders (id INTEGER)")
+    config = tmp_path / "config.yml"
+    config.write_text(yaml.safe_dump({"storage": {"connection": {"type": "sqlite", "filepath": str(real)}}}))
+    monkeypatch.setenv("BASELINR_CONFIG", str(config))
+    code, report = selftest(capsys, "--target", "1")
+    assert code == 0, report
+    assert report["database"] != f"sqlite:{real}" and report["database"].endswith("scratch.db")
+    assert selftest(capsys, "--target", "1", "--config", str(config))[0] == 2  # named on the line: refused, it holds orders
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
