@@ -17,7 +17,7 @@ from contextlib import ExitStack
 
 import click
 
-from baselinr.cli.options import VERSION, config_option, migrations_option
+from baselinr.cli.options import VERSION, migrations_option
 from baselinr.errors import EXIT_INVALID, EXIT_OK, UsageError
 
 
@@ -29,7 +29,15 @@ from baselinr.errors import EXIT_INVALID, EXIT_OK, UsageError
     metavar="URL",
     help="An empty scratch database (postgresql://, mysql://, sqlite:///, snowflake://); default: a temporary SQLite file.",
 )
-@config_option
+# Not the shared --config: BASELINR_CONFIG names the real database, so it is not read here.
+@click.option(
+    "--config",
+    "-c",
+    "config_path",
+    default=None,
+    metavar="PATH",
+    help="A config.yml whose storage.connection is an empty scratch database (BASELINR_CONFIG is not read).",
+)
 @click.option("--target", "-t", type=VERSION, default=None, help="Test versions 1..N (default: all).")
 @click.option(
     "--output",
@@ -51,10 +59,6 @@ def selftest(
     from baselinr.storage.migrations.chain import DEFAULT_PACKAGE
     from baselinr.storage.migrations.selftest import VersionOutcome, run_selftest
 
-    source = click.get_current_context().get_parameter_source("config_path")
-    if source == click.core.ParameterSource.ENVIRONMENT:
-        # BASELINR_CONFIG in the shell names the real database: only --config on the line names a scratch one.
-        config_path = None
     if database_url and config_path:
         raise UsageError("Give --database or --config (the scratch database to test on), not both.")
     if target == 0:
