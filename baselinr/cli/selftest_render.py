@@ -32,6 +32,12 @@ def version_lines(v: VersionOutcome) -> list[str]:
     return lines
 
 
+def untested(r: SelfTestResult) -> str:
+    """The versions a failed step left untested (``stopped_at`` < ``target``)."""
+    first = (r.stopped_at or 0) + 1
+    return f"v{first} was not tested" if first == r.target else f"v{first}..v{r.target} were not tested"
+
+
 def header(database: str) -> str:
     return f"Testing each migration up, down and up again on {database}"
 
@@ -40,7 +46,7 @@ def summary(r: SelfTestResult) -> list[str]:
     mk = markers()
     lines = []
     if r.stopped_at is not None and r.stopped_at < r.target:
-        lines.append(f"{mk['warn']} Stopped at v{r.stopped_at}: v{r.stopped_at + 1}..v{r.target} were not tested")
+        lines.append(f"{mk['warn']} Stopped at v{r.stopped_at}: {untested(r)}")
     failed = [v for v in r.versions if not v.ok]
     if r.ok:
         lines.append(f"{mk['ok']} v1..v{r.target} passed on {r.dialect}: up, down and up again match the schema each time")
@@ -78,6 +84,6 @@ def selftest_markdown(r: SelfTestResult) -> list[str]:
             cells = (m.kind, m.table, m.object, m.expected, m.found, m.against)
             lines.append(f"| v{m.version} | {PHASES[m.phase]} | " + " | ".join(_cell(c) or "-" for c in cells) + " |")
     if r.stopped_at is not None and r.stopped_at < r.target:
-        lines += ["", f"Stopped at v{r.stopped_at}: v{r.stopped_at + 1}..v{r.target} were not tested."]
+        lines += ["", f"Stopped at v{r.stopped_at}: {untested(r)}."]
     verdict = "Passed" if r.ok else "Failed"
     return [*lines, "", f"**{verdict}**: {len(r.versions)} version(s), {len(r.mismatches)} mismatch(es)"]

@@ -177,6 +177,8 @@ def test_a_down_that_leaves_a_column(capsys: pytest.CaptureFixture[str], tmp_pat
     assert report["mismatches"][0]["against"] == "schema before v2"
     # v3 was not tested: the schema after a broken v2 is not one the chain makes.
     assert [v["version"] for v in report["versions"]] == [2 - 1, 2] and report["stopped_at"] == 2
+    text = run(capsys, "migrate", "test", *package(tmp_path, sql_migration(2, up, down), v3))
+    assert "Stopped at v2: v3 was not tested" in text.out
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgres"], indirect=True)
