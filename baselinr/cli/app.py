@@ -33,6 +33,7 @@ from baselinr.cli.options import (
 )
 from baselinr.cli.render import echo, emit_json
 from baselinr.cli.render import migrate as render
+from baselinr.cli.selftest import selftest
 from baselinr.cli.session import current
 from baselinr.errors import EXIT_INVALID, EXIT_OK, UsageError
 
@@ -258,3 +259,4 @@ def new(description: str, output: str, migrations_package: str | None) -> None:
 cli.add_command(backup)
 cli.add_command(job)
 migrate.add_command(lint)
+migrate.add_command(selftest)

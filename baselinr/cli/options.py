@@ -46,12 +46,16 @@ class Seconds(click.ParamType[float]):
 VERSION = click.IntRange(min=0, max=MAX_VERSION)
 
 
-def _config(help_text: str) -> Decorator:
-    return click.option("--config", "-c", "config_path", envvar="BASELINR_CONFIG", metavar="PATH", help=help_text)
+def _config(help_text: str, envvar: str | None = "BASELINR_CONFIG") -> Decorator:
+    return click.option("--config", "-c", "config_path", envvar=envvar, metavar="PATH", help=help_text)
 
 
 config_option = _config("Baselinr config.yml (its storage.connection is used). Env: BASELINR_CONFIG.")
 job_config_option = _config("Baselinr config.yml, usually mounted from a Secret. Env: BASELINR_CONFIG.")
+# migrate test: BASELINR_CONFIG names the real database, so the scratch one is only ever named on the line.
+scratch_config_option = _config(
+    "A config.yml whose storage.connection is an empty scratch database (BASELINR_CONFIG is not read).", envvar=None
+)
 
 
 def _output(*formats: str, help_text: str = "Output format.") -> Decorator:

@@ -263,5 +263,14 @@ def test_auto_increment_fails_on_postgres_and_sqlite() -> None:
     assert found("sqlite", "CREATE TABLE baselinr_new (id INTEGER PRIMARY KEY, s TEXT DEFAULT 'AUTO_INCREMENT')") == []
 
 
+def test_auto_increment_is_not_snowflakes_spelling() -> None:
+    create = "CREATE TABLE baselinr_new (id INTEGER PRIMARY KEY AUTO_INCREMENT, name VARCHAR(10))"
+    assert found("snowflake", create) == [("dialect-syntax", WARNING)]
+    # Snowflake's documented spellings, and the word in a comment, are fine.
+    assert found("snowflake", create.replace("AUTO_INCREMENT", "AUTOINCREMENT")) == []
+    assert found("snowflake", create.replace("AUTO_INCREMENT", "IDENTITY")) == []
+    assert found("snowflake", "-- not AUTO_INCREMENT\nCREATE TABLE baselinr_new (id INTEGER)") == []
+
+
 def test_snowflake_has_no_secondary_indexes() -> None:
     assert found("snowflake", "CREATE INDEX i ON baselinr_runs (status)") == [("snowflake-no-index", ERROR)]
