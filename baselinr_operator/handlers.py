@@ -216,10 +216,10 @@ def reconcile(namespace: str, name: str) -> None:
             with _deleted_lock:
                 _OWN_DELETIONS.add((namespace, p.delete_job))
             kube.delete_job(namespace, p.delete_job)
-        if p.create_step:
-            new_run = p.status["run"]
-            job_spec = dataclasses.replace(spec, target_version=int(new_run["target"]))
-            manifest = build_job(p.create_step, Owner.of(body), job_spec, int(new_run["id"]), SETTINGS.image)
+        create = p.create
+        if create is not None:
+            job_spec = dataclasses.replace(spec, target_version=create.target)
+            manifest = build_job(create.step, Owner.of(body), job_spec, create.run, SETTINGS.image, create.name)
             try:
                 _, created = kube.create_job(manifest, meta["uid"])
             except kube.JobRejected as exc:

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from baselinr.errors import EXIT_UNAVAILABLE
 from baselinr_operator.status import cap
 
-EXIT_UNAVAILABLE = 3
 # Failures that retrying as they are cannot fix, even when reported with the "unavailable" exit code:
 # a wrong password retried would only lock the account.
 PERMANENT_ERROR_TYPES = frozenset({"AuthenticationFailed"})

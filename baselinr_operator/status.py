@@ -29,6 +29,16 @@ class Phase:
     SUSPENDED = "Suspended"
 
 
+class Step:
+    """``status.run.step``: the Job the run is at (Backup, Migrate, Validate), or how it ended (Done, Failed)."""
+
+    BACKUP = "Backup"
+    MIGRATE = "Migrate"
+    VALIDATE = "Validate"
+    DONE = "Done"
+    FAILED = "Failed"
+
+
 class Reason:
     BACKUP_RUNNING = "BackupRunning"
     BACKUP_SUCCEEDED = "BackupSucceeded"
@@ -55,6 +65,7 @@ class Reason:
     POD_NOT_STARTING = "PodNotStarting"
     POD_CANNOT_START = "PodCannotStart"
     SUPERSEDED = "Superseded"
+    WAITING_FOR_LOCK = "WaitingForLock"
 
 
 READY = "Ready"
@@ -64,7 +75,7 @@ BACKED_UP = "BackedUp"
 MIGRATED = "Migrated"
 VALIDATED = "Validated"
 
-ACTIVE_STEPS = ("Backup", "Migrate", "Validate")
+ACTIVE_STEPS = (Step.BACKUP, Step.MIGRATE, Step.VALIDATE)
 MESSAGE_MAX = 1024
 LIST_MAX = 50  # validation errors or warnings kept in the status
 
