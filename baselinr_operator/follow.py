@@ -3,7 +3,8 @@
 Called by ``planner`` while ``status.run`` is at an active step. A Job still
 running is waited for (a Pod that cannot start is reported, and failed once a
 configuration error has lasted ``STUCK_GRACE``; a migrate Job waiting for a
-database lock shows who holds it); a finished one moves the run on (backup,
+table lock shows who holds it in ``status.lockWait``, cleared when the Job
+ends); a finished one moves the run on (backup,
 then migrate) or ends it: Done, or Failed with a retry scheduled when the
 failure was transient (``fail``) and stalled otherwise. A Job deleted before
 it finished ends its run.
@@ -27,6 +28,8 @@ def follow(facts: Facts, p: Plan, settings: OperatorSettings) -> None:
     draft = p.draft
     step = draft.run["step"]
     job = facts.job
+    if job is None or job.finished or job.trouble is not None:
+        draft.lock_wait(str(draft.run.get("job")), None)  # the Job ended (or never ran): nothing waits any more
     if job is None and facts.job_gone:
         name = draft.run.get("job")
         message = (
@@ -44,6 +47,8 @@ def follow(facts: Facts, p: Plan, settings: OperatorSettings) -> None:
         return
     if job is None or not job.finished:
         p.create_step = step if job is None else None
+        if job is not None and step == Step.MIGRATE:
+            _lock_wait(facts, p, job)
         return
     p.finished = Finished(step, job.succeeded, job.duration)
     if step == Step.BACKUP:
@@ -52,6 +57,18 @@ def follow(facts: Facts, p: Plan, settings: OperatorSettings) -> None:
         _migrate_done(facts, p, job, settings)
     else:
         _validate_done(facts, p, job, settings)
+
+
+def _lock_wait(facts: Facts, p: Plan, job: JobOutcome) -> None:
+    """The running migrate Job's log says it waits for a table lock (or no longer does): show who holds it."""
+    draft = p.draft
+    before = draft.get("lockWait") or {}
+    draft.lock_wait(job.name, facts.lock_holder)
+    if facts.lock_holder is None:
+        if before:
+            draft.progressing(Phase.MIGRATING, Reason.MIGRATION_RUNNING, f"Migrating to v{draft.run['target']} (Job {job.name})")
+    elif before.get("job") != job.name:  # one Event per Job: the retries go on in its log
+        p.event(WARNING, Reason.WAITING_FOR_LOCK, f"Migrate Job {job.name} is waiting for a lock held by {facts.lock_holder}")
 
 
 def superseded(facts: Facts) -> bool:

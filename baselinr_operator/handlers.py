@@ -9,7 +9,9 @@ by sleeping), or the scheduler task when a retry or a drift check falls due
 nothing a Job watch sees changes then). ``reconcile`` reads the resource fresh under a per-resource lock, asks the pure
 ``planner`` what to do, then writes status (``status``), creates the Job
 (``jobs`` + ``kube``; adopted when it already exists), posts Events and
-updates ``metrics``. A Job the API server refuses ends the run at once
+updates ``metrics``. While a migrate Job runs, the tail of its log is read
+for the engine's lock-wait line (``outcome.lock_holder``), so the status says
+who holds the lock it waits for. A Job the API server refuses ends the run at once
 (``planner.rejected``): the resource is Stalled with the API server's
 message and its database claim is released.
 """
@@ -29,12 +31,12 @@ import kopf
 
 from baselinr_operator import GROUP, KIND, MANAGED_BY, PLURAL, RETRY_ANNOTATION, VERSION, kube, metrics
 from baselinr_operator.claims import Claims, database_keys
-from baselinr_operator.jobs import Owner, build_job, expired_jobs, selector_labels
-from baselinr_operator.outcome import job_outcome
+from baselinr_operator.jobs import CONTAINER, Owner, build_job, expired_jobs, selector_labels
+from baselinr_operator.outcome import job_outcome, lock_holder, running_pod
 from baselinr_operator.planner import STARTED, Facts, is_active, next_due, plan, rejected
 from baselinr_operator.settings import OperatorSettings
 from baselinr_operator.spec import SpecError, parse_spec
-from baselinr_operator.status import Phase, StatusDraft
+from baselinr_operator.status import Phase, StatusDraft, Step
 
 log = logging.getLogger("baselinr_operator")
 
@@ -175,6 +177,7 @@ def reconcile(namespace: str, name: str) -> None:
         run = status.get("run") or {}
         outcome = None
         job_gone = False
+        holder = None
         if is_active(status) and run.get("job"):
             job = kube.get_job(namespace, run["job"])
             with _deleted_lock:
@@ -186,6 +189,8 @@ def reconcile(namespace: str, name: str) -> None:
                 pods = kube.job_pods(namespace, run["job"])
                 events = kube.job_events(namespace, job) if not pods and not _finished(job) else []
                 outcome = job_outcome(job, pods, events)
+                if run.get("step") == Step.MIGRATE and not outcome.finished:
+                    holder = _lock_holder(namespace, pods)
             job_gone = job is None and seen_deleted
         keys = database_keys(namespace, body.get("spec") or {}, status)
         with CLAIMS.lock:
@@ -200,6 +205,7 @@ def reconcile(namespace: str, name: str) -> None:
                 job=outcome,
                 job_gone=job_gone,
                 busy_with=busy,
+                lock_holder=holder,
             )
             p = plan(facts, SETTINGS)
             if is_active(p.status):
@@ -245,6 +251,13 @@ def reconcile(namespace: str, name: str) -> None:
         if is_active(p.status):  # a Job that cannot start changes nothing a watch would see: look again
             due = now + timedelta(seconds=max(SETTINGS.tick_seconds, STUCK_CHECK_SECONDS))
         _schedule(namespace, name, due)
+
+
+def _lock_holder(namespace: str, pods: list[dict[str, Any]]) -> str | None:
+    """Who the running migrate Job waits for, from the engine's lock-wait line in its log (best effort)."""
+    pod = running_pod(pods, CONTAINER)
+    text = kube.pod_log_tail(namespace, pod, CONTAINER) if pod else None
+    return lock_holder(text) if text else None
 
 
 def _clean_up(namespace: str, name: str, status: Mapping[str, Any]) -> None:

@@ -185,6 +185,19 @@ def job_pods(namespace: str, job_name: str) -> list[dict[str, Any]]:
     return items
 
 
+def pod_log_tail(namespace: str, pod: str, container: str, lines: int = 20) -> str | None:
+    """The last ``lines`` lines of a running container's output; None when it cannot be read (best effort)."""
+    try:
+        response: Any = client.CoreV1Api(api_client()).read_namespaced_pod_log(
+            pod, namespace, container=container, tail_lines=lines, limit_bytes=64 * 1024, _preload_content=False,
+            _request_timeout=10,
+        )  # fmt: skip
+        return bytes(response.data).decode("utf-8", errors="replace")
+    except (ApiException, OSError) as exc:
+        log.debug("The log of pod %s/%s is not readable: %s", namespace, pod, exc)
+        return None
+
+
 def job_events(namespace: str, job: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The Events about one Job (the Job controller's FailedCreate says why it has no Pod)."""
     uid = job["metadata"].get("uid")

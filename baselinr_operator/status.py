@@ -199,6 +199,17 @@ class StatusDraft:
         elif valid is False:
             self.set_condition(VALIDATED, False, Reason.VALIDATION_FAILED, "; ".join(errors) or "validation failed")
 
+    def lock_wait(self, job: str, held_by: str | None) -> None:
+        """The migrate Job ``job`` waits for a lock ``held_by`` a session (None: it does not, or it ended)."""
+        if held_by is None:
+            self.data.pop("lockWait", None)
+            return
+        old = self.data.get("lockWait") or {}
+        since = old.get("since") if old.get("job") == job else None
+        self.data["lockWait"] = {"job": job, "heldBy": cap(held_by, 512), "since": since or now_iso(self.now)}
+        message = f"Migrating to v{self.run.get('target')} (Job {job}): waiting for a lock held by {held_by}"
+        self.progressing(Phase.MIGRATING, Reason.WAITING_FOR_LOCK, message)
+
     # --- output ---------------------------------------------------------------------
 
     def patch(self) -> dict[str, Any]:
