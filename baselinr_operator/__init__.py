@@ -11,6 +11,7 @@ Run by ``baselinr-operator`` (``__main__``), which starts ``kopf run`` on
     jobs       pure builders of the backup, migrate and validate Jobs
     outcome    pure: a finished Job and its Pod -> the engine's JSON result; a running one's log -> lock wait
     kube       the one module that talks to the Kubernetes API
+    runtime    the process's in-memory state (claims, locks, schedule) on kopf's memo
     claims, metrics, spec, policy, settings   helpers
     waiter     ``baselinr-schema wait`` (the Helm hook), through ``kube`` too
 
