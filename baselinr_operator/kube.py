@@ -24,6 +24,7 @@ import socket
 import threading
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import kopf
@@ -33,6 +34,7 @@ from kubernetes.client.exceptions import ApiException
 from baselinr_operator import API_VERSION, GROUP, KIND, MANAGED_BY, PLURAL, VERSION
 
 log = logging.getLogger("baselinr_operator")
+SA_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 _lock = threading.Lock()
 _api: client.ApiClient | None = None
 
@@ -288,6 +290,15 @@ class SchemaClient:
         cfg.retries = False  # a dead API server is reported once, not retried by urllib3 with warnings
         self.server: str = cfg.host
         self.api: Any = client.CustomObjectsApi(client.ApiClient(cfg))
+
+    def default_namespace(self) -> str:
+        """The kubeconfig context's namespace, else the Pod's (its service account's), else ``default``."""
+        if self.context_namespace:
+            return self.context_namespace
+        try:
+            return Path(SA_NAMESPACE_FILE).read_text().strip() or "default"
+        except OSError:
+            return "default"
 
     def _failure(self, what: str, exc: Exception) -> ApiFailure:
         if isinstance(exc, ApiException):

@@ -35,7 +35,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,7 +47,6 @@ from baselinr_operator import API_VERSION, GROUP, KIND, PLURAL, RETRY_ANNOTATION
 
 FIELD_MANAGER = "baselinr-schema"
 SPEC_ENV = "BASELINR_SCHEMA_SPEC"
-SA_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 WATCH_CHUNK_SECONDS = 120  # one watch request at most this long; then list again and watch on
 RECONNECT_SECONDS = 2.0
 
@@ -175,7 +174,7 @@ class Kube:
             self.client = kube.SchemaClient(kubeconfig)
         except kube.ConfigError as exc:
             raise WaitError(str(exc), EXIT_USAGE) from None
-        self.context_namespace = self.client.context_namespace
+        self.default_namespace = self.client.default_namespace()
 
     def apply(self, body: Mapping[str, Any]) -> dict[str, Any]:
         with _mapped():
@@ -263,23 +262,11 @@ def wait_for(
 # --- the command line -----------------------------------------------------------------
 
 
-def default_namespace(kube: Kube) -> str:
-    if kube.context_namespace:
-        return kube.context_namespace
-    try:
-        return Path(SA_NAMESPACE_FILE).read_text().strip() or "default"
-    except OSError:
-        return "default"
-
-
 def write_result(path: str | None, text: str) -> None:
     """Best effort: the termination message file (absent outside a Pod)."""
-    if not path:
-        return
-    try:
-        Path(path).write_text(text[:4000])
-    except OSError:
-        pass
+    if path:
+        with suppress(OSError):
+            Path(path).write_text(text[:4000])
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -366,7 +353,7 @@ def _wait(
     retry = retry or None
     spec = parse_spec(spec_json) if apply_ else {}
     kube = Kube(kubeconfig)
-    ns = namespace or default_namespace(kube)
+    ns = namespace or kube.default_namespace
     where = f"{KIND} {ns}/{name}"
     if apply_ and target is not None:
         applied = kube.apply(desired(name, ns, target, spec, retry))
