@@ -34,7 +34,7 @@ import kopf
 from baselinr_operator import GROUP, KIND, MANAGED_BY, PLURAL, RETRY_ANNOTATION, VERSION, kube, metrics
 from baselinr_operator.claims import database_keys
 from baselinr_operator.jobs import CONTAINER, Owner, build_job, expired_jobs, selector_labels
-from baselinr_operator.outcome import job_outcome, lock_holder, running_pod
+from baselinr_operator.outcome import job_finished, job_outcome, lock_holder, running_pod
 from baselinr_operator.planner import STARTED, Facts, is_active, next_due, plan, rejected
 from baselinr_operator.runtime import Runtime
 from baselinr_operator.settings import OperatorSettings
@@ -116,7 +116,7 @@ def job_event(event: kopf.RawEvent, body: kopf.Body, namespace: str | None, memo
     assert namespace is not None
     rt = _runtime(memo)
     gone = event.get("type") == "DELETED" or bool(body.metadata.get("deletionTimestamp"))
-    if not _finished(body):
+    if not job_finished(body):
         if not gone or not rt.job_deleted((namespace, str(body.metadata["name"])), event.get("type") == "DELETED"):
             return
     elif event.get("type") == "DELETED":
@@ -124,11 +124,6 @@ def job_event(event: kopf.RawEvent, body: kopf.Body, namespace: str | None, memo
     for ref in body.metadata.get("ownerReferences") or []:
         if ref.get("kind") == KIND and ref.get("controller"):
             _reconcile_or_reschedule(rt, namespace, ref["name"])
-
-
-def _finished(job: Mapping[str, Any]) -> bool:
-    conditions = (job.get("status") or {}).get("conditions") or []
-    return any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in conditions)
 
 
 def _reconcile_or_reschedule(rt: Runtime, namespace: str, name: str) -> None:
@@ -172,11 +167,11 @@ def reconcile(rt: Runtime, namespace: str, name: str) -> None:
         if is_active(status) and run.get("job"):
             job = kube.get_job(namespace, run["job"])
             seen_deleted = rt.seen_deleted((namespace, run["job"]))
-            if job is not None and not _finished(job) and job["metadata"].get("deletionTimestamp"):
+            if job is not None and not job_finished(job) and job["metadata"].get("deletionTimestamp"):
                 job, seen_deleted = None, True
             if job is not None:
                 pods = kube.job_pods(namespace, run["job"])
-                events = kube.job_events(namespace, job) if not pods and not _finished(job) else []
+                events = kube.job_events(namespace, job) if not pods and not job_finished(job) else []
                 outcome = job_outcome(job, pods, events)
                 if run.get("step") == Step.MIGRATE and not outcome.finished:
                     holder = _lock_holder(namespace, pods)

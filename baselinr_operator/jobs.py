@@ -27,6 +27,7 @@ from typing import Any
 
 from baselinr.errors import EXIT_INVALID, EXIT_MIGRATION_FAILED, EXIT_USAGE
 from baselinr_operator import API_VERSION, KIND, MANAGED_BY
+from baselinr_operator.outcome import job_finished
 from baselinr_operator.policy import CONTAINER_FIELDS, ENV_SOURCES, LOOSENING_ANNOTATIONS, POD_FIELDS, tightened
 from baselinr_operator.spec import SchemaSpec
 from baselinr_operator.status import Step
@@ -213,14 +214,7 @@ def _job(
 
 def expired_jobs(jobs: Sequence[Mapping[str, Any]], keep: int, current: str | None) -> list[str]:
     """Names of a resource's finished Jobs beyond the newest ``keep`` (never ``current``, never a running one)."""
-    finished = [
-        j
-        for j in jobs
-        if any(
-            c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
-            for c in (j.get("status") or {}).get("conditions") or []
-        )
-    ]
+    finished = [j for j in jobs if job_finished(j)]
     finished.sort(key=lambda j: (str(j["metadata"].get("creationTimestamp") or ""), j["metadata"]["name"]), reverse=True)
     return [j["metadata"]["name"] for j in finished[max(keep, 1) :] if j["metadata"]["name"] != current]
 

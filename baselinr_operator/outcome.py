@@ -88,6 +88,15 @@ class JobOutcome:
         return cap(str(self.result.get("error") or self.message or "the Job failed without a message"))
 
 
+JOB_DONE = ("Complete", "Failed")  # the Job conditions that end it
+
+
+def job_finished(job: Mapping[str, Any]) -> bool:
+    """The Job has ended (its ``Complete`` or ``Failed`` condition is True)."""
+    conditions = (job.get("status") or {}).get("conditions") or []
+    return any(c.get("type") in JOB_DONE and c.get("status") == "True" for c in conditions)
+
+
 def job_outcome(
     job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]], events: Sequence[Mapping[str, Any]] = ()
 ) -> JobOutcome:

@@ -44,6 +44,7 @@ import click
 
 from baselinr.errors import EXIT_INVALID, EXIT_MIGRATION_FAILED, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
 from baselinr_operator import API_VERSION, GROUP, KIND, PLURAL, RETRY_ANNOTATION, kube
+from baselinr_operator.status import READY, RECONCILING, STALLED, Phase
 
 FIELD_MANAGER = "baselinr-schema"
 SPEC_ENV = "BASELINR_SCHEMA_SPEC"
@@ -105,7 +106,7 @@ def judge(obj: Mapping[str, Any] | None, target: int, retry: str | None = None) 
     generation = int(meta.get("generation") or 0)
     observed = status.get("observedGeneration")
     observed = -1 if observed is None else int(observed)
-    phase = str(status.get("phase") or "Pending")
+    phase = str(status.get("phase") or Phase.PENDING)
     current = status.get("currentVersion")
     message = str(status.get("message") or "")
     where = f"phase {phase}, current version {current if current is not None else 'unknown'}"
@@ -115,12 +116,12 @@ def judge(obj: Mapping[str, Any] | None, target: int, retry: str | None = None) 
         return Verdict(None, f"the operator has not acted on generation {generation} yet ({where})")
     if retry is not None and status.get("retryToken") != retry:
         return Verdict(None, f"the operator has not acted on retry {retry!r} yet ({where})")
-    if _is_true(status, "Ready", generation) and current == target:
+    if _is_true(status, READY, generation) and current == target:
         return Verdict(EXIT_OK, f"at version {target} and Ready")
-    retrying = _is_true(status, "Reconciling", generation)
-    if _is_true(status, "Stalled", generation) or (phase == "Failed" and not retrying):
+    retrying = _is_true(status, RECONCILING, generation)
+    if _is_true(status, STALLED, generation) or (phase == Phase.FAILED and not retrying):
         return Verdict(EXIT_MIGRATION_FAILED, failure_message(status) or f"{phase} without a message")
-    if phase == "Suspended":
+    if phase == Phase.SUSPENDED:
         return Verdict(EXIT_INVALID, f"suspended at version {current}: {message}".rstrip(": "))
     return Verdict(None, f"{where}" + (f": {message}" if message else ""))
 
@@ -128,7 +129,7 @@ def judge(obj: Mapping[str, Any] | None, target: int, retry: str | None = None) 
 def failure_message(status: Mapping[str, Any]) -> str:
     """The operator's account of a failure: the Stalled (or Ready) condition's message, then validation errors."""
     text = ""
-    for type_ in ("Stalled", "Ready"):
+    for type_ in (STALLED, READY):
         c = _condition(status, type_)
         if c and c.get("message"):
             text = str(c["message"])
