@@ -6,10 +6,15 @@ BaselinrSchema (created, edited, annotated, its status written), an event of
 one of its Jobs finishing or being deleted (followed by watching Jobs, never
 by sleeping), or the scheduler task when a retry or a drift check falls due
 (and every few seconds while a Job runs, whose Pod may be unable to start:
-nothing a Job watch sees changes then). ``reconcile`` reads the resource fresh under a per-resource lock, asks the pure
+nothing a Job watch sees changes then). What the process keeps in memory
+(settings, claims, per-resource locks, the schedule) is one ``runtime.Runtime``
+on kopf's ``memo``, made by the startup activity. ``reconcile`` reads the
+resource fresh under its resource's lock, asks the pure
 ``planner`` what to do, then writes status (``status``), creates the Job
 (``jobs`` + ``kube``; adopted when it already exists), posts Events and
-updates ``metrics``. A Job the API server refuses ends the run at once
+updates ``metrics``. While a migrate Job runs, the tail of its log is read
+for the engine's lock-wait line (``outcome.lock_holder``), so the status says
+who holds the lock it waits for. A Job the API server refuses ends the run at once
 (``planner.rejected``): the resource is Stalled with the API server's
 message and its database claim is released.
 """
@@ -20,7 +25,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import threading
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -28,57 +32,52 @@ from typing import Any
 import kopf
 
 from baselinr_operator import GROUP, KIND, MANAGED_BY, PLURAL, RETRY_ANNOTATION, VERSION, kube, metrics
-from baselinr_operator.claims import Claims, database_keys
-from baselinr_operator.jobs import Owner, build_job, expired_jobs, selector_labels
-from baselinr_operator.outcome import job_outcome
+from baselinr_operator.claims import database_keys
+from baselinr_operator.jobs import CONTAINER, Owner, build_job, expired_jobs, selector_labels
+from baselinr_operator.outcome import job_finished, job_outcome, lock_holder, running_pod
 from baselinr_operator.planner import STARTED, Facts, is_active, next_due, plan, rejected
+from baselinr_operator.runtime import Runtime
 from baselinr_operator.settings import OperatorSettings
 from baselinr_operator.spec import SpecError, parse_spec
-from baselinr_operator.status import Phase, StatusDraft
+from baselinr_operator.status import Phase, StatusDraft, Step
 
 log = logging.getLogger("baselinr_operator")
 
-SETTINGS = OperatorSettings()
-CLAIMS = Claims()
-_SCHEDULE: dict[tuple[str, str], datetime] = {}
-_schedule_lock = threading.Lock()
-_DELETED_JOBS: set[tuple[str, str]] = set()  # unfinished Jobs seen deleted, until their resource took it in
-_OWN_DELETIONS: set[tuple[str, str]] = set()  # unfinished Jobs the operator deleted itself (not "by hand")
-_deleted_lock = threading.Lock()
-_locks: dict[tuple[str, str], threading.Lock] = {}
-_locks_lock = threading.Lock()
-_scheduler: asyncio.Task[None] | None = None
 STUCK_CHECK_SECONDS = 5.0
+
+
+def _runtime(memo: kopf.Memo) -> Runtime:
+    """The operator's in-memory state, shared by every handler through kopf's memo (see ``runtime``)."""
+    runtime = memo.get("runtime")
+    assert isinstance(runtime, Runtime), "the startup activity puts it there before any handler runs"
+    return runtime
 
 
 # --- activities -------------------------------------------------------------------
 
 
 @kopf.on.startup()
-async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
-    global SETTINGS, _scheduler
-    SETTINGS = OperatorSettings.from_env()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    rt = memo["runtime"] = Runtime(OperatorSettings.from_env())
     settings.posting.level = logging.ERROR  # our own Events say what happens; kopf posts only errors
     settings.scanning.disabled = True  # no CRD or namespace watching: fewer rights needed
     settings.execution.max_workers = 16
     settings.watching.server_timeout = 300
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="baselinr.io")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="baselinr.io", key="last-handled")
-    CLAIMS.clear()
-    _SCHEDULE.clear()
-    await asyncio.to_thread(_resume_claims)
-    metrics.start(SETTINGS.metrics_port)
-    _scheduler = asyncio.create_task(_schedule_loop())
+    await asyncio.to_thread(_resume_claims, rt)
+    metrics.start(rt.settings.metrics_port)
+    rt.scheduler = asyncio.create_task(_schedule_loop(rt))
 
 
 @kopf.on.cleanup()
-async def cleanup(**_: Any) -> None:
-    global _scheduler
-    if _scheduler is not None:
-        _scheduler.cancel()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    rt = memo.get("runtime")
+    if isinstance(rt, Runtime) and rt.scheduler is not None:
+        rt.scheduler.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await _scheduler
-        _scheduler = None
+            await rt.scheduler
+        rt.scheduler = None
     metrics.stop()
     kube.close()
 
@@ -94,57 +93,45 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 
 @kopf.on.probe(id="claims")
-def probe_claims(**_: Any) -> int:
-    return len(CLAIMS.holders())
+def probe_claims(memo: kopf.Memo, **_: Any) -> int:
+    return len(_runtime(memo).claims.holders())
 
 
 # --- triggers ---------------------------------------------------------------------------
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-def schema_event(event: kopf.RawEvent, namespace: str | None, name: str, **_: Any) -> None:
+def schema_event(event: kopf.RawEvent, namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
     assert namespace is not None  # the resource is namespaced
+    rt = _runtime(memo)
     if event.get("type") == "DELETED":
-        CLAIMS.release(f"{namespace}/{name}")
+        rt.forget((namespace, name))
         metrics.forget(namespace, name)
-        with _schedule_lock:
-            _SCHEDULE.pop((namespace, name), None)
         return
-    _reconcile_or_reschedule(namespace, name)
+    _reconcile_or_reschedule(rt, namespace, name)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={"app.kubernetes.io/managed-by": MANAGED_BY})
-def job_event(event: kopf.RawEvent, body: kopf.Body, namespace: str | None, **_: Any) -> None:
+def job_event(event: kopf.RawEvent, body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
     assert namespace is not None
+    rt = _runtime(memo)
     gone = event.get("type") == "DELETED" or bool(body.metadata.get("deletionTimestamp"))
-    if not _finished(body):
-        if not gone:
+    if not job_finished(body):
+        if not gone or not rt.job_deleted((namespace, str(body.metadata["name"])), event.get("type") == "DELETED"):
             return
-        with _deleted_lock:
-            key = (namespace, str(body.metadata["name"]))
-            if key in _OWN_DELETIONS:
-                if event.get("type") == "DELETED":
-                    _OWN_DELETIONS.discard(key)
-                return
-            _DELETED_JOBS.add(key)
     elif event.get("type") == "DELETED":
         return  # a finished Job removed (cleanup): its outcome was taken in when it finished
     for ref in body.metadata.get("ownerReferences") or []:
         if ref.get("kind") == KIND and ref.get("controller"):
-            _reconcile_or_reschedule(namespace, ref["name"])
+            _reconcile_or_reschedule(rt, namespace, ref["name"])
 
 
-def _finished(job: Mapping[str, Any]) -> bool:
-    conditions = (job.get("status") or {}).get("conditions") or []
-    return any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in conditions)
-
-
-def _reconcile_or_reschedule(namespace: str, name: str) -> None:
+def _reconcile_or_reschedule(rt: Runtime, namespace: str, name: str) -> None:
     try:
-        reconcile(namespace, name)
+        reconcile(rt, namespace, name)
     except kopf.TemporaryError as exc:
         log.warning("Reconciling %s/%s failed for now, retrying in %ss: %s", namespace, name, exc.delay, exc)
-        _schedule(namespace, name, datetime.now(timezone.utc) + timedelta(seconds=float(exc.delay or 5)))
+        rt.schedule((namespace, name), datetime.now(timezone.utc) + timedelta(seconds=float(exc.delay or 5)))
     except kopf.PermanentError as exc:
         log.error("Reconciling %s/%s failed: %s", namespace, name, exc)
 
@@ -152,13 +139,14 @@ def _reconcile_or_reschedule(namespace: str, name: str) -> None:
 # --- the reconcile ------------------------------------------------------------------------------
 
 
-def reconcile(namespace: str, name: str) -> None:
+def reconcile(rt: Runtime, namespace: str, name: str) -> None:
     """Bring one resource a step closer to its target; safe to call any time, from any trigger."""
-    with _lock_for(namespace, name):
+    settings, claims = rt.settings, rt.claims
+    with rt.lock_for((namespace, name)):
         body = kube.get_schema(namespace, name)
         key = f"{namespace}/{name}"
         if body is None or body["metadata"].get("deletionTimestamp"):
-            CLAIMS.release(key)
+            claims.release(key)
             return
         meta, status = body["metadata"], dict(body.get("status") or {})
         now = datetime.now(timezone.utc)
@@ -175,21 +163,22 @@ def reconcile(namespace: str, name: str) -> None:
         run = status.get("run") or {}
         outcome = None
         job_gone = False
+        holder = None
         if is_active(status) and run.get("job"):
             job = kube.get_job(namespace, run["job"])
-            with _deleted_lock:
-                seen_deleted = (namespace, run["job"]) in _DELETED_JOBS
-                _DELETED_JOBS.discard((namespace, run["job"]))
-            if job is not None and not _finished(job) and job["metadata"].get("deletionTimestamp"):
+            seen_deleted = rt.seen_deleted((namespace, run["job"]))
+            if job is not None and not job_finished(job) and job["metadata"].get("deletionTimestamp"):
                 job, seen_deleted = None, True
             if job is not None:
                 pods = kube.job_pods(namespace, run["job"])
-                events = kube.job_events(namespace, job) if not pods and not _finished(job) else []
+                events = kube.job_events(namespace, job) if not pods and not job_finished(job) else []
                 outcome = job_outcome(job, pods, events)
+                if run.get("step") == Step.MIGRATE and not outcome.finished:
+                    holder = _lock_holder(namespace, pods)
             job_gone = job is None and seen_deleted
         keys = database_keys(namespace, body.get("spec") or {}, status)
-        with CLAIMS.lock:
-            busy = CLAIMS.conflict(key, keys)
+        with claims.lock:
+            busy = claims.conflict(key, keys)
             facts = Facts(
                 name=name,
                 generation=int(meta.get("generation", 0)),
@@ -200,34 +189,34 @@ def reconcile(namespace: str, name: str) -> None:
                 job=outcome,
                 job_gone=job_gone,
                 busy_with=busy,
+                lock_holder=holder,
             )
-            p = plan(facts, SETTINGS)
+            p = plan(facts, settings)
             if is_active(p.status):
-                CLAIMS.hold(key, database_keys(namespace, body.get("spec") or {}, p.status))
+                claims.hold(key, database_keys(namespace, body.get("spec") or {}, p.status))
             else:
-                CLAIMS.release(key)
+                claims.release(key)
         try:
             _write(namespace, name, p.draft.patch())
         except Exception:
             if not is_active(status):
-                CLAIMS.release(key)
+                claims.release(key)
             raise
         if p.delete_job:
-            with _deleted_lock:
-                _OWN_DELETIONS.add((namespace, p.delete_job))
+            rt.deleting((namespace, p.delete_job))
             kube.delete_job(namespace, p.delete_job)
-        if p.create_step:
-            new_run = p.status["run"]
-            job_spec = dataclasses.replace(spec, target_version=int(new_run["target"]))
-            manifest = build_job(p.create_step, Owner.of(body), job_spec, int(new_run["id"]), SETTINGS.image)
+        create = p.create
+        if create is not None:
+            job_spec = dataclasses.replace(spec, target_version=create.target)
+            manifest = build_job(create.step, Owner.of(body), job_spec, create.run, settings.image, create.name)
             try:
                 _, created = kube.create_job(manifest, meta["uid"])
             except kube.JobRejected as exc:
                 started = [e for e in p.events if e.reason not in STARTED]
                 p = rejected(dataclasses.replace(facts, status=p.status), str(exc))
                 p.events[:0] = started
-                with CLAIMS.lock:
-                    CLAIMS.release(key)
+                with claims.lock:
+                    claims.release(key)
                 _write(namespace, name, p.draft.patch())
             else:
                 if not created:
@@ -236,24 +225,31 @@ def reconcile(namespace: str, name: str) -> None:
             kube.post_event(body, e.type, e.reason, e.message)
         if p.finished is not None:
             metrics.finished(p.finished.step, p.finished.succeeded, p.finished.seconds)
-            _clean_up(namespace, name, p.status)
+            _clean_up(settings, namespace, name, p.status)
         ready = p.status.get("phase") == Phase.READY
         metrics.versions(namespace, name, p.status.get("currentVersion"), spec.target_version, ready)
         due = next_due(p.status, spec)
         if p.status.get("phase") == Phase.PENDING and busy:
-            due = now + timedelta(seconds=SETTINGS.tick_seconds)
+            due = now + timedelta(seconds=settings.tick_seconds)
         if is_active(p.status):  # a Job that cannot start changes nothing a watch would see: look again
-            due = now + timedelta(seconds=max(SETTINGS.tick_seconds, STUCK_CHECK_SECONDS))
-        _schedule(namespace, name, due)
+            due = now + timedelta(seconds=max(settings.tick_seconds, STUCK_CHECK_SECONDS))
+        rt.schedule((namespace, name), due)
 
 
-def _clean_up(namespace: str, name: str, status: Mapping[str, Any]) -> None:
+def _lock_holder(namespace: str, pods: list[dict[str, Any]]) -> str | None:
+    """Who the running migrate Job waits for, from the engine's lock-wait line in its log (best effort)."""
+    pod = running_pod(pods, CONTAINER)
+    text = kube.pod_log_tail(namespace, pod, CONTAINER) if pod else None
+    return lock_holder(text) if text else None
+
+
+def _clean_up(settings: OperatorSettings, namespace: str, name: str, status: Mapping[str, Any]) -> None:
     """A Job ended: delete this resource's finished Jobs beyond the newest ``keep_jobs`` (best effort)."""
     try:
         jobs = kube.list_jobs(namespace, selector_labels(name))
-        for job in expired_jobs(jobs, SETTINGS.keep_jobs, (status.get("run") or {}).get("job")):
+        for job in expired_jobs(jobs, settings.keep_jobs, (status.get("run") or {}).get("job")):
             kube.delete_job(namespace, job)
-            log.info("Deleted the old Job %s/%s (keeping the newest %d)", namespace, job, SETTINGS.keep_jobs)
+            log.info("Deleted the old Job %s/%s (keeping the newest %d)", namespace, job, settings.keep_jobs)
     except (kopf.TemporaryError, kopf.PermanentError) as exc:
         log.warning("Cleaning up the old Jobs of %s/%s failed: %s", namespace, name, exc)
 
@@ -263,46 +259,28 @@ def _write(namespace: str, name: str, patch: Mapping[str, Any]) -> None:
         kube.patch_status(namespace, name, patch)
 
 
-def _lock_for(namespace: str, name: str) -> threading.Lock:
-    with _locks_lock:
-        return _locks.setdefault((namespace, name), threading.Lock())
-
-
-def _schedule(namespace: str, name: str, due: datetime | None) -> None:
-    with _schedule_lock:
-        if due is None:
-            _SCHEDULE.pop((namespace, name), None)
-        else:
-            _SCHEDULE[(namespace, name)] = due
-
-
-async def _schedule_loop() -> None:
+async def _schedule_loop(rt: Runtime) -> None:
     """Wake resources whose retry or drift check fell due (the only timed work; Jobs are watched)."""
     while True:
-        await asyncio.sleep(SETTINGS.tick_seconds)
-        now = datetime.now(timezone.utc)
-        with _schedule_lock:
-            due = [k for k, when in _SCHEDULE.items() if when <= now]
-            for k in due:
-                _SCHEDULE.pop(k, None)
-        for namespace, name in due:
+        await asyncio.sleep(rt.settings.tick_seconds)
+        for namespace, name in rt.take_due(datetime.now(timezone.utc)):
             try:
-                await asyncio.to_thread(_reconcile_or_reschedule, namespace, name)
+                await asyncio.to_thread(_reconcile_or_reschedule, rt, namespace, name)
             except Exception:  # one resource's trouble must not stop the others' schedule
                 log.exception("Scheduled reconcile of %s/%s failed", namespace, name)
 
 
-def _resume_claims() -> None:
+def _resume_claims(rt: Runtime) -> None:
     """Before handling anything: who has a run in flight (after a restart), and what is scheduled."""
     now = datetime.now(timezone.utc)
-    for body in kube.list_schemas(SETTINGS.namespaces):
+    for body in kube.list_schemas(rt.settings.namespaces):
         meta, status, raw_spec = body["metadata"], body.get("status") or {}, body.get("spec") or {}
         if is_active(status):
-            CLAIMS.hold(f"{meta['namespace']}/{meta['name']}", database_keys(meta["namespace"], raw_spec, status))
+            rt.claims.hold(f"{meta['namespace']}/{meta['name']}", database_keys(meta["namespace"], raw_spec, status))
         try:
             spec = parse_spec(raw_spec)
         except SpecError:
             continue
         due = next_due(status, spec)
         if due is not None:
-            _schedule(meta["namespace"], meta["name"], min(due, now + timedelta(seconds=SETTINGS.tick_seconds)))
+            rt.schedule((meta["namespace"], meta["name"]), min(due, now + timedelta(seconds=rt.settings.tick_seconds)))

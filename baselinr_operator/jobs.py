@@ -3,8 +3,11 @@
 Called by ``handlers`` (through the planner's choice of step). Each builder
 takes the owning resource, its parsed spec, the run number and the default
 image, and returns a ``batch/v1`` Job manifest; nothing here talks to the
-API. Names are deterministic (resource, step, target, run), so a restarted
-operator finds and adopts the Job it created instead of creating another.
+API. Names are deterministic (resource, step, target, run: ``job_name``), so a
+restarted operator finds and adopts the Job it created instead of creating
+another; the planner names a run's Job once (``status.run.job``) and the
+builders take that name (without one, as for a Job outside a run, they derive
+it the same way).
 The Job mounts the config Secret read-only at ``/etc/baselinr`` and runs
 ``baselinr job <step>``, which writes its JSON result to the termination
 message (``terminationMessagePolicy: File``: never the container's output).
@@ -22,23 +25,26 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from baselinr.errors import EXIT_INVALID, EXIT_MIGRATION_FAILED, EXIT_USAGE
 from baselinr_operator import API_VERSION, KIND, MANAGED_BY
+from baselinr_operator.outcome import job_finished
 from baselinr_operator.policy import CONTAINER_FIELDS, ENV_SOURCES, LOOSENING_ANNOTATIONS, POD_FIELDS, tightened
 from baselinr_operator.spec import SchemaSpec
+from baselinr_operator.status import Step
 
 CONFIG_DIR = "/etc/baselinr"
 CONFIG_PATH = f"{CONFIG_DIR}/config.yml"
 BACKUP_DIR = "/var/backups/baselinr"
 RESULT_PATH = "/dev/termination-log"
 CONTAINER = "baselinr"
-PERMANENT_EXIT_CODES = (1, 2, 4)  # invalid, usage/config, migration failed: retrying the Pod cannot help
+PERMANENT_EXIT_CODES = (EXIT_INVALID, EXIT_USAGE, EXIT_MIGRATION_FAILED)  # retrying the Pod cannot help
 NAME_MAX = 63  # Job names end up in the job-name label of its Pods
 
 LABEL_SCHEMA = "baselinr.io/schema"
 LABEL_STEP = "baselinr.io/step"
 LABEL_TARGET = "baselinr.io/target"
 LABEL_RUN = "baselinr.io/run"
-STEPS = {"Backup": "backup", "Migrate": "migrate", "Validate": "validate"}
+STEPS = {Step.BACKUP: "backup", Step.MIGRATE: "migrate", Step.VALIDATE: "validate"}
 
 POD_SECURITY_DEFAULTS = {"runAsUser": 10001, "runAsGroup": 10001, "fsGroup": 10001, "seccompProfile": {"type": "RuntimeDefault"}}
 POD_SECURITY_FIXED = {"runAsNonRoot": True}
@@ -80,7 +86,7 @@ def selector_labels(owner_name: str) -> dict[str, str]:
     return {"app.kubernetes.io/managed-by": MANAGED_BY, LABEL_SCHEMA: _label_value(owner_name)}
 
 
-def build_backup_job(owner: Owner, spec: SchemaSpec, run: int, default_image: str) -> dict[str, Any]:
+def build_backup_job(owner: Owner, spec: SchemaSpec, run: int, default_image: str, name: str | None = None) -> dict[str, Any]:
     args = ["job", "backup", "--config", CONFIG_PATH, "--dest", BACKUP_DIR, "--result-file", RESULT_PATH]
     if spec.backup.keep:
         args += ["--keep", str(spec.backup.keep)]
@@ -88,26 +94,27 @@ def build_backup_job(owner: Owner, spec: SchemaSpec, run: int, default_image: st
     if spec.backup.sub_path:
         mount["subPath"] = spec.backup.sub_path
     volume = {**copy.deepcopy(dict(spec.backup.volume or {"emptyDir": {}})), "name": "backups"}
-    return _job(owner, spec, "Backup", run, default_image, args, extra_mounts=[mount], extra_volumes=[volume])
+    return _job(owner, spec, Step.BACKUP, run, default_image, args, name, extra_mounts=[mount], extra_volumes=[volume])
 
 
-def build_migrate_job(owner: Owner, spec: SchemaSpec, run: int, default_image: str) -> dict[str, Any]:
+def build_migrate_job(owner: Owner, spec: SchemaSpec, run: int, default_image: str, name: str | None = None) -> dict[str, Any]:
     args = ["job", "migrate", "--config", CONFIG_PATH, "--target", str(spec.target_version), "--result-file", RESULT_PATH]
     if spec.allow_downgrade:
         args.append("--allow-downgrade")
-    return _job(owner, spec, "Migrate", run, default_image, args)
+    return _job(owner, spec, Step.MIGRATE, run, default_image, args, name)
 
 
-def build_validate_job(owner: Owner, spec: SchemaSpec, run: int, default_image: str) -> dict[str, Any]:
+def build_validate_job(owner: Owner, spec: SchemaSpec, run: int, default_image: str, name: str | None = None) -> dict[str, Any]:
     args = ["job", "validate", "--config", CONFIG_PATH, "--result-file", RESULT_PATH]
-    return _job(owner, spec, "Validate", run, default_image, args)
+    return _job(owner, spec, Step.VALIDATE, run, default_image, args, name)
 
 
-BUILDERS = {"Backup": build_backup_job, "Migrate": build_migrate_job, "Validate": build_validate_job}
+BUILDERS = {Step.BACKUP: build_backup_job, Step.MIGRATE: build_migrate_job, Step.VALIDATE: build_validate_job}
 
 
-def build_job(step: str, owner: Owner, spec: SchemaSpec, run: int, default_image: str) -> dict[str, Any]:
-    return BUILDERS[step](owner, spec, run, default_image)
+def build_job(step: str, owner: Owner, spec: SchemaSpec, run: int, default_image: str, name: str) -> dict[str, Any]:
+    """The Job of ``step`` under ``name``, the one the planner recorded in ``status.run.job``."""
+    return BUILDERS[step](owner, spec, run, default_image, name)
 
 
 def _job(
@@ -117,6 +124,7 @@ def _job(
     run: int,
     default_image: str,
     args: list[str],
+    name: str | None,
     *,
     extra_mounts: list[dict[str, Any]] | None = None,
     extra_volumes: list[dict[str, Any]] | None = None,
@@ -177,7 +185,7 @@ def _job(
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "name": job_name(owner.name, step, spec.target_version, run),
+            "name": name or job_name(owner.name, step, spec.target_version, run),
             "namespace": owner.namespace,
             "labels": labels,
             "annotations": _annotations(spec),
@@ -206,14 +214,7 @@ def _job(
 
 def expired_jobs(jobs: Sequence[Mapping[str, Any]], keep: int, current: str | None) -> list[str]:
     """Names of a resource's finished Jobs beyond the newest ``keep`` (never ``current``, never a running one)."""
-    finished = [
-        j
-        for j in jobs
-        if any(
-            c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
-            for c in (j.get("status") or {}).get("conditions") or []
-        )
-    ]
+    finished = [j for j in jobs if job_finished(j)]
     finished.sort(key=lambda j: (str(j["metadata"].get("creationTimestamp") or ""), j["metadata"]["name"]), reverse=True)
     return [j["metadata"]["name"] for j in finished[max(keep, 1) :] if j["metadata"]["name"] != current]
 

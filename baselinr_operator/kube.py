@@ -1,6 +1,8 @@
 """The one module that talks to the Kubernetes API (through the ``kubernetes`` client, Events included).
 
-Called by ``handlers``. Everything comes back as plain dicts in the API's
+Called by ``handlers`` (module functions on one shared client) and by
+``waiter`` (``SchemaClient``, a short-lived client of its own process that
+applies, reads and watches one BaselinrSchema). Everything comes back as plain dicts in the API's
 own camelCase shape, the same shape the builders produce. Errors surface as
 kopf's vocabulary: ``kopf.TemporaryError`` for what a retry can fix (the API
 server unreachable, a conflict), ``kopf.PermanentError`` for what it cannot
@@ -9,6 +11,8 @@ server unreachable, a conflict), ``kopf.PermanentError`` for what it cannot
 Events are posted here too, not through ``kopf.event``: that needs kopf's
 handler context, which the operator's own scheduler does not have. The
 operator reads no Secrets: the Jobs mount the config Secret themselves.
+``SchemaClient`` raises ``ConfigError`` and ``ApiFailure`` instead (the
+waiter maps them to its exit codes; it runs outside kopf).
 """
 
 from __future__ import annotations
@@ -18,17 +22,19 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import kopf
-from kubernetes import client, config
+from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
 from baselinr_operator import API_VERSION, GROUP, KIND, MANAGED_BY, PLURAL, VERSION
 
 log = logging.getLogger("baselinr_operator")
+SA_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 _lock = threading.Lock()
 _api: client.ApiClient | None = None
 
@@ -42,15 +48,24 @@ def api_client() -> client.ApiClient:
     global _api
     with _lock:
         if _api is None:
-            cfg = client.Configuration()
-            path = os.environ.get("KUBECONFIG")
-            if path:
-                config.load_kube_config(config_file=path, client_configuration=cfg)  # type: ignore[no-untyped-call]
-            else:
-                config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+            cfg, _ = configuration(os.environ.get("KUBECONFIG"))
             cfg.connection_pool_maxsize = 32
             _api = client.ApiClient(cfg)
         return _api
+
+
+def configuration(path: str | None) -> tuple[client.Configuration, str | None]:
+    """The client configuration of kubeconfig ``path`` (else the in-cluster account) and its context's namespace."""
+    cfg = client.Configuration()
+    loader: Any = config  # the kubernetes package's config loaders carry no annotations
+    namespace = None
+    if path:
+        loader.load_kube_config(config_file=path, client_configuration=cfg)
+        _, active = loader.list_kube_config_contexts(config_file=path)
+        namespace = (active or {}).get("context", {}).get("namespace")
+    else:
+        loader.load_incluster_config(client_configuration=cfg)
+    return cfg, namespace
 
 
 def close() -> None:
@@ -78,7 +93,7 @@ def _call(what: str, fn: Any, *args: Any, missing_ok: bool = False, **kwargs: An
 def _api_message(exc: ApiException) -> str:
     try:
         return str(json.loads(exc.body or "{}").get("message", ""))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, AttributeError):
         return ""
 
 
@@ -172,6 +187,19 @@ def job_pods(namespace: str, job_name: str) -> list[dict[str, Any]]:
     return items
 
 
+def pod_log_tail(namespace: str, pod: str, container: str, lines: int = 20) -> str | None:
+    """The last ``lines`` lines of a running container's output; None when it cannot be read (best effort)."""
+    try:
+        response: Any = client.CoreV1Api(api_client()).read_namespaced_pod_log(
+            pod, namespace, container=container, tail_lines=lines, limit_bytes=64 * 1024, _preload_content=False,
+            _request_timeout=10,
+        )  # fmt: skip
+        return bytes(response.data).decode("utf-8", errors="replace")
+    except (ApiException, OSError) as exc:
+        log.debug("The log of pod %s/%s is not readable: %s", namespace, pod, exc)
+        return None
+
+
 def job_events(namespace: str, job: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The Events about one Job (the Job controller's FailedCreate says why it has no Pod)."""
     uid = job["metadata"].get("uid")
@@ -232,3 +260,92 @@ def list_schemas(namespaces: tuple[str, ...] = ()) -> list[dict[str, Any]]:
         found = _call(f"list {PLURAL} in {ns}", api.list_namespaced_custom_object, GROUP, VERSION, ns, PLURAL)
         items += found.get("items") or []
     return items
+
+
+# --- a client of its own for the waiter -----------------------------------------------
+
+
+class ConfigError(Exception):
+    """Neither the kubeconfig given nor an in-cluster service account could be loaded."""
+
+
+class ApiFailure(Exception):
+    """An API call failed: ``status`` is the HTTP status, None when the API server was not reached."""
+
+    def __init__(self, what: str, status: int | None, detail: str) -> None:
+        super().__init__(f"{what}: {detail}")
+        self.what, self.status, self.detail = what, status, detail
+
+
+class SchemaClient:
+    """The few calls ``baselinr-schema wait`` makes on one BaselinrSchema, in a process of its own."""
+
+    def __init__(self, kubeconfig: str | None) -> None:
+        path = kubeconfig or os.environ.get("KUBECONFIG")
+        try:
+            cfg, self.context_namespace = configuration(path)
+        except (config.ConfigException, OSError, TypeError, ValueError) as exc:
+            where = f"kubeconfig {path}" if path else "in-cluster config (no KUBECONFIG or --kubeconfig given)"
+            raise ConfigError(f"Cannot load the {where}: {exc}") from None
+        cfg.retries = False  # a dead API server is reported once, not retried by urllib3 with warnings
+        self.server: str = cfg.host
+        self.api: Any = client.CustomObjectsApi(client.ApiClient(cfg))
+
+    def default_namespace(self) -> str:
+        """The kubeconfig context's namespace, else the Pod's (its service account's), else ``default``."""
+        if self.context_namespace:
+            return self.context_namespace
+        try:
+            return Path(SA_NAMESPACE_FILE).read_text().strip() or "default"
+        except OSError:
+            return "default"
+
+    def _failure(self, what: str, exc: Exception) -> ApiFailure:
+        if isinstance(exc, ApiException):
+            return ApiFailure(what, exc.status, _api_message(exc) or str(exc.reason or ""))
+        text = str(exc).splitlines()[0][:300] if str(exc) else exc.__class__.__name__
+        return ApiFailure(what, None, f"the Kubernetes API at {self.server} is unreachable: {text}")
+
+    def apply(self, body: Mapping[str, Any], field_manager: str) -> dict[str, Any]:
+        """Server-side apply of ``body`` (forced: this field manager owns the fields it sets)."""
+        meta = body["metadata"]
+        try:
+            response = self.api.patch_namespaced_custom_object(
+                GROUP, VERSION, meta["namespace"], PLURAL, meta["name"], dict(body), field_manager=field_manager,
+                force=True, _content_type="application/apply-patch+yaml", _preload_content=False,
+            )  # fmt: skip
+            result: dict[str, Any] = json.loads(response.data)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes one ApiFailure
+            raise self._failure(f"Cannot apply {KIND} {meta['namespace']}/{meta['name']}", exc) from None
+        return result
+
+    def list_one(self, namespace: str, name: str) -> tuple[dict[str, Any] | None, str]:
+        """The object (or None) and the list's resourceVersion to watch from."""
+        try:
+            response = self.api.list_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, field_selector=f"metadata.name={name}", _request_timeout=30,
+                _preload_content=False,
+            )  # fmt: skip
+            listing = json.loads(response.data)
+        except Exception as exc:  # noqa: BLE001
+            raise self._failure(f"Cannot read {KIND} {namespace}/{name}", exc) from None
+        items = listing.get("items") or []
+        return (items[0] if items else None), str(listing["metadata"]["resourceVersion"])
+
+    def watch(self, namespace: str, name: str, resource_version: str, seconds: int) -> Iterator[dict[str, Any] | None]:
+        """The object after each change (None once deleted) for up to ``seconds``; ends early on an expired version."""
+        w: Any = watch.Watch()  # type: ignore[no-untyped-call]
+        try:
+            for event in w.stream(
+                self.api.list_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL,
+                field_selector=f"metadata.name={name}", resource_version=resource_version, timeout_seconds=seconds,
+                _request_timeout=(10, seconds + 15),
+            ):  # fmt: skip
+                yield None if event["type"] == "DELETED" else event["object"]
+        except ApiException as exc:
+            if exc.status != 410:  # 410 Gone: the version expired; the caller lists again
+                raise self._failure(f"Cannot watch {KIND} {namespace}/{name}", exc) from None
+        except Exception as exc:  # noqa: BLE001
+            raise self._failure(f"Cannot watch {KIND} {namespace}/{name}", exc) from None
+        finally:
+            w.stop()

@@ -16,6 +16,8 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
+from baselinr_operator.status import Step
+
 MIGRATIONS = Counter("baselinr_operator_migrations", "Migrate Jobs finished, by result.", ["result"])
 JOBS = Counter("baselinr_operator_jobs", "Jobs finished, by step and result.", ["step", "result"])
 DURATION = Histogram(
@@ -47,7 +49,7 @@ def stop() -> None:
 def finished(step: str, succeeded: bool, seconds: float | None) -> None:
     result = "succeeded" if succeeded else "failed"
     JOBS.labels(step.lower(), result).inc()
-    if step == "Migrate":
+    if step == Step.MIGRATE:
         MIGRATIONS.labels(result).inc()
         if seconds is not None:
             DURATION.observe(seconds)

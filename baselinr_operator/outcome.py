@@ -8,20 +8,23 @@ leaves no result, and the Job's own condition message is used instead. Only
 the engine's own result reaches the status, its message capped at
 ``status.MESSAGE_MAX`` characters: never raw container output, which could hold
 anything the container read (the Job is told ``terminationMessagePolicy:
-File`` too, so Kubernetes never puts logs there).
+File`` too, so Kubernetes never puts logs there). The one exception is
+``lock_holder``: from a running migrate Job's log it takes only the session
+named in the engine's own lock-wait line, checked against that line's shape.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from baselinr.errors import EXIT_UNAVAILABLE
 from baselinr_operator.status import cap
 
-EXIT_UNAVAILABLE = 3
 # Failures that retrying as they are cannot fix, even when reported with the "unavailable" exit code:
 # a wrong password retried would only lock the account.
 PERMANENT_ERROR_TYPES = frozenset({"AuthenticationFailed"})
@@ -83,6 +86,15 @@ class JobOutcome:
     def error(self) -> str:
         """The engine's own message when it wrote one, else what Kubernetes said."""
         return cap(str(self.result.get("error") or self.message or "the Job failed without a message"))
+
+
+JOB_DONE = ("Complete", "Failed")  # the Job conditions that end it
+
+
+def job_finished(job: Mapping[str, Any]) -> bool:
+    """The Job has ended (its ``Complete`` or ``Failed`` condition is True)."""
+    conditions = (job.get("status") or {}).get("conditions") or []
+    return any(c.get("type") in JOB_DONE and c.get("status") == "True" for c in conditions)
 
 
 def job_outcome(
@@ -168,3 +180,32 @@ def _time(value: Any) -> datetime | None:
     if not value:
         return None
     return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+# The engine's line for a DDL lock timeout (``baselinr.cli.render.migrate.retry_line``): "... v3 at statement 1: waiting
+# for a lock held by <sessions>, retry 2/5 in 1.3 s". The sessions are the engine's ``Blocker.describe`` texts.
+LOCK_WAIT_LINE = re.compile(r": waiting for a lock held by (?P<held>.{1,600}?), retry \d+/\d+ in [0-9.]+ s\s*$")
+HELD_BY = re.compile(r"^(?:another session|(?:(?:PostgreSQL backend|connection) \d+ \([^()]{0,400}\))(?:; |$))+$")
+
+
+def lock_holder(log: str) -> str | None:
+    """Who the migration waits for, by the last lock-wait line of its log; None when there is none.
+
+    Only a text in the shape the engine writes is taken (control characters removed, at most 512
+    characters): the rest of the log never reaches the status.
+    """
+    for line in reversed(log.splitlines()[-50:]):
+        found = LOCK_WAIT_LINE.search(line)
+        if found:
+            held = "".join(ch for ch in found.group("held") if ch.isprintable())
+            return cap(held, 512) if HELD_BY.match(held) else None
+    return None
+
+
+def running_pod(pods: Sequence[Mapping[str, Any]], container: str) -> str | None:
+    """The name of the Pod whose ``container`` runs now (a Job has at most one at a time here), if any."""
+    for pod in pods:
+        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+            if cs.get("name") == container and "running" in (cs.get("state") or {}):
+                return str((pod.get("metadata") or {}).get("name") or "") or None
+    return None

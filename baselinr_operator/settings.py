@@ -1,6 +1,6 @@
 """The operator's own settings, read once from the environment into a frozen object.
 
-Read by ``handlers`` at import (kopf decorators need the timer interval) and
+Read by the startup activity of ``handlers`` into ``runtime.Runtime`` and
 passed down explicitly. Every variable is optional:
 
     BASELINR_OPERATOR_IMAGE            default Job image (spec.image overrides)

@@ -29,6 +29,16 @@ class Phase:
     SUSPENDED = "Suspended"
 
 
+class Step:
+    """``status.run.step``: the Job the run is at (Backup, Migrate, Validate), or how it ended (Done, Failed)."""
+
+    BACKUP = "Backup"
+    MIGRATE = "Migrate"
+    VALIDATE = "Validate"
+    DONE = "Done"
+    FAILED = "Failed"
+
+
 class Reason:
     BACKUP_RUNNING = "BackupRunning"
     BACKUP_SUCCEEDED = "BackupSucceeded"
@@ -55,6 +65,7 @@ class Reason:
     POD_NOT_STARTING = "PodNotStarting"
     POD_CANNOT_START = "PodCannotStart"
     SUPERSEDED = "Superseded"
+    WAITING_FOR_LOCK = "WaitingForLock"
 
 
 READY = "Ready"
@@ -64,7 +75,7 @@ BACKED_UP = "BackedUp"
 MIGRATED = "Migrated"
 VALIDATED = "Validated"
 
-ACTIVE_STEPS = ("Backup", "Migrate", "Validate")
+ACTIVE_STEPS = (Step.BACKUP, Step.MIGRATE, Step.VALIDATE)
 MESSAGE_MAX = 1024
 LIST_MAX = 50  # validation errors or warnings kept in the status
 
@@ -187,6 +198,17 @@ class StatusDraft:
             self.set_condition(VALIDATED, True, Reason.VALIDATION_SUCCEEDED, "schema matches the code")
         elif valid is False:
             self.set_condition(VALIDATED, False, Reason.VALIDATION_FAILED, "; ".join(errors) or "validation failed")
+
+    def lock_wait(self, job: str, held_by: str | None) -> None:
+        """The migrate Job ``job`` waits for a lock ``held_by`` a session (None: it does not, or it ended)."""
+        if held_by is None:
+            self.data.pop("lockWait", None)
+            return
+        old = self.data.get("lockWait") or {}
+        since = old.get("since") if old.get("job") == job else None
+        self.data["lockWait"] = {"job": job, "heldBy": cap(held_by, 512), "since": since or now_iso(self.now)}
+        message = f"Migrating to v{self.run.get('target')} (Job {job}): waiting for a lock held by {held_by}"
+        self.progressing(Phase.MIGRATING, Reason.WAITING_FOR_LOCK, message)
 
     # --- output ---------------------------------------------------------------------
 

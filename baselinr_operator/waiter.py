@@ -25,30 +25,29 @@ selector, not polling) and decides on every change with the pure ``judge``:
 On a failure the message also goes to the container's termination message
 (``--result-file``), where ``kubectl describe pod`` shows it. This module is
 part of the operator package, not of the engine: it talks to the Kubernetes
-API directly through the ``kubernetes`` client (its own, short-lived one).
+API through ``kube.SchemaClient`` (a short-lived client of its own process)
+and takes the exit codes from ``baselinr.errors``.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
-from kubernetes import client, config, watch
-from kubernetes.client.exceptions import ApiException
 
 from baselinr.errors import EXIT_INVALID, EXIT_MIGRATION_FAILED, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
-from baselinr_operator import API_VERSION, GROUP, KIND, PLURAL, RETRY_ANNOTATION, VERSION
+from baselinr_operator import API_VERSION, GROUP, KIND, PLURAL, RETRY_ANNOTATION, kube
+from baselinr_operator.status import READY, RECONCILING, STALLED, Phase
 
 FIELD_MANAGER = "baselinr-schema"
 SPEC_ENV = "BASELINR_SCHEMA_SPEC"
-SA_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 WATCH_CHUNK_SECONDS = 120  # one watch request at most this long; then list again and watch on
 RECONNECT_SECONDS = 2.0
 
@@ -107,7 +106,7 @@ def judge(obj: Mapping[str, Any] | None, target: int, retry: str | None = None) 
     generation = int(meta.get("generation") or 0)
     observed = status.get("observedGeneration")
     observed = -1 if observed is None else int(observed)
-    phase = str(status.get("phase") or "Pending")
+    phase = str(status.get("phase") or Phase.PENDING)
     current = status.get("currentVersion")
     message = str(status.get("message") or "")
     where = f"phase {phase}, current version {current if current is not None else 'unknown'}"
@@ -117,12 +116,12 @@ def judge(obj: Mapping[str, Any] | None, target: int, retry: str | None = None) 
         return Verdict(None, f"the operator has not acted on generation {generation} yet ({where})")
     if retry is not None and status.get("retryToken") != retry:
         return Verdict(None, f"the operator has not acted on retry {retry!r} yet ({where})")
-    if _is_true(status, "Ready", generation) and current == target:
+    if _is_true(status, READY, generation) and current == target:
         return Verdict(EXIT_OK, f"at version {target} and Ready")
-    retrying = _is_true(status, "Reconciling", generation)
-    if _is_true(status, "Stalled", generation) or (phase == "Failed" and not retrying):
+    retrying = _is_true(status, RECONCILING, generation)
+    if _is_true(status, STALLED, generation) or (phase == Phase.FAILED and not retrying):
         return Verdict(EXIT_MIGRATION_FAILED, failure_message(status) or f"{phase} without a message")
-    if phase == "Suspended":
+    if phase == Phase.SUSPENDED:
         return Verdict(EXIT_INVALID, f"suspended at version {current}: {message}".rstrip(": "))
     return Verdict(None, f"{where}" + (f": {message}" if message else ""))
 
@@ -130,7 +129,7 @@ def judge(obj: Mapping[str, Any] | None, target: int, retry: str | None = None) 
 def failure_message(status: Mapping[str, Any]) -> str:
     """The operator's account of a failure: the Stalled (or Ready) condition's message, then validation errors."""
     text = ""
-    for type_ in ("Stalled", "Ready"):
+    for type_ in (STALLED, READY):
         c = _condition(status, type_)
         if c and c.get("message"):
             text = str(c["message"])
@@ -169,109 +168,45 @@ def parse_spec(text: str | None) -> dict[str, Any]:
 
 
 class Kube:
-    """The few API calls ``wait`` makes, each error turned into a ``WaitError`` with its exit code."""
+    """``kube.SchemaClient`` with each failure turned into a ``WaitError`` carrying its exit code."""
 
     def __init__(self, kubeconfig: str | None) -> None:
-        cfg = client.Configuration()
-        path = kubeconfig or os.environ.get("KUBECONFIG")
-        self.context_namespace: str | None = None
-        loader: Any = config  # the kubernetes package's config loaders carry no annotations
         try:
-            if path:
-                loader.load_kube_config(config_file=path, client_configuration=cfg)
-                _, active = loader.list_kube_config_contexts(config_file=path)
-                self.context_namespace = (active or {}).get("context", {}).get("namespace")
-            else:
-                loader.load_incluster_config(client_configuration=cfg)
-        except (config.ConfigException, OSError, TypeError, ValueError) as exc:
-            where = f"kubeconfig {path}" if path else "in-cluster config (no KUBECONFIG or --kubeconfig given)"
-            raise WaitError(f"Cannot load the {where}: {exc}", EXIT_USAGE) from None
-        cfg.retries = False  # a dead API server is reported once, not retried by urllib3 with warnings
-        self.server = cfg.host
-        self.api: Any = client.CustomObjectsApi(client.ApiClient(cfg))
-
-    def _fail(self, what: str, exc: Exception) -> WaitError:
-        if isinstance(exc, ApiException):
-            detail = _api_message(exc) or str(exc.reason or "")
-            if exc.status == 404 and "could not find the requested resource" in detail:
-                detail = f"the {KIND} CRD ({PLURAL}.{GROUP}) is not installed"
-            code = EXIT_UNAVAILABLE if exc.status is None or exc.status >= 500 or exc.status == 429 else EXIT_USAGE
-            return WaitError(f"{what}: {exc.status} {detail}", code)
-        return WaitError(f"{what}: the Kubernetes API at {self.server} is unreachable: {_short(exc)}", EXIT_UNAVAILABLE)
+            self.client = kube.SchemaClient(kubeconfig)
+        except kube.ConfigError as exc:
+            raise WaitError(str(exc), EXIT_USAGE) from None
+        self.default_namespace = self.client.default_namespace()
 
     def apply(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        meta = body["metadata"]
-        try:
-            response = self.api.patch_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                meta["namespace"],
-                PLURAL,
-                meta["name"],
-                dict(body),
-                field_manager=FIELD_MANAGER,
-                force=True,
-                _content_type="application/apply-patch+yaml",
-                _preload_content=False,
-            )
-            result: dict[str, Any] = json.loads(response.data)
-        except Exception as exc:  # noqa: BLE001 - every failure becomes one line with its exit code
-            raise self._fail(f"Cannot apply {KIND} {meta['namespace']}/{meta['name']}", exc) from None
-        return result
+        with _mapped():
+            return self.client.apply(body, FIELD_MANAGER)
 
     def list_one(self, namespace: str, name: str) -> tuple[dict[str, Any] | None, str]:
-        """The object (or None) and the list's resourceVersion to watch from."""
-        try:
-            response = self.api.list_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                namespace,
-                PLURAL,
-                field_selector=f"metadata.name={name}",
-                _request_timeout=30,
-                _preload_content=False,
-            )
-            listing = json.loads(response.data)
-        except Exception as exc:  # noqa: BLE001
-            raise self._fail(f"Cannot read {KIND} {namespace}/{name}", exc) from None
-        items = listing.get("items") or []
-        return (items[0] if items else None), str(listing["metadata"]["resourceVersion"])
+        with _mapped():
+            return self.client.list_one(namespace, name)
 
     def watch(self, namespace: str, name: str, resource_version: str, seconds: int) -> Iterator[dict[str, Any] | None]:
-        """The object after each change (None once deleted) for up to ``seconds``; ends early on an expired version."""
-        w: Any = watch.Watch()  # type: ignore[no-untyped-call]
-        try:
-            for event in w.stream(
-                self.api.list_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                namespace,
-                PLURAL,
-                field_selector=f"metadata.name={name}",
-                resource_version=resource_version,
-                timeout_seconds=seconds,
-                _request_timeout=(10, seconds + 15),
-            ):
-                yield None if event["type"] == "DELETED" else event["object"]
-        except ApiException as exc:
-            if exc.status != 410:  # 410 Gone: the version expired; the caller lists again
-                raise self._fail(f"Cannot watch {KIND} {namespace}/{name}", exc) from None
-        except Exception as exc:  # noqa: BLE001
-            raise self._fail(f"Cannot watch {KIND} {namespace}/{name}", exc) from None
-        finally:
-            w.stop()
+        with _mapped():
+            yield from self.client.watch(namespace, name, resource_version, seconds)
 
 
-def _api_message(exc: Any) -> str:
+@contextmanager
+def _mapped() -> Iterator[None]:
     try:
-        return str(json.loads(exc.body).get("message", ""))
-    except (TypeError, ValueError, AttributeError):
-        return ""
+        yield
+    except kube.ApiFailure as exc:
+        raise api_error(exc) from None
 
 
-def _short(exc: Exception) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-    return text[:300]
+def api_error(exc: kube.ApiFailure) -> WaitError:
+    """Exit 3 for what may pass (unreachable, 5xx, 429), else 2 (RBAC refusal, a spec the API rejects, no CRD)."""
+    if exc.status is None:
+        return WaitError(f"{exc.what}: {exc.detail}", EXIT_UNAVAILABLE)
+    detail = exc.detail
+    if exc.status == 404 and "could not find the requested resource" in detail:
+        detail = f"the {KIND} CRD ({PLURAL}.{GROUP}) is not installed"
+    code = EXIT_UNAVAILABLE if exc.status >= 500 or exc.status == 429 else EXIT_USAGE
+    return WaitError(f"{exc.what}: {exc.status} {detail}", code)
 
 
 def wait_for(
@@ -328,23 +263,11 @@ def wait_for(
 # --- the command line -----------------------------------------------------------------
 
 
-def default_namespace(kube: Kube) -> str:
-    if kube.context_namespace:
-        return kube.context_namespace
-    try:
-        return Path(SA_NAMESPACE_FILE).read_text().strip() or "default"
-    except OSError:
-        return "default"
-
-
 def write_result(path: str | None, text: str) -> None:
     """Best effort: the termination message file (absent outside a Pod)."""
-    if not path:
-        return
-    try:
-        Path(path).write_text(text[:4000])
-    except OSError:
-        pass
+    if path:
+        with suppress(OSError):
+            Path(path).write_text(text[:4000])
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -431,7 +354,7 @@ def _wait(
     retry = retry or None
     spec = parse_spec(spec_json) if apply_ else {}
     kube = Kube(kubeconfig)
-    ns = namespace or default_namespace(kube)
+    ns = namespace or kube.default_namespace
     where = f"{KIND} {ns}/{name}"
     if apply_ and target is not None:
         applied = kube.apply(desired(name, ns, target, spec, retry))

@@ -288,6 +288,10 @@ class ControlPlane:
                     NODE_NAME,
                     "--root",
                     str(self.work_dir / "node"),
+                    "--log-cert",
+                    str(pki.serving.cert),
+                    "--log-key",
+                    str(pki.serving.key),
                 ],
                 logs,
             )
@@ -351,6 +355,7 @@ class ControlPlane:
             f"--service-account-signing-key-file={pki.sa_key}",
             "--service-cluster-ip-range=10.0.0.0/24",
             "--allow-privileged=true",
+            "--kubelet-preferred-address-types=InternalIP",  # the node agent's log endpoint, on 127.0.0.1
             "--profiling=false",
             "--v=1",
         ]

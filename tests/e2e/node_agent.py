@@ -29,7 +29,12 @@ What a container gets
   present, else ``<pod dir>/containers/<name>/workdir``... unless unset, in
   which case the agent's own current directory (the test run's).
 * Output (stdout and stderr) goes to ``<pod dir>/containers/<name>/log``.
-  ``kubectl logs`` does not work: there is no kubelet API.
+  With ``--log-cert``/``--log-key`` the agent also serves the one kubelet
+  endpoint the API server proxies ``pods/log`` to (``/containerLogs/...``,
+  with ``tailLines`` and ``limitBytes``; no ``follow``), over TLS on a free
+  loopback port that the Node's ``daemonEndpoints`` names: ``kubectl logs``
+  and ``read_namespaced_pod_log`` work. Clients are not authenticated (the
+  port is on loopback only).
 
 Volumes and path mapping
 ------------------------
@@ -87,6 +92,7 @@ import base64
 import ctypes
 import datetime
 import http.client
+import http.server
 import json
 import logging
 import os
@@ -1002,10 +1008,64 @@ class _MissingConfig(_StartError):
 # --------------------------------------------------------------------------
 
 
+class LogHandler(http.server.BaseHTTPRequestHandler):
+    """``GET /containerLogs/<namespace>/<pod>/<container>``: the container's output, as a kubelet serves it."""
+
+    root: Path = Path(".")
+
+    def do_GET(self) -> None:
+        url = urllib.parse.urlsplit(self.path)
+        parts = url.path.strip("/").split("/")
+        if len(parts) != 4 or parts[0] != "containerLogs":
+            self.send_error(404)
+            return
+        _, namespace, pod, container = parts
+        query = urllib.parse.parse_qs(url.query)
+        logs = [
+            f
+            for f in (self.root / namespace).glob(f"{glob_escape(pod)}-*/containers/{glob_escape(container)}/log")
+            if len(f.parents[2].name) == len(pod) + 9
+        ]
+        if not logs:
+            self.send_error(404, f"container {container} of pod {namespace}/{pod} not found")
+            return
+        newest = max(logs, key=lambda f: f.stat().st_mtime)
+        lines = [ln for ln in newest.read_bytes().splitlines(True) if not ln.startswith(b"--- start ")]
+        if "tailLines" in query:
+            lines = lines[-max(int(query["tailLines"][0]), 0) :] if int(query["tailLines"][0]) else []
+        body = b"".join(lines)
+        if "limitBytes" in query:
+            body = body[: int(query["limitBytes"][0])]
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("log server: " + format, *args)
+
+
+def glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", text)
+
+
+def serve_logs(root: Path, cert: Path, key: Path) -> int:
+    """Start the log endpoint on a free loopback port (TLS with ``cert``/``key``); returns the port."""
+    handler = type("BoundLogHandler", (LogHandler,), {"root": root})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(cert), str(key))
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, name="log-server", daemon=True).start()
+    return int(server.server_address[1])
+
+
 class NodeAgent:
     """Registers the node, binds and runs pods, honours deletions."""
 
     def __init__(self, api: Api, node_name: str, root: Path) -> None:
+        self.log_port = 10250  # the kubelet's; replaced by the log server's own port when it runs
         self.api = api
         self.node_name = node_name
         self.root = root
@@ -1046,6 +1106,7 @@ class NodeAgent:
                 {"type": "InternalIP", "address": "127.0.0.1"},
                 {"type": "Hostname", "address": self.node_name},
             ],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": self.log_port}},
             "conditions": [
                 {
                     "type": "Ready",
@@ -1179,6 +1240,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kubeconfig", type=Path, required=True)
     parser.add_argument("--node-name", default="e2e-node")
     parser.add_argument("--root", type=Path, default=None, help="directory for pod files (default: a temp dir)")
+    parser.add_argument("--log-cert", type=Path, default=None, help="TLS certificate of the pods/log endpoint")
+    parser.add_argument("--log-key", type=Path, default=None, help="its private key (both given: the endpoint runs)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(threadName)s: %(message)s")
 
@@ -1194,6 +1257,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
+    if args.log_cert and args.log_key:
+        agent.log_port = serve_logs(root, args.log_cert, args.log_key)
+        log.info("serving container logs on 127.0.0.1:%d", agent.log_port)
     agent.register_node()
     log.info("node %s registered; pod files under %s", args.node_name, root)
     threading.Thread(target=agent._heartbeat_loop, name="heartbeat", daemon=True).start()

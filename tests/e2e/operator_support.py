@@ -71,7 +71,8 @@ class Setup:
             "backup": {"mode": "Required", "volume": {"hostPath": {"path": str(self.backups), "type": "DirectoryOrCreate"}}},
             "jobTemplate": {
                 "env": [
-                    {"name": "PYTHONPATH", "value": str(self.package_root)},
+                    # The test package, then this checkout's code (the Jobs run the code under test).
+                    {"name": "PYTHONPATH", "value": f"{self.package_root}:{ROOT}"},
                     {"name": "BASELINR_MIGRATIONS_PACKAGE", "value": self.package},
                     *self.extra_env,
                 ]

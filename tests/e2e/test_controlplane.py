@@ -260,3 +260,19 @@ def test_kopf_operator_patches_status(k8s: Cluster, namespace: str, widget_crd: 
     assert runner.exit_code == 0, runner.output
     assert "Handler 'widget_created' succeeded" in runner.output
     gc.collect()  # collect the operator's leftovers here, under this test's warning filter
+
+
+def test_pod_logs_through_the_api_server(k8s: Cluster, namespace: str) -> None:
+    """``kubectl logs`` (the API server's ``pods/log``, proxied to the node agent) shows a running container's output."""
+    talk = job("talk", ["python", "-u", "-c", "import time\nfor i in range(3): print('line', i)\ntime.sleep(60)"])
+    k8s.apply(json.dumps(talk), namespace)
+    pod = wait_for(lambda: job_pod(k8s, namespace, "talk"), timeout=30, what="the talk pod")
+    name = pod["metadata"]["name"]
+
+    def logs() -> str | None:
+        out = k8s.kubectl("logs", name, "-n", namespace, "--tail=2")
+        return out.stdout if out.returncode == 0 and "line 2" in out.stdout else None
+
+    assert wait_for(logs, timeout=30, what="the pod's log") == "line 1\nline 2\n"
+    missing = k8s.kubectl("logs", name, "-n", namespace, "-c", "nothere")
+    assert missing.returncode != 0

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.helm.helm import EXAMPLE_APP, OPERATOR_CHART, SCHEMA_CHART, Helm, helm_binary
+from tests.helm.helm import EXAMPLE_APP, OPERATOR_CHART, ROOT, SCHEMA_CHART, Helm, helm_binary
 from tests.support.packages import sql_migration, write_package
 
 from .cluster import Cluster
@@ -79,7 +79,7 @@ class App:
 
     def values(self, target: int, release_label: str) -> list[str]:
         env = [
-            {"name": "PYTHONPATH", "value": str(self.package_root)},
+            {"name": "PYTHONPATH", "value": f"{self.package_root}:{ROOT}"},  # the package, then the code under test
             {"name": "BASELINR_MIGRATIONS_PACKAGE", "value": self.package},
         ]
         return [

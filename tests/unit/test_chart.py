@@ -101,7 +101,7 @@ def test_operator_cluster_wide_rbac(helm: Helm) -> None:
     assert by_kind(docs, "RoleBinding") == []
     resources = {r for rule in role["rules"] for r in rule["resources"]}
     assert "secrets" not in resources, "the operator never reads database credentials"
-    assert resources == {"baselinrschemas", "baselinrschemas/status", "jobs", "pods", "events"}
+    assert resources == {"baselinrschemas", "baselinrschemas/status", "jobs", "pods", "pods/log", "events"}
     for rule in role["rules"]:
         assert "*" not in rule["verbs"]
         # The only deletion: its own finished Jobs beyond the newest few (BASELINR_OPERATOR_KEEP_JOBS).
