@@ -12,7 +12,9 @@ no Python code runs per row. Loading drops the table's indexes and its
 primary key and unique constraints (unless a foreign key needs them) and
 rebuilds them after COPY, inside the caller's transaction, as
 ``pg_restore`` does: building an index once is much faster than
-maintaining it row by row.
+maintaining it row by row; for those builds the transaction gets at least
+256 MB of ``maintenance_work_mem`` (``SET LOCAL``: the session and server
+settings are untouched).
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ if TYPE_CHECKING:
     from baselinr.backup.streams import HashingGzipReader, HashingGzipWriter
 
 ENCODING = "pg-copy-text"
+# Sort memory for rebuilding indexes after COPY (the server's default is 64 MB, for every session at
+# once); raised, for the restore's own transaction only, as pg_restore's documentation advises.
+INDEX_BUILD_MEMORY_KB = 256 * 1024
 SESSION = ("SET TIME ZONE 'UTC'", "SET DateStyle = 'ISO, YMD'", "SET IntervalStyle = 'postgres'", "SET extra_float_digits = 3")
 
 
@@ -83,6 +88,8 @@ def load_copy(conn: Connection, table: str, columns: Sequence[str], source: Hash
         "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)",
         {"t": qtable},
     ).fetchall()
+    if indexes or constraints:
+        _sort_memory(conn)
     for name, _ in indexes:
         conn.exec_driver_sql(f"DROP INDEX {name}")
     for name, _ in constraints:
@@ -93,6 +100,15 @@ def load_copy(conn: Connection, table: str, columns: Sequence[str], source: Hash
         conn.exec_driver_sql(f"ALTER TABLE {qtable} ADD CONSTRAINT {_quote(conn, name)} {definition}")
     for _, definition in indexes:
         conn.exec_driver_sql(definition)
+
+
+def _sort_memory(conn: Connection) -> None:
+    """At least ``INDEX_BUILD_MEMORY_KB`` of ``maintenance_work_mem`` for this transaction only (never less than set)."""
+    conn.exec_driver_sql(
+        "SELECT set_config('maintenance_work_mem', %(m)s, true) FROM pg_settings "
+        "WHERE name = 'maintenance_work_mem' AND setting::bigint < %(kb)s",
+        {"m": f"{INDEX_BUILD_MEMORY_KB}kB", "kb": INDEX_BUILD_MEMORY_KB},
+    )
 
 
 def reset_sequences(conn: Connection, table: str, columns: Sequence[str]) -> list[str]:
