@@ -112,12 +112,22 @@ def _sort_memory(conn: Connection) -> None:
 
 
 def reset_sequences(conn: Connection, table: str, columns: Sequence[str]) -> list[str]:
-    """Move each SERIAL/identity sequence of ``table`` past the restored ids; returns their names."""
+    """Move each SERIAL/identity sequence of ``table`` past the restored ids; returns their names.
+
+    One query finds the sequences of all the table's columns, then one ``setval`` per sequence.
+    """
+    t = _quote(conn, table)
+    found = conn.exec_driver_sql(
+        "SELECT a.attname, pg_get_serial_sequence(%(t)s, a.attname) FROM pg_attribute a "
+        "WHERE a.attrelid = to_regclass(%(t)s) AND a.attnum > 0 AND NOT a.attisdropped",
+        {"t": t},
+    ).fetchall()
+    owned: dict[str, str | None] = {str(name): seq for name, seq in found}
     done = []
     for col in columns:
-        seq = conn.exec_driver_sql("SELECT pg_get_serial_sequence(%(t)s, %(c)s)", {"t": _quote(conn, table), "c": col}).scalar()
+        seq = owned.get(col)
         if seq:
-            c, t = _quote(conn, col), _quote(conn, table)
+            c = _quote(conn, col)
             conn.exec_driver_sql(
                 f"SELECT setval(%(s)s, COALESCE((SELECT MAX({c}) FROM {t}), 1), (SELECT MAX({c}) FROM {t}) IS NOT NULL)",
                 {"s": seq},
