@@ -71,8 +71,15 @@ def load_copy(conn: Connection, table: str, columns: Sequence[str], source: Hash
     rows are in, by name and from the definitions the server gives, in the
     caller's transaction: one index build is far cheaper than maintaining
     the index row by row. A duplicate key fails when its constraint is
-    rebuilt, and the whole restore rolls back.
+    rebuilt, and the whole restore rolls back. A table file without rows
+    costs no statement at all.
     """
+    with ReadAhead(source) as blocks:
+        if not blocks.empty():  # a table without rows: no COPY, its indexes untouched
+            _copy_in(conn, table, columns, blocks)
+
+
+def _copy_in(conn: Connection, table: str, columns: Sequence[str], blocks: ReadAhead) -> None:
     cols = ", ".join(_quote(conn, c) for c in columns)
     qtable = _quote(conn, table)
     constraints = conn.exec_driver_sql(
@@ -94,7 +101,7 @@ def load_copy(conn: Connection, table: str, columns: Sequence[str], source: Hash
         conn.exec_driver_sql(f"DROP INDEX {name}")
     for name, _ in constraints:
         conn.exec_driver_sql(f"ALTER TABLE {qtable} DROP CONSTRAINT {_quote(conn, name)}")
-    with _raw(conn).cursor() as cur, ReadAhead(source) as blocks:
+    with _raw(conn).cursor() as cur:
         cur.copy_expert(f"COPY {qtable} ({cols}) FROM STDIN", blocks, size=CHUNK)
     for name, definition in constraints:
         conn.exec_driver_sql(f"ALTER TABLE {qtable} ADD CONSTRAINT {_quote(conn, name)} {definition}")

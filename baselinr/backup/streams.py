@@ -362,17 +362,31 @@ class ReadAhead:
         except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread by read()
             self._put(exc)
 
-    def read(self, size: int = -1) -> bytes:
+    def _next(self) -> None:
+        item = self._blocks.get()
+        if isinstance(item, BaseException):
+            self._done = True
+            raise item
+        self._block, rows = item
+        self._pos = 0
+        self._done = not self._block
+        self._reader.report(rows)
+
+    def empty(self) -> bool:
+        """Whether nothing at all is left to read (waits for the next block if need be)."""
         if self._pos >= len(self._block) and not self._done:
-            item = self._blocks.get()
-            if isinstance(item, BaseException):
-                self._done = True
-                raise item
-            self._block, rows = item
-            self._pos = 0
-            self._done = not self._block
-            self._reader.report(rows)
+            self._next()
+        return self._pos >= len(self._block)
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            parts: list[bytes] = []
+            while part := self.read(CHUNK):
+                parts.append(part)
+            return b"".join(parts)
+        if self._pos >= len(self._block) and not self._done:
+            self._next()
         buf, pos = self._block, self._pos
-        end = len(buf) if size is None or size < 0 else min(pos + size, len(buf))
+        end = min(pos + size, len(buf))
         self._pos = end
         return buf if pos == 0 and end == len(buf) else buf[pos:end]

@@ -103,3 +103,15 @@ def test_lines_split_at_every_newline_across_blocks() -> None:
     reader = HashingGzipReader(io.BytesIO(_gz(b"".join(rows))))
     first = reader.readline()
     assert [first[:-1], *reader.lines()] == [r[:-1] for r in rows]
+
+
+def test_read_ahead_tells_an_empty_table_from_one_with_rows() -> None:
+    empty = HashingGzipReader(io.BytesIO(_gz(b"")))
+    with ReadAhead(empty) as blocks:
+        assert blocks.empty() and blocks.read(CHUNK) == b""
+    assert empty.summary().rows == 0 and empty.summary().file_bytes == len(_gz(b""))
+    content = b"".join(_rows(1000))
+    full = HashingGzipReader(io.BytesIO(_gz(content)))
+    with ReadAhead(full) as blocks:
+        assert not blocks.empty()
+        assert blocks.read(-1) == content and blocks.empty()
