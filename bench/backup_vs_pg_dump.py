@@ -1,25 +1,41 @@
-"""Benchmark: ``baselinr backup create`` / ``restore`` against ``pg_dump -Fc`` / ``pg_restore``, side by side.
+"""Benchmark: ``baselinr backup create`` / ``restore`` / ``verify`` vs ``pg_dump -Fc -Z1`` / ``pg_restore --single-transaction``.
 
 Not a test (timings never decide pass/fail). Starts its own PostgreSQL
-(``tests.support.servers.start_postgres``), fills ``baselinr_results`` with
-``--rows`` rows (default 1,000,000) plus runs and events, then in one run:
+server, made durable for the run: ``fsync``, ``synchronous_commit`` and
+``full_page_writes`` are ON (the test servers run with them off), and the
+script prints what the server reports for them. For each ``--rows`` scale it
+fills a database with that many ``baselinr_results`` rows (plus 1% as many
+runs and events), then runs ``--repeat`` interleaved rounds; in each round
+every tool runs once as its own process, the order of ours and the peer's
+flipping from one round to the next so a busy machine slows both alike:
 
-* ``pg_dump -Fc`` of the ``baselinr_*`` tables vs ``python -m baselinr backup create``;
-* ``pg_restore`` into an empty database vs ``python -m baselinr backup restore`` into another.
+* backup: ``pg_dump -Fc -Z1 -t 'baselinr_*'`` (zlib level 1, like our gzip
+  level 1: files of about the same size) vs ``python -m baselinr backup create``;
+* restore into an empty database: ``pg_restore --single-transaction`` (one
+  transaction, like ours) vs ``python -m baselinr backup restore``;
+* ``baselinr backup verify`` (no peer: ``pg_restore`` cannot check a dump's data).
 
-Each tool runs as its own process, so peak memory is that process's max RSS
-(``wait4``). Prints seconds, rows/s, bytes written, peak memory and the
-ratios (baselinr / pg tool; throughput ratio >= 0.8 is the goal).
+Our restore rebuilds indexes with 256 MB of ``maintenance_work_mem`` in its
+own transaction (the server default is 64 MB), so a third peer,
+``pg_restore --single-transaction`` with ``PGOPTIONS=-c
+maintenance_work_mem=256MB``, shows that difference apart
+(``--no-tuned-peer`` leaves it out). The goal is set against the untuned one.
 
-    python bench/backup_vs_pg_dump.py [--rows 1000000] [--repeat 3] [--pg-bin /usr/lib/postgresql/15/bin] [--json]
+Time is the median wall time of the rounds; peak RSS is the largest max RSS
+of the tool's own process (GNU ``time``). For each scale it prints ours /
+peer for time and the goal beside it (<= 1.0), and our peak RSS against its
+goal (<= 64 MiB, flat from 1M to 3M rows).
+
+    python bench/backup_vs_pg_dump.py [--rows 100000,1000000,3000000] [--repeat 5] [--pg-bin DIR] [--no-tuned-peer] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
-import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -31,7 +47,80 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.support.servers import Server, start_postgres  # noqa: E402
+from tests.support.servers import Server, _as_user, _pg_bin, _wait, start_postgres  # noqa: E402
+
+TIME_GOAL = 1.0
+RSS_GOAL_MIB = 64.0
+DURABLE = ("fsync", "synchronous_commit", "full_page_writes")
+
+
+def start_durable_postgres(base: Path) -> Server:
+    """The test tier's server (initdb, password, port), restarted with fsync, synchronous commit and full-page writes on."""
+    server = start_postgres(base)
+    data, log = server.root / "data", server.root / "server.log"
+    # A fast shutdown, sent to the postmaster itself (the process started is runuser, which does not pass SIGINT on).
+    os.kill(_postmaster(server), signal.SIGINT)
+    server.proc.wait(timeout=60)
+    with open(log, "ab") as logf:
+        proc = subprocess.Popen(
+            [
+                *_as_user("postgres"),
+                _pg_bin("postgres"),
+                "-D",
+                str(data),
+                "-p",
+                str(server.port),
+                "-k",
+                str(server.root),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                *(arg for name in DURABLE for arg in ("-c", f"{name}=on")),
+                "-c",
+                "max_connections=200",
+            ],
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def ready() -> bool:
+        try:
+            server.admin("SELECT 1")
+            return True
+        except Exception:  # noqa: BLE001 - not up yet
+            return False
+
+    _wait(ready, 60, "PostgreSQL", log, proc)
+    return dataclasses.replace(server, proc=proc)
+
+
+def _postmaster(server: Server) -> int:
+    return int((server.root / "data" / "postmaster.pid").read_text().split()[0])
+
+
+def stop(server: Server) -> None:
+    """A fast shutdown of the postmaster itself, then the test tier's cleanup."""
+    try:
+        os.kill(_postmaster(server), signal.SIGINT)
+        server.proc.wait(timeout=60)
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        pass
+    server.stop()
+
+
+def server_settings(server: Server) -> dict[str, str]:
+    import psycopg2
+
+    conn = psycopg2.connect(host=server.host, port=server.port, user=server.user, password=server.password, dbname="postgres")
+    try:
+        with conn.cursor() as cur:
+            found = {}
+            for name in (*DURABLE, "wal_level", "maintenance_work_mem", "server_version"):
+                cur.execute(f"SHOW {name}")
+                found[name] = str(cur.fetchone()[0])
+            return found
+    finally:
+        conn.close()
 
 
 def measure(cmd: list[str], env: dict[str, str], scratch: Path) -> dict[str, Any]:
@@ -95,34 +184,45 @@ def fill(server: Server, db: str, rows: int) -> None:
     conn.close()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=1_000_000, help="baselinr_results rows (default 1,000,000)")
-    parser.add_argument("--pg-bin", default="/usr/lib/postgresql/15/bin", help="where pg_dump and pg_restore are")
-    parser.add_argument("--repeat", type=int, default=3, help="rounds; the median time is reported (default 3)")
-    parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
-    args = parser.parse_args()
+class Samples:
+    """Every round's figures per tool: median seconds, largest peak RSS, bytes written."""
 
-    with tempfile.TemporaryDirectory(prefix="baselinr-bench-") as tmp:
-        base = Path(tmp)
-        base.chmod(0o755)
-        server = start_postgres(base / "server")
-        try:
-            run_bench(server, base, args)
-        finally:
-            server.stop()
+    def __init__(self) -> None:
+        self.tools: dict[str, dict[str, Any]] = {}
+
+    def keep(self, tool: str, sample: dict[str, Any], written: int = 0) -> None:
+        entry = self.tools.setdefault(tool, {"runs": [], "peaks": []})
+        entry["runs"].append(round(sample["seconds"], 3))
+        entry["peaks"].append(round(sample["peak_mib"], 1))
+        entry["seconds"] = statistics.median(entry["runs"])
+        entry["peak_mib"] = max(entry["peaks"])
+        entry["bytes"] = written
+
+    def __getitem__(self, tool: str) -> dict[str, Any]:
+        return self.tools[tool]
 
 
-def run_bench(server: Server, base: Path, args: argparse.Namespace) -> None:
+PG_DUMP = "pg_dump -Fc -Z1"
+PG_RESTORE = "pg_restore --single-transaction"
+# What our restore gives its own transaction for index builds (pg_copy.INDEX_BUILD_MEMORY_KB).
+SORT_MEMORY = "256MB"
+PG_RESTORE_TUNED = f"pg_restore --single-transaction, maintenance_work_mem={SORT_MEMORY}"
+CREATE = "baselinr backup create"
+RESTORE = "baselinr backup restore"
+VERIFY = "baselinr backup verify"
+PAIRS = ((CREATE, PG_DUMP, "backup"), (RESTORE, PG_RESTORE, "restore"))
+
+
+def run_scale(server: Server, base: Path, rows: int, args: argparse.Namespace) -> dict[str, Any]:
     source = server.create_database("bench_src")
-    print(f"Filling {source} with {args.rows:,} baselinr_results rows ...", flush=True)
+    print(f"\n== {rows:,} rows: filling {source} ...", flush=True)
     started = time.perf_counter()
-    fill(server, source, args.rows)
+    fill(server, source, rows)
     print(f"  filled in {time.perf_counter() - started:.1f}s", flush=True)
 
     env = {**os.environ, "PGPASSWORD": server.password, "PYTHONPATH": str(ROOT)}
     pg = ["-h", server.host, "-p", str(server.port), "-U", server.user]
-    total_rows = args.rows + 2 * max(args.rows // 100, 1) + 1
+    total_rows = rows + 2 * max(rows // 100, 1)
 
     def config(db: str) -> Path:
         import yaml
@@ -131,75 +231,130 @@ def run_bench(server: Server, base: Path, args: argparse.Namespace) -> None:
         path.write_text(yaml.safe_dump({"storage": {"connection": server.connection(db)}}))
         return path
 
-    results: dict[str, dict[str, Any]] = {}
+    samples = Samples()
+    baselinr = [sys.executable, "-m", "baselinr", "backup"]
 
-    def keep(name: str, sample: dict[str, Any], written: int) -> None:
-        """Keep every round's figures; report the median time and the largest peak."""
-        entry = results.setdefault(name, {"runs": []})
-        entry["runs"].append(round(sample["seconds"], 3))
-        entry["seconds"] = statistics.median(entry["runs"])
-        entry["peak_mib"] = max(entry.get("peak_mib", 0.0), sample["peak_mib"])
-        entry["bytes"] = written
-
-    # Rounds interleave the tools, so a busy machine slows both sides alike.
-    for round_no in range(args.repeat):
-        print(f"Round {round_no + 1} of {args.repeat} ...", flush=True)
+    def one_round(round_no: int) -> None:
         dump_file = base / f"pg_dump-{round_no}.custom"
         dest = base / f"backups-{round_no}"
-        sample = measure(
-            [f"{args.pg_bin}/pg_dump", *pg, "-d", source, "-Fc", "-t", "baselinr_*", "-f", str(dump_file)], env, base
-        )
-        keep("pg_dump -Fc", sample, size_of(dump_file))
+        made: list[Path] = []
 
-        sample = measure(
-            [sys.executable, "-m", "baselinr", "backup", "create", "-c", str(config(source)), "--dest", str(dest), "-o", "json"],
-            env,
-            base,
-        )
-        backup_path = Path(json.loads(sample["stdout"])["path"])
-        keep("baselinr backup create", sample, size_of(backup_path))
+        def pg_dump() -> None:
+            cmd = [f"{args.pg_bin}/pg_dump", *pg, "-d", source, "-Fc", "-Z1", "-t", "baselinr_*", "-f", str(dump_file)]
+            samples.keep(PG_DUMP, measure(cmd, env, base), size_of(dump_file))
 
-        target_pg = server.create_database("bench_pg_restore")
-        sample = measure([f"{args.pg_bin}/pg_restore", *pg, "-d", target_pg, str(dump_file)], env, base)
-        keep("pg_restore", sample, 0)
+        def create() -> None:
+            sample = measure([*baselinr, "create", "-c", str(config(source)), "--dest", str(dest), "-o", "json"], env, base)
+            made.append(Path(json.loads(sample["stdout"])["path"]))
+            samples.keep(CREATE, sample, size_of(made[0]))
 
-        target_b = server.create_database("bench_b_restore")
-        sample = measure(
-            [sys.executable, "-m", "baselinr", "backup", "restore", str(backup_path), "-c", str(config(target_b)), "-o", "json"],
-            env,
-            base,
-        )
-        keep("baselinr backup restore", sample, 0)
+        def pg_restore() -> None:
+            target = server.create_database("bench_pg_restore")
+            cmd = [f"{args.pg_bin}/pg_restore", *pg, "-d", target, "--single-transaction", str(dump_file)]
+            samples.keep(PG_RESTORE, measure(cmd, env, base))
+            server.admin(f"DROP DATABASE {target}")
 
-        sample = measure([sys.executable, "-m", "baselinr", "backup", "verify", str(backup_path), "-o", "json"], env, base)
-        keep("baselinr backup verify (no peer)", sample, 0)
-        for db in (target_pg, target_b):
-            server.admin(f"DROP DATABASE {db}")
+        def pg_restore_tuned() -> None:
+            target = server.create_database("bench_pg_restore")
+            cmd = [f"{args.pg_bin}/pg_restore", *pg, "-d", target, "--single-transaction", str(dump_file)]
+            tuned = {**env, "PGOPTIONS": f"-c maintenance_work_mem={SORT_MEMORY}"}
+            samples.keep(PG_RESTORE_TUNED, measure(cmd, tuned, base))
+            server.admin(f"DROP DATABASE {target}")
+
+        def restore() -> None:
+            target = server.create_database("bench_b_restore")
+            cmd = [*baselinr, "restore", str(made[0]), "-c", str(config(target)), "-o", "json"]
+            samples.keep(RESTORE, measure(cmd, env, base))
+            server.admin(f"DROP DATABASE {target}")
+
+        def verify() -> None:
+            samples.keep(VERIFY, measure([*baselinr, "verify", str(made[0]), "-o", "json"], env, base))
+
+        # The order flips each round, so neither tool always runs on a warmer (or busier) machine.
+        steps = [create, pg_dump, restore, pg_restore] if round_no % 2 == 0 else [pg_dump, create, pg_restore, restore]
+        if args.tuned_peer:
+            steps.append(pg_restore_tuned)
+        for step in steps:
+            step()
+        verify()
         dump_file.unlink()
-        shutil.rmtree(dest)
+        subprocess.run(["rm", "-rf", str(dest)], check=True)
 
+    for round_no in range(args.repeat):
+        print(f"  round {round_no + 1} of {args.repeat}", flush=True)
+        one_round(round_no)
+    server.admin(f"DROP DATABASE {source}")
+    return {"rows": rows, "total_rows": total_rows, "tools": samples.tools}
+
+
+def report(scales: list[dict[str, Any]], settings: dict[str, str], repeat: int) -> dict[str, Any]:
     print()
-    print(f"PostgreSQL {server.port}: {total_rows:,} rows in the baselinr_* tables ({args.rows:,} in baselinr_results)")
-    print(f"median of {args.repeat} round(s); peak RSS is the largest seen")
-    print(f"{'tool':34} {'seconds':>8} {'rows/s':>12} {'bytes written':>14} {'peak RSS MiB':>13}")
-    for name, r in results.items():
-        r["rows_per_s"] = total_rows / r["seconds"]
-        written = f"{r['bytes']:,}" if r["bytes"] else "-"
-        print(f"{name:34} {r['seconds']:8.2f} {r['rows_per_s']:12,.0f} {written:>14} {r['peak_mib']:13.1f}")
-    ratios = {
-        "backup throughput / pg_dump": results["baselinr backup create"]["rows_per_s"] / results["pg_dump -Fc"]["rows_per_s"],
-        "backup bytes / pg_dump": results["baselinr backup create"]["bytes"] / results["pg_dump -Fc"]["bytes"],
-        "backup peak RSS / pg_dump": results["baselinr backup create"]["peak_mib"] / results["pg_dump -Fc"]["peak_mib"],
-        "restore throughput / pg_restore": results["baselinr backup restore"]["rows_per_s"] / results["pg_restore"]["rows_per_s"],
-        "restore peak RSS / pg_restore": results["baselinr backup restore"]["peak_mib"] / results["pg_restore"]["peak_mib"],
-    }
+    shown = ", ".join(f"{k}={v}" for k, v in settings.items())
+    print(f"PostgreSQL ({shown}); median of {repeat} interleaved rounds; peak RSS is the largest seen")
+    print(f"{'rows':>10} {'tool':32} {'median s':>9} {'min-max s':>13} {'bytes':>12} {'peak MiB':>9}")
+    for scale in scales:
+        for tool, r in scale["tools"].items():
+            spread = f"{min(r['runs']):.2f}-{max(r['runs']):.2f}"
+            written = f"{r['bytes']:,}" if r["bytes"] else "-"
+            print(f"{scale['rows']:>10,} {tool:32} {r['seconds']:9.2f} {spread:>13} {written:>12} {r['peak_mib']:9.1f}")
     print()
-    for name, value in ratios.items():
-        print(f"{name:34} {value:6.2f}x")
-    goal = ratios["backup throughput / pg_dump"] >= 0.8 and ratios["restore throughput / pg_restore"] >= 0.8
-    print(f"\nGoal (>= 0.8x pg_dump/pg_restore throughput): {'met' if goal else 'NOT met'}")
+    print(f"{'rows':>10} {'measure':48} {'ours/peer':>9} {'goal':>8}  met")
+    ratios: list[dict[str, Any]] = []
+
+    def line(rows: int, measure: str, value: float, goal: float | None) -> None:
+        met = None if goal is None else value <= goal
+        ratios.append({"rows": rows, "measure": measure, "value": round(value, 3), "goal": goal, "met": met})
+        shown = "-" if goal is None else f"<= {goal}"
+        print(f"{rows:>10,} {measure:48} {value:9.2f} {shown:>8}  {'-' if met is None else 'yes' if met else 'NO'}")
+
+    for scale in scales:
+        t = scale["tools"]
+        for ours, peer, what in PAIRS:
+            line(scale["rows"], f"{what} time vs {peer}", t[ours]["seconds"] / t[peer]["seconds"], TIME_GOAL)
+        if PG_RESTORE_TUNED in t:
+            value = t[RESTORE]["seconds"] / t[PG_RESTORE_TUNED]["seconds"]
+            line(scale["rows"], f"restore time vs pg_restore, {SORT_MEMORY} sort memory", value, None)
+        line(scale["rows"], f"backup bytes vs {PG_DUMP}", t[CREATE]["bytes"] / t[PG_DUMP]["bytes"], None)
+        for tool, what in ((CREATE, "backup"), (RESTORE, "restore"), (VERIFY, "verify")):
+            line(scale["rows"], f"{what} peak RSS, MiB (not a ratio)", t[tool]["peak_mib"], RSS_GOAL_MIB)
+    by_rows = {s["rows"]: s["tools"] for s in scales}
+    if 1_000_000 in by_rows and 3_000_000 in by_rows:
+        for tool, what in ((CREATE, "backup"), (RESTORE, "restore"), (VERIFY, "verify")):
+            grew = by_rows[3_000_000][tool]["peak_mib"] - by_rows[1_000_000][tool]["peak_mib"]
+            print(f"{'':>10} {what + ' peak RSS, 3M minus 1M rows':48} {grew:+9.1f} MiB")
+    return {"settings": settings, "repeat": repeat, "scales": scales, "ratios": ratios}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", default="100000,1000000,3000000", help="baselinr_results rows per scale, comma-separated")
+    parser.add_argument("--pg-bin", default="/usr/lib/postgresql/15/bin", help="where pg_dump and pg_restore are")
+    parser.add_argument("--repeat", type=int, default=5, help="interleaved rounds per scale; medians are reported (default 5)")
+    parser.add_argument(
+        "--no-tuned-peer",
+        dest="tuned_peer",
+        action="store_false",
+        help=f"leave out pg_restore with maintenance_work_mem={SORT_MEMORY} (what our restore uses for index builds)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
+    args = parser.parse_args()
+    scales_rows = [int(r.replace("_", "")) for r in args.rows.split(",") if r.strip()]
+
+    with tempfile.TemporaryDirectory(prefix="baselinr-bench-") as tmp:
+        base = Path(tmp)
+        base.chmod(0o755)
+        server = start_durable_postgres(base / "server")
+        try:
+            settings = server_settings(server)
+            off = [name for name in DURABLE if settings[name] != "on"]
+            if off:
+                raise SystemExit(f"the server is not durable: {', '.join(off)} off")
+            scales = [run_scale(server, base, rows, args) for rows in scales_rows]
+        finally:
+            stop(server)
+    figures = report(scales, settings, args.repeat)
     if args.json:
-        print(json.dumps({"rows": total_rows, "results": results, "ratios": ratios}, indent=2))
+        print(json.dumps(figures, indent=2, default=str))
 
 
 if __name__ == "__main__":

@@ -5,9 +5,12 @@ every ``BaselinrError``:
 
     BaselinrError
     ├── BackupError              (exit 1)  a backup is incomplete, corrupt or missing
-    │   └── ManifestRejected     (exit 1)  its manifest fails the checks of ``trust``
-    │                                      (restore refuses before it connects; create
-    │                                      publishes no backup that would)
+    │   ├── ManifestRejected     (exit 1)  its manifest fails the checks of ``trust``
+    │   │                                  (restore refuses before it connects; create
+    │   │                                  publishes no backup that would)
+    │   └── BackupDamaged        (exit 1)  a table file differs from its manifest entry
+    │                                      (restore: found before, or while loading in a
+    │                                      transaction that is then rolled back)
     ├── UsageError
     │   ├── RestoreRefused       (exit 2)  the restore would be wrong as asked
     │   │                                  (target not empty, backup newer than the code,
@@ -31,6 +34,10 @@ class BackupError(BaselinrError):
 
 class ManifestRejected(BackupError):
     """A backup's manifest differs from the schema model or from itself; it is not used."""
+
+
+class BackupDamaged(BackupError):
+    """A table file is missing, truncated or differs from its manifest entry (size, rows, checksums)."""
 
 
 class DestinationError(UsageError):

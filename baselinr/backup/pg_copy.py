@@ -7,20 +7,22 @@ timestamps with zones, numerics, JSON, bytea and unicode round-trip
 exactly. The session is pinned to UTC and ISO dates on both sides so the
 text does not depend on the server's or client's defaults.
 
-Loading drops the table's secondary indexes (not those behind primary key
-or unique constraints) and recreates them after COPY, inside the caller's
-transaction, as ``pg_restore`` does: building an index once is much faster
-than maintaining it row by row.
+Both directions move data in blocks of about a megabyte (``streams``):
+no Python code runs per row. Loading drops the table's indexes and its
+primary key and unique constraints (unless a foreign key needs them) and
+rebuilds them after COPY, inside the caller's transaction, as
+``pg_restore`` does: building an index once is much faster than
+maintaining it row by row; for those builds the transaction gets at least
+256 MB of ``maintenance_work_mem`` (``SET LOCAL``: the session and server
+settings are untouched).
 """
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from baselinr.backup.streams import CHUNK
+from baselinr.backup.streams import CHUNK, ReadAhead, block_writer
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -28,6 +30,9 @@ if TYPE_CHECKING:
     from baselinr.backup.streams import HashingGzipReader, HashingGzipWriter
 
 ENCODING = "pg-copy-text"
+# Sort memory for rebuilding indexes after COPY (the server's default is 64 MB, for every session at
+# once); raised, for the restore's own transaction only, as pg_restore's documentation advises.
+INDEX_BUILD_MEMORY_KB = 256 * 1024
 SESSION = ("SET TIME ZONE 'UTC'", "SET DateStyle = 'ISO, YMD'", "SET IntervalStyle = 'postgres'", "SET extra_float_digits = 3")
 
 
@@ -45,74 +50,91 @@ def prepare_session(conn: Connection) -> None:
 
 
 def dump_copy(conn: Connection, table: str, columns: Sequence[str], sink: HashingGzipWriter) -> None:
-    """COPY the table out through a pipe, compressing and hashing in a second thread.
+    """COPY the table out; the rows reach ``sink`` in blocks of about a megabyte, in a second thread.
 
-    psycopg2 calls ``write`` once per row; a C-level buffered pipe writer keeps
-    that call cheap, and the thread on the read end does the hashing, gzip and
-    disk writes (which release the GIL) while libpq keeps receiving.
+    psycopg2 calls ``write`` once per row: that call lands in a C-level
+    buffer (``streams.block_writer``), so no Python code runs per row, and
+    each full buffer is hashed, compressed and written by the other thread
+    (which releases the GIL) while libpq keeps receiving.
     """
     cols = ", ".join(_quote(conn, c) for c in columns)
     sql = f"COPY {_quote(conn, table)} ({cols}) TO STDOUT"
-    read_fd, write_fd = os.pipe()
-    _widen(write_fd)
-    failed: list[BaseException] = []
-
-    def pump() -> None:
-        try:
-            with open(read_fd, "rb", buffering=0) as pipe:
-                while chunk := pipe.read(CHUNK):
-                    sink.write(chunk)
-        except BaseException as exc:  # noqa: BLE001 - handed to the main thread below
-            failed.append(exc)
-
-    worker = threading.Thread(target=pump, name=f"baselinr-backup-{table}", daemon=True)
-    worker.start()
-    try:
-        with open(write_fd, "wb", buffering=CHUNK) as pipe, _raw(conn).cursor() as cur:
-            cur.copy_expert(sql, pipe, size=CHUNK)
-    except BaseException:
-        worker.join()
-        if failed:
-            raise failed[0] from None
-        raise
-    worker.join()
-    if failed:
-        raise failed[0]
-
-
-def _widen(fd: int) -> None:
-    """A 1 MiB pipe (Linux) instead of 64 KiB: fewer wake-ups per megabyte."""
-    try:
-        import fcntl
-
-        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), CHUNK)
-    except (ImportError, OSError):
-        pass
+    with _raw(conn).cursor() as cur, block_writer(sink, name=f"baselinr-backup-{table}") as out:
+        cur.copy_expert(sql, out, size=CHUNK)
 
 
 def load_copy(conn: Connection, table: str, columns: Sequence[str], source: HashingGzipReader) -> None:
+    """COPY the rows in, in blocks (``streams.ReadAhead`` decompresses and hashes the next one meanwhile).
+
+    The table's indexes, and its primary key and unique constraints unless a
+    foreign key depends on them, are dropped first and rebuilt after the
+    rows are in, by name and from the definitions the server gives, in the
+    caller's transaction: one index build is far cheaper than maintaining
+    the index row by row. A duplicate key fails when its constraint is
+    rebuilt, and the whole restore rolls back. A table file without rows
+    costs no statement at all.
+    """
+    with ReadAhead(source) as blocks:
+        if not blocks.empty():  # a table without rows: no COPY, its indexes untouched
+            _copy_in(conn, table, columns, blocks)
+
+
+def _copy_in(conn: Connection, table: str, columns: Sequence[str], blocks: ReadAhead) -> None:
     cols = ", ".join(_quote(conn, c) for c in columns)
+    qtable = _quote(conn, table)
+    constraints = conn.exec_driver_sql(
+        "SELECT c.conname, pg_get_constraintdef(c.oid) FROM pg_constraint c "
+        "WHERE c.conrelid = to_regclass(%(t)s) AND c.contype IN ('p', 'u') "
+        "AND NOT EXISTS (SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' AND f.conindid = c.conindid) "
+        "ORDER BY c.contype, c.conname",
+        {"t": qtable},
+    ).fetchall()
     indexes = conn.exec_driver_sql(
         "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i "
         "WHERE i.indrelid = to_regclass(%(t)s) "
         "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)",
-        {"t": _quote(conn, table)},
+        {"t": qtable},
     ).fetchall()
+    if indexes or constraints:
+        _sort_memory(conn)
     for name, _ in indexes:
         conn.exec_driver_sql(f"DROP INDEX {name}")
+    for name, _ in constraints:
+        conn.exec_driver_sql(f"ALTER TABLE {qtable} DROP CONSTRAINT {_quote(conn, name)}")
     with _raw(conn).cursor() as cur:
-        cur.copy_expert(f"COPY {_quote(conn, table)} ({cols}) FROM STDIN", source, size=CHUNK)
+        cur.copy_expert(f"COPY {qtable} ({cols}) FROM STDIN", blocks, size=CHUNK)
+    for name, definition in constraints:
+        conn.exec_driver_sql(f"ALTER TABLE {qtable} ADD CONSTRAINT {_quote(conn, name)} {definition}")
     for _, definition in indexes:
         conn.exec_driver_sql(definition)
 
 
+def _sort_memory(conn: Connection) -> None:
+    """At least ``INDEX_BUILD_MEMORY_KB`` of ``maintenance_work_mem`` for this transaction only (never less than set)."""
+    conn.exec_driver_sql(
+        "SELECT set_config('maintenance_work_mem', %(m)s, true) FROM pg_settings "
+        "WHERE name = 'maintenance_work_mem' AND setting::bigint < %(kb)s",
+        {"m": f"{INDEX_BUILD_MEMORY_KB}kB", "kb": INDEX_BUILD_MEMORY_KB},
+    )
+
+
 def reset_sequences(conn: Connection, table: str, columns: Sequence[str]) -> list[str]:
-    """Move each SERIAL/identity sequence of ``table`` past the restored ids; returns their names."""
+    """Move each SERIAL/identity sequence of ``table`` past the restored ids; returns their names.
+
+    One query finds the sequences of all the table's columns, then one ``setval`` per sequence.
+    """
+    t = _quote(conn, table)
+    found = conn.exec_driver_sql(
+        "SELECT a.attname, pg_get_serial_sequence(%(t)s, a.attname) FROM pg_attribute a "
+        "WHERE a.attrelid = to_regclass(%(t)s) AND a.attnum > 0 AND NOT a.attisdropped",
+        {"t": t},
+    ).fetchall()
+    owned: dict[str, str | None] = {str(name): seq for name, seq in found}
     done = []
     for col in columns:
-        seq = conn.exec_driver_sql("SELECT pg_get_serial_sequence(%(t)s, %(c)s)", {"t": _quote(conn, table), "c": col}).scalar()
+        seq = owned.get(col)
         if seq:
-            c, t = _quote(conn, col), _quote(conn, table)
+            c = _quote(conn, col)
             conn.exec_driver_sql(
                 f"SELECT setval(%(s)s, COALESCE((SELECT MAX({c}) FROM {t}), 1), (SELECT MAX({c}) FROM {t}) IS NOT NULL)",
                 {"s": seq},

@@ -5,9 +5,11 @@ type or statement of the manifest reaches SQL unchecked. Steps:
 
 1. Refuse what would go wrong, before connecting to the target: another
    dialect, a backup newer than the code, a manifest that fails the checks
-   of ``trust`` (``ManifestRejected``), a table file that fails
-   verification. Every file is read in full here, so a damaged or edited
-   backup changes nothing.
+   of ``trust`` (``ManifestRejected``), a table file whose stored bytes
+   differ from the manifest (size, SHA-256), so a damaged or edited backup
+   changes nothing. Where steps 2 and 3 are not one transaction (MySQL,
+   Snowflake) every file is also decompressed and checked in full here;
+   where they are, that happens once, in step 3.
 2. Under the migration lock: refuse a target that already has Baselinr
    tables (unless ``replace``); drop the tables the catalog knows (``replace``
    only; tables that are not Baselinr's are left alone), create the version
@@ -16,8 +18,9 @@ type or statement of the manifest reaches SQL unchecked. Steps:
    the history is reproduced exactly), and create the tables the profiler
    makes outside those migrations from their model definitions.
 3. Load every table through its codec, checking rows and both checksums of
-   each file again as it is read, and that the restored version rows agree
-   with the manifest's schema version; reset PostgreSQL's sequences.
+   each file as it is read (nothing is committed unless all of them match),
+   and that the restored version rows agree with the manifest's schema
+   version; reset PostgreSQL's sequences.
 
 On PostgreSQL and SQLite steps 2 and 3 are one transaction: a failure leaves
 the target exactly as it was. MySQL and Snowflake commit DDL as it runs, so
@@ -33,11 +36,11 @@ from typing import TYPE_CHECKING
 
 from baselinr.backup.catalog import Catalog, catalog
 from baselinr.backup.codecs import Codec, codec_for
-from baselinr.backup.errors import BackupError, ManifestRejected, RestoreFailed, RestoreRefused
+from baselinr.backup.errors import BackupDamaged, BackupError, ManifestRejected, RestoreFailed, RestoreRefused
 from baselinr.backup.manifest import Manifest
 from baselinr.backup.progress import ProgressCallback
 from baselinr.backup.reader import check_table, mismatch, open_table, verify
-from baselinr.backup.results import RestoreResult, TableSummary
+from baselinr.backup.results import RestoreResult, TableSummary, VerifyResult
 from baselinr.backup.store import read_manifest
 from baselinr.backup.tables import baselinr_tables, live_columns
 from baselinr.backup.trust import logical_of
@@ -97,23 +100,17 @@ def restore(
             f"Backup {manifest.name} is at schema v{manifest.schema_version}, newer than this code (v{code})",
             hint=f"Restore it with a Baselinr version that knows v{manifest.schema_version}, or choose an older backup.",
         )
-    checked = verify(path, mgr.chain, progress, manifest)
-    if checked.manifest_problems:
-        problems = checked.manifest_problems
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise ManifestRejected(
-            f"Backup {manifest.name} fails its checks: {problems[0].message}{more}",
-            hint="Nothing was changed; 'baselinr backup verify' lists every problem.",
-        )
-    if not checked.ok:
-        more = f" (and {len(checked.problems) - 1} more)" if len(checked.problems) > 1 else ""
-        raise BackupError(f"Backup {manifest.name} is damaged: {checked.problems[0]}{more}", hint="Nothing was changed.")
+    # In one transaction (atomic_restore) the contents are checked as they load: see reader's docstring.
+    _refuse_damaged(verify(path, mgr.chain, progress, manifest, contents=not codec.atomic_restore), manifest)
     plan = _Plan(mgr, manifest, path, codec)
     # The migration lock, held on a connection of its own, keeps 'migrate apply' out meanwhile.
     with open_connection(mgr.engine, mgr.settings) as lock_conn, dialect.lock(lock_conn, mgr.lock_timeout):
         with open_connection(mgr.engine, mgr.settings) as conn:
             existing = baselinr_tables(conn, extra=(runs_table, results_table))
             if existing and not replace:
+                if codec.atomic_restore:
+                    # Refused anyway: a damaged backup is still reported as damaged first.
+                    _refuse_damaged(verify(path, mgr.chain, None, manifest), manifest)
                 shown = ", ".join(existing[:6]) + (", …" if len(existing) > 6 else "")
                 raise RestoreRefused(
                     f"{where} already has Baselinr tables ({shown})",
@@ -149,6 +146,19 @@ def restore(
     )
 
 
+def _refuse_damaged(checked: VerifyResult, manifest: Manifest) -> None:
+    if checked.manifest_problems:
+        problems = checked.manifest_problems
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ManifestRejected(
+            f"Backup {manifest.name} fails its checks: {problems[0].message}{more}",
+            hint="Nothing was changed; 'baselinr backup verify' lists every problem.",
+        )
+    if not checked.ok:
+        more = f" (and {len(checked.problems) - 1} more)" if len(checked.problems) > 1 else ""
+        raise BackupDamaged(f"Backup {manifest.name} is damaged: {checked.problems[0]}{more}", hint="Nothing was changed.")
+
+
 def _owned(plan: _Plan, live: list[str]) -> list[str]:
     """The live tables ``--replace`` may drop: those of our catalog; the rest are noted and left alone."""
     ours = {plan.mgr.names(logical).lower() for logical in plan.catalog.known}
@@ -166,6 +176,11 @@ def _atomic(conn: Connection, plan: _Plan, existing: list[str], progress: Progre
         with conn.execution_options(baselinr_write=True).begin():
             _build_schema(conn, plan, existing)
             _load(conn, plan, progress)
+    except BackupDamaged as exc:
+        raise BackupDamaged(
+            f"Backup {plan.manifest.name} is damaged: {exc.message}",
+            hint="Nothing was changed: the restore ran in one transaction, which was rolled back.",
+        ) from exc
     except Exception as exc:
         raise _failed(
             plan,
@@ -253,12 +268,12 @@ def _load(conn: Connection, plan: _Plan, progress: ProgressCallback | None) -> N
             # syntax error, a gzip error): check the file itself before blaming the database.
             check = check_table(plan.path, entry)
             if not check.ok:
-                raise BackupError(f"{entry.file}: {check.problem}") from exc
+                raise BackupDamaged(f"{entry.name}: {check.problem}") from exc
             detail = redact(first_line(getattr(exc, "orig", None) or exc), plan.mgr.settings)
             raise RestoreFailed(f"loading {target}: {detail}") from exc
         problem = mismatch(entry, summary)
         if problem:
-            raise BackupError(f"{entry.file}: {problem}")
+            raise BackupDamaged(f"{entry.name}: {problem}")
         plan.loaded.append(TableSummary(target, summary.rows, summary.file_bytes))
         plan.notes += plan.codec.finish_load(conn, target, entry.column_names)
     if plan.manifest.schema_version is not None:

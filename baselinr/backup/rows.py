@@ -64,7 +64,7 @@ def load_rows(conn: Connection, table: str, columns: Sequence[str], source: Hash
             conn.exec_driver_sql(sql, params)  # type: ignore[arg-type]
             batch.clear()
 
-    for line in source:
+    for line in source.lines():
         row = decode_row(line)
         if len(row) != len(columns):
             raise ValueError(f"a row of {table} has {len(row)} values for {len(columns)} columns")
