@@ -85,14 +85,46 @@ class Server:
         }
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT if self.kind == "postgres" else signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        """Shut the server down (fast shutdown for PostgreSQL) and remove its files.
+
+        The server runs under ``runuser``, which does not pass signals on to its child, so the
+        server process itself is signalled too and waited for; a server that does not stop in
+        time is killed, never left running.
+        """
+        servers = _children(self.proc.pid)
+        if self.proc.poll() is None or any(_alive(pid) for pid in servers):
+            sig = signal.SIGINT if self.kind == "postgres" else signal.SIGTERM
+            for pid in [*servers, self.proc.pid]:
+                _signal(pid, sig)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and (self.proc.poll() is None or any(_alive(pid) for pid in servers)):
+                time.sleep(0.05)
+            for pid in [*servers, self.proc.pid]:
+                _signal(pid, signal.SIGKILL)
+            self.proc.wait()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def _signal(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 def _pg_bin(name: str) -> str:
