@@ -89,6 +89,17 @@ def _retry_printer(output: str) -> Any:
     return show
 
 
+def _progress_printer(output: str) -> Any:
+    """Prints one line per committed batch of a migration's backfill (text output only)."""
+    from baselinr.cli.render import progress_line
+
+    def show(progress: Any) -> None:
+        if output == "text":
+            click.echo(progress_line(progress))
+
+    return show
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.version_option(package_name="baselinr", prog_name="baselinr", message="%(prog)s %(version)s")
@@ -153,7 +164,14 @@ def apply(
         if output == "text":
             click.echo(f"Applying migration v{step.version}: {step.description}")
 
-    result = mgr.apply(target, dry_run=dry_run, resume=resume, on_step=announce, on_retry=_retry_printer(output))
+    result = mgr.apply(
+        target,
+        dry_run=dry_run,
+        resume=resume,
+        on_step=announce,
+        on_retry=_retry_printer(output),
+        on_progress=_progress_printer(output),
+    )
     if output == "json":
         emit_json({**result.to_dict(), "ok": True})
         return
@@ -200,7 +218,14 @@ def rollback(
         if output == "text":
             click.echo(f"Rolling back migration v{step.version}: {step.description}")
 
-    result = mgr.rollback(target, dry_run=dry_run, resume=resume, on_step=announce, on_retry=_retry_printer(output))
+    result = mgr.rollback(
+        target,
+        dry_run=dry_run,
+        resume=resume,
+        on_step=announce,
+        on_retry=_retry_printer(output),
+        on_progress=_progress_printer(output),
+    )
     if output == "json":
         emit_json({**result.to_dict(), "ok": True})
     elif dry_run:
