@@ -763,8 +763,13 @@ class MigrationManager:
         def lock_wait(exc: BaseException, attempt: int, watch: BlockerWatch) -> bool:
             return self._lock_wait(exc, m, step, 0, attempt, guard, watch, conns, retries) is not None
 
+        def watch(conn: Connection, guard: GuardSettings) -> BlockerWatch:
+            # Not conns.watch: its sessions are cached by connection id, and each backfill opens a new one.
+            session = self.dialect.session_id(conn) if guard.lock_timeout > 0 else None
+            return BlockerWatch(self._connect, self.dialect, session, guard.lock_timeout)
+
         return backfill.Batches(
-            m.version, step.direction, conns.run_id, self._connect, self.dialect, guard, self.names, lock_wait, conns.watch,
+            m.version, step.direction, conns.run_id, self._connect, self.dialect, guard, self.names, lock_wait, watch,
             conns.on_progress,
         )
 
