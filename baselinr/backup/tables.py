@@ -14,7 +14,6 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from baselinr.backup.manifest import ColumnEntry
-from baselinr.storage.migrations.journal import ENGINE_TABLES
 from baselinr.storage.version_table import VERSION_TABLE_NAME
 
 if TYPE_CHECKING:
@@ -24,16 +23,11 @@ PREFIX = "baselinr_"
 
 
 def baselinr_tables(conn: Connection, extra: Iterable[str] = ()) -> list[str]:
-    """Every table named ``baselinr_*`` plus ``extra`` (renamed runs/results), version table first;
-    not the engine's journal (a run's retries and backfill cursors are not Baselinr's data)."""
+    """Every table named ``baselinr_*`` plus ``extra`` (renamed runs/results), version table first."""
     from sqlalchemy import inspect
 
     wanted = {e.lower() for e in extra}
-    names = [
-        n
-        for n in inspect(conn).get_table_names()
-        if (n.lower().startswith(PREFIX) and n.lower() not in ENGINE_TABLES) or n.lower() in wanted
-    ]
+    names = [n for n in inspect(conn).get_table_names() if n.lower().startswith(PREFIX) or n.lower() in wanted]
     return sorted(names, key=lambda n: (n != VERSION_TABLE_NAME, n))
 
 

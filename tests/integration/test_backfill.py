@@ -104,7 +104,7 @@ class RowLock:
 def cursor(mgr: MigrationManager) -> dict[str, object]:
     with mgr.engine.connect() as conn:
         detail = conn.execute(
-            text("SELECT detail FROM baselinr_migration_journal WHERE version = 3 AND kind = 'backfill'")
+            text("SELECT detail FROM _baselinr_migration_journal WHERE version = 3 AND kind = 'backfill'")
         ).scalar_one()
     return dict(json.loads(detail))
 

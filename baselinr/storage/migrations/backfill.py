@@ -6,7 +6,7 @@ lock, until it commits, so the profiler's writes wait for all of it, and a
 kill throws all of it away. ``backfill`` instead walks the table in keyset
 batches by its key (``WHERE key > last AND key <= upper``, never ``OFFSET``
 over the data) and commits each batch together with its cursor in
-``baselinr_migration_journal`` (``journal.py``).
+``_baselinr_migration_journal`` (``journal.py``).
 
 How it fits the migration's bookkeeping: a migration that backfills is
 declared ``Migration(..., transactional=False)`` and keeps its DDL in a

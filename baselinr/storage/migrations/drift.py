@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from baselinr.storage.migrations.journal import ENGINE_TABLES
 from baselinr.storage.model import Names, Schema, Table
 
 if TYPE_CHECKING:
@@ -141,7 +140,7 @@ def compare(conn: Connection, model: Schema, exact: bool, dialect: Dialect, name
             continue
         found += _compare_table(conn, insp, live_name, physical, table, exact, dialect)
     for low, live_name in sorted(live_tables.items()):
-        if low.startswith("baselinr_") and low not in expected_physical and low not in ENGINE_TABLES:
+        if low.startswith("baselinr_") and low not in expected_physical:
             found.append(Difference(EXTRA_TABLE, live_name, severity=WARNING))
     return found
 

@@ -1,4 +1,4 @@
-"""``baselinr_migration_journal``: what a migration run leaves besides its version row.
+"""``_baselinr_migration_journal``: what a migration run leaves besides its version row.
 
 Two kinds of rows, both keyed by version:
 
@@ -19,9 +19,10 @@ released profiler reads and writes the version table, a new column there
 would make our own reads of databases widened by earlier releases fall back
 to the profiler's narrow shape until the next ``apply``, and retries happen
 before (or without) any version row. The table is the engine's own
-bookkeeping: ``validate`` does not count it as drift and backups leave it
-out (``ENGINE_TABLES``). Created by ``ensure`` at the start of ``apply`` and
-``rollback``.
+bookkeeping, not Baselinr's data: its name starts with an underscore so that
+nothing that takes every ``baselinr_*`` table as Baselinr's (``validate``'s
+extra-table check, backups, the profiler) counts it. Created by ``ensure``
+at the start of ``apply`` and ``rollback``.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 
     from baselinr.storage.dialects import Dialect
 
-JOURNAL_TABLE_NAME = "baselinr_migration_journal"
+JOURNAL_TABLE_NAME = "_baselinr_migration_journal"
 LOCK_RETRY = "lock_retry"
 BACKFILL = "backfill"
 
@@ -59,20 +60,19 @@ JOURNAL_TABLE = Table(
     primary_key=("version", "kind", "name"),
 )
 
-# Tables of the engine's own that are neither part of the schema model nor Baselinr's data.
-ENGINE_TABLES = frozenset({JOURNAL_TABLE_NAME})
-
 _READ_RETRIES = (
     f"SELECT version, run_id, detail FROM {JOURNAL_TABLE_NAME} WHERE kind = '{LOCK_RETRY}' ORDER BY version, recorded_at, name"
 )
 
 
 def ensure(conn: Connection, dialect: Dialect) -> None:
-    """Create the journal if it does not exist (in the caller's transaction)."""
-    from sqlalchemy import inspect
+    """Create the journal if it does not exist (in the caller's transaction).
 
-    if not inspect(conn).has_table(JOURNAL_TABLE_NAME):
-        conn.exec_driver_sql(dialect.render_create_table(JOURNAL_TABLE))
+    ``IF NOT EXISTS`` (every dialect has it) rather than the inspector: one
+    statement, and SQLAlchemy would quote a name that starts with an underscore
+    when it looks it up on Snowflake, where the table is stored upper-case."""
+    ddl = dialect.render_create_table(JOURNAL_TABLE)
+    conn.exec_driver_sql(ddl.replace("CREATE TABLE ", "CREATE TABLE IF NOT EXISTS ", 1))
 
 
 def start_run(conn: Connection, version: int, run_id: str, *, resuming: bool) -> None:
