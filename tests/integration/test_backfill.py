@@ -210,3 +210,34 @@ def test_a_transactional_migration_refuses_to_backfill(database: Database, tmp_p
     assert "transactional=False" in r.err and len(r.err.strip().splitlines()) == 1, r.err
     assert count(mgr, "x <> id % 1000") == 0  # nothing changed
     assert mgr.status().database_version == 2
+
+
+SLOW_BATCHES = """
+from baselinr.storage.migrations.backfill import backfill
+
+
+def up(conn):
+    # Each batch's UPDATE sleeps longer than the migration's statement_timeout allows.
+    slow = "(SELECT 0 FROM (SELECT pg_sleep(0.5)) s)" if conn.dialect.name == "postgresql" else "SLEEP(0.5) * 0"
+    backfill(conn, table="bf_items", set_sql="x = x + 1 + " + slow, key="id", batch=10)
+
+
+migration = Migration(version=3, description="Slow", up_python=up, transactional=False, statement_timeout=0.1)
+"""
+
+
+@pytest.mark.parametrize("database", ["postgres", "mysql"], indirect=True)
+def test_statement_timeout_bounds_each_batch(database: Database, tmp_path: Path) -> None:
+    pkg = write_package(tmp_path / "p", {2: TABLE, 3: SLOW_BATCHES})
+    mgr = MigrationManager.from_settings(load_config(database.config), migrations_package=pkg)
+    mgr.apply(2)
+    generate(database, mgr, 30)
+    r = run_process(
+        "migrate", "apply", "-c", str(database.config), "--migrations", pkg, env={"PYTHONPATH": f"{tmp_path / 'p'}:{ROOT}"}
+    )
+    assert r.code == 4, (r.out, r.err)
+    assert "statement timeout" in r.err or "max_statement_time" in r.err, r.err  # PostgreSQL's words, MariaDB's
+    assert "waiting for a lock" not in r.out  # a statement timeout is not retried
+    [problem] = mgr.status().problems
+    assert (problem.version, problem.status) == (3, "failed")
+    assert count(mgr, "x <> id % 1000") == 0  # the batch that ran out of time was rolled back
