@@ -3,7 +3,8 @@
 Called by the CLI (``--config``) and by library users. Only the storage
 connection matters to the migration commands; every other section of a real
 Baselinr config is accepted and ignored, so users point the tool at the file
-they already have.
+they already have. The parsing here is generic; what a connection of each
+type needs, its URL and its description are its dialect's (``dialect_class``).
 
 Order of work, as Baselinr itself does it: ``BASELINR_A__B__C`` environment
 overrides first, then ``${VAR}`` / ``${VAR:default}`` expansion in every
@@ -23,17 +24,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from baselinr.errors import ConfigError
+from baselinr.storage.dialects import ALIASES, DIALECT_NAMES, dialect_class
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
-SUPPORTED_TYPES = ("postgres", "mysql", "sqlite", "snowflake")
-_ALIASES = {"postgresql": "postgres", "mariadb": "mysql", "sqlite3": "sqlite"}
 _NOT_STORAGE = ("bigquery", "redshift")
 _ENV_PREFIX = "BASELINR_"
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::([^}]*))?\}")
-_DEFAULT_PORTS = {"postgres": 5432, "mysql": 3306}
-_DEFAULT_USERS = {"postgres": "postgres", "mysql": "root"}
 # Fields of storage.connection whose override values are never coerced.
 _INT_FIELDS = {"port"}
 _BOOL_FIELDS = {"create_tables"}
@@ -69,58 +67,15 @@ class ConnectionSettings:
 
     def connect_args(self) -> dict[str, Any]:
         """Driver arguments that must not travel in the URL (secrets)."""
-        if self.type == "snowflake" and self.private_key_passphrase:
-            return {"private_key_file_pwd": self.private_key_passphrase}
-        return {}
+        return dialect_class(self.type).secret_connect_args(self)
 
     def url(self) -> URL:
         """The SQLAlchemy URL; credentials are escaped by ``URL.create``."""
-        from sqlalchemy.engine import URL
-
-        if self.type == "sqlite":
-            return URL.create("sqlite", database=self.filepath or self.database)
-        if self.type == "postgres":
-            return URL.create(
-                "postgresql+psycopg2",
-                username=self.username or _DEFAULT_USERS["postgres"],
-                password=self.password,
-                host=self.host or "localhost",
-                port=self.port or _DEFAULT_PORTS["postgres"],
-                database=self.database,
-            )
-        if self.type == "mysql":
-            return URL.create(
-                "mysql+pymysql",
-                username=self.username or _DEFAULT_USERS["mysql"],
-                password=self.password,
-                host=self.host or "localhost",
-                port=self.port or _DEFAULT_PORTS["mysql"],
-                database=self.database,
-                query={"charset": "utf8mb4"},
-            )
-        query = {k: v for k, v in (("warehouse", self.warehouse), ("role", self.role)) if v}
-        if self.private_key_path:
-            # Key-pair authentication: the connector reads the PEM file itself.
-            query.update(private_key_file=self.private_key_path, authenticator="SNOWFLAKE_JWT")
-        return URL.create(
-            "snowflake",
-            username=self.username,
-            password=self.password,
-            host=self.account,
-            database=f"{self.database}/{self.schema or 'PUBLIC'}",
-            query=query,
-        )
+        return dialect_class(self.type).url(self)
 
     def describe(self) -> str:
         """A one-line, password-free description for messages."""
-        if self.type == "sqlite":
-            return f"sqlite:{self.filepath or self.database}"
-        if self.type == "snowflake":
-            return f"snowflake://{self.username or ''}@{self.account}/{self.database}"
-        host = self.host or "localhost"
-        port = self.port or _DEFAULT_PORTS[self.type]
-        user = self.username or _DEFAULT_USERS[self.type]
-        return f"{self.type}://{user}@{host}:{port}/{self.database}"
+        return dialect_class(self.type).describe(self)
 
 
 @dataclass(frozen=True)
@@ -260,15 +215,15 @@ def _connection(conn: Mapping[str, Any], source: str, env: Mapping[str, str]) ->
     where = f"{source}: storage.connection"
     kind = conn.get("type")
     if kind is None:
-        raise ConfigError(f"{where}.type is required", hint=f"Use one of: {', '.join(SUPPORTED_TYPES)}.")
-    kind = _ALIASES.get(str(kind).lower(), str(kind).lower())
+        raise ConfigError(f"{where}.type is required", hint=f"Use one of: {', '.join(DIALECT_NAMES)}.")
+    kind = ALIASES.get(str(kind).lower(), str(kind).lower())
     if kind in _NOT_STORAGE:
         raise ConfigError(
             f"{where}.type '{kind}' is a source type, not a supported storage database",
-            hint=f"Use one of: {', '.join(SUPPORTED_TYPES)}.",
+            hint=f"Use one of: {', '.join(DIALECT_NAMES)}.",
         )
-    if kind not in SUPPORTED_TYPES:
-        raise ConfigError(f"{where}.type '{kind}' is unknown", hint=f"Use one of: {', '.join(SUPPORTED_TYPES)}.")
+    if kind not in DIALECT_NAMES:
+        raise ConfigError(f"{where}.type '{kind}' is unknown", hint=f"Use one of: {', '.join(DIALECT_NAMES)}.")
 
     values: dict[str, Any] = {}
     for key in ("database", "host", "username", "password", "account", "warehouse", "role", "filepath"):
@@ -296,39 +251,8 @@ def _connection(conn: Mapping[str, Any], source: str, env: Mapping[str, str]) ->
         values["port"] = _port(conn["port"], where)
     values["extra_params"] = _extra_params(conn.get("extra_params"), where)
 
-    if kind == "sqlite":
-        if not values.get("database") and not values.get("filepath"):
-            raise ConfigError(f"{where}.filepath (or database) is required for sqlite")
-        values.setdefault("database", values.get("filepath", ""))
-    else:
-        if not values.get("database"):
-            raise ConfigError(f"{where}.database is required for {kind}")
-    if kind == "snowflake":
-        _check_snowflake(values, where)
+    dialect_class(kind).check_config(values, where)
     return ConnectionSettings(type=kind, **values)
-
-
-def _check_snowflake(values: Mapping[str, Any], where: str) -> None:
-    for key in ("account", "username"):
-        if not values.get(key):
-            raise ConfigError(f"{where}.{key} is required for snowflake")
-    key_path = values.get("private_key_path")
-    if key_path:
-        path = Path(os.path.expanduser(key_path))
-        if not path.is_file():
-            raise ConfigError(f"{where}.private_key_path: no such file: {key_path}")
-        if not os.access(path, os.R_OK):
-            raise ConfigError(f"{where}.private_key_path: cannot read {key_path}")
-    elif not values.get("password") and "authenticator" not in values.get("extra_params", {}).get("connect_args", {}):
-        raise ConfigError(
-            f"{where}: snowflake needs a password or a private_key_path",
-            hint="Set storage.connection.password, or private_key_path for key-pair authentication.",
-        )
-    if not values.get("warehouse"):
-        raise ConfigError(
-            f"{where}.warehouse is required for snowflake",
-            hint="Name the virtual warehouse that runs the migrations (storage.connection.warehouse).",
-        )
 
 
 def _port(value: Any, where: str) -> int:

@@ -4,17 +4,23 @@
 never branch on a dialect's name. A codec names its file encoding (recorded
 per table in the manifest), opens the read snapshot for a backup, prepares a
 session for loading, loads one table, and finishes (e.g. resets
-PostgreSQL's sequences). Snowflake's codec lives in ``snowflake_codec``; its
-zero-copy ``CLONE`` backups (``snowflake_clone``) stay in the warehouse.
+PostgreSQL's sequences). Each codec names its dialect class, which decides
+what differs beyond the data (a restore is atomic where DDL is transactional),
+and the registry is keyed by those dialects' names. Snowflake's codec lives in
+``snowflake_codec`` (imported by the registry when first asked, since it
+subclasses ``Codec``); its zero-copy ``CLONE`` backups (``snowflake_clone``)
+stay in the warehouse.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 from baselinr.backup import pg_copy, rows
 from baselinr.errors import UsageError
+from baselinr.storage.dialects import Dialect, MySQLDialect, PostgresDialect, SQLiteDialect
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -25,10 +31,14 @@ if TYPE_CHECKING:
 class Codec:
     """Streamed typed JSON lines; what SQLite and MySQL use."""
 
+    dialect: ClassVar[type[Dialect]] = Dialect
     encoding: ClassVar[str] = rows.ENCODING
     extension: ClassVar[str] = "jsonl.gz"
-    # Whether one transaction covers DDL and data (else DDL commits as it runs).
-    atomic_restore: ClassVar[bool] = True
+
+    @property
+    def atomic_restore(self) -> bool:
+        """Whether one transaction covers DDL and data (else DDL commits as it runs)."""
+        return self.dialect.transactional_ddl
 
     def snapshot(self, conn: Connection) -> Connection:
         """Options for a connection whose reads all see one consistent state."""
@@ -52,13 +62,15 @@ class Codec:
 
 
 class SQLiteCodec(Codec):
+    dialect = SQLiteDialect
+
     def snapshot(self, conn: Connection) -> Connection:
         # A deferred BEGIN; the first read takes the shared lock for the whole backup.
         return conn
 
 
 class MySQLCodec(Codec):
-    atomic_restore = False
+    dialect = MySQLDialect
 
     def snapshot(self, conn: Connection) -> Connection:
         # InnoDB: REPEATABLE READ gives every read in the transaction the snapshot of the first one.
@@ -75,6 +87,7 @@ class MySQLCodec(Codec):
 
 
 class PostgresCodec(Codec):
+    dialect = PostgresDialect
     encoding = pg_copy.ENCODING
     extension = "copy.gz"
 
@@ -100,22 +113,22 @@ class PostgresCodec(Codec):
         return [f"sequence {s} reset" for s in pg_copy.reset_sequences(conn, table, columns)]
 
 
-_CODECS: dict[str, type[Codec]] = {"sqlite": SQLiteCodec, "mysql": MySQLCodec, "postgres": PostgresCodec}
+@functools.cache
+def all_codecs() -> dict[str, type[Codec]]:
+    """Every codec, by the name of its dialect."""
+    from baselinr.backup.snowflake_codec import SnowflakeCodec
 
-
-from baselinr.backup.snowflake_codec import SnowflakeCodec  # noqa: E402 - it subclasses Codec above
-
-_CODECS["snowflake"] = SnowflakeCodec
+    return {cls.dialect.name: cls for cls in (SQLiteCodec, MySQLCodec, PostgresCodec, SnowflakeCodec)}
 
 
 def encoding_of(dialect: str) -> str | None:
     """The file encoding of ``dialect``'s codec, or None for a dialect without one."""
-    cls = _CODECS.get(dialect)
+    cls = all_codecs().get(dialect)
     return cls.encoding if cls is not None else None
 
 
 def codec_for(dialect: str) -> Codec:
-    cls = _CODECS.get(dialect)
+    cls = all_codecs().get(dialect)
     if cls is None:
         raise UsageError(f"Backup and restore are not available for {dialect} yet")
     return cls()

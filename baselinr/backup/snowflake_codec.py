@@ -5,7 +5,9 @@ like any other codec. Rows stream as in ``rows``; the one difference is
 ``VARIANT``: Snowflake returns a VARIANT as its JSON text, and an ``INSERT …
 VALUES`` would store that text as a JSON *string*, so loading goes through
 ``INSERT … SELECT PARSE_JSON(…) FROM VALUES …`` for tables that have one.
-Snowflake commits DDL at once, so a restore is staged, not atomic.
+Snowflake commits DDL at once, so a restore is staged, not atomic (the
+dialect's ``transactional_ddl`` says so); which columns are ``VARIANT`` is the
+dialect's reading of the reflected types.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING
 from baselinr.backup import rows
 from baselinr.backup.codecs import Codec
 from baselinr.backup.values import decode_row
+from baselinr.storage.dialects import SnowflakeDialect
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -29,11 +32,11 @@ BATCH = 500
 def variant_columns(conn: Connection, table: str) -> set[str]:
     from sqlalchemy import inspect
 
-    return {c["name"].lower() for c in inspect(conn).get_columns(table) if "VARIANT" in type(c["type"]).__name__.upper()}
+    return {c["name"].lower() for c in inspect(conn).get_columns(table) if SnowflakeDialect.is_variant(c["type"])}
 
 
 class SnowflakeCodec(Codec):
-    atomic_restore = False
+    dialect = SnowflakeDialect
 
     def load(self, conn: Connection, table: str, columns: Sequence[str], source: HashingGzipReader) -> None:
         variants = variant_columns(conn, table)

@@ -1,7 +1,10 @@
 """The ``baselinr`` command line: parse, call the library, print, exit.
 
 Thin on purpose: every command calls ``MigrationManager`` (or the backup
-module) and renders the result. Errors are caught once, in ``main``: a
+module) and renders the result. Each run of ``main`` makes one ``Session``
+(``baselinr.cli.session``) and hands it to click as the context object; the
+command records its output format and its config's secrets there, and
+nothing is kept at module level. Errors are caught once, in ``main``: a
 ``BaselinrError`` is printed as one line (one JSON document on stdout too
 under ``--output json``) and becomes the exit code of DESIGN.md; a usage
 mistake click finds is exit 2, one line, the same way; a connection the
@@ -25,21 +28,22 @@ def main(argv: list[str] | None = None) -> int:
     """Console entry point; returns the process exit code."""
     import click
 
-    from baselinr.cli import app
+    from baselinr.cli.session import Session
     from baselinr.errors import BaselinrError, UsageError
 
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
-    app.reset(json_output=_wants_json(args))
+    # Until the command reads its own --output, errors follow what the line asks for.
+    session = Session(output="json" if _wants_json(args) else "text")
 
     def fail(error: BaselinrError) -> int:
         if debug:
             traceback.print_exc(file=sys.stderr)
-        app.report_error(error)
+        session.report_error(error)
         return error.exit_code
 
     try:
-        cli.main(args=args, prog_name="baselinr", standalone_mode=False)
+        cli.main(args=args, prog_name="baselinr", standalone_mode=False, obj=session)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except SystemExit as exc:

@@ -2,7 +2,7 @@
 
 Registered on the ``backup`` group by ``baselinr.cli.backup``. Each command
 calls one function of ``baselinr.backup.snowflake_clone`` and renders its
-result as text or JSON. Exit codes as for every command: 0 ok, 2 usage or
+result with ``baselinr.cli.render.backup`` (text) or as JSON. Exit codes as for every command: 0 ok, 2 usage or
 config (e.g. not a Snowflake database, unknown backup), 3 unreachable or lock
 timeout.
 """
@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import click
 
-from baselinr.cli.backup import _begin, _emit, _marks, _settings, out
 from baselinr.cli.options import config_option, lock_option, output_option
+from baselinr.cli.render import backup as render
+from baselinr.cli.render import echo, emit_json
+from baselinr.cli.session import current
 
 name_argument = click.argument("name")
 
@@ -29,15 +31,14 @@ def clone() -> None:
 @output_option
 def create(name: str, config_path: str | None, lock_timeout: float, output: str) -> None:
     """Clone every baselinr_* table under the backup NAME."""
-    _begin(output)
+    session = current(output)
     from baselinr.backup.snowflake_clone import create_clone
 
-    result = create_clone(_settings(config_path), name, lock_timeout=lock_timeout)
+    result = create_clone(session.settings(config_path), name, lock_timeout=lock_timeout)
     if output == "json":
-        _emit({**result.to_dict(), "ok": True})
+        emit_json({**result.to_dict(), "ok": True})
         return
-    head = f"{_marks()['ok']} Clone backup {result.name} created: {len(result.tables)} tables"
-    out([head, *(f"   {t}" for t in result.tables)])
+    echo(render.clone_created_text(result))
 
 
 @clone.command("list")
@@ -45,17 +46,14 @@ def create(name: str, config_path: str | None, lock_timeout: float, output: str)
 @output_option
 def list_(config_path: str | None, output: str) -> None:
     """List the clone backups of this database."""
-    _begin(output)
+    session = current(output)
     from baselinr.backup.snowflake_clone import list_clones
 
-    found = list_clones(_settings(config_path))
+    found = list_clones(session.settings(config_path))
     if output == "json":
-        _emit({"backups": [b.to_dict() for b in found], "ok": True})
+        emit_json({"backups": [b.to_dict() for b in found], "ok": True})
         return
-    if not found:
-        out(["No clone backups."])
-        return
-    out([f"{b.name}  ({len(b.tables)} tables: {', '.join(b.tables)})" for b in found])
+    echo(render.clone_list_text(found))
 
 
 @clone.command()
@@ -65,14 +63,14 @@ def list_(config_path: str | None, output: str) -> None:
 @output_option
 def restore(name: str, config_path: str | None, lock_timeout: float, output: str) -> None:
     """Replace Baselinr's tables with the clones of backup NAME."""
-    _begin(output)
+    session = current(output)
     from baselinr.backup.snowflake_clone import restore_clone
 
-    result = restore_clone(_settings(config_path), name, lock_timeout=lock_timeout)
+    result = restore_clone(session.settings(config_path), name, lock_timeout=lock_timeout)
     if output == "json":
-        _emit({**result.to_dict(), "ok": True})
+        emit_json({**result.to_dict(), "ok": True})
         return
-    out([f"{_marks()['ok']} Restored clone backup {result.name}: {len(result.tables)} tables replaced"])
+    echo(render.clone_restored_text(result))
 
 
 @clone.command()
@@ -82,11 +80,11 @@ def restore(name: str, config_path: str | None, lock_timeout: float, output: str
 @output_option
 def drop(name: str, config_path: str | None, lock_timeout: float, output: str) -> None:
     """Drop the clones of backup NAME."""
-    _begin(output)
+    session = current(output)
     from baselinr.backup.snowflake_clone import drop_clone
 
-    result = drop_clone(_settings(config_path), name, lock_timeout=lock_timeout)
+    result = drop_clone(session.settings(config_path), name, lock_timeout=lock_timeout)
     if output == "json":
-        _emit({**result.to_dict(), "ok": True})
+        emit_json({**result.to_dict(), "ok": True})
         return
-    out([f"{_marks()['ok']} Dropped clone backup {result.name}"])
+    echo(render.clone_dropped_text(result))

@@ -1,12 +1,22 @@
 """Options shared by every ``baselinr`` command group (migrate, backup, job).
 
-Declared once here so each group spells ``--config``, ``--output``,
-``--lock-timeout``, ``--ddl-lock-timeout`` and ``--migrations`` the same way.
+Each option is declared once here, so every group spells ``--config``,
+``--output``, ``--lock-timeout``, ``--ddl-lock-timeout``, ``--migrations``,
+``--dest``, ``--keep`` and ``--result-file`` the same way. Where the operator's Jobs
+(``baselinr.cli.job``) need another default or help text, the same
+declaration is made a second decorator with those values (``job_*``), never
+spelled out again. A command module imports the decorators it needs:
+
+    @migrate.command()
+    @config_option
+    @output_option
+    def status(config_path: str | None, output: str) -> None: ...
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -14,6 +24,8 @@ import click
 # Versions are stored in an INTEGER column; a target beyond it is a typo.
 MAX_VERSION = 2**31 - 1
 MAX_LOCK_TIMEOUT = 86400.0
+
+Decorator = Callable[[Any], Any]
 
 
 class Seconds(click.ParamType[float]):
@@ -33,25 +45,37 @@ class Seconds(click.ParamType[float]):
 
 VERSION = click.IntRange(min=0, max=MAX_VERSION)
 
-config_option = click.option(
-    "--config",
-    "-c",
-    "config_path",
-    envvar="BASELINR_CONFIG",
-    metavar="PATH",
-    help="Baselinr config.yml (its storage.connection is used). Env: BASELINR_CONFIG.",
+
+def _config(help_text: str, envvar: str | None = "BASELINR_CONFIG") -> Decorator:
+    return click.option("--config", "-c", "config_path", envvar=envvar, metavar="PATH", help=help_text)
+
+
+config_option = _config("Baselinr config.yml (its storage.connection is used). Env: BASELINR_CONFIG.")
+job_config_option = _config("Baselinr config.yml, usually mounted from a Secret. Env: BASELINR_CONFIG.")
+# migrate test: BASELINR_CONFIG names the real database, so the scratch one is only ever named on the line.
+scratch_config_option = _config(
+    "A config.yml whose storage.connection is an empty scratch database (BASELINR_CONFIG is not read).", envvar=None
 )
-output_option = click.option(
-    "--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Output format."
+
+
+def _output(*formats: str, help_text: str = "Output format.") -> Decorator:
+    return click.option("--output", "-o", type=click.Choice(list(formats)), default="text", show_default=True, help=help_text)
+
+
+output_option = _output("text", "json")
+# For the commands whose report a CI job can post as a pull-request comment.
+markdown_output_option = _output(
+    "text", "json", "markdown", help_text="Output format (markdown: a document for a pull-request comment)."
 )
-lock_option = click.option(
-    "--lock-timeout",
-    type=Seconds(),
-    default=60.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="How long to wait for another runner's migration lock (0 to 86400).",
-)
+
+
+def _lock(default: float, help_text: str) -> Decorator:
+    return click.option("--lock-timeout", type=Seconds(), default=default, show_default=True, metavar="SECONDS", help=help_text)
+
+
+lock_option = _lock(60.0, "How long to wait for another runner's migration lock (0 to 86400).")
+job_lock_option = _lock(300.0, "How long to wait for the lock.")
+
 ddl_lock_options = (
     click.option(
         "--ddl-lock-timeout",
@@ -80,11 +104,44 @@ def ddl_lock_option(fn: Any) -> Any:
     return fn
 
 
-migrations_option = click.option(
-    "--migrations",
-    "migrations_package",
-    default=None,
-    metavar="PACKAGE",
-    hidden=True,
-    help="Import path of the versions package (default: Baselinr's own).",
+def _migrations(envvar: str | None) -> Decorator:
+    return click.option(
+        "--migrations",
+        "migrations_package",
+        envvar=envvar,
+        default=None,
+        metavar="PACKAGE",
+        hidden=True,
+        help="Import path of the versions package (default: Baselinr's own).",
+    )
+
+
+migrations_option = _migrations(None)
+# A Job's container may name the package in its environment instead.
+job_migrations_option = _migrations("BASELINR_MIGRATIONS_PACKAGE")
+
+
+def _dest(required: bool, help_text: str) -> Decorator:
+    return click.option("--dest", "-d", envvar="BASELINR_BACKUP_DEST", required=required, metavar="DIR", help=help_text)
+
+
+dest_option = _dest(False, "Directory (local or a mounted volume) that holds the backups. Env: BASELINR_BACKUP_DEST.")
+job_dest_option = _dest(True, "Directory for backups.")
+
+
+def _keep(required: bool, help_text: str) -> Decorator:
+    return click.option("--keep", type=click.IntRange(min=1), required=required, default=None, metavar="N", help=help_text)
+
+
+keep_option = _keep(False, "Then keep only the newest N backups of this database.")
+job_keep_option = _keep(False, "Then keep only the newest N backups.")
+prune_keep_option = _keep(True, "How many of each database's newest backups to keep.")
+
+result_option = click.option(
+    "--result-file",
+    envvar="BASELINR_RESULT_FILE",
+    default="/dev/termination-log",
+    show_default=True,
+    metavar="PATH",
+    help="Where to write the JSON result (the container's terminationMessagePath). Env: BASELINR_RESULT_FILE.",
 )

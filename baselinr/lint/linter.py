@@ -23,9 +23,10 @@ from baselinr.lint.ack import parse_acks
 from baselinr.lint.catalog import Catalog, table_name
 from baselinr.lint.findings import ERROR, WARNING, Finding, LintedUnit, LintReport
 from baselinr.lint.rules import BIG_TABLES, RULE_IDS, RULESETS, Context, Statement
+from baselinr.storage.dialects import DIALECT_NAMES, dialect_class
 
 # The engine's dialect names → sqlglot's.
-SQLGLOT_DIALECTS = {"postgres": "postgres", "mysql": "mysql", "sqlite": "sqlite", "snowflake": "snowflake"}
+SQLGLOT_DIALECTS = {name: dialect_class(name).sqlglot_name for name in DIALECT_NAMES}
 
 
 # Statements sqlglot leaves opaque (an ``exp.Command``) that are known to carry none of the

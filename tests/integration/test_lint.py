@@ -12,6 +12,7 @@ import pytest
 
 from baselinr.lint import lint
 from baselinr.lint.sources import units_from_files
+from baselinr.storage.dialects import DIALECT_NAMES
 from baselinr.storage.schema_version import CURRENT_SCHEMA_VERSION
 from tests.conftest import Database, make_database
 from tests.support.cli import run, run_process
@@ -39,7 +40,7 @@ def test_lint_pending_migrations_of_a_sqlite_database(tmp_path: Path, request: p
     assert done.code == 0 and "Nothing to lint" in done.out
 
 
-@pytest.mark.parametrize("dialect", ["postgres", "mysql", "sqlite", "snowflake"])
+@pytest.mark.parametrize("dialect", DIALECT_NAMES)
 def test_the_project_chain_has_no_unacknowledged_error(dialect: str) -> None:
     files = sorted(
         glob.glob(str(ROOT / "baselinr/storage/migrations/versions/v*.py")),

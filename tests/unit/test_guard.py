@@ -48,7 +48,7 @@ def test_retry_names_every_blocker() -> None:
 def test_status_shows_the_journal_retries_of_versions_in_the_history() -> None:
     import json
 
-    from baselinr.cli.render import retried_line
+    from baselinr.cli.render.migrate import retried_line
     from baselinr.storage.migrations.journal import retried
     from baselinr.storage.migrations.results import HistoryRow, RetriedMigration
 

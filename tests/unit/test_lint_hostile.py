@@ -8,8 +8,9 @@ from hypothesis import strategies as st
 
 from baselinr.lint import ERROR, WARNING, Unit, lint
 from baselinr.lint.rules import RULE_IDS
+from baselinr.storage.dialects import DIALECT_NAMES
 
-DIALECTS = ("postgres", "mysql", "sqlite", "snowflake")
+DIALECTS = DIALECT_NAMES
 FRAGMENTS = [
     "ALTER TABLE",
     "baselinr_runs",

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from baselinr.lint import ERROR, WARNING, Unit, lint
-from baselinr.storage.dialects import dialect_for
+from baselinr.storage.dialects import DIALECT_NAMES, dialect_for
 from baselinr.storage.splitter import split_sql
 
-DIALECTS = ("postgres", "mysql", "sqlite", "snowflake")
+DIALECTS = DIALECT_NAMES
 HISTORY = [
     "CREATE TABLE baselinr_runs (run_id VARCHAR(36), status VARCHAR(20), row_count INTEGER)",
     "CREATE INDEX idx_runs_status ON baselinr_runs (status)",
@@ -261,6 +261,15 @@ def test_auto_increment_fails_on_postgres_and_sqlite() -> None:
     # SQLite's own spelling, and the word inside a string or a comment, are fine.
     assert found("sqlite", create.replace("AUTO_INCREMENT", "AUTOINCREMENT")) == []
     assert found("sqlite", "CREATE TABLE baselinr_new (id INTEGER PRIMARY KEY, s TEXT DEFAULT 'AUTO_INCREMENT')") == []
+
+
+def test_auto_increment_is_not_snowflakes_spelling() -> None:
+    create = "CREATE TABLE baselinr_new (id INTEGER PRIMARY KEY AUTO_INCREMENT, name VARCHAR(10))"
+    assert found("snowflake", create) == [("dialect-syntax", WARNING)]
+    # Snowflake's documented spellings, and the word in a comment, are fine.
+    assert found("snowflake", create.replace("AUTO_INCREMENT", "AUTOINCREMENT")) == []
+    assert found("snowflake", create.replace("AUTO_INCREMENT", "IDENTITY")) == []
+    assert found("snowflake", "-- not AUTO_INCREMENT\nCREATE TABLE baselinr_new (id INTEGER)") == []
 
 
 def test_snowflake_has_no_secondary_indexes() -> None:

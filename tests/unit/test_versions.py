@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from baselinr.storage import schema_version
-from baselinr.storage.dialects import dialect_for
+from baselinr.storage.dialects import DIALECT_NAMES, dialect_for
 from baselinr.storage.migrations.chain import load_chain
 from baselinr.storage.migrations.versions import ALL_MIGRATIONS
 from baselinr.storage.model import SqlType, Table
@@ -106,7 +106,7 @@ def test_v11_reorders_rca_results_and_relaxes_sqlite_table_state(dialect: str, e
     assert rca.positional and [c.name for c in rca.columns[:4]] == ["id", "anomaly_id", "database_name", "table_name"]
 
 
-@pytest.mark.parametrize("dialect", ["postgres", "mysql", "sqlite", "snowflake"])
+@pytest.mark.parametrize("dialect", DIALECT_NAMES)
 def test_ddl_is_spelled_for_each_dialect(dialect: str) -> None:
     sql = _all_up(dialect)
     assert "IF NOT EXISTS" not in sql  # the chain knows what exists; MySQL has no CREATE INDEX IF NOT EXISTS
@@ -128,7 +128,7 @@ def test_ddl_is_spelled_for_each_dialect(dialect: str) -> None:
         assert sql.count("CREATE INDEX") == sum(len(t.indexes) for t in model.tables.values()) == 42
 
 
-@pytest.mark.parametrize("dialect", ["postgres", "mysql", "sqlite", "snowflake"])
+@pytest.mark.parametrize("dialect", DIALECT_NAMES)
 def test_down_undoes_up_in_reverse(dialect: str) -> None:
     d = dialect_for(dialect)
     v7 = ALL_MIGRATIONS[6]

@@ -2,8 +2,9 @@
 
 Called by ``linter`` with a ``Context`` (the migration's parsed statements,
 the schema known before the statement, the tables this migration created).
-Every rule reads sqlglot's AST (one, SQLite's AUTO_INCREMENT spelling,
-reads sqlglot's tokens, since the AST does not keep it); none matches SQL
+Every rule reads sqlglot's AST (two, SQLite's and Snowflake's check of
+the AUTO_INCREMENT spelling, read sqlglot's tokens, since the AST does not
+keep it); none matches SQL
 text with a regex. (``linter.KNOWN_COMMANDS`` does, as a fallback, for the
 few safe PostgreSQL statements sqlglot cannot parse, so they are not
 reported as ``unparsed``.) A rule
@@ -42,7 +43,7 @@ from baselinr.lint.rules.postgres import (
     pg_unique_constraint,
     pg_volatile_default,
 )
-from baselinr.lint.rules.snowflake import snowflake_no_index
+from baselinr.lint.rules.snowflake import snowflake_auto_increment, snowflake_no_index
 from baselinr.lint.rules.sqlite import sqlite_auto_increment, sqlite_table_rebuild
 
 __all__ = ["BIG_TABLES", "RULESETS", "RULE_IDS", "Context", "RuleSet", "Statement"]
@@ -84,7 +85,10 @@ RULESETS: dict[str, RuleSet] = {
     ),
     "mysql": RuleSet((*COMMON, mysql_copy_algorithm), (implicit_commit("mysql-implicit-commit", "MySQL/MariaDB DDL"),)),
     "sqlite": RuleSet((*COMMON, sqlite_table_rebuild, sqlite_auto_increment)),
-    "snowflake": RuleSet((*COMMON, snowflake_no_index), (implicit_commit("snowflake-implicit-commit", "Snowflake DDL"),)),
+    "snowflake": RuleSet(
+        (*COMMON, snowflake_no_index, snowflake_auto_increment),
+        (implicit_commit("snowflake-implicit-commit", "Snowflake DDL"),),
+    ),
 }
 
 # Every rule id a finding can carry, for checking acknowledgements.

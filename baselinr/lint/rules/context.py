@@ -129,3 +129,15 @@ def is_dml(node: exp.Expression | None) -> bool:
 
 def is_ddl(node: exp.Expression | None) -> bool:
     return isinstance(node, (exp.Create, exp.Drop, exp.Alter, exp.TruncateTable))
+
+
+def spells_auto_increment(dialect: str, sql: str) -> bool:
+    """Whether ``sql`` writes MySQL's ``AUTO_INCREMENT`` (not ``AUTOINCREMENT``).
+
+    sqlglot's AST keeps one node for both spellings; its tokens keep the text
+    (and, unlike a regex, skip comments and string literals)."""
+    from sqlglot.dialects.dialect import Dialect
+    from sqlglot.tokenizer_core import TokenType
+
+    tokens = Dialect.get_or_raise(dialect).tokenize(sql)
+    return any(t.token_type == TokenType.AUTO_INCREMENT and t.text.upper() == "AUTO_INCREMENT" for t in tokens)

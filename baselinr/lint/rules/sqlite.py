@@ -7,11 +7,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from sqlglot import exp
-from sqlglot.dialects.dialect import Dialect
-from sqlglot.tokenizer_core import TokenType
 
 from baselinr.lint.findings import ERROR, Finding
-from baselinr.lint.rules.context import Context, Statement, alter_actions, constraints, default_of, not_null
+from baselinr.lint.rules.context import (
+    Context,
+    Statement,
+    alter_actions,
+    constraints,
+    default_of,
+    not_null,
+    spells_auto_increment,
+)
 
 
 def sqlite_table_rebuild(ctx: Context, stmt: Statement) -> Iterator[Finding]:
@@ -48,10 +54,7 @@ def sqlite_table_rebuild(ctx: Context, stmt: Statement) -> Iterator[Finding]:
 
 
 def sqlite_auto_increment(ctx: Context, stmt: Statement) -> Iterator[Finding]:
-    # sqlglot's AST keeps one node for AUTO_INCREMENT and AUTOINCREMENT; the tokens keep the spelling
-    # (and, unlike a regex, skip comments and string literals).
-    tokens = Dialect.get_or_raise("sqlite").tokenize(stmt.sql)
-    if any(t.token_type == TokenType.AUTO_INCREMENT and t.text.upper() == "AUTO_INCREMENT" for t in tokens):
+    if spells_auto_increment("sqlite", stmt.sql):
         yield ctx.finding(
             "dialect-syntax",
             ERROR,

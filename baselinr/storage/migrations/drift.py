@@ -90,8 +90,9 @@ class Difference:
         return messages[self.kind]
 
 
-def family_of(live_type: Any) -> tuple[str, int | None]:
-    """The model family (and string length) of a reflected SQLAlchemy type."""
+def family_of(live_type: Any, dialect: Dialect) -> tuple[str, int | None]:
+    """The model family (and string length) of a reflected SQLAlchemy type;
+    ``dialect`` reads the types of its driver that are none of SQLAlchemy's."""
     from sqlalchemy import types as t
 
     if isinstance(live_type, t.Boolean):
@@ -116,12 +117,7 @@ def family_of(live_type: Any) -> tuple[str, int | None]:
     if isinstance(live_type, t.String):
         length = getattr(live_type, "length", None)
         return ("string", length) if length else ("text", None)
-    name = type(live_type).__name__.upper()
-    if "VARIANT" in name or "OBJECT" in name:
-        return "json", None
-    if "TIMESTAMP" in name:
-        return "timestamp", None
-    return name.lower(), None
+    return dialect.family_of(live_type) or (type(live_type).__name__.lower(), None)
 
 
 def compare(conn: Connection, model: Schema, exact: bool, dialect: Dialect, names: Names) -> list[Difference]:
@@ -169,7 +165,7 @@ def _compare_table(
         if live is None:
             out.append(Difference(MISSING_COLUMN, physical, col.name))
             continue
-        family, length = family_of(live["type"])
+        family, length = family_of(live["type"], dialect)
         family = declared.get(col.name.lower(), family)
         want = col.type
         ok = family in _COMPATIBLE.get(want.family, {want.family})

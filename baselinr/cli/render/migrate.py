@@ -1,42 +1,35 @@
-"""Text and JSON rendering of the manager's result objects.
+"""Text of the ``baselinr migrate`` commands, from the manager's result objects.
 
 The text lines are the user's guide's, emoji included; where the output
 stream cannot encode emoji (a legacy console, ``PYTHONIOENCODING=ascii``)
-the same lines carry ``[OK]`` / ``[WARNING]`` … markers instead.
+the same lines carry ``[OK]`` / ``[WARNING]`` … markers instead. JSON is
+each result's ``to_dict()``. Called by ``baselinr.cli.app`` and, for the
+lock retry line, ``baselinr.cli.job``.
 """
 
 from __future__ import annotations
 
-import json
-import sys
-from typing import Any, TextIO
+import os
+from typing import TYPE_CHECKING
 
+from baselinr.cli.render import markers
 from baselinr.storage.migrations.results import (
     ApplyResult,
     BackfillProgress,
+    BaselineResult,
     LockRetry,
     PlannedStep,
+    RepairResult,
     RetriedMigration,
     StatusResult,
     ValidationResult,
 )
 
-_EMOJI = {"ok": "✅", "dry": "🔍", "warn": "⚠️ ", "error": "❌"}
-_PLAIN = {"ok": "[OK]", "dry": "[DRY RUN]", "warn": "[WARNING]", "error": "[ERROR]"}
+if TYPE_CHECKING:
+    from baselinr.lint import LintReport
+    from baselinr.storage.migrations.scaffold import NewMigration
+
 RULE = "=" * 60
-
-
-def markers(stream: TextIO | None = None) -> dict[str, str]:
-    stream = stream or sys.stdout
-    try:
-        "".join(_EMOJI.values()).encode(stream.encoding or "ascii")
-    except (UnicodeEncodeError, LookupError):
-        return _PLAIN
-    return _EMOJI
-
-
-def emit_json(data: Any, stream: TextIO | None = None) -> None:
-    print(json.dumps(data, indent=2, default=str, ensure_ascii=False), file=stream or sys.stdout)
 
 
 def status_text(r: StatusResult) -> list[str]:
@@ -175,3 +168,94 @@ def validate_text(r: ValidationResult) -> list[str]:
     if r.warnings:
         lines += ["", "Warnings:"] + [f"  {m['warn']} {w}" for w in r.warnings]
     return lines
+
+
+def shown(version: int | None) -> str:
+    """A database version for a message: a fresh database is at 0, not "None"."""
+    return "0 (no version recorded)" if version is None else str(version)
+
+
+def step_line(step: PlannedStep) -> str:
+    """The line printed as a migration starts (text output of a real run)."""
+    verb = "Applying" if step.direction == "up" else "Rolling back"
+    return f"{verb} migration v{step.version}: {step.description}"
+
+
+def applied_text(r: ApplyResult) -> list[str]:
+    """After a real ``apply`` (the per-step lines were printed as they ran)."""
+    m = markers()
+    lines = [f"   v{s.version} was applied meanwhile by another runner" for s in r.steps if s.skipped]
+    if not r.steps:
+        lines.append(f"{m['ok']} Already at version {shown(r.to_version)}; nothing to apply")
+    else:
+        lines.append(f"{m['ok']} Successfully migrated to version {r.to_version}")
+    return lines
+
+
+def rolled_back_text(r: ApplyResult) -> list[str]:
+    """After a real ``rollback``."""
+    if not r.steps:
+        return [f"{markers()['ok']} Already at version {shown(r.to_version)}; nothing to roll back"]
+    return [f"{markers()['ok']} Successfully rolled back to version {r.to_version}"]
+
+
+def dry_run_lint_text(report: LintReport) -> list[str]:
+    """The lint findings of the migrations a dry run would apply, after its plan."""
+    from baselinr.cli.render.lint import lint_text
+
+    if not report.units:
+        return []
+    return ["", "Lint of the planned migrations:", *lint_text(report)]
+
+
+def repair_text(r: RepairResult) -> list[str]:
+    m = markers()
+    if not r.removed and not r.adopted:
+        return [f"{m['ok']} Nothing to repair: no failed or interrupted migration is recorded"]
+    lines = []
+    verb = "Would clear" if r.dry_run else "Cleared"
+    for row in r.removed:
+        lines.append(f"{verb} the {row.status} record of v{row.version}: {row.description}")
+    for step in r.adopted:
+        what = ", ".join(step.created) if step.created else "nothing to create"
+        if step.found:
+            what += f" (kept as found: {', '.join(step.found)})"
+        lines.append(f"{'Would adopt' if r.dry_run else 'Adopted'} v{step.version}: {what}")
+        if r.dry_run:
+            lines += ["    " + stmt.replace("\n", "\n    ") + ";" for stmt in step.statements]
+    if r.dry_run:
+        lines.append("[DRY RUN] Nothing was changed")
+    elif r.adopted:
+        top = r.adopted[-1].version
+        lines.append(f"{m['ok']} Adopted: versions 1..{top} are recorded; run 'baselinr migrate apply' to continue")
+    else:
+        lines.append(f"{m['ok']} Repaired; run 'baselinr migrate apply' to apply them again")
+    return lines
+
+
+def baseline_text(r: BaselineResult) -> list[str]:
+    m = markers()
+    lines = [f"{m['warn']} {difference}" for difference in r.differences]
+    if r.dry_run:
+        lines.append(f"[DRY RUN] Would record versions 1..{r.version} as applied")
+    else:
+        lines.append(f"{m['ok']} Baselined at version {r.version}" + (" (forced)" if r.differences else ""))
+    return lines
+
+
+def new_text(created: NewMigration) -> list[str]:
+    path = os.path.relpath(created.path)
+    lines = [f"{markers()['ok']} Created v{created.version}: {path}"]
+    lines.append(f"   registered in {os.path.relpath(created.registered_in)}")
+    if created.version_file:
+        lines.append(f"   CURRENT_SCHEMA_VERSION = {created.version} in {os.path.relpath(created.version_file)}")
+    lines.append("Next: write its up_sql, then: baselinr migrate apply --dry-run")
+    lines.append(f"   lint it once it is edited: {lint_command(path)}")
+    return lines
+
+
+def lint_command(path: str) -> str:
+    """The command that lints a migration file (quoted when the path needs it in a shell)."""
+    import shlex
+
+    return f"baselinr migrate lint {shlex.quote(path)}"

@@ -1,0 +1,86 @@
+"""One ``baselinr`` invocation's state, carried on click's context object.
+
+``baselinr.cli.main`` makes a fresh ``Session`` for every run and hands it to
+click as ``obj``; commands reach it with ``current()``. It holds what the
+error reporter needs after a command has failed: the output format the
+command asked for (errors become JSON too under ``--output json``) and the
+secrets of the config it loaded (redacted from every message). Config is
+loaded here and only here (``Session.settings``), and a command's
+``MigrationManager`` is built here (``Session.manager``). Nothing is kept at
+module level, so ``main`` can run many times in one process.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from baselinr.errors import BaselinrError, ConfigError
+
+if TYPE_CHECKING:
+    from baselinr.config import Settings
+    from baselinr.storage.migrations.manager import MigrationManager
+
+
+@dataclass
+class Session:
+    """What one invocation has learnt so far; created by ``main``, filled by the command it runs."""
+
+    output: str = "text"  # the format of the command's report: text | json | markdown
+    secrets: tuple[str, ...] = ()
+
+    def use(self, output: str) -> Session:
+        """The command's ``--output``: errors follow it (JSON under json, one line otherwise)."""
+        self.output = output
+        return self
+
+    def redact(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def settings(self, config_path: str | None) -> Settings:
+        """The validated config of ``--config``; its secrets are redacted from then on."""
+        if not config_path:
+            raise ConfigError("No config file given.", hint="Pass --config config.yml or set BASELINR_CONFIG.")
+        from baselinr.config import load_config
+
+        settings = load_config(config_path)
+        self.secrets = tuple(settings.storage.connection.secrets)
+        return settings
+
+    def manager(
+        self,
+        config_path: str | None,
+        *,
+        lock_timeout: float = 60.0,
+        migrations_package: str | None = None,
+        settings: Settings | None = None,
+        **guard: Any,
+    ) -> MigrationManager:
+        """A ``MigrationManager`` for ``--config`` (or ``settings`` loaded already) and ``--migrations``."""
+        from baselinr.storage.migrations.chain import DEFAULT_PACKAGE
+        from baselinr.storage.migrations.manager import MigrationManager
+
+        settings = settings if settings is not None else self.settings(config_path)
+        return MigrationManager.from_settings(
+            settings, lock_timeout=lock_timeout, migrations_package=migrations_package or DEFAULT_PACKAGE, **guard
+        )
+
+    def report_error(self, exc: BaselinrError) -> None:
+        """An error as one line on stderr (and as one JSON document on stdout with --output json)."""
+        from baselinr.cli.render import emit_json, markers, one_line
+
+        message = one_line(self.redact(str(exc)))
+        if self.output == "json":
+            emit_json({"ok": False, "error": message, "exit_code": exc.exit_code, "error_type": type(exc).__name__})
+        print(f"{markers(sys.stderr)['error']} {message}", file=sys.stderr)
+
+
+def current(output: str | None = None) -> Session:
+    """This invocation's session (a fresh one when a command runs outside ``main``), set to ``output``."""
+    session = click.get_current_context().ensure_object(Session)
+    return session.use(output) if output is not None else session

@@ -1,0 +1,111 @@
+"""SQLite: transactional DDL, a file path for a database, ``BEGIN IMMEDIATE`` as the lock.
+
+Registered in the package's ``__init__``. There is no lock server: writers
+serialise on the database file, per migration, so ``exclusive_lock`` is off
+and each migration re-checks the version it starts from.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from baselinr.errors import ConfigError
+from baselinr.storage.dialects.base import Dialect, _lower
+from baselinr.storage.model import Column
+from baselinr.storage.splitter import SplitRules
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL, Connection, Engine
+
+    from baselinr.config import ConnectionSettings
+
+
+class SQLiteDialect(Dialect):
+    name = "sqlite"
+    aliases = ("sqlite3",)
+    sqlglot_name = "sqlite"
+    transactional_ddl = True
+    exclusive_lock = False
+    split_rules = SplitRules(backticks=True, brackets=True)
+    types: ClassVar[dict[str, str]] = {**Dialect.types, "float": "REAL", "decimal": "NUMERIC({precision}, {scale})"}
+    table_names_sql = "SELECT name FROM sqlite_master WHERE type = 'table'"
+
+    @classmethod
+    def check_config(cls, values: dict[str, Any], where: str) -> None:
+        if not values.get("database") and not values.get("filepath"):
+            raise ConfigError(f"{where}.filepath (or database) is required for sqlite")
+        values.setdefault("database", values.get("filepath", ""))
+
+    @classmethod
+    def url(cls, settings: ConnectionSettings) -> URL:
+        from sqlalchemy.engine import URL
+
+        return URL.create("sqlite", database=settings.filepath or settings.database)
+
+    @classmethod
+    def describe(cls, settings: ConnectionSettings) -> str:
+        return f"sqlite:{settings.filepath or settings.database}"
+
+    def autoincrement_column(self, c: Column) -> str:
+        # INTEGER PRIMARY KEY is the rowid alias; SERIAL would leave ids NULL.
+        return "INTEGER PRIMARY KEY AUTOINCREMENT"
+
+    # PostgreSQL's serial pseudo-types, which Baselinr's profiler also writes on
+    # SQLite: there they get NUMERIC affinity, yet the column is an integer in intent.
+    _SERIAL_TYPES = frozenset({"SERIAL", "BIGSERIAL", "SMALLSERIAL"})
+
+    def unique_keys(self, insp: Any, table: str) -> set[tuple[str, ...]]:
+        # An inline UNIQUE (...) shows only as an automatic index, and the
+        # inspector misses the constraint when its column list spans lines.
+        auto = insp.get_indexes(table, include_auto_indexes=True)
+        return super().unique_keys(insp, table) | {_lower(i.get("column_names")) for i in auto if i.get("unique")}
+
+    def declared_families(self, conn: Connection, table: str) -> dict[str, str]:
+        rows = conn.exec_driver_sql(f"PRAGMA table_info({self.quote(table)})").fetchall()
+        return {str(r[1]).lower(): "integer" for r in rows if str(r[2]).strip().upper() in self._SERIAL_TYPES}
+
+    def engine_options(self, lock_timeout: float) -> dict[str, Any]:
+        # The busy timeout is the lock wait: BEGIN IMMEDIATE retries until it.
+        return {"connect_args": {"timeout": max(lock_timeout, 0.0)}}
+
+    def is_lock_error(self, exc: BaseException) -> bool:
+        return "database is locked" in str(getattr(exc, "orig", exc))
+
+    @classmethod
+    def is_missing_object(cls, exc: BaseException) -> bool:
+        text = str(getattr(exc, "orig", None) or exc)
+        return text.startswith(("no such table", "no such column"))
+
+    def dbapi_connect(self, settings: ConnectionSettings) -> tuple[Any, type[Exception]] | None:
+        import sqlite3
+
+        path = settings.filepath or settings.database
+        if path != ":memory:" and not os.path.exists(path):
+            return None  # let SQLAlchemy create it, as it would
+        return sqlite3.connect(path, timeout=10), sqlite3.Error
+
+    def configure_engine(self, engine: Engine) -> None:
+        from sqlalchemy import event
+
+        @event.listens_for(engine, "connect")
+        def _connect(dbapi_conn: Any, _record: Any) -> None:
+            # Let us issue BEGIN ourselves, so DDL is transactional and the
+            # write lock is taken up front (BEGIN IMMEDIATE).
+            dbapi_conn.isolation_level = None
+            try:
+                dbapi_conn.execute("SELECT concat('a', 'b')")
+            except Exception:  # noqa: BLE001 - SQLite before 3.44 lacks CONCAT
+                dbapi_conn.create_function(
+                    "concat", -1, lambda *a: "".join("" if v is None else str(v) for v in a), deterministic=True
+                )
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Connection) -> None:
+            # Writers take the write lock up front, readers stay deferred. An AUTOCOMMIT
+            # connection (a tracked migration's) gets no BEGIN: nothing would commit it.
+            options = conn.get_execution_options()
+            if options.get("isolation_level") == "AUTOCOMMIT":
+                return
+            write = options.get("baselinr_write")
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
