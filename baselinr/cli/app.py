@@ -48,6 +48,16 @@ def _retry_printer(output: str) -> Any:
     return show
 
 
+def _progress_printer(output: str) -> Any:
+    """Prints one line per committed batch of a migration's backfill (text output only)."""
+
+    def show(progress: Any) -> None:
+        if output == "text":
+            click.echo(render.progress_line(progress))
+
+    return show
+
+
 def _step_printer(output: str) -> Any:
     """Prints one line as each migration starts (text output only)."""
 
@@ -119,7 +129,14 @@ def apply(
         ddl_lock_timeout=ddl_lock_timeout,
         ddl_lock_tries=ddl_lock_tries,
     )
-    result = mgr.apply(target, dry_run=dry_run, resume=resume, on_step=_step_printer(output), on_retry=_retry_printer(output))
+    result = mgr.apply(
+        target,
+        dry_run=dry_run,
+        resume=resume,
+        on_step=_step_printer(output),
+        on_retry=_retry_printer(output),
+        on_progress=_progress_printer(output),
+    )
     if not dry_run:
         if output == "json":
             emit_json({**result.to_dict(), "ok": True})
@@ -167,7 +184,14 @@ def rollback(
         ddl_lock_timeout=ddl_lock_timeout,
         ddl_lock_tries=ddl_lock_tries,
     )
-    result = mgr.rollback(target, dry_run=dry_run, resume=resume, on_step=_step_printer(output), on_retry=_retry_printer(output))
+    result = mgr.rollback(
+        target,
+        dry_run=dry_run,
+        resume=resume,
+        on_step=_step_printer(output),
+        on_retry=_retry_printer(output),
+        on_progress=_progress_printer(output),
+    )
     if output == "json":
         emit_json({**result.to_dict(), "ok": True})
     elif dry_run:

@@ -149,7 +149,13 @@ def test_retries_until_the_reader_ends_and_applies_once(database: Database, tmp_
     with mgr.engine.connect() as conn:
         rows = conn.execute(text("SELECT version, status FROM baselinr_schema_version ORDER BY version")).all()
     assert [tuple(r) for r in rows] == [(1, "applied"), (2, "applied")]
-    assert mgr.status().state == "up_to_date"
+    status = mgr.status()
+    assert status.state == "up_to_date"
+    # status reads the retry back from the journal: which migration, where, and who blocked it.
+    [retried] = status.retried
+    assert (retried.version, retried.status) == (2, "applied")
+    assert [(r.statement, r.attempt) for r in retried.retries] == [(2, 1)]
+    assert reader.session in [b.session for b in retried.retries[0].blockers]
 
 
 def test_gives_up_naming_the_blocker_then_resumes(database: Database, tmp_path: Path) -> None:
@@ -175,6 +181,7 @@ def test_gives_up_naming_the_blocker_then_resumes(database: Database, tmp_path: 
         assert "query started" in line
         assert "guard_a" not in columns(mgr, "baselinr_runs")  # rolled back as a whole
         assert mgr.status().state == "behind"
+        assert mgr.status().retried == []  # nothing of that run is in place
         again = run_process(*args, env=env)
     else:
         assert "transaction started" in line
@@ -183,6 +190,8 @@ def test_gives_up_naming_the_blocker_then_resumes(database: Database, tmp_path: 
         [problem] = mgr.status().problems
         assert (problem.status, problem.statements_done, problem.statements_total) == ("failed", 1, 2)
         assert "lock" in (problem.error_message or "")
+        shown = run_process("migrate", "status", "-c", str(database.config), "--migrations", pkg, env=env)
+        assert f"v2 failed after 3 lock timeouts (blocked by connection {reader.session} (" in shown.out, shown.out
         # The reader gone, --resume continues at the statement that timed out (statement 1 would fail twice).
         assert mgr.apply(dry_run=True, resume=True).plan.steps[0].resume_from == 1
         again = run_process(*args, "--resume", "--output", "json", env=env)
@@ -190,7 +199,17 @@ def test_gives_up_naming_the_blocker_then_resumes(database: Database, tmp_path: 
         assert step["retries"] == []
     assert again.code == 0, again.err
     assert "guard_b" in columns(mgr, "baselinr_results")
-    assert mgr.status().state == "up_to_date"
+    status = mgr.status()
+    assert status.state == "up_to_date"
+    if database.dialect == "postgres":
+        assert status.retried == []  # the run that applied it waited for no lock; the one that gave up is forgotten
+    else:
+        # Resumed: the timeouts of the run it continued are part of how it was applied.
+        [retried] = status.retried
+        assert (retried.version, retried.status, len(retried.retries)) == (2, "applied", 3)
+        js = run_process("migrate", "status", "-c", str(database.config), "--migrations", pkg, "--output", "json", env=env)
+        [entry] = json.loads(js.out)["retried"]
+        assert entry["version"] == 2 and reader.session in [b["session"] for b in entry["retries"][-1]["blockers"]]
 
 
 def test_writer_is_not_queued_behind_the_waiting_ddl(database: Database, tmp_path: Path) -> None:
@@ -310,3 +329,6 @@ def test_rollback_is_guarded_too(database: Database, tmp_path: Path) -> None:
     assert run_process(*args, env=env).code == 0
     assert "guard_b" not in columns(mgr, "baselinr_results")
     assert mgr.status().database_version == 1
+    assert mgr.status().retried == []  # rolled back: its retries no longer describe anything in place
+    mgr.apply()
+    assert mgr.status().retried == []  # applied again without a wait: the old rows are gone

@@ -43,3 +43,30 @@ def test_retry_names_every_blocker() -> None:
     retry = LockRetry(2, "up", 1, 1, 5, 0.4, 2.0, [Blocker(42, "bob", "dashboard", "2026-01-01 00:00:00")], "postgres")
     assert retry.held_by == "PostgreSQL backend 42 (user bob, application dashboard, query started 2026-01-01 00:00:00)"
     assert LockRetry(2, "up", 1, 1, 5, 0.4, 2.0).held_by == "another session"
+
+
+def test_status_shows_the_journal_retries_of_versions_in_the_history() -> None:
+    import json
+
+    from baselinr.cli.render.migrate import retried_line
+    from baselinr.storage.migrations.journal import retried
+    from baselinr.storage.migrations.results import HistoryRow, RetriedMigration
+
+    blocker = Blocker(4242, "app", "dashboard", "2026-01-01 10:00:00")
+    first = LockRetry(2, "up", 1, 1, 5, 0.4, 2.0, [blocker], "postgres")
+    second = LockRetry(2, "up", 1, 2, 5, 0.9, 2.0, [], "postgres")
+    recorded = [
+        (2, "run-a", json.dumps(first.to_dict())),
+        (2, "run-a", json.dumps(second.to_dict())),
+        (3, "run-b", "written by a release this code cannot read"),
+        (4, "run-c", json.dumps(LockRetry(4, "up", 1, 1, 5, 0.4, 2.0).to_dict())),  # v4 has no row: rolled back
+    ]
+    rows = [HistoryRow(1, "applied"), HistoryRow(2, "applied"), HistoryRow(3, "failed")]
+    assert retried(rows, recorded) == [RetriedMigration(2, "applied", [first, second])]
+    [shown] = retried(rows, recorded)
+    assert retried_line(shown) == (
+        "   v2 applied after 2 lock retries (blocked by PostgreSQL backend 4242 "
+        "(user app, application dashboard, query started 2026-01-01 10:00:00))"
+    )
+    failed = RetriedMigration(3, "failed", [first])
+    assert retried_line(failed).startswith("   v3 failed after 1 lock timeout (blocked by PostgreSQL backend 4242")

@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING
 from baselinr.cli.render import markers
 from baselinr.storage.migrations.results import (
     ApplyResult,
+    BackfillProgress,
     BaselineResult,
     LockRetry,
     PlannedStep,
     RepairResult,
+    RetriedMigration,
     StatusResult,
     ValidationResult,
 )
@@ -61,7 +63,17 @@ def status_text(r: StatusResult) -> list[str]:
         ]
     elif r.state == "up_to_date":
         lines.append(f"{m['ok']} Schema version is up to date")
+    if r.retried:
+        lines += ["", *(retried_line(x) for x in r.retried)]
     return lines
+
+
+def retried_line(r: RetriedMigration) -> str:
+    """A migration whose run waited out lock timeouts of the DDL lock guard, and who blocked it."""
+    n = len(r.retries)
+    how = {"applied": "applied after", "failed": "failed after", "running": "interrupted after"}.get(r.status, "after")
+    what = f"{n} lock {'retry' if n == 1 else 'retries'}" if r.status == "applied" else f"{n} lock timeout{'s' if n > 1 else ''}"
+    return f"   v{r.version} {how} {what} (blocked by {r.held_by})"
 
 
 def unadopted_text(r: StatusResult) -> list[str]:
@@ -130,6 +142,16 @@ def retry_line(r: LockRetry) -> str:
     return (
         f"   {markers()['warn']} v{r.version}{where}: waiting for a lock held by {r.held_by}, "
         f"retry {r.attempt + 1}/{r.tries} in {r.delay_seconds:.1f} s"
+    )
+
+
+def progress_line(p: BackfillProgress) -> str:
+    """One committed batch of a migration's backfill: rows done of the total, and the rate."""
+    share = f" ({100 * p.rows_done / p.rows_total:.0f}%)" if p.rows_total else ""
+    resumed = f", resumed after {p.resumed_at:,}" if p.resumed_at else ""
+    return (
+        f"   v{p.version} backfill {p.table}: {p.rows_done:,} of {p.rows_total:,} rows{share}, "
+        f"{p.batches} batches, {p.rows_per_second:,.0f} rows/s{resumed}"
     )
 
 

@@ -7,6 +7,8 @@ connector reflects that are none of SQLAlchemy's (``VARIANT``, ``TIMESTAMP_TZ``)
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -141,6 +143,46 @@ class SnowflakeDialect(Dialect):
     def engine_options(self, lock_timeout: float) -> dict[str, Any]:
         # Without a bound the connector retries an unknown account for minutes.
         return {"connect_args": {"login_timeout": 30, "session_parameters": {"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False}}}
+
+    # The DDL lock guard: LOCK_TIMEOUT and STATEMENT_TIMEOUT_IN_SECONDS are session parameters in whole
+    # seconds, set on the tracked run's own connection (a session of its own: the engine does not pool).
+    # Where the server does not know them (an emulator), the run goes unguarded, as before.
+    _guard_parameters: bool | None = None
+
+    def guard_statements(
+        self, conn: Connection, lock_timeout: float, statement_timeout: float | None, *, in_transaction: bool
+    ) -> tuple[list[str], list[str]]:
+        wanted = {}
+        if lock_timeout > 0:
+            wanted["LOCK_TIMEOUT"] = max(1, math.ceil(lock_timeout))
+        if statement_timeout:
+            wanted["STATEMENT_TIMEOUT_IN_SECONDS"] = max(1, math.ceil(statement_timeout))
+        if not wanted or not self._knows_guard_parameters(conn):
+            return [], []
+        return (
+            ["ALTER SESSION SET " + ", ".join(f"{k} = {v}" for k, v in wanted.items())],
+            ["ALTER SESSION UNSET " + ", ".join(wanted)],
+        )
+
+    def _knows_guard_parameters(self, conn: Connection) -> bool:
+        if self._guard_parameters is None:
+            try:
+                self._guard_parameters = bool(conn.exec_driver_sql("SHOW PARAMETERS LIKE 'LOCK_TIMEOUT' IN SESSION").fetchall())
+            except Exception:  # noqa: BLE001 - a server without SHOW PARAMETERS has no such parameter either
+                self._guard_parameters = False
+            if not self._guard_parameters:
+                logging.getLogger(__name__).warning(
+                    "the server has no LOCK_TIMEOUT session parameter: DDL runs without the lock guard"
+                )
+        return self._guard_parameters
+
+    def lock_wait_seconds(self, seconds: float) -> float:
+        return float(max(1, math.ceil(seconds)))  # whole seconds only
+
+    def is_lock_wait_timeout(self, exc: BaseException) -> bool:
+        # 000625: "Statement ... has locked table ... and this lock has not yet been released. Your statement
+        # ... was aborted ..." (after LOCK_TIMEOUT, or with too many waiters): another transaction holds it.
+        return getattr(getattr(exc, "orig", None) or exc, "errno", None) == 625
 
     @contextmanager
     def lock(self, conn: Connection, timeout: float) -> Iterator[None]:

@@ -102,6 +102,10 @@ class SQLiteDialect(Dialect):
 
         @event.listens_for(engine, "begin")
         def _begin(conn: Connection) -> None:
-            # Writers take the write lock up front, readers stay deferred.
-            write = conn.get_execution_options().get("baselinr_write")
+            # Writers take the write lock up front, readers stay deferred. An AUTOCOMMIT
+            # connection (a tracked migration's) gets no BEGIN: nothing would commit it.
+            options = conn.get_execution_options()
+            if options.get("isolation_level") == "AUTOCOMMIT":
+                return
+            write = options.get("baselinr_write")
             conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
@@ -31,12 +32,13 @@ from baselinr.errors import (
 )
 from baselinr.storage.connection import connect_error, create_engine, first_line, open_connection, redact, run_statement
 from baselinr.storage.dialects import Dialect, runner_id
-from baselinr.storage.migrations import adopt, faults, history
+from baselinr.storage.migrations import adopt, backfill, faults, history, journal
 from baselinr.storage.migrations.chain import DEFAULT_PACKAGE, Chain, ChainError, load_chain
 from baselinr.storage.migrations.guard import DEFAULT_LOCK_TIMEOUT, DEFAULT_TRIES, BlockerWatch, GuardSettings, backoff
 from baselinr.storage.migrations.migration import CHECKSUM_ALGORITHM, Migration
 from baselinr.storage.migrations.results import (
     ApplyResult,
+    BackfillProgress,
     BaselineResult,
     HistoryRow,
     LockRetry,
@@ -82,6 +84,7 @@ class MigrationManager:
         self._chain: Chain | None = None
         self._engine: Engine | None = None
         self._dialect: Dialect | None = None
+        self._journal: list[tuple[int, str | None, str | None]] = []  # lock retries read with the history
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> MigrationManager:
@@ -128,13 +131,15 @@ class MigrationManager:
     def _connect(self) -> Any:
         return open_connection(self.engine, self.settings)
 
-    def _history(self) -> list[HistoryRow] | None:
+    def _history(self, *, retries: bool = False) -> list[HistoryRow] | None:
         if self._engine is None:
-            quick = self._quick_history()
+            quick = self._quick_history(retries)
             if quick is not _NO_QUICK_PATH:
                 return quick  # type: ignore[return-value]
         with self._connect() as conn:
             rows = history.read_history(conn)
+            if retries and rows:
+                self._journal = journal.read_retries(conn)
             if conn.in_transaction():
                 conn.rollback()
             return rows
@@ -147,7 +152,7 @@ class MigrationManager:
 
         return dialect_for(self.settings.type, self.settings.schema)
 
-    def _quick_history(self) -> object:
+    def _quick_history(self, retries: bool = False) -> object:
         """Read the history with the bare driver: ``status`` then never
         imports SQLAlchemy, which is most of its start-up time. Not when the
         config sets engine options: only SQLAlchemy can apply (or refuse) them."""
@@ -163,7 +168,10 @@ class MigrationManager:
             return _NO_QUICK_PATH
         conn, error = opened
         try:
-            return history.read_history_dbapi(conn, error)
+            rows = history.read_history_dbapi(conn, error)
+            if retries and rows:
+                self._journal = journal.read_retries_dbapi(conn, error)
+            return rows
         finally:
             conn.close()
 
@@ -174,7 +182,7 @@ class MigrationManager:
     # --- status -----------------------------------------------------------------
 
     def status(self) -> StatusResult:
-        rows = self._history()
+        rows = self._history(retries=True)
         code = self.code_version
         rows = rows or []
         applied = history.applied_versions(rows)
@@ -210,7 +218,7 @@ class MigrationManager:
                     blocking=[str(d) for d in blocking],
                     stamped=bool(adopt.unverified(rows)),
                 )
-        return StatusResult(current, code, state, pending, problems, describe)
+        return StatusResult(current, code, state, pending, problems, describe, retried=journal.retried(rows, self._journal))
 
     def _may_hold_preexisting(self, rows: list[HistoryRow], state: str) -> bool:
         """Whether tables of unrecorded versions may exist. Looked up with the bare driver
@@ -353,10 +361,12 @@ class MigrationManager:
         resume: bool = False,
         on_step: Callable[[PlannedStep], None] | None = None,
         on_retry: Callable[[LockRetry], None] | None = None,
+        on_progress: Callable[[BackfillProgress], None] | None = None,
     ) -> ApplyResult:
         """Bring the database up to ``target`` (default: the code's version).
 
-        ``on_retry`` hears of each lock timeout of a migration's DDL before its backoff."""
+        ``on_retry`` hears of each lock timeout of a migration's DDL before its backoff,
+        ``on_progress`` of each committed batch of a Python migration's ``backfill``."""
         target = self.chain.code_version if target is None else target
         if dry_run:
             plan = self._up_plan(target, resume, self._history() or [])
@@ -365,12 +375,13 @@ class MigrationManager:
         if done_already is not None:
             return ApplyResult(target, target, target, False, done_already)
         with self._connect() as lock_conn, self.dialect.lock(lock_conn, self.lock_timeout), _Connections(
-            self, on_retry
+            self, on_retry, on_progress
         ) as conns:
             conn = conns.tx()
             try:
                 with conn.begin():
                     history.ensure_table(conn, self.dialect)
+                    journal.ensure(conn, self.dialect)
             except Exception as exc:
                 if self.dialect.is_lock_error(exc):
                     raise self._lock_timeout() from None
@@ -448,6 +459,7 @@ class MigrationManager:
         resume: bool = False,
         on_step: Callable[[PlannedStep], None] | None = None,
         on_retry: Callable[[LockRetry], None] | None = None,
+        on_progress: Callable[[BackfillProgress], None] | None = None,
     ) -> ApplyResult:
         """Run down migrations, newest first, until the database is at ``target``;
         ``resume`` continues a rollback that was interrupted."""
@@ -463,8 +475,10 @@ class MigrationManager:
         if dry_run:
             return ApplyResult(plan.current_version, plan.current_version, target, True, plan)
         with self._connect() as lock_conn, self.dialect.lock(lock_conn, self.lock_timeout), _Connections(
-            self, on_retry
+            self, on_retry, on_progress
         ) as conns:
+            with conns.tx().begin():
+                journal.ensure(conns.tx(), self.dialect)
             rows = conns.history()
             plan = self.plan(target, rows=rows, resume=resume)
             if plan.direction == "up":
@@ -556,6 +570,7 @@ class MigrationManager:
             watch.take(),
             self.dialect.name,
         )
+        conns.remember(retry)
         if attempt >= guard.tries:
             raise _LockGaveUp(retry) from exc
         retries.append(retry)
@@ -601,8 +616,9 @@ class MigrationManager:
                             run_statement(conn, stmt)
                     current = 0
                     if fn is not None:
-                        with watch.watching():
+                        with watch.watching(), backfill.inside_transaction(m.version):
                             fn(conn)
+                    journal.start_run(conn, m.version, conns.run_id, resuming=False)
                     if step.direction == "up":
                         history.record(
                             conn,
@@ -678,6 +694,7 @@ class MigrationManager:
                     statements_done=0,
                     statements_total=total,
                 )
+                journal.start_run(conn, m.version, conns.run_id, resuming=False)
             else:
                 index = self._past_in_flight(conn, m.version, index, total, step.direction)
                 history.set_status(conn, m.version, RUNNING)
@@ -714,7 +731,7 @@ class MigrationManager:
             if fn is not None:
                 # Python steps (usually DML) get a transaction of their own,
                 # which also records the outcome: a kill cannot run them twice.
-                with self._connect() as py_conn, py_conn.begin():
+                with backfill.batches(self._batches(m, step, conns, retries)), self._connect() as py_conn, py_conn.begin():
                     fn(py_conn)
                     self._finish_tracked(py_conn, m, step, started)
                     faults.kill_point(f"{where}:python:before-commit")
@@ -738,6 +755,23 @@ class MigrationManager:
         faults.kill_point(f"{where}:before-finish")
         self._finish_tracked(conn, m, step, started)
         return True
+
+    def _batches(self, m: Migration, step: PlannedStep, conns: _Connections, retries: list[LockRetry]) -> backfill.Batches:
+        """How a tracked migration's backfills commit: their own connection, its guard, retries as its DDL's."""
+        guard = self._guard(m)
+
+        def lock_wait(exc: BaseException, attempt: int, watch: BlockerWatch) -> bool:
+            return self._lock_wait(exc, m, step, 0, attempt, guard, watch, conns, retries) is not None
+
+        def watch(conn: Connection, guard: GuardSettings) -> BlockerWatch:
+            # Not conns.watch: its sessions are cached by connection id, and each backfill opens a new one.
+            session = self.dialect.session_id(conn) if guard.lock_timeout > 0 else None
+            return BlockerWatch(self._connect, self.dialect, session, guard.lock_timeout)
+
+        return backfill.Batches(
+            m.version, step.direction, conns.run_id, self._connect, self.dialect, guard, self.names, lock_wait, watch,
+            conns.on_progress,
+        )
 
     def _finish_tracked(self, conn: Connection, m: Migration, step: PlannedStep, started: float) -> None:
         if step.direction == "up":
@@ -800,9 +834,13 @@ class MigrationManager:
             hint = "Its transaction was rolled back; the database is unchanged by this version."
             again = "run it again"
         else:
-            hint = f"Statements before {retry.statement} are done and recorded."
             resume = HistoryRow(m.version, FAILED, direction=step.direction).resume_command
-            again = f"run '{resume}' to continue at statement {retry.statement}"
+            if retry.statement:
+                hint = f"Statements before {retry.statement} are done and recorded."
+                again = f"run '{resume}' to continue at statement {retry.statement}"
+            else:
+                hint = "Its statements and the batches its backfill committed are done and recorded."
+                again = f"run '{resume}' to continue after the last committed batch"
         hint += f" Let that session finish (or end it), then {again}; or raise --ddl-lock-timeout or --ddl-lock-tries."
         return MigrationFailed(message, version=m.version, hint=hint)
 
@@ -1108,8 +1146,16 @@ class _Connections:
     """The connections one apply or rollback reuses: one for migrations that
     run in a transaction, one in autocommit for tracked (non-atomic) ones."""
 
-    def __init__(self, manager: MigrationManager, on_retry: Callable[[LockRetry], None] | None = None) -> None:
+    def __init__(
+        self,
+        manager: MigrationManager,
+        on_retry: Callable[[LockRetry], None] | None = None,
+        on_progress: Callable[[BackfillProgress], None] | None = None,
+    ) -> None:
         self._manager = manager
+        self.on_progress = on_progress
+        self.run_id = uuid.uuid4().hex  # this apply's (or rollback's) rows in the journal
+        self._remembered = 0
         self._stack = ExitStack()
         self._tx: Connection | None = None
         self._auto: Connection | None = None
@@ -1127,6 +1173,14 @@ class _Connections:
                     conn.rollback()
             session = self._sessions[id(conn)]
         return BlockerWatch(self._manager._connect, self._manager.dialect, session, guard.lock_timeout)
+
+    def remember(self, retry: LockRetry) -> None:
+        """Record a lock timeout in the journal at once, for ``status`` (a failure to write it is only logged)."""
+        self._remembered += 1
+        try:
+            journal.record_retry(self._manager._connect, self.run_id, self._remembered, retry)
+        except Exception:
+            log.warning("v%s: could not record a lock retry in the journal", retry.version, exc_info=True)
 
     def __enter__(self) -> _Connections:
         return self

@@ -58,6 +58,8 @@ class StatusResult(_Result):
     found: list[str] = field(default_factory=list)
     blocking: list[str] = field(default_factory=list)
     stamped: bool = False  # the profiler's rows are in the version table (else: only its tables)
+    # Migrations whose (last) run waited out lock timeouts of the DDL lock guard, and who blocked them.
+    retried: list[RetriedMigration] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -127,6 +129,38 @@ class LockRetry(_Result):
         if not self.blockers:
             return "another session"
         return "; ".join(b.describe(self.dialect) for b in self.blockers)
+
+
+@dataclass(frozen=True)
+class RetriedMigration(_Result):
+    """A migration in the history whose run waited out lock timeouts (from the journal)."""
+
+    version: int
+    status: str  # of its version row: applied | running | failed
+    retries: list[LockRetry] = field(default_factory=list)
+
+    @property
+    def held_by(self) -> str:
+        """Who held the lock at the last timeout that named someone."""
+        for r in reversed(self.retries):
+            if r.blockers:
+                return r.held_by
+        return "another session"
+
+
+@dataclass(frozen=True)
+class BackfillProgress(_Result):
+    """Where a batched backfill of a Python migration stands, after a batch (or at its end)."""
+
+    version: int
+    name: str
+    table: str
+    rows_done: int
+    rows_total: int  # the rows there were when it started
+    batches: int  # committed so far, over every run of it
+    rows_per_second: float  # of this run
+    resumed_at: int = 0  # rows an earlier, interrupted run had committed
+    finished: bool = False
 
 
 @dataclass(frozen=True)
