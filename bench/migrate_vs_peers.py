@@ -41,7 +41,7 @@ one line saying why, and the rest runs.
 The baselinr measured is whatever ``python -m baselinr`` imports with this
 repository first on ``PYTHONPATH``.
 
-Run: python bench/migrate_vs_peers.py [--repeat 7] [--scales 10,100,1000] [--dialects sqlite,postgres]
+Run: python bench/migrate_vs_peers.py [--repeat 7] [--scales 10,100,1000] [--dialects postgres,sqlite]
                                       [--no-dbmate] [--no-flyway]
 Not a test: timings on shared machines are noisy and never gate CI.
 """
@@ -53,6 +53,7 @@ import hashlib
 import os
 import platform
 import shutil
+import signal
 import sqlite3
 import statistics
 import subprocess
@@ -583,7 +584,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=7, help="timed rounds (at least 5)")
     parser.add_argument("--scales", default="10,100,1000", help="numbers of migrations, comma-separated")
-    parser.add_argument("--dialects", default="sqlite,postgres")
+    parser.add_argument("--dialects", default="postgres,sqlite", help="in this order")
     parser.add_argument("--no-dbmate", action="store_true")
     parser.add_argument("--no-flyway", action="store_true")
     args = parser.parse_args()
@@ -596,6 +597,7 @@ def main() -> None:
     dialects = [d.strip() for d in args.dialects.split(",")]
     if not dialects or any(d not in ("sqlite", "postgres") for d in dialects) or min(scales) < 1:
         parser.error("--dialects takes sqlite and/or postgres; --scales numbers >= 1")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the server and remove the files on a kill too
     peers = Peers(None if args.no_dbmate else dbmate_binary(), None if args.no_flyway else flyway_binary())
     # Not /tmp: the durable server's data must be on a disk, and /tmp may be a tmpfs.
     with work_dir() as work:
@@ -605,11 +607,16 @@ def main() -> None:
             results: dict[str, dict[int, Samples]] = {}
             for name in dialects:
                 dialect: Dialect = SQLite(work) if name == "sqlite" else Postgres(server)  # type: ignore[arg-type]
-                results[name] = {n: run_scale(dialect, n, work, peers, args.repeat) for n in scales}
+                results[name] = {}
+                for n in scales:
+                    results[name][n] = run_scale(dialect, n, work, peers, args.repeat)
+                    print_tables({name: {n: results[name][n]}}, peers.tools())  # as it goes: a long run shows progress
+                    sys.stdout.flush()
         finally:
             if server is not None:
                 server.stop()
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    print("\n## all results")
     print_tables(results, peers.tools())
     print(f"\nload average at the end: {load}. Ratios are ours / peer (lower is better); "
           "goals from issue 15, stated for 100 migrations.")  # fmt: skip
