@@ -32,8 +32,8 @@ the server reports them. SQLite runs with each tool's driver defaults.
 dbmate (a Go binary) is the npm package ``@dbmate/linux-x64`` at a pinned
 version; Flyway is the command-line distribution from Maven Central
 (``org.flywaydb:flyway-commandline``, the ``.tar.gz`` without a bundled JRE,
-run on the machine's Java 17; Maven Central carries that archive up to
-10.22.0, later versions publish only the jar), checked against a pinned
+run on the machine's Java 17; from 11.9 on Maven Central publishes the
+jar alone, without the launcher and drivers), checked against a pinned
 SHA-256. Both are installed once per machine under
 ``~/.cache/baselinr-bench/``; one that cannot be installed is left out with
 one line saying why, and the rest runs.
