@@ -52,6 +52,7 @@ import argparse
 import hashlib
 import os
 import platform
+import re
 import shutil
 import signal
 import sqlite3
@@ -462,7 +463,8 @@ class Commands:
         proc = subprocess.run(cmd, env=self.env, cwd=self.work, capture_output=True, text=True)
         elapsed = time.perf_counter() - start
         if proc.returncode != 0:
-            shown = " ".join(a if not a.startswith("-password=") else "-password=***" for a in cmd)
+            words = ("-password=***" if a.startswith("-password=") else a for a in cmd)
+            shown = re.sub(r"://[^@/\s]*@", "://***@", " ".join(words))  # no password in the message
             raise SystemExit(f"{shown} exited {proc.returncode}:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
         return elapsed
 
