@@ -2,19 +2,21 @@
 
 Used by the migration layers (runner, validation, adoption), the
 ``MigrationManager`` facade and the backup modules. It owns the one way to
-take the single-runner lock (``locked``), and the bare-driver path that reads
-the history (and the table names) without importing SQLAlchemy, which is most
-of the start-up time of ``status`` and of an ``apply`` with nothing to do.
+take the single-runner lock (``locked``), and the bare-driver path: reads of
+the history and the table names for ``status``, and the connections of a
+SQL-only ``apply`` or ``rollback`` (``connect(bare=True)``, see ``dbapi.py``),
+none of which imports SQLAlchemy, most of their start-up time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from baselinr.config import ConnectionSettings, Settings
 from baselinr.storage.connection import connect_error, create_engine, open_connection
+from baselinr.storage.dbapi import DbapiConnection
 from baselinr.storage.dialects import Dialect, dialect_for
 from baselinr.storage.migrations import history
 from baselinr.storage.migrations.results import HistoryRow
@@ -55,7 +57,7 @@ class Database:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine, self._dialect = create_engine(self.settings, lock_timeout=self.lock_timeout)
+            self._engine, _ = create_engine(self.settings, lock_timeout=self.lock_timeout, dialect=self.dialect)
         return self._engine
 
     @property
@@ -65,26 +67,50 @@ class Database:
 
     @property
     def dialect(self) -> Dialect:
+        """The dialect (made without the engine: it renders and parses without SQLAlchemy)."""
         if self._dialect is None:
-            _ = self.engine
-        assert self._dialect is not None
+            self._dialect = dialect_for(self.settings.type, self.settings.schema)
         return self._dialect
 
     @property
-    def bare_dialect(self) -> Dialect:
-        """The dialect without creating the engine (which imports SQLAlchemy)."""
-        if self._dialect is not None:
-            return self._dialect
-        return dialect_for(self.settings.type, self.settings.schema)
+    def bare_available(self) -> bool:
+        """Whether ``connect(bare=True)`` can serve this database (the driver's connection
+        honours every setting of the config)."""
+        if set(self.settings.extra_params) - {"connect_args"}:
+            return False
+        return type(self.dialect).dbapi_connect is not Dialect.dbapi_connect
 
-    def connect(self) -> AbstractContextManager[Connection]:
-        """A new SQLAlchemy connection, connect errors turned into one clear line."""
+    def connect(self, *, bare: bool = False) -> AbstractContextManager[Connection]:
+        """A new connection, connect errors turned into one clear line: SQLAlchemy's, or with
+        ``bare`` the driver's behind the same few methods (``dbapi.DbapiConnection``)."""
+        if bare:
+            return self._connect_bare()  # type: ignore[return-value]
         return open_connection(self.engine, self.settings)
 
+    def connector(self, *, bare: bool) -> Callable[[], AbstractContextManager[Connection]]:
+        return lambda: self.connect(bare=bare)
+
     @contextmanager
-    def locked(self) -> Iterator[None]:
+    def _connect_bare(self) -> Iterator[DbapiConnection]:
+        try:
+            opened = self.dialect.dbapi_connect(self.settings, create=True)
+        except Exception as exc:  # noqa: BLE001 - the driver's connect error, whatever its class
+            raise connect_error(exc, self.settings) from None
+        if opened is None:
+            raise AssertionError(f"{self.dialect.name} has no bare-driver connection")  # bare_available said it has
+        raw, error = opened
+        try:
+            conn = DbapiConnection(raw, error, self.dialect, self.lock_timeout)
+        except BaseException:
+            raw.close()
+            raise
+        with conn:
+            yield conn
+
+    @contextmanager
+    def locked(self, *, bare: bool = False) -> Iterator[None]:
         """Hold the single-runner lock, on a connection of its own, for the block."""
-        with self.connect() as lock_conn, self.dialect.lock(lock_conn, self.lock_timeout):
+        with self.connect(bare=bare) as lock_conn, self.dialect.lock(lock_conn, self.lock_timeout):
             yield
 
     def read_history(self) -> list[HistoryRow] | None:
@@ -106,17 +132,20 @@ class Database:
         if set(self.settings.extra_params) - {"connect_args"}:
             return NO_QUICK_PATH
         try:
-            opened = self.bare_dialect.dbapi_connect(self.settings)
+            opened = self.dialect.dbapi_connect(self.settings)
         except ModuleNotFoundError:
             return NO_QUICK_PATH
         except Exception as exc:  # noqa: BLE001 - the driver's connect error, whatever its class
             raise connect_error(exc, self.settings) from None
         return opened
 
-    def quick_history(self) -> list[HistoryRow] | Any | None:
-        """Read the history with the bare driver; ``NO_QUICK_PATH`` where it cannot."""
+    def quick_history(self, *, absent: Any = NO_QUICK_PATH) -> list[HistoryRow] | Any | None:
+        """Read the history with the bare driver; ``NO_QUICK_PATH`` where it cannot, and
+        ``absent`` for a database that does not exist yet (a SQLite file)."""
         opened = self._bare()
-        if opened is None or opened is NO_QUICK_PATH:
+        if opened is None:
+            return absent
+        if opened is NO_QUICK_PATH:
             return NO_QUICK_PATH
         conn, error = opened
         try:
@@ -127,7 +156,7 @@ class Database:
     def bare_table_names(self) -> set[str] | Any | None:
         """The lower-case table names, read with the bare driver: ``None`` for a SQLite file
         that does not exist yet; ``NO_QUICK_PATH`` where the bare driver cannot tell."""
-        sql = self.bare_dialect.table_names_sql
+        sql = self.dialect.table_names_sql
         if self._engine is not None or sql is None:
             return NO_QUICK_PATH
         try:

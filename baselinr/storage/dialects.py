@@ -175,10 +175,18 @@ class Dialect:
 
     # --- engine and transactions ------------------------------------------
 
-    def dbapi_connect(self, settings: ConnectionSettings) -> tuple[Any, type[Exception]] | None:
-        """A bare driver connection and the driver's error class, for quick
-        read-only work (``status``) that need not import SQLAlchemy; ``None``
-        where the dialect has no such path."""
+    def dbapi_connect(self, settings: ConnectionSettings, *, create: bool = False) -> tuple[Any, type[Exception]] | None:
+        """A bare driver connection and the driver's error class, for work that need not
+        import SQLAlchemy (``status``, a SQL-only ``apply``); ``None`` where the dialect
+        has no such path (or, unless ``create``, where the database does not exist yet)."""
+        return None
+
+    def prepare_dbapi(self, dbapi_conn: Any, lock_timeout: float) -> None:
+        """Set up a bare driver connection the way the engine's connect hook sets up its own."""
+
+    def begin_sql(self, write: bool) -> str | None:
+        """The statement that opens a transaction (a writer's or a reader's) where the
+        driver does not open one itself; ``None``: the driver does."""
         return None
 
     def engine_options(self, lock_timeout: float) -> dict[str, Any]:
@@ -337,34 +345,41 @@ class SQLiteDialect(Dialect):
         text = str(getattr(exc, "orig", None) or exc)
         return text.startswith(("no such table", "no such column"))
 
-    def dbapi_connect(self, settings: ConnectionSettings) -> tuple[Any, type[Exception]] | None:
+    def dbapi_connect(self, settings: ConnectionSettings, *, create: bool = False) -> tuple[Any, type[Exception]] | None:
         import sqlite3
 
         path = settings.filepath or settings.database
-        if path != ":memory:" and not os.path.exists(path):
+        if path != ":memory:" and not os.path.exists(path) and not create:
             return None  # let SQLAlchemy create it, as it would
         return sqlite3.connect(path, timeout=10), sqlite3.Error
+
+    def prepare_dbapi(self, dbapi_conn: Any, lock_timeout: float) -> None:
+        # Let us issue BEGIN ourselves, so DDL is transactional and the
+        # write lock is taken up front (BEGIN IMMEDIATE).
+        dbapi_conn.isolation_level = None
+        if lock_timeout >= 0:
+            dbapi_conn.execute(f"PRAGMA busy_timeout = {int(lock_timeout * 1000)}")
+        try:
+            dbapi_conn.execute("SELECT concat('a', 'b')")
+        except Exception:  # noqa: BLE001 - SQLite before 3.44 lacks CONCAT
+            dbapi_conn.create_function(
+                "concat", -1, lambda *a: "".join("" if v is None else str(v) for v in a), deterministic=True
+            )
+
+    def begin_sql(self, write: bool) -> str | None:
+        # Writers take the write lock up front, readers stay deferred.
+        return "BEGIN IMMEDIATE" if write else "BEGIN"
 
     def configure_engine(self, engine: Engine) -> None:
         from sqlalchemy import event
 
         @event.listens_for(engine, "connect")
         def _connect(dbapi_conn: Any, _record: Any) -> None:
-            # Let us issue BEGIN ourselves, so DDL is transactional and the
-            # write lock is taken up front (BEGIN IMMEDIATE).
-            dbapi_conn.isolation_level = None
-            try:
-                dbapi_conn.execute("SELECT concat('a', 'b')")
-            except Exception:  # noqa: BLE001 - SQLite before 3.44 lacks CONCAT
-                dbapi_conn.create_function(
-                    "concat", -1, lambda *a: "".join("" if v is None else str(v) for v in a), deterministic=True
-                )
+            self.prepare_dbapi(dbapi_conn, -1)  # the busy timeout is the engine's connect argument
 
         @event.listens_for(engine, "begin")
         def _begin(conn: Connection) -> None:
-            # Writers take the write lock up front, readers stay deferred.
-            write = conn.get_execution_options().get("baselinr_write")
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+            conn.exec_driver_sql(self.begin_sql(bool(conn.get_execution_options().get("baselinr_write"))) or "BEGIN")
 
 
 class PostgresDialect(Dialect):
@@ -387,7 +402,7 @@ class PostgresDialect(Dialect):
             args["options"] = search_path_option(self.schema)
         return {"connect_args": args}
 
-    def dbapi_connect(self, settings: ConnectionSettings) -> tuple[Any, type[Exception]] | None:
+    def dbapi_connect(self, settings: ConnectionSettings, *, create: bool = False) -> tuple[Any, type[Exception]] | None:
         import psycopg2
 
         args = {**self.engine_options(0)["connect_args"], **settings.extra_params.get("connect_args", {})}
@@ -474,18 +489,15 @@ class PostgresDialect(Dialect):
     )
 
     def blockers(self, conn: Connection, session: int, min_age: float) -> list[Blocker]:
-        from sqlalchemy import text
-
-        rows = conn.execute(
-            text(self._ACTIVITY + "WHERE a.pid = ANY(pg_blocking_pids(:pid)) ORDER BY a.xact_start"), {"pid": session}
+        # Numbers only, written in: the same text on SQLAlchemy's and the bare driver's connection.
+        pid, age = int(session), float(min_age)
+        rows = conn.exec_driver_sql(
+            self._ACTIVITY + f"WHERE a.pid = ANY(pg_blocking_pids({pid})) ORDER BY a.xact_start"
         ).fetchall()
         if not rows:
-            rows = conn.execute(
-                text(
-                    self._ACTIVITY + "WHERE a.datname = current_database() AND a.pid NOT IN (pg_backend_pid(), :pid) "
-                    "AND a.xact_start <= now() - make_interval(secs => :age) ORDER BY a.xact_start LIMIT 5"
-                ),
-                {"pid": session, "age": min_age},
+            rows = conn.exec_driver_sql(
+                self._ACTIVITY + f"WHERE a.datname = current_database() AND a.pid NOT IN (pg_backend_pid(), {pid}) "
+                f"AND a.xact_start <= now() - make_interval(secs => {age!r}) ORDER BY a.xact_start LIMIT 5"
             ).fetchall()
         return [
             Blocker(int(r[0]), r[1], r[2] or None, _when(r[3]), _when(r[4]), r[5], _squash(r[6])) for r in rows
@@ -497,8 +509,6 @@ class PostgresDialect(Dialect):
 
     @contextmanager
     def lock(self, conn: Connection, timeout: float) -> Iterator[None]:
-        from sqlalchemy import text
-
         # Session-level lock on a dedicated connection: a transaction-scoped
         # lock would deadlock with CREATE INDEX CONCURRENTLY, and a blocking
         # pg_advisory_lock ignores our timeout.
@@ -506,21 +516,18 @@ class PostgresDialect(Dialect):
         key = self.lock_key
 
         def try_once() -> bool:
-            return bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
+            return bool(conn.exec_driver_sql(f"SELECT pg_try_advisory_lock({key})").scalar())
 
         def holder() -> str | None:
-            row = conn.execute(
-                text(
-                    "SELECT a.pid, a.application_name, a.client_addr FROM pg_locks l "
-                    "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' "
-                    "AND l.granted AND l.classid = 0 AND l.objid = :k"
-                ),
-                {"k": key},
+            row = conn.exec_driver_sql(
+                "SELECT a.pid, a.application_name, a.client_addr FROM pg_locks l "
+                "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' "
+                f"AND l.granted AND l.classid = 0 AND l.objid = {key}"
             ).first()
             return f"PostgreSQL backend {row[0]} ({row[1] or 'no name'})" if row else None
 
         self._poll(try_once, timeout, holder)
-        with _release(lambda: conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})):
+        with _release(lambda: conn.exec_driver_sql(f"SELECT pg_advisory_unlock({key})")):
             yield
 
 
@@ -663,7 +670,7 @@ class MySQLDialect(Dialect):
         def _connect(dbapi_conn: Any, _record: Any) -> None:
             self.after_handshake(dbapi_conn)
 
-    def dbapi_connect(self, settings: ConnectionSettings) -> tuple[Any, type[Exception]] | None:
+    def dbapi_connect(self, settings: ConnectionSettings, *, create: bool = False) -> tuple[Any, type[Exception]] | None:
         import pymysql
 
         args = self.final_connect_args(
@@ -710,32 +717,31 @@ class MySQLDialect(Dialect):
         return bool(args) and args[0] == 1205  # ER_LOCK_WAIT_TIMEOUT: metadata and row locks alike
 
     _SESSION = (
-        "SELECT DISTINCT p.ID, p.USER, p.HOST, DATE_FORMAT(NOW() - INTERVAL p.TIME SECOND, '%Y-%m-%d %H:%i:%s'), {trx}, "
+        "SELECT DISTINCT p.ID, p.USER, p.HOST, DATE_FORMAT(NOW() - INTERVAL p.TIME SECOND, '%%Y-%%m-%%d %%H:%%i:%%s'), {trx}, "
         "p.STATE, LEFT(p.INFO, 200) FROM information_schema.PROCESSLIST p "
     )
 
     def blockers(self, conn: Connection, session: int, min_age: float) -> list[Blocker]:
-        from sqlalchemy import text
-
         # INNODB_TRX keeps whole seconds: round down, or a blocker younger than the next second is missed.
-        params = {"s": session, "age": math.floor(min_age)}
+        # Numbers only, written in; '%' doubled: the driver formats the text (as on SQLAlchemy's path).
+        params = {"s": int(session), "age": math.floor(min_age)}
         # MariaDB's metadata_lock_info plugin names the holders of metadata locks, where it is loaded.
         holders = (
             self._SESSION.format(trx="NULL")
             + "JOIN information_schema.METADATA_LOCK_INFO m ON m.THREAD_ID = p.ID "
-            "WHERE m.TABLE_SCHEMA = DATABASE() AND p.ID NOT IN (CONNECTION_ID(), :s) ORDER BY p.TIME DESC LIMIT 5"
+            "WHERE m.TABLE_SCHEMA = DATABASE() AND p.ID NOT IN (CONNECTION_ID(), {s}) ORDER BY p.TIME DESC LIMIT 5"
         )
         # Otherwise: the sessions with a transaction open for that long, which keep their metadata locks.
         open_transactions = (
-            self._SESSION.format(trx="DATE_FORMAT(t.trx_started, '%Y-%m-%d %H:%i:%s')")
+            self._SESSION.format(trx="DATE_FORMAT(t.trx_started, '%%Y-%%m-%%d %%H:%%i:%%s')")
             + "JOIN information_schema.INNODB_TRX t ON t.trx_mysql_thread_id = p.ID "
-            "WHERE p.ID NOT IN (CONNECTION_ID(), :s) AND p.DB = DATABASE() AND t.trx_started <= NOW() - INTERVAL :age SECOND "
+            "WHERE p.ID NOT IN (CONNECTION_ID(), {s}) AND p.DB = DATABASE() AND t.trx_started <= NOW() - INTERVAL {age} SECOND "
             "ORDER BY t.trx_started LIMIT 5"
         )
         rows: list[Any] = []
         for sql in (holders, open_transactions):
             try:
-                rows = list(conn.execute(text(sql), params).fetchall())
+                rows = list(conn.exec_driver_sql(sql.format(**params)).fetchall())
             except Exception:  # noqa: BLE001 - the plugin is not loaded: the next source
                 if conn.in_transaction():
                     conn.rollback()
@@ -746,24 +752,22 @@ class MySQLDialect(Dialect):
 
     @contextmanager
     def lock(self, conn: Connection, timeout: float) -> Iterator[None]:
-        from sqlalchemy import text
-
         conn.execution_options(isolation_level="AUTOCOMMIT")
-        name = f"{LOCK_NAME}.{conn.engine.url.database}"[:64]
+        # The connected database's name (the URL's), asked of the server: the same on either connection.
+        name = {"n": f"{LOCK_NAME}.{conn.exec_driver_sql('SELECT DATABASE()').scalar()}"[:64]}
 
         def try_once() -> bool:
             # GET_LOCK returns NULL on error (e.g. killed): treat as not held.
-            return conn.execute(text("SELECT GET_LOCK(:n, 0)"), {"n": name}).scalar() == 1
+            return conn.exec_driver_sql("SELECT GET_LOCK(%(n)s, 0)", name).scalar() == 1
 
         def holder() -> str | None:
-            row = conn.execute(
-                text("SELECT p.ID, p.USER, p.HOST FROM information_schema.PROCESSLIST p WHERE p.ID = IS_USED_LOCK(:n)"),
-                {"n": name},
+            row = conn.exec_driver_sql(
+                "SELECT p.ID, p.USER, p.HOST FROM information_schema.PROCESSLIST p WHERE p.ID = IS_USED_LOCK(%(n)s)", name
             ).first()
             return f"MySQL connection {row[0]} ({row[1]}@{row[2]})" if row else None
 
         self._poll(try_once, timeout, holder)
-        with _release(lambda: conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": name})):
+        with _release(lambda: conn.exec_driver_sql("SELECT RELEASE_LOCK(%(n)s)", name)):
             yield
 
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from baselinr.config import ConnectionSettings, Settings, load_config
 from baselinr.storage.database import NO_QUICK_PATH, Database
 from baselinr.storage.dialects import Dialect
-from baselinr.storage.migrations import adopt, adoption, planner, validation
+from baselinr.storage.migrations import adopt, adoption, history, planner, validation
 from baselinr.storage.migrations.chain import DEFAULT_PACKAGE, Chain, ChainError, load_chain
 from baselinr.storage.migrations.guard import DEFAULT_LOCK_TIMEOUT, DEFAULT_TRIES
 from baselinr.storage.migrations.migration import Migration
@@ -164,25 +164,31 @@ class MigrationManager:
         if dry_run:
             plan = self._runner().up_plan(target, resume, self._history() or [])
             return ApplyResult(plan.current_version, plan.current_version, target, True, plan)
-        done_already = self._already_at(target)
-        if done_already is not None:
-            return ApplyResult(target, target, target, False, done_already)
-        return self._runner().apply(target, resume, on_step, on_retry)
+        rows = None if self.db.has_engine else self.db.quick_history(absent=[])
+        if isinstance(rows, list):
+            # Every version up to the target applied, none above it, nothing unfinished: an
+            # apply with nothing to do (the operator's Jobs and Helm hooks run it on every
+            # sync) then needs neither the lock nor SQLAlchemy. Anything else, including
+            # every error case, takes the locked path, which re-reads the history under it.
+            done_already = planner.already_at(self.chain, rows, target, self.dialect.name)
+            if done_already is not None:
+                return ApplyResult(target, target, target, False, done_already)
+        bare = rows is not NO_QUICK_PATH and self._bare_for(rows or [], target, "up")
+        return self._runner().apply(target, resume, on_step, on_retry, bare=bare)
 
-    def _already_at(self, target: int) -> Plan | None:
-        """The empty plan, when the bare driver's read of the history shows every
-        version up to ``target`` applied, none above it, and nothing unfinished.
-
-        An ``apply`` with nothing to do (the operator's Jobs and Helm hooks run
-        it on every sync) then needs neither the lock nor SQLAlchemy. Anything
-        else, including every error case, takes the locked path, which re-reads
-        the history under the lock."""
-        if self.db.has_engine:
-            return None
-        rows = self.db.quick_history()
-        if rows is NO_QUICK_PATH or rows is None:
-            return None
-        return planner.already_at(self.chain, rows, target, self.db.bare_dialect.name)
+    def _bare_for(self, rows: list[HistoryRow], target: int, direction: str) -> bool:
+        """Whether to run on the bare driver: SQLAlchemy is not loaded for this database
+        yet, the driver can serve it, and no migration to run has Python. Decided on the
+        history read before the lock; the runner re-checks the plan it makes under it."""
+        if self.db.has_engine or not self.db.bare_available:
+            return False
+        applied = history.applied_versions(rows)
+        latest = self.chain.latest  # beyond it the planner refuses, with its own message
+        if direction == "up":
+            todo = [m for m in self.chain.between(0, min(target, latest)) if m.version not in applied]
+            return not any(m.up_python is not None for m in todo)
+        top = min(max(applied, default=0), latest)
+        return not any(m.down_python is not None for m in self.chain.between(min(target, top), top))
 
     def rollback(
         self,
@@ -199,7 +205,8 @@ class MigrationManager:
         plan = planner.down_plan(self.chain, rows, target, self.dialect, self.names, resume=resume, locked=False)
         if dry_run:
             return ApplyResult(plan.current_version, plan.current_version, target, True, plan)
-        return self._runner().rollback(target, resume, on_step, on_retry)
+        bare = self._bare_for(rows, target, "down")
+        return self._runner().rollback(target, resume, on_step, on_retry, bare=bare)
 
     # --- validate, repair, baseline ------------------------------------------------
 

@@ -3,7 +3,9 @@
 Called by the ``MigrationManager`` facade for ``apply`` and ``rollback``. It
 takes the lock (``Database.locked``), re-reads the history under it (so a
 second runner finds the work done), re-plans with the pure planner and runs
-each step: in one transaction with its version row where the dialect has
+each step. The connections are SQLAlchemy's, or the bare driver's when no
+step has Python (``needs_sqlalchemy``): the same code runs on both, through
+the few methods ``dbapi.py`` describes. Each step runs in one transaction with its version row where the dialect has
 transactional DDL (``_run_transactional``), elsewhere statement by statement
 with its progress recorded (``tracked.run_tracked``). Each step's DDL runs
 under the lock guard (``guard.py``): a lock timeout is retried after a
@@ -41,8 +43,10 @@ class Connections:
     """The connections one apply or rollback reuses: one for migrations that
     run in a transaction, one in autocommit for tracked (non-atomic) ones."""
 
-    def __init__(self, db: Database, on_retry: Callable[[LockRetry], None] | None = None) -> None:
+    def __init__(self, db: Database, on_retry: Callable[[LockRetry], None] | None = None, *, bare: bool = False) -> None:
         self.db = db
+        self.bare = bare
+        self.connect = db.connector(bare=bare)
         self._stack = ExitStack()
         self._tx: Connection | None = None
         self._auto: Connection | None = None
@@ -59,7 +63,7 @@ class Connections:
                 if conn.in_transaction():
                     conn.rollback()
             session = self._sessions[id(conn)]
-        return BlockerWatch(self.db.connect, self.db.dialect, session, guard.lock_timeout)
+        return BlockerWatch(self.connect, self.db.dialect, session, guard.lock_timeout)
 
     def __enter__(self) -> Connections:
         return self
@@ -69,13 +73,13 @@ class Connections:
 
     def tx(self) -> Connection:
         if self._tx is None:
-            conn = self._stack.enter_context(self.db.connect())
+            conn = self._stack.enter_context(self.connect())
             self._tx = conn.execution_options(baselinr_write=True)
         return self._tx
 
     def auto(self) -> Connection:
         if self._auto is None:
-            conn = self._stack.enter_context(self.db.connect())
+            conn = self._stack.enter_context(self.connect())
             conn.execution_options(isolation_level="AUTOCOMMIT")
             self._auto = conn
         return self._auto
@@ -87,6 +91,15 @@ class Connections:
             conn.rollback()
         self.recorded = {r.version for r in rows}
         return rows
+
+
+def needs_sqlalchemy(chain: Chain, plan: Plan) -> bool:
+    """Whether a step of ``plan`` runs Python (which is handed a SQLAlchemy connection)."""
+    for step in plan.steps:
+        m = chain.get(step.version)
+        if (m.up_python if step.direction == "up" else m.down_python) is not None:
+            return True
+    return False
 
 
 class Runner:
@@ -107,7 +120,7 @@ class Runner:
         if plan.steps:
             with ExitStack() as stack:
                 live = conn if conn is not None else stack.enter_context(self.db.connect())
-                tables = adopt.live_tables(live)
+                tables = adopt.live_tables(live, self.db.dialect)
                 if live.in_transaction():
                     live.rollback()
             planner.refuse_preexisting(plan, adopt.preexisting(rows, self.chain, tables, self.db.names))
@@ -121,9 +134,13 @@ class Runner:
         resume: bool,
         on_step: Callable[[PlannedStep], None] | None,
         on_retry: Callable[[LockRetry], None] | None,
+        *,
+        bare: bool = False,
     ) -> ApplyResult:
+        """Apply up to ``target`` under the lock; on the bare driver's connections if ``bare``."""
         db = self.db
-        with db.locked(), Connections(db, on_retry) as conns:
+        with db.locked(bare=bare), ExitStack() as stack:
+            conns = stack.enter_context(Connections(db, on_retry, bare=bare))
             conn = conns.tx()
             try:
                 with conn.begin():
@@ -132,7 +149,9 @@ class Runner:
                 if db.dialect.is_lock_error(exc):
                     raise failures.lock_timeout(db.lock_timeout) from None
                 raise failures.bookkeeping_failed(exc, db.settings) from exc
-            plan = self.up_plan(target, resume, conns.history(), conns.tx())
+            rows = conns.history()
+            plan = self.up_plan(target, resume, rows, conns.tx())
+            conns = self._able(plan, conns, stack, rows)
             done = self._run_all(plan, conns, on_step)
         final = max([plan.current_version or 0] + [s.version for s in done]) if done else plan.current_version
         return ApplyResult(plan.current_version, final, target, False, plan, done)
@@ -143,13 +162,27 @@ class Runner:
         resume: bool,
         on_step: Callable[[PlannedStep], None] | None,
         on_retry: Callable[[LockRetry], None] | None,
+        *,
+        bare: bool = False,
     ) -> ApplyResult:
+        """Roll back to ``target`` under the lock; on the bare driver's connections if ``bare``."""
         db = self.db
-        with db.locked(), Connections(db, on_retry) as conns:
+        with db.locked(bare=bare), ExitStack() as stack:
+            conns = stack.enter_context(Connections(db, on_retry, bare=bare))
             rows = conns.history()
             plan = planner.down_plan(self.chain, rows, target, db.dialect, db.names, resume=resume, locked=True)
+            conns = self._able(plan, conns, stack, rows)
             done = self._run_all(plan, conns, on_step)
         return ApplyResult(plan.current_version, target if done else plan.current_version, target, False, plan, done)
+
+    def _able(self, plan: Plan, conns: Connections, stack: ExitStack, rows: list[HistoryRow]) -> Connections:
+        """``conns``, or SQLAlchemy's connections when the plan made under the lock has a Python
+        step after all (another runner went down meanwhile); the lock stays where it is."""
+        if not conns.bare or not needs_sqlalchemy(self.chain, plan):
+            return conns
+        able = stack.enter_context(Connections(self.db, conns.on_retry))
+        able.recorded = {r.version for r in rows}
+        return able
 
     def _run_all(self, plan: Plan, conns: Connections, on_step: Callable[[PlannedStep], None] | None) -> list[StepResult]:
         done: list[StepResult] = []
