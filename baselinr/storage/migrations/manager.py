@@ -174,7 +174,7 @@ class MigrationManager:
             if done_already is not None:
                 return ApplyResult(target, target, target, False, done_already)
         bare = rows is not NO_QUICK_PATH and self._bare_for(rows or [], target, "up")
-        return self._runner().apply(target, resume, on_step, on_retry, bare=bare)
+        return self._runner().run_plan("up", target, resume, on_step, on_retry, bare=bare)
 
     def _bare_for(self, rows: list[HistoryRow], target: int, direction: str) -> bool:
         """Whether to run on the bare driver: SQLAlchemy is not loaded for this database
@@ -206,7 +206,7 @@ class MigrationManager:
         if dry_run:
             return ApplyResult(plan.current_version, plan.current_version, target, True, plan)
         bare = self._bare_for(rows, target, "down")
-        return self._runner().rollback(target, resume, on_step, on_retry, bare=bare)
+        return self._runner().run_plan("down", target, resume, on_step, on_retry, bare=bare)
 
     # --- validate, repair, baseline ------------------------------------------------
 

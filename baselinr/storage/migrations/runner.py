@@ -128,8 +128,9 @@ class Runner:
 
     # --- apply / rollback ---------------------------------------------------------
 
-    def apply(
+    def run_plan(
         self,
+        direction: str,
         target: int,
         resume: bool,
         on_step: Callable[[PlannedStep], None] | None,
@@ -137,43 +138,36 @@ class Runner:
         *,
         bare: bool = False,
     ) -> ApplyResult:
-        """Apply up to ``target`` under the lock; on the bare driver's connections if ``bare``."""
-        db = self.db
-        with db.locked(bare=bare), ExitStack() as stack:
-            conns = stack.enter_context(Connections(db, on_retry, bare=bare))
-            conn = conns.tx()
-            try:
-                with conn.begin():
-                    history.ensure_table(conn, db.dialect)
-            except Exception as exc:
-                if db.dialect.is_lock_error(exc):
-                    raise failures.lock_timeout(db.lock_timeout) from None
-                raise failures.bookkeeping_failed(exc, db.settings) from exc
-            rows = conns.history()
-            plan = self.up_plan(target, resume, rows, conns.tx())
+        """Apply (``direction`` "up") or roll back ("down") to ``target`` under the lock, on
+        the bare driver's connections if ``bare``."""
+        with self.db.locked(bare=bare), ExitStack() as stack:
+            conns = stack.enter_context(Connections(self.db, on_retry, bare=bare))
+            if direction == "up":
+                rows, plan = self._up_under_lock(conns, target, resume)
+            else:
+                rows = conns.history()
+                plan = planner.down_plan(self.chain, rows, target, self.db.dialect, self.db.names, resume=resume, locked=True)
             conns = self._able(plan, conns, stack, rows)
             done = self._run_all(plan, conns, on_step)
-        final = max([plan.current_version or 0] + [s.version for s in done]) if done else plan.current_version
+        if direction == "up":
+            final = max([plan.current_version or 0] + [s.version for s in done]) if done else plan.current_version
+        else:
+            final = target if done else plan.current_version
         return ApplyResult(plan.current_version, final, target, False, plan, done)
 
-    def rollback(
-        self,
-        target: int,
-        resume: bool,
-        on_step: Callable[[PlannedStep], None] | None,
-        on_retry: Callable[[LockRetry], None] | None,
-        *,
-        bare: bool = False,
-    ) -> ApplyResult:
-        """Roll back to ``target`` under the lock; on the bare driver's connections if ``bare``."""
+    def _up_under_lock(self, conns: Connections, target: int, resume: bool) -> tuple[list[HistoryRow], Plan]:
+        """Create (or widen) the version table, re-read the history and plan the apply."""
         db = self.db
-        with db.locked(bare=bare), ExitStack() as stack:
-            conns = stack.enter_context(Connections(db, on_retry, bare=bare))
-            rows = conns.history()
-            plan = planner.down_plan(self.chain, rows, target, db.dialect, db.names, resume=resume, locked=True)
-            conns = self._able(plan, conns, stack, rows)
-            done = self._run_all(plan, conns, on_step)
-        return ApplyResult(plan.current_version, target if done else plan.current_version, target, False, plan, done)
+        conn = conns.tx()
+        try:
+            with conn.begin():
+                history.ensure_table(conn, db.dialect)
+        except Exception as exc:
+            if db.dialect.is_lock_error(exc):
+                raise failures.lock_timeout(db.lock_timeout) from None
+            raise failures.bookkeeping_failed(exc, db.settings) from exc
+        rows = conns.history()
+        return rows, self.up_plan(target, resume, rows, conns.tx())
 
     def _able(self, plan: Plan, conns: Connections, stack: ExitStack, rows: list[HistoryRow]) -> Connections:
         """``conns``, or SQLAlchemy's connections when the plan made under the lock has a Python
