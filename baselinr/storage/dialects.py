@@ -351,7 +351,8 @@ class SQLiteDialect(Dialect):
         path = settings.filepath or settings.database
         if path != ":memory:" and not os.path.exists(path) and not create:
             return None  # let SQLAlchemy create it, as it would
-        return sqlite3.connect(path, timeout=10), sqlite3.Error
+        # The user's driver options too, as the engine passes them: a wrong one fails here as there.
+        return sqlite3.connect(path, **{"timeout": 10, **settings.extra_params.get("connect_args", {})}), sqlite3.Error
 
     def prepare_dbapi(self, dbapi_conn: Any, lock_timeout: float) -> None:
         # Let us issue BEGIN ourselves, so DDL is transactional and the
