@@ -1,6 +1,7 @@
 """A SQL-only ``apply`` / ``rollback`` runs on the bare driver and never imports SQLAlchemy,
 with the output, results and version rows of the SQLAlchemy path; a chain with a Python
-migration still runs (on SQLAlchemy's connection). SQLite and a real PostgreSQL."""
+migration still runs (on SQLAlchemy's connection). SQLite, and real PostgreSQL and MariaDB
+servers (MariaDB's migrations run tracked: progress rows instead of transactions)."""
 
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ def _twins(dialect: str, tmp_path: Path, request: pytest.FixtureRequest) -> tupl
     return bare, sqla
 
 
-@pytest.mark.parametrize("dialect", ["sqlite", "postgres"])
+@pytest.mark.parametrize("dialect", ["sqlite", "postgres", "mysql"])
 def test_sql_only_apply_and_rollback_never_import_sqlalchemy(
     dialect: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
@@ -66,7 +67,7 @@ def test_sql_only_apply_and_rollback_never_import_sqlalchemy(
         code, out, modules = _apply(bare.config, *args)
         assert code == 0, out
         assert "sqlalchemy" not in modules, args
-        assert "psycopg2" in modules if dialect == "postgres" else "sqlite3" in modules
+        assert {"postgres": "psycopg2", "mysql": "pymysql", "sqlite": "sqlite3"}[dialect] in modules
         sqla_code, sqla_out, sqla_modules = _apply(sqla.config, *args)
         assert "sqlalchemy" in sqla_modules  # the comparison is with the other path
         assert (code, out) == (sqla_code, sqla_out), args

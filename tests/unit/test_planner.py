@@ -207,3 +207,22 @@ def test_planning_a_thousand_migrations_is_linear_enough() -> None:
     plan = planner.up_plan(chain, rows, 1000, SQLITE, _names)
     assert [s.version for s in plan.steps] == [1000]
     assert isinstance(planner.history.applied_versions(rows), set)
+
+
+def test_only_a_python_step_needs_sqlalchemy() -> None:
+    from baselinr.storage.migrations.runner import needs_sqlalchemy
+
+    def backfill(conn: object) -> None:
+        raise AssertionError("never run here")
+
+    migrations = [
+        Migration(1, "sql", up_sql="CREATE TABLE a (id INTEGER)", down_sql="DROP TABLE a"),
+        Migration(2, "python up", up_sql="CREATE TABLE b (id INTEGER)", up_python=backfill, down_sql="DROP TABLE b"),
+        Migration(3, "python down", up_sql="CREATE TABLE c (id INTEGER)", down_python=backfill),
+    ]
+    chain = check_chain(migrations, 3, "tests.in_memory")
+    assert not needs_sqlalchemy(chain, planner.up_plan(chain, [], 1, SQLITE, _names))
+    assert needs_sqlalchemy(chain, planner.up_plan(chain, [], 2, SQLITE, _names))
+    assert not needs_sqlalchemy(chain, planner.up_plan(chain, _applied(1, 2), 3, SQLITE, _names))
+    assert needs_sqlalchemy(chain, planner.down_plan(chain, _applied(1, 2, 3), 2, SQLITE, _names, locked=False))
+    assert not needs_sqlalchemy(chain, planner.down_plan(chain, _applied(1, 2), 1, SQLITE, _names, locked=False))
