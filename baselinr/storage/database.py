@@ -93,14 +93,14 @@ class Database:
     @contextmanager
     def _connect_bare(self) -> Iterator[DbapiConnection]:
         try:
-            opened = self.dialect.dbapi_connect(self.settings, create=True)
+            opened = self.dialect.dbapi_connect(self.settings, create=True, lock_timeout=self.lock_timeout)
         except Exception as exc:  # noqa: BLE001 - the driver's connect error, whatever its class
             raise connect_error(exc, self.settings) from None
         if opened is None:
             raise AssertionError(f"{self.dialect.name} has no bare-driver connection")  # bare_available said it has
         raw, error = opened
         try:
-            conn = DbapiConnection(raw, error, self.dialect, self.lock_timeout)
+            conn = DbapiConnection(raw, error, self.dialect)
         except BaseException:
             raw.close()
             raise

@@ -61,7 +61,7 @@ class DriverInfo:
 class DbapiConnection:
     """A bare driver connection with SQLAlchemy's transaction and execution semantics."""
 
-    def __init__(self, raw: Any, error: type[Exception], dialect: Dialect, lock_timeout: float) -> None:
+    def __init__(self, raw: Any, error: type[Exception], dialect: Dialect) -> None:
         self.raw = raw
         self.driver_error = error
         self._dialect = dialect
@@ -72,7 +72,7 @@ class DbapiConnection:
         server = getattr(raw, "get_server_info", None)  # PyMySQL
         mariadb = server is not None and "MariaDB" in str(server())
         self.dialect = DriverInfo(str(getattr(module, "paramstyle", "qmark")), mariadb)
-        dialect.prepare_dbapi(raw, lock_timeout)
+        dialect.prepare_dbapi(raw)
 
     # --- the protocol -------------------------------------------------------
 

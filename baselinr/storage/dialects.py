@@ -175,13 +175,16 @@ class Dialect:
 
     # --- engine and transactions ------------------------------------------
 
-    def dbapi_connect(self, settings: ConnectionSettings, *, create: bool = False) -> tuple[Any, type[Exception]] | None:
+    def dbapi_connect(
+        self, settings: ConnectionSettings, *, create: bool = False, lock_timeout: float | None = None
+    ) -> tuple[Any, type[Exception]] | None:
         """A bare driver connection and the driver's error class, for work that need not
         import SQLAlchemy (``status``, a SQL-only ``apply``); ``None`` where the dialect
-        has no such path (or, unless ``create``, where the database does not exist yet)."""
+        has no such path (or, unless ``create``, where the database does not exist yet).
+        ``lock_timeout``: the run's, where the driver's connection carries it (SQLite)."""
         return None
 
-    def prepare_dbapi(self, dbapi_conn: Any, lock_timeout: float) -> None:
+    def prepare_dbapi(self, dbapi_conn: Any) -> None:
         """Set up a bare driver connection the way the engine's connect hook sets up its own."""
 
     def begin_sql(self, write: bool) -> str | None:
@@ -345,21 +348,23 @@ class SQLiteDialect(Dialect):
         text = str(getattr(exc, "orig", None) or exc)
         return text.startswith(("no such table", "no such column"))
 
-    def dbapi_connect(self, settings: ConnectionSettings, *, create: bool = False) -> tuple[Any, type[Exception]] | None:
+    def dbapi_connect(
+        self, settings: ConnectionSettings, *, create: bool = False, lock_timeout: float | None = None
+    ) -> tuple[Any, type[Exception]] | None:
         import sqlite3
 
         path = settings.filepath or settings.database
         if path != ":memory:" and not os.path.exists(path) and not create:
             return None  # let SQLAlchemy create it, as it would
-        # The user's driver options too, as the engine passes them: a wrong one fails here as there.
-        return sqlite3.connect(path, **{"timeout": 10, **settings.extra_params.get("connect_args", {})}), sqlite3.Error
+        # The busy timeout and the user's driver options, as the engine passes them (a wrong
+        # option fails here as there).
+        timeout = 10.0 if lock_timeout is None else self.engine_options(lock_timeout)["connect_args"]["timeout"]
+        return sqlite3.connect(path, **{"timeout": timeout, **settings.extra_params.get("connect_args", {})}), sqlite3.Error
 
-    def prepare_dbapi(self, dbapi_conn: Any, lock_timeout: float) -> None:
+    def prepare_dbapi(self, dbapi_conn: Any) -> None:
         # Let us issue BEGIN ourselves, so DDL is transactional and the
         # write lock is taken up front (BEGIN IMMEDIATE).
         dbapi_conn.isolation_level = None
-        if lock_timeout >= 0:
-            dbapi_conn.execute(f"PRAGMA busy_timeout = {int(lock_timeout * 1000)}")
         try:
             dbapi_conn.execute("SELECT concat('a', 'b')")
         except Exception:  # noqa: BLE001 - SQLite before 3.44 lacks CONCAT
@@ -376,7 +381,7 @@ class SQLiteDialect(Dialect):
 
         @event.listens_for(engine, "connect")
         def _connect(dbapi_conn: Any, _record: Any) -> None:
-            self.prepare_dbapi(dbapi_conn, -1)  # the busy timeout is the engine's connect argument
+            self.prepare_dbapi(dbapi_conn)
 
         @event.listens_for(engine, "begin")
         def _begin(conn: Connection) -> None:
@@ -403,7 +408,9 @@ class PostgresDialect(Dialect):
             args["options"] = search_path_option(self.schema)
         return {"connect_args": args}
 
-    def dbapi_connect(self, settings: ConnectionSettings, *, create: bool = False) -> tuple[Any, type[Exception]] | None:
+    def dbapi_connect(
+        self, settings: ConnectionSettings, *, create: bool = False, lock_timeout: float | None = None
+    ) -> tuple[Any, type[Exception]] | None:
         import psycopg2
 
         args = {**self.engine_options(0)["connect_args"], **settings.extra_params.get("connect_args", {})}
@@ -671,7 +678,9 @@ class MySQLDialect(Dialect):
         def _connect(dbapi_conn: Any, _record: Any) -> None:
             self.after_handshake(dbapi_conn)
 
-    def dbapi_connect(self, settings: ConnectionSettings, *, create: bool = False) -> tuple[Any, type[Exception]] | None:
+    def dbapi_connect(
+        self, settings: ConnectionSettings, *, create: bool = False, lock_timeout: float | None = None
+    ) -> tuple[Any, type[Exception]] | None:
         import pymysql
 
         args = self.final_connect_args(
