@@ -3,9 +3,10 @@
 Every function takes settings or a destination first and returns a result
 object from ``results`` (``to_dict()`` for JSON); errors are
 ``BaselinrError`` subclasses with the exit codes of DESIGN.md. The CLI only
-renders. Database work goes through a ``MigrationManager`` (engine, dialect,
-migration chain), so backups use the same connection rules and migrations
-as ``baselinr migrate``.
+renders. Database work goes through the storage layer's ``Database`` service
+(engine, dialect, connections, the migration lock) and the migration chain,
+so backups use the same connection rules, lock and migrations as
+``baselinr migrate``.
 """
 
 from __future__ import annotations
@@ -22,13 +23,15 @@ from baselinr.errors import UsageError
 from baselinr.storage.migrations.chain import DEFAULT_PACKAGE
 
 if TYPE_CHECKING:
-    from baselinr.storage.migrations.manager import MigrationManager
+    from baselinr.storage.database import Database
+    from baselinr.storage.migrations.chain import Chain
 
 
-def _manager(settings: Settings, migrations_package: str, lock_timeout: float = 60.0) -> MigrationManager:
-    from baselinr.storage.migrations.manager import MigrationManager
+def _database(settings: Settings, migrations_package: str, lock_timeout: float = 60.0) -> tuple[Database, Chain]:
+    from baselinr.storage.database import Database
+    from baselinr.storage.migrations.chain import load_chain
 
-    return MigrationManager.from_settings(settings, migrations_package=migrations_package, lock_timeout=lock_timeout)
+    return Database.from_settings(settings, lock_timeout=lock_timeout), load_chain(migrations_package)
 
 
 def create_backup(
@@ -48,10 +51,11 @@ def create_backup(
     if keep is not None and keep < 1:
         raise UsageError(f"--keep must be 1 or more, got {keep}")
     store = LocalStore(dest)
-    mgr = _manager(settings, migrations_package)
+    db, chain = _database(settings, migrations_package)
     try:
         result = write_backup(
-            mgr,
+            db,
+            chain,
             store,
             runs_table=settings.storage.runs_table,
             results_table=settings.storage.results_table,
@@ -59,7 +63,7 @@ def create_backup(
             progress=progress,
         )
     finally:
-        mgr.close()
+        db.close()
     if keep is not None:
         pruned = prune_backups(dest, keep, only_like=result.name)
         result = replace(result, pruned=pruned.removed)
@@ -97,10 +101,11 @@ def restore_backup(
     from baselinr.backup.restore import restore
 
     path = resolve(ref, dest)
-    mgr = _manager(settings, migrations_package, lock_timeout)
+    db, chain = _database(settings, migrations_package, lock_timeout)
     try:
         return restore(
-            mgr,
+            db,
+            chain,
             path,
             replace=replace,
             runs_table=settings.storage.runs_table,
@@ -108,7 +113,7 @@ def restore_backup(
             progress=progress,
         )
     finally:
-        mgr.close()
+        db.close()
 
 
 def prune_backups(dest: str, keep: int, *, only_like: str | None = None) -> PruneResult:

@@ -45,7 +45,7 @@ from baselinr.backup.store import read_manifest
 from baselinr.backup.tables import baselinr_tables, live_columns
 from baselinr.backup.trust import logical_of
 from baselinr.errors import BaselinrError
-from baselinr.storage.connection import first_line, open_connection, redact, run_statement
+from baselinr.storage.connection import first_line, redact, run_statement
 from baselinr.storage.migrations import history
 from baselinr.storage.model import CreateTable
 from baselinr.storage.version_table import APPLIED, VERSION_TABLE_NAME
@@ -53,22 +53,24 @@ from baselinr.storage.version_table import APPLIED, VERSION_TABLE_NAME
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-    from baselinr.storage.migrations.manager import MigrationManager
+    from baselinr.storage.database import Database
+    from baselinr.storage.migrations.chain import Chain
 
 
 class _Plan:
     """What one restore does, filled in as it goes (for the result and for error messages)."""
 
-    def __init__(self, mgr: MigrationManager, manifest: Manifest, path: Path, codec: Codec) -> None:
-        self.mgr = mgr
+    def __init__(self, db: Database, chain: Chain, manifest: Manifest, path: Path, codec: Codec) -> None:
+        self.db = db
+        self.chain = chain
         self.manifest = manifest
         self.path = path
         self.codec = codec
         self.version = manifest.schema_version or 0
-        self.catalog: Catalog = catalog(mgr.chain, self.version)
+        self.catalog: Catalog = catalog(chain, self.version)
         # Target names come from the target's config and our model, never from the manifest.
         self.logical = {t.name: logical_of(t) for t in manifest.tables}
-        self.targets = {t.name: mgr.names(self.logical[t.name]) for t in manifest.tables}
+        self.targets = {t.name: db.names(self.logical[t.name]) for t in manifest.tables}
         self.replaced: list[str] = []
         self.created: list[str] = []
         self.loaded: list[TableSummary] = []
@@ -76,7 +78,8 @@ class _Plan:
 
 
 def restore(
-    mgr: MigrationManager,
+    db: Database,
+    chain: Chain,
     path: Path,
     *,
     replace: bool,
@@ -86,31 +89,31 @@ def restore(
 ) -> RestoreResult:
     started = time.monotonic()
     manifest = read_manifest(path)
-    dialect = mgr.dialect
+    dialect = db.dialect
     codec = codec_for(dialect.name)
-    where = mgr.settings.describe()
+    where = db.settings.describe()
     if manifest.dialect != dialect.name:
         raise RestoreRefused(
             f"Backup {manifest.name} was taken from {manifest.dialect}; it cannot be restored into {dialect.name} ({where})",
             hint=f"Restore it into a {manifest.dialect} database.",
         )
-    code = mgr.chain.code_version
+    code = chain.code_version
     if (manifest.schema_version or 0) > code:
         raise RestoreRefused(
             f"Backup {manifest.name} is at schema v{manifest.schema_version}, newer than this code (v{code})",
             hint=f"Restore it with a Baselinr version that knows v{manifest.schema_version}, or choose an older backup.",
         )
     # In one transaction (atomic_restore) the contents are checked as they load: see reader's docstring.
-    _refuse_damaged(verify(path, mgr.chain, progress, manifest, contents=not codec.atomic_restore), manifest)
-    plan = _Plan(mgr, manifest, path, codec)
+    _refuse_damaged(verify(path, chain, progress, manifest, contents=not codec.atomic_restore), manifest)
+    plan = _Plan(db, chain, manifest, path, codec)
     # The migration lock, held on a connection of its own, keeps 'migrate apply' out meanwhile.
-    with open_connection(mgr.engine, mgr.settings) as lock_conn, dialect.lock(lock_conn, mgr.lock_timeout):
-        with open_connection(mgr.engine, mgr.settings) as conn:
+    with db.locked():
+        with db.connect() as conn:
             existing = baselinr_tables(conn, extra=(runs_table, results_table))
             if existing and not replace:
                 if codec.atomic_restore:
                     # Refused anyway: a damaged backup is still reported as damaged first.
-                    _refuse_damaged(verify(path, mgr.chain, None, manifest), manifest)
+                    _refuse_damaged(verify(path, chain, None, manifest), manifest)
                 shown = ", ".join(existing[:6]) + (", …" if len(existing) > 6 else "")
                 raise RestoreRefused(
                     f"{where} already has Baselinr tables ({shown})",
@@ -161,7 +164,7 @@ def _refuse_damaged(checked: VerifyResult, manifest: Manifest) -> None:
 
 def _owned(plan: _Plan, live: list[str]) -> list[str]:
     """The live tables ``--replace`` may drop: those of our catalog; the rest are noted and left alone."""
-    ours = {plan.mgr.names(logical).lower() for logical in plan.catalog.known}
+    ours = {plan.db.names(logical).lower() for logical in plan.catalog.known}
     if not plan.catalog.exact:
         # A SQL migration may have made any baselinr_* table: they are all Baselinr's here.
         ours |= {t.lower() for t in live}
@@ -185,12 +188,12 @@ def _atomic(conn: Connection, plan: _Plan, existing: list[str], progress: Progre
         raise _failed(
             plan,
             exc,
-            f"It ran in one transaction, which was rolled back: {plan.mgr.settings.describe()} is exactly as it was before.",
+            f"It ran in one transaction, which was rolled back: {plan.db.settings.describe()} is exactly as it was before.",
         ) from exc
 
 
 def _staged(conn: Connection, plan: _Plan, existing: list[str], progress: ProgressCallback | None) -> None:
-    where = plan.mgr.settings.describe()
+    where = plan.db.settings.describe()
     ddl = conn.execution_options(isolation_level="AUTOCOMMIT")
     try:
         _build_schema(ddl, plan, existing)
@@ -198,10 +201,10 @@ def _staged(conn: Connection, plan: _Plan, existing: list[str], progress: Progre
         raise _failed(
             plan,
             exc,
-            f"{plan.mgr.dialect.name} commits schema changes as they run: the Baselinr tables of {where} may be partly "
+            f"{plan.db.dialect.name} commits schema changes as they run: the Baselinr tables of {where} may be partly "
             "dropped or created and hold no restored rows. Run the restore again with --replace.",
         ) from exc
-    with open_connection(plan.mgr.engine, plan.mgr.settings) as data:
+    with plan.db.connect() as data:
         try:
             with data.begin():
                 _load(data, plan, progress)
@@ -217,13 +220,13 @@ def _staged(conn: Connection, plan: _Plan, existing: list[str], progress: Progre
 def _build_schema(conn: Connection, plan: _Plan, existing: list[str]) -> None:
     from sqlalchemy import inspect
 
-    mgr, dialect = plan.mgr, plan.mgr.dialect
+    db, dialect = plan.db, plan.db.dialect
     for table in reversed(existing):
         plan.codec.drop_table(conn, table)
         plan.replaced.append(table)
     history.ensure_table(conn, dialect)
-    for m in mgr.chain.between(0, plan.version):
-        for stmt in m.up_statements(dialect, mgr.names):
+    for m in plan.chain.between(0, plan.version):
+        for stmt in m.up_statements(dialect, db.names):
             run_statement(conn, stmt)
         if m.up_python is not None:
             m.up_python(conn)
@@ -239,7 +242,7 @@ def _build_schema(conn: Connection, plan: _Plan, existing: list[str]) -> None:
                 f"v{plan.version} did not create it"
             )
         # A table the profiler makes outside these migrations: built from our model, never from the manifest.
-        for stmt in CreateTable(model).up(dialect, mgr.names):
+        for stmt in CreateTable(model).up(dialect, db.names):
             run_statement(conn, stmt)
         plan.created.append(target)
 
@@ -269,7 +272,7 @@ def _load(conn: Connection, plan: _Plan, progress: ProgressCallback | None) -> N
             check = check_table(plan.path, entry)
             if not check.ok:
                 raise BackupDamaged(f"{entry.name}: {check.problem}") from exc
-            detail = redact(first_line(getattr(exc, "orig", None) or exc), plan.mgr.settings)
+            detail = redact(first_line(getattr(exc, "orig", None) or exc), plan.db.settings)
             raise RestoreFailed(f"loading {target}: {detail}") from exc
         problem = mismatch(entry, summary)
         if problem:
@@ -293,5 +296,5 @@ def _failed(plan: _Plan, exc: BaseException, state: str) -> BaselinrError:
     if isinstance(exc, BaselinrError):
         detail = exc.message
     else:
-        detail = redact(first_line(getattr(exc, "orig", None) or exc), plan.mgr.settings)
+        detail = redact(first_line(getattr(exc, "orig", None) or exc), plan.db.settings)
     return RestoreFailed(f"Restore of {plan.manifest.name} failed: {detail}", hint=state)

@@ -19,12 +19,10 @@ from typing import TYPE_CHECKING, Any
 from baselinr.backup.tables import baselinr_tables
 from baselinr.config import Settings
 from baselinr.errors import UsageError
-from baselinr.storage.connection import open_connection
+from baselinr.storage.database import Database
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
-
-    from baselinr.storage.migrations.manager import MigrationManager
 
 BACKUP_SCHEMA = "BASELINR_BACKUPS"
 SEPARATOR = "__"
@@ -50,16 +48,14 @@ def _check_name(name: str) -> str:
     return name.lower()
 
 
-def _manager(settings: Settings, lock_timeout: float) -> MigrationManager:
-    from baselinr.storage.migrations.manager import MigrationManager
-
-    mgr = MigrationManager.from_settings(settings, lock_timeout=lock_timeout)
-    if mgr.settings.type != "snowflake":
+def _database(settings: Settings, lock_timeout: float) -> Database:
+    db = Database.from_settings(settings, lock_timeout=lock_timeout)
+    if db.settings.type != "snowflake":
         raise UsageError(
-            f"Clone backups are a Snowflake feature; {mgr.settings.describe()} is {mgr.settings.type}",
+            f"Clone backups are a Snowflake feature; {db.settings.describe()} is {db.settings.type}",
             hint="Use 'baselinr backup create --dest DIR' (the portable format) instead.",
         )
-    return mgr
+    return db
 
 
 def _where(settings: Settings) -> tuple[str, str]:
@@ -97,68 +93,66 @@ def _backups(conn: Connection, database: str) -> dict[str, list[str]]:
 def create_clone(settings: Settings, name: str, *, lock_timeout: float = 60.0) -> CloneBackup:
     """Clone every Baselinr table (and the version table) under the backup ``name``."""
     name = _check_name(name)
-    mgr = _manager(settings, lock_timeout)
+    db = _database(settings, lock_timeout)
     database, schema = _where(settings)
     try:
-        with open_connection(mgr.engine, mgr.settings) as lock_conn, mgr.dialect.lock(lock_conn, lock_timeout):
-            with open_connection(mgr.engine, mgr.settings) as conn:
-                conn.execution_options(isolation_level="AUTOCOMMIT")
-                if name in _backups(conn, database):
-                    raise UsageError(f"Clone backup {name} already exists", hint="Choose another name, or drop it first.")
-                tables = baselinr_tables(conn, extra=(settings.storage.runs_table, settings.storage.results_table))
-                if not tables:
-                    raise UsageError(f"Nothing to back up: {mgr.settings.describe()} has no baselinr_* tables")
-                # Qualified names throughout: CREATE SCHEMA also switches the session's schema.
-                statements = [f"CREATE SCHEMA IF NOT EXISTS {database}.{BACKUP_SCHEMA}"]
-                statements += [create_sql(database, schema, name, t.lower()) for t in tables]
-                for sql in statements:
-                    conn.exec_driver_sql(sql)
+        with db.locked(), db.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            if name in _backups(conn, database):
+                raise UsageError(f"Clone backup {name} already exists", hint="Choose another name, or drop it first.")
+            tables = baselinr_tables(conn, extra=(settings.storage.runs_table, settings.storage.results_table))
+            if not tables:
+                raise UsageError(f"Nothing to back up: {db.settings.describe()} has no baselinr_* tables")
+            # Qualified names throughout: CREATE SCHEMA also switches the session's schema.
+            statements = [f"CREATE SCHEMA IF NOT EXISTS {database}.{BACKUP_SCHEMA}"]
+            statements += [create_sql(database, schema, name, t.lower()) for t in tables]
+            for sql in statements:
+                conn.exec_driver_sql(sql)
         return CloneBackup(name, [t.lower() for t in tables], statements)
     finally:
-        mgr.close()
+        db.close()
 
 
 def list_clones(settings: Settings) -> list[CloneBackup]:
     """Every clone backup of this database, by name."""
-    mgr = _manager(settings, 60.0)
+    db = _database(settings, 60.0)
     database, _ = _where(settings)
     try:
-        with open_connection(mgr.engine, mgr.settings) as conn:
+        with db.connect() as conn:
             return [CloneBackup(n, sorted(t)) for n, t in sorted(_backups(conn, database).items())]
     finally:
-        mgr.close()
+        db.close()
 
 
 def restore_clone(settings: Settings, name: str, *, lock_timeout: float = 60.0) -> CloneBackup:
     """Replace Baselinr's tables with the clones of backup ``name``."""
     name = _check_name(name)
-    mgr = _manager(settings, lock_timeout)
+    db = _database(settings, lock_timeout)
     database, schema = _where(settings)
     try:
-        with open_connection(mgr.engine, mgr.settings) as lock_conn, mgr.dialect.lock(lock_conn, lock_timeout):
-            with open_connection(mgr.engine, mgr.settings) as conn:
-                conn.execution_options(isolation_level="AUTOCOMMIT")
-                tables = _backups(conn, database).get(name)
-                if not tables:
-                    raise UsageError(f"No clone backup named {name}", hint="See 'baselinr backup clone list'.")
-                extra = (settings.storage.runs_table, settings.storage.results_table)
-                live = [t.lower() for t in baselinr_tables(conn, extra=extra)]
-                statements = [sql for t in tables for sql in restore_sql(database, schema, name, t)]
-                statements += [f"DROP TABLE {database}.{schema}.{t}" for t in live if t not in tables]
-                for sql in statements:
-                    conn.exec_driver_sql(sql)
+        with db.locked(), db.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            tables = _backups(conn, database).get(name)
+            if not tables:
+                raise UsageError(f"No clone backup named {name}", hint="See 'baselinr backup clone list'.")
+            extra = (settings.storage.runs_table, settings.storage.results_table)
+            live = [t.lower() for t in baselinr_tables(conn, extra=extra)]
+            statements = [sql for t in tables for sql in restore_sql(database, schema, name, t)]
+            statements += [f"DROP TABLE {database}.{schema}.{t}" for t in live if t not in tables]
+            for sql in statements:
+                conn.exec_driver_sql(sql)
         return CloneBackup(name, sorted(tables), statements)
     finally:
-        mgr.close()
+        db.close()
 
 
 def drop_clone(settings: Settings, name: str, *, lock_timeout: float = 60.0) -> CloneBackup:
     """Drop the clones of backup ``name`` (their storage is freed once no table shares it)."""
     name = _check_name(name)
-    mgr = _manager(settings, lock_timeout)
+    db = _database(settings, lock_timeout)
     database, _ = _where(settings)
     try:
-        with open_connection(mgr.engine, mgr.settings) as conn:
+        with db.connect() as conn:
             conn.execution_options(isolation_level="AUTOCOMMIT")
             tables = _backups(conn, database).get(name)
             if not tables:
@@ -168,4 +162,4 @@ def drop_clone(settings: Settings, name: str, *, lock_timeout: float = 60.0) -> 
                 conn.exec_driver_sql(sql)
         return CloneBackup(name, sorted(tables), statements)
     finally:
-        mgr.close()
+        db.close()

@@ -30,13 +30,13 @@ from baselinr.backup.streams import HashingGzipWriter
 from baselinr.backup.tables import baselinr_tables, describe, logical_names
 from baselinr.backup.trust import check_manifest
 from baselinr.errors import UsageError
-from baselinr.storage.connection import open_connection
 from baselinr.storage.migrations import history
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-    from baselinr.storage.migrations.manager import MigrationManager
+    from baselinr.storage.database import Database
+    from baselinr.storage.migrations.chain import Chain
     from baselinr.storage.model import Table
 
 
@@ -49,15 +49,16 @@ def tool_version() -> str:
         return "unknown"
 
 
-def database_label(mgr: MigrationManager) -> str:
-    s = mgr.settings
+def database_label(db: Database) -> str:
+    s = db.settings
     if s.type == "sqlite":
         return Path(s.filepath or s.database).stem
     return s.database
 
 
 def write_backup(
-    mgr: MigrationManager,
+    db: Database,
+    chain: Chain,
     store: LocalStore,
     *,
     runs_table: str,
@@ -66,23 +67,23 @@ def write_backup(
     progress: ProgressCallback | None = None,
 ) -> CreateResult:
     started = time.monotonic()
-    codec = codec_for(mgr.dialect.name)
+    codec = codec_for(db.dialect.name)
     logical = logical_names(runs_table, results_table)
     warnings: list[str] = []
     created = dt.datetime.now(dt.timezone.utc)
-    with open_connection(mgr.engine, mgr.settings) as raw:
+    with db.connect() as raw:
         conn = codec.snapshot(raw)
         rows = history.read_history(conn) or []
         applied = history.applied_versions(rows)
         version = max(applied, default=None)
         for row in history.unfinished(rows):
             warnings.append(f"Migration v{row.version} is recorded as {row.status}; the backup holds that state as it is")
-        if (version or 0) > mgr.code_version:
+        if (version or 0) > chain.code_version:
             raise UsageError(
-                f"{mgr.settings.describe()} is at schema v{version}, newer than this code (v{mgr.code_version})",
+                f"{db.settings.describe()} is at schema v{version}, newer than this code (v{chain.code_version})",
                 hint=f"Take the backup with a Baselinr version that knows v{version}.",
             )
-        known = catalog(mgr.chain, version or 0)
+        known = catalog(chain, version or 0)
         tables = []
         for table in baselinr_tables(conn, extra=(runs_table, results_table)):
             logical_name = logical.get(table, table)
@@ -92,11 +93,11 @@ def write_backup(
                 tables.append(table)
         if not tables:
             raise BackupError(
-                f"Nothing to back up: {mgr.settings.describe()} has no Baselinr tables",
+                f"Nothing to back up: {db.settings.describe()} has no Baselinr tables",
                 hint="Check storage.connection (and storage.connection.schema) in the config.",
             )
         server = ".".join(str(p) for p in (conn.dialect.server_version_info or ()))
-        label = database_label(mgr)
+        label = database_label(db)
         name = name or backup_name(label, version, created.strftime("%Y%m%dT%H%M%S.%fZ"))
         work = store.begin(name)
         try:
@@ -143,15 +144,15 @@ def write_backup(
                 name=name,
                 created_at=created.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
                 tool_version=tool_version(),
-                dialect=mgr.dialect.name,
+                dialect=db.dialect.name,
                 database=label,
                 server_version=server or None,
                 schema_version=version,
-                code_version=mgr.code_version,
+                code_version=chain.code_version,
                 tables=entries,
             )
             text = manifest.to_json()
-            _check_before_publishing(parse_manifest(text, name), mgr)
+            _check_before_publishing(parse_manifest(text, name), db, chain)
             with store.create_file(work, MANIFEST_FILE) as f:
                 f.write(text.encode("utf-8"))
             final = store.publish(work, name)
@@ -164,7 +165,7 @@ def write_backup(
         name=name,
         path=str(final),
         dialect=manifest.dialect,
-        database=mgr.settings.describe(),
+        database=db.settings.describe(),
         schema_version=version,
         tables=[TableSummary(t.name, t.rows, t.bytes) for t in entries],
         rows=manifest.rows,
@@ -186,12 +187,12 @@ def _known_columns(conn: Connection, model: Table | None, table: str, warnings: 
     return [c for c in columns if c.name.lower() in names], pk
 
 
-def _check_before_publishing(manifest: Manifest, mgr: MigrationManager) -> None:
-    found = check_manifest(manifest, mgr.chain, encoding=codec_for(mgr.dialect.name).encoding)
+def _check_before_publishing(manifest: Manifest, db: Database, chain: Chain) -> None:
+    found = check_manifest(manifest, chain, encoding=codec_for(db.dialect.name).encoding)
     if found.problems:
         more = f" (and {len(found.problems) - 1} more)" if len(found.problems) > 1 else ""
         raise ManifestRejected(
-            f"{mgr.settings.describe()} does not match the schema model, so its backup would not restore: "
+            f"{db.settings.describe()} does not match the schema model, so its backup would not restore: "
             f"{found.problems[0].message}{more}",
             hint="Nothing was published; 'baselinr migrate validate' shows the differences.",
         )

@@ -1,6 +1,6 @@
 """Open the storage database: a SQLAlchemy engine plus its dialect object.
 
-Called by the migration manager and backup. Connection failures become one
+Called by the database service (``database.py``). Connection failures become one
 ``DatabaseUnavailable`` line that names the database without its password.
 """
 
@@ -18,12 +18,14 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
 
-def create_engine(settings: ConnectionSettings, *, lock_timeout: float = 60.0) -> tuple[Engine, Dialect]:
-    """Build (but do not yet open) an engine for ``settings``."""
+def create_engine(
+    settings: ConnectionSettings, *, lock_timeout: float = 60.0, dialect: Dialect | None = None
+) -> tuple[Engine, Dialect]:
+    """Build (but do not yet open) an engine for ``settings`` (configuring ``dialect``, if given)."""
     import sqlalchemy
     from sqlalchemy.pool import NullPool
 
-    dialect = dialect_for(settings.type, settings.schema)
+    dialect = dialect or dialect_for(settings.type, settings.schema)
     options = dialect.engine_options(lock_timeout)
     extra = dict(settings.extra_params)
     if "connect_args" in extra:

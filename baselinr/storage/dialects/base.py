@@ -230,10 +230,21 @@ class Dialect:
 
     # --- engine and transactions ------------------------------------------
 
-    def dbapi_connect(self, settings: ConnectionSettings) -> tuple[Any, type[Exception]] | None:
-        """A bare driver connection and the driver's error class, for quick
-        read-only work (``status``) that need not import SQLAlchemy; ``None``
-        where the dialect has no such path."""
+    def dbapi_connect(
+        self, settings: ConnectionSettings, *, create: bool = False, lock_timeout: float | None = None
+    ) -> tuple[Any, type[Exception]] | None:
+        """A bare driver connection and the driver's error class, for work that need not
+        import SQLAlchemy (``status``, a SQL-only ``apply``); ``None`` where the dialect
+        has no such path (or, unless ``create``, where the database does not exist yet).
+        ``lock_timeout``: the run's, where the driver's connection carries it (SQLite)."""
+        return None
+
+    def prepare_dbapi(self, dbapi_conn: Any) -> None:
+        """Set up a bare driver connection the way the engine's connect hook sets up its own."""
+
+    def begin_sql(self, write: bool) -> str | None:
+        """The statement that opens a transaction (a writer's or a reader's) where the
+        driver does not open one itself; ``None``: the driver does."""
         return None
 
     def engine_options(self, lock_timeout: float) -> dict[str, Any]:
@@ -344,17 +355,16 @@ class Dialect:
     ) -> Iterator[None]:
         """Hold a lock the server keeps for ``conn``'s session: query ``take`` (true once
         granted) until ``timeout``, naming the holder by ``who(row)`` of query ``holder``;
-        query ``release`` after the block. All three take ``params``."""
-        from sqlalchemy import text
-
+        query ``release`` after the block. All three take ``params`` in the driver's own
+        ``%(name)s`` style: the same text on SQLAlchemy's connection and the bare driver's."""
         conn.execution_options(isolation_level="AUTOCOMMIT")
 
         def held_by() -> str | None:
-            row = conn.execute(text(holder), params).first()
+            row = conn.exec_driver_sql(holder, params).first()
             return who(row) if row else None
 
-        self._poll(lambda: bool(conn.execute(text(take), params).scalar()), timeout, held_by)
-        with _release(lambda: conn.execute(text(release), params)):
+        self._poll(lambda: bool(conn.exec_driver_sql(take, params).scalar()), timeout, held_by)
+        with _release(lambda: conn.exec_driver_sql(release, params)):
             yield
 
     def _poll(self, try_once: Any, timeout: float, holder: Any) -> None:

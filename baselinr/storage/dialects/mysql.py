@@ -141,7 +141,9 @@ class MySQLDialect(Dialect):
         def _connect(dbapi_conn: Any, _record: Any) -> None:
             self.after_handshake(dbapi_conn)
 
-    def dbapi_connect(self, settings: ConnectionSettings) -> tuple[Any, type[Exception]] | None:
+    def dbapi_connect(
+        self, settings: ConnectionSettings, *, create: bool = False, lock_timeout: float | None = None
+    ) -> tuple[Any, type[Exception]] | None:
         import pymysql
 
         args = self.final_connect_args(
@@ -188,32 +190,31 @@ class MySQLDialect(Dialect):
         return bool(args) and args[0] == 1205  # ER_LOCK_WAIT_TIMEOUT: metadata and row locks alike
 
     _SESSION = (
-        "SELECT DISTINCT p.ID, p.USER, p.HOST, DATE_FORMAT(NOW() - INTERVAL p.TIME SECOND, '%Y-%m-%d %H:%i:%s'), {trx}, "
+        "SELECT DISTINCT p.ID, p.USER, p.HOST, DATE_FORMAT(NOW() - INTERVAL p.TIME SECOND, '%%Y-%%m-%%d %%H:%%i:%%s'), {trx}, "
         "p.STATE, LEFT(p.INFO, 200) FROM information_schema.PROCESSLIST p "
     )
 
     def blockers(self, conn: Connection, session: int, min_age: float) -> list[Blocker]:
-        from sqlalchemy import text
-
         # INNODB_TRX keeps whole seconds: round down, or a blocker younger than the next second is missed.
-        params = {"s": session, "age": math.floor(min_age)}
+        # Numbers only, written in; '%' doubled: the driver formats the text (as on SQLAlchemy's path).
+        params = {"s": int(session), "age": math.floor(min_age)}
         # MariaDB's metadata_lock_info plugin names the holders of metadata locks, where it is loaded.
         holders = (
             self._SESSION.format(trx="NULL")
             + "JOIN information_schema.METADATA_LOCK_INFO m ON m.THREAD_ID = p.ID "
-            "WHERE m.TABLE_SCHEMA = DATABASE() AND p.ID NOT IN (CONNECTION_ID(), :s) ORDER BY p.TIME DESC LIMIT 5"
+            "WHERE m.TABLE_SCHEMA = DATABASE() AND p.ID NOT IN (CONNECTION_ID(), {s}) ORDER BY p.TIME DESC LIMIT 5"
         )
         # Otherwise: the sessions with a transaction open for that long, which keep their metadata locks.
         open_transactions = (
-            self._SESSION.format(trx="DATE_FORMAT(t.trx_started, '%Y-%m-%d %H:%i:%s')")
+            self._SESSION.format(trx="DATE_FORMAT(t.trx_started, '%%Y-%%m-%%d %%H:%%i:%%s')")
             + "JOIN information_schema.INNODB_TRX t ON t.trx_mysql_thread_id = p.ID "
-            "WHERE p.ID NOT IN (CONNECTION_ID(), :s) AND p.DB = DATABASE() AND t.trx_started <= NOW() - INTERVAL :age SECOND "
+            "WHERE p.ID NOT IN (CONNECTION_ID(), {s}) AND p.DB = DATABASE() AND t.trx_started <= NOW() - INTERVAL {age} SECOND "
             "ORDER BY t.trx_started LIMIT 5"
         )
         rows: list[Any] = []
         for sql in (holders, open_transactions):
             try:
-                rows = list(conn.execute(text(sql), params).fetchall())
+                rows = list(conn.exec_driver_sql(sql.format(**params)).fetchall())
             except Exception:  # noqa: BLE001 - the plugin is not loaded: the next source
                 if conn.in_transaction():
                     conn.rollback()
@@ -228,10 +229,11 @@ class MySQLDialect(Dialect):
         with self._server_lock(
             conn,
             timeout,
-            take="SELECT GET_LOCK(:n, 0)",
-            holder="SELECT p.ID, p.USER, p.HOST FROM information_schema.PROCESSLIST p WHERE p.ID = IS_USED_LOCK(:n)",
-            release="SELECT RELEASE_LOCK(:n)",
-            params={"n": f"{LOCK_NAME}.{conn.engine.url.database}"[:64]},
+            take="SELECT GET_LOCK(%(n)s, 0)",
+            holder="SELECT p.ID, p.USER, p.HOST FROM information_schema.PROCESSLIST p WHERE p.ID = IS_USED_LOCK(%(n)s)",
+            release="SELECT RELEASE_LOCK(%(n)s)",
+            # The connected database's name, asked of the server: the same on either connection.
+            params={"n": f"{LOCK_NAME}.{conn.exec_driver_sql('SELECT DATABASE()').scalar()}"[:64]},
             who=lambda row: f"MySQL connection {row[0]} ({row[1]}@{row[2]})",
         ):
             yield

@@ -59,7 +59,9 @@ class PostgresDialect(Dialect):
             args["options"] = search_path_option(self.schema)
         return {"connect_args": args}
 
-    def dbapi_connect(self, settings: ConnectionSettings) -> tuple[Any, type[Exception]] | None:
+    def dbapi_connect(
+        self, settings: ConnectionSettings, *, create: bool = False, lock_timeout: float | None = None
+    ) -> tuple[Any, type[Exception]] | None:
         import psycopg2
 
         args = {**self.engine_options(0)["connect_args"], **settings.extra_params.get("connect_args", {})}
@@ -146,18 +148,15 @@ class PostgresDialect(Dialect):
     )
 
     def blockers(self, conn: Connection, session: int, min_age: float) -> list[Blocker]:
-        from sqlalchemy import text
-
-        rows = conn.execute(
-            text(self._ACTIVITY + "WHERE a.pid = ANY(pg_blocking_pids(:pid)) ORDER BY a.xact_start"), {"pid": session}
+        # Numbers only, written in: the same text on SQLAlchemy's and the bare driver's connection.
+        pid, age = int(session), float(min_age)
+        rows = conn.exec_driver_sql(
+            self._ACTIVITY + f"WHERE a.pid = ANY(pg_blocking_pids({pid})) ORDER BY a.xact_start"
         ).fetchall()
         if not rows:
-            rows = conn.execute(
-                text(
-                    self._ACTIVITY + "WHERE a.datname = current_database() AND a.pid NOT IN (pg_backend_pid(), :pid) "
-                    "AND a.xact_start <= now() - make_interval(secs => :age) ORDER BY a.xact_start LIMIT 5"
-                ),
-                {"pid": session, "age": min_age},
+            rows = conn.exec_driver_sql(
+                self._ACTIVITY + f"WHERE a.datname = current_database() AND a.pid NOT IN (pg_backend_pid(), {pid}) "
+                f"AND a.xact_start <= now() - make_interval(secs => {age!r}) ORDER BY a.xact_start LIMIT 5"
             ).fetchall()
         return [
             Blocker(int(r[0]), r[1], r[2] or None, _when(r[3]), _when(r[4]), r[5], _squash(r[6])) for r in rows
@@ -175,11 +174,11 @@ class PostgresDialect(Dialect):
         with self._server_lock(
             conn,
             timeout,
-            take="SELECT pg_try_advisory_lock(:k)",
+            take="SELECT pg_try_advisory_lock(%(k)s)",
             holder="SELECT a.pid, a.application_name, a.client_addr FROM pg_locks l "
             "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' "
-            "AND l.granted AND l.classid = 0 AND l.objid = :k",
-            release="SELECT pg_advisory_unlock(:k)",
+            "AND l.granted AND l.classid = 0 AND l.objid = %(k)s",
+            release="SELECT pg_advisory_unlock(%(k)s)",
             params={"k": self.lock_key},
             who=lambda row: f"PostgreSQL backend {row[0]} ({row[1] or 'no name'})",
         ):

@@ -77,35 +77,45 @@ class SQLiteDialect(Dialect):
         text = str(getattr(exc, "orig", None) or exc)
         return text.startswith(("no such table", "no such column"))
 
-    def dbapi_connect(self, settings: ConnectionSettings) -> tuple[Any, type[Exception]] | None:
+    def dbapi_connect(
+        self, settings: ConnectionSettings, *, create: bool = False, lock_timeout: float | None = None
+    ) -> tuple[Any, type[Exception]] | None:
         import sqlite3
 
         path = settings.filepath or settings.database
-        if path != ":memory:" and not os.path.exists(path):
+        if path != ":memory:" and not os.path.exists(path) and not create:
             return None  # let SQLAlchemy create it, as it would
-        return sqlite3.connect(path, timeout=10), sqlite3.Error
+        # The busy timeout and the user's driver options, as the engine passes them (a wrong
+        # option fails here as there).
+        timeout = 10.0 if lock_timeout is None else self.engine_options(lock_timeout)["connect_args"]["timeout"]
+        return sqlite3.connect(path, **{"timeout": timeout, **settings.extra_params.get("connect_args", {})}), sqlite3.Error
+
+    def prepare_dbapi(self, dbapi_conn: Any) -> None:
+        # Let us issue BEGIN ourselves, so DDL is transactional and the
+        # write lock is taken up front (BEGIN IMMEDIATE).
+        dbapi_conn.isolation_level = None
+        try:
+            dbapi_conn.execute("SELECT concat('a', 'b')")
+        except Exception:  # noqa: BLE001 - SQLite before 3.44 lacks CONCAT
+            dbapi_conn.create_function(
+                "concat", -1, lambda *a: "".join("" if v is None else str(v) for v in a), deterministic=True
+            )
+
+    def begin_sql(self, write: bool) -> str | None:
+        # Writers take the write lock up front, readers stay deferred.
+        return "BEGIN IMMEDIATE" if write else "BEGIN"
 
     def configure_engine(self, engine: Engine) -> None:
         from sqlalchemy import event
 
         @event.listens_for(engine, "connect")
         def _connect(dbapi_conn: Any, _record: Any) -> None:
-            # Let us issue BEGIN ourselves, so DDL is transactional and the
-            # write lock is taken up front (BEGIN IMMEDIATE).
-            dbapi_conn.isolation_level = None
-            try:
-                dbapi_conn.execute("SELECT concat('a', 'b')")
-            except Exception:  # noqa: BLE001 - SQLite before 3.44 lacks CONCAT
-                dbapi_conn.create_function(
-                    "concat", -1, lambda *a: "".join("" if v is None else str(v) for v in a), deterministic=True
-                )
+            self.prepare_dbapi(dbapi_conn)
 
         @event.listens_for(engine, "begin")
         def _begin(conn: Connection) -> None:
-            # Writers take the write lock up front, readers stay deferred. An AUTOCOMMIT
-            # connection (a tracked migration's) gets no BEGIN: nothing would commit it.
+            # An AUTOCOMMIT connection (a tracked migration's) gets no BEGIN: nothing would commit it.
             options = conn.get_execution_options()
             if options.get("isolation_level") == "AUTOCOMMIT":
                 return
-            write = options.get("baselinr_write")
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+            conn.exec_driver_sql(self.begin_sql(bool(options.get("baselinr_write"))) or "BEGIN")

@@ -48,8 +48,11 @@ def verified_versions(rows: list[HistoryRow]) -> set[int]:
     return {r.version for r in rows if r.status == APPLIED and r.checksum is not None}
 
 
-def live_tables(conn: Connection) -> set[str]:
-    """Lower-case names of the tables that exist."""
+def live_tables(conn: Connection, dialect: Dialect | None = None) -> set[str]:
+    """Lower-case names of the tables that exist: with the dialect's query where it has one
+    (which also runs on the bare driver's connection), else through the inspector."""
+    if dialect is not None and dialect.table_names_sql is not None:
+        return {str(r[0]).lower() for r in conn.exec_driver_sql(dialect.table_names_sql).fetchall()}
     from sqlalchemy import inspect
 
     return {n.lower() for n in inspect(conn).get_table_names()}

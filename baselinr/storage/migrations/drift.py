@@ -2,7 +2,8 @@
 
 Called by ``MigrationManager.validate``, ``repair`` and ``baseline``. Reads
 tables, columns, primary keys, unique keys and indexes through SQLAlchemy's
-inspector (with each dialect's reflection quirks handled by its class) and
+inspector, all tables at once per kind (``Reflection``: ``get_multi_*``),
+with each dialect's reflection quirks handled by its class, and
 returns every difference as a typed ``Difference``: missing objects and wrong
 types are errors, objects the model does not know are warnings (a raw-SQL
 migration may have added them on purpose). Callers decide on ``kind``; text
@@ -124,10 +125,12 @@ def compare(conn: Connection, model: Schema, exact: bool, dialect: Dialect, name
     """Every difference between the live schema and ``model``, errors and warnings."""
     from sqlalchemy import inspect
 
-    insp = inspect(conn)
+    raw = inspect(conn)
     found: list[Difference] = []
-    live_tables = {n.lower(): n for n in insp.get_table_names()}
+    live_tables = {n.lower(): n for n in raw.get_table_names()}
     expected_physical = {names(logical).lower() for logical in model.tables}
+    wanted = [live_tables[names(logical).lower()] for logical in model.tables if names(logical).lower() in live_tables]
+    insp = Reflection(raw, wanted)
     for logical, table in sorted(model.tables.items()):
         physical = names(logical)
         live_name = live_tables.get(physical.lower())
@@ -139,6 +142,46 @@ def compare(conn: Connection, model: Schema, exact: bool, dialect: Dialect, name
         if low.startswith("baselinr_") and low not in expected_physical:
             found.append(Difference(EXTRA_TABLE, live_name, severity=WARNING))
     return found
+
+
+class Reflection:
+    """The inspector, with its per-table answers (columns, primary key, indexes, unique
+    constraints) fetched for all of ``tables`` in one ``get_multi_*`` call each: one round
+    trip per kind where the dialect batches reflection (PostgreSQL), instead of one per
+    table. A call with options, or a dialect without the batch methods, asks per table."""
+
+    def __init__(self, insp: Any, tables: list[str]) -> None:
+        self._insp = insp
+        self._tables = tables
+        self._batches: dict[str, dict[str, Any] | None] = {}
+
+    def _one(self, kind: str, table: str, kw: dict[str, Any]) -> Any:
+        if not kw and kind not in self._batches:
+            try:
+                batch = getattr(self._insp, f"get_multi_{kind}")(filter_names=self._tables)
+            except NotImplementedError:
+                self._batches[kind] = None
+            else:
+                self._batches[kind] = {name: value for (_schema, name), value in batch.items()}
+        batched = None if kw else self._batches.get(kind)
+        if batched is not None and table in batched:
+            return batched[table]
+        return getattr(self._insp, f"get_{kind}")(table, **kw)
+
+    def get_columns(self, table: str, **kw: Any) -> Any:
+        return self._one("columns", table, kw)
+
+    def get_pk_constraint(self, table: str, **kw: Any) -> Any:
+        return self._one("pk_constraint", table, kw)
+
+    def get_indexes(self, table: str, **kw: Any) -> Any:
+        return self._one("indexes", table, kw)
+
+    def get_unique_constraints(self, table: str, **kw: Any) -> Any:
+        return self._one("unique_constraints", table, kw)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._insp, name)
 
 
 def split(differences: list[Difference]) -> tuple[list[str], list[str]]:

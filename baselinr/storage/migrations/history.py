@@ -1,6 +1,9 @@
 """Read and write ``baselinr_schema_version`` rows.
 
-Used only by the migration manager. Reads tolerate the narrower table that
+Used by the migration layers (runner, adoption, validation) and backup, on a
+SQLAlchemy connection or on the bare driver's (``storage/dbapi.py``): every
+statement goes through ``exec_driver_sql`` with the driver's paramstyle, so
+the same code serves both. Reads tolerate the narrower table that
 Baselinr's profiler creates (no ``status`` column: every row is applied);
 ``ensure_table`` widens it before the engine writes anything. Only a missing
 table means "not initialized": any other read error (no SELECT privilege, a
@@ -11,6 +14,8 @@ is ever planned from a history we could not read.
 from __future__ import annotations
 
 import datetime as dt
+import re
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from baselinr.errors import DatabaseUnavailable
@@ -58,12 +63,16 @@ def now() -> dt.datetime:
 
 def read_history(conn: Connection) -> list[HistoryRow] | None:
     """All rows, oldest first; ``None`` if the table does not exist."""
-    from sqlalchemy import exc
+    error: type[Exception] | None = getattr(conn, "driver_error", None)
+    if error is None:
+        from sqlalchemy import exc
+
+        error = exc.DBAPIError
 
     def run(sql: str) -> list[Any]:
         return list(conn.exec_driver_sql(sql).fetchall())
 
-    return _read(run, exc.DBAPIError, lambda: _reset(conn))
+    return _read(run, error, lambda: _reset(conn))
 
 
 def read_history_dbapi(dbapi_conn: Any, error: type[Exception]) -> list[HistoryRow] | None:
@@ -113,36 +122,40 @@ def _unless_missing(exc: BaseException) -> None:
     ) from None
 
 
-def applied_versions(rows: list[HistoryRow]) -> list[int]:
-    return [r.version for r in rows if r.status == APPLIED]
+def applied_versions(rows: list[HistoryRow]) -> set[int]:
+    """The versions recorded as applied: a set, so membership tests stay cheap at 1,000 migrations."""
+    return {r.version for r in rows if r.status == APPLIED}
 
 
 def ensure_table(conn: Connection, dialect: Dialect) -> None:
     """Create the version table, or add the engine's columns to an old one."""
-    from sqlalchemy import inspect
+    if dialect.table_names_sql is None:
+        from sqlalchemy import inspect
 
-    insp = inspect(conn)
-    if not insp.has_table(VERSION_TABLE_NAME):
-        conn.exec_driver_sql(dialect.render_create_table(VERSION_TABLE))
-        return
-    have = {c["name"].lower() for c in insp.get_columns(VERSION_TABLE_NAME)}
+        insp = inspect(conn)
+        if not insp.has_table(VERSION_TABLE_NAME):
+            conn.exec_driver_sql(dialect.render_create_table(VERSION_TABLE))
+            return
+        have = {c["name"].lower() for c in insp.get_columns(VERSION_TABLE_NAME)}
+    else:
+        tables = {str(r[0]).lower() for r in conn.exec_driver_sql(dialect.table_names_sql).fetchall()}
+        if VERSION_TABLE_NAME not in tables:
+            conn.exec_driver_sql(dialect.render_create_table(VERSION_TABLE))
+            return
+        have = {str(k).lower() for k in conn.exec_driver_sql(f"SELECT * FROM {VERSION_TABLE_NAME} WHERE 1 = 0").keys()}
     for col in ENGINE_COLUMNS:
         if col.name not in have:
             conn.exec_driver_sql(dialect.render_add_column(VERSION_TABLE_NAME, col))
 
 
 def is_applied(conn: Connection, version: int) -> bool:
-    from sqlalchemy import text
-
-    row = conn.execute(text(f"SELECT status FROM {VERSION_TABLE_NAME} WHERE version = :v"), {"v": version}).first()
+    row = execute(conn, f"SELECT status FROM {VERSION_TABLE_NAME} WHERE version = :v", {"v": version}).first()
     return row is not None and (row[0] is None or row[0] == APPLIED)
 
 
 def status_of(conn: Connection, version: int) -> str | None:
     """The row's status (``applied`` for a profiler's row without one); ``None`` if there is no row."""
-    from sqlalchemy import text
-
-    row = conn.execute(text(f"SELECT status FROM {VERSION_TABLE_NAME} WHERE version = :v"), {"v": version}).first()
+    row = execute(conn, f"SELECT status FROM {VERSION_TABLE_NAME} WHERE version = :v", {"v": version}).first()
     if row is None:
         return None
     return str(row[0]) if row[0] is not None else APPLIED
@@ -165,12 +178,11 @@ def record(
     replace: bool = True,
 ) -> None:
     """Write the row for ``version``, replacing any earlier one if ``replace``."""
-    from sqlalchemy import text
-
     if replace:
-        conn.execute(text(f"DELETE FROM {VERSION_TABLE_NAME} WHERE version = :v"), {"v": version})
-    conn.execute(
-        text(
+        execute(conn, f"DELETE FROM {VERSION_TABLE_NAME} WHERE version = :v", {"v": version})
+    execute(
+        conn,
+        (
             f"INSERT INTO {VERSION_TABLE_NAME} (version, applied_at, description, migration_script, checksum, "
             "checksum_algorithm, execution_time_ms, applied_by, status, statements_done, statements_total, error_message) "
             "VALUES (:version, :applied_at, :description, :script, :checksum, :algorithm, :ms, :by, :status, "
@@ -195,10 +207,9 @@ def record(
 
 def progress(conn: Connection, version: int, done: int, schema: str | None = None, direction: str = "up") -> None:
     """``done`` statements ran; ``schema`` is the live schema's checksum now, before the next one."""
-    from sqlalchemy import text
-
-    conn.execute(
-        text(f"UPDATE {VERSION_TABLE_NAME} SET statements_done = :d, checksum = :c, checksum_algorithm = :a WHERE version = :v"),
+    execute(
+        conn,
+        (f"UPDATE {VERSION_TABLE_NAME} SET statements_done = :d, checksum = :c, checksum_algorithm = :a WHERE version = :v"),
         {"d": done, "c": schema, "a": marker(direction), "v": version},
     )
 
@@ -206,10 +217,8 @@ def progress(conn: Connection, version: int, done: int, schema: str | None = Non
 def in_flight_schema(conn: Connection, version: int) -> str | None:
     """The live schema's checksum recorded before the next statement of an
     interrupted (``running``) migration; ``None`` for a failed one or none recorded."""
-    from sqlalchemy import text
-
-    row = conn.execute(
-        text(f"SELECT status, checksum, checksum_algorithm FROM {VERSION_TABLE_NAME} WHERE version = :v"), {"v": version}
+    row = execute(
+        conn, f"SELECT status, checksum, checksum_algorithm FROM {VERSION_TABLE_NAME} WHERE version = :v", {"v": version}
     ).first()
     if row is None or row[0] != RUNNING or row[2] not in (LIVE_SCHEMA, LIVE_SCHEMA_DOWN):
         return None
@@ -217,10 +226,9 @@ def in_flight_schema(conn: Connection, version: int) -> str | None:
 
 
 def finish(conn: Connection, version: int, *, checksum: str, algorithm: str, execution_time_ms: int) -> None:
-    from sqlalchemy import text
-
-    conn.execute(
-        text(
+    execute(
+        conn,
+        (
             f"UPDATE {VERSION_TABLE_NAME} SET status = :s, checksum = :c, checksum_algorithm = :a, "
             "execution_time_ms = :ms, applied_at = :at, error_message = NULL WHERE version = :v"
         ),
@@ -229,24 +237,46 @@ def finish(conn: Connection, version: int, *, checksum: str, algorithm: str, exe
 
 
 def set_status(conn: Connection, version: int, status: str) -> None:
-    from sqlalchemy import text
-
-    conn.execute(text(f"UPDATE {VERSION_TABLE_NAME} SET status = :s WHERE version = :v"), {"s": status, "v": version})
+    execute(conn, f"UPDATE {VERSION_TABLE_NAME} SET status = :s WHERE version = :v", {"s": status, "v": version})
 
 
 def fail(conn: Connection, version: int, message: str) -> None:
-    from sqlalchemy import text
-
-    conn.execute(
-        text(f"UPDATE {VERSION_TABLE_NAME} SET status = :s, error_message = :e WHERE version = :v"),
+    execute(
+        conn,
+        (f"UPDATE {VERSION_TABLE_NAME} SET status = :s, error_message = :e WHERE version = :v"),
         {"s": FAILED, "e": message[:4000], "v": version},
     )
 
 
 def delete(conn: Connection, version: int) -> None:
-    from sqlalchemy import text
+    execute(conn, f"DELETE FROM {VERSION_TABLE_NAME} WHERE version = :v", {"v": version})
 
-    conn.execute(text(f"DELETE FROM {VERSION_TABLE_NAME} WHERE version = :v"), {"v": version})
+
+_PARAM = re.compile(r":([a-z_]+)")
+
+
+def execute(conn: Connection, sql: str, params: Mapping[str, Any]) -> Any:
+    """Run ``sql`` with ``:name`` parameters in the driver's own paramstyle (no SQLAlchemy
+    ``text()``, so the bare driver's connection takes the same statements)."""
+    style = conn.dialect.paramstyle
+    if style == "named":
+        return conn.exec_driver_sql(sql, dict(params))
+    if style == "pyformat":
+        return conn.exec_driver_sql(_PARAM.sub(r"%(\1)s", sql), dict(params))
+    order = _PARAM.findall(sql)
+    if style == "qmark":
+        # sqlite3, which stores timestamps as text: written as SQLAlchemy's SQLite type writes
+        # them (always with microseconds), not through sqlite3's deprecated default adapter.
+        values = tuple(_text_time(params[n]) for n in order)
+        return conn.exec_driver_sql(_PARAM.sub("?", sql), values)
+    if style == "format":
+        return conn.exec_driver_sql(_PARAM.sub("%s", sql), tuple(params[n] for n in order))
+    numbered = iter(range(1, len(order) + 1))  # numeric
+    return conn.exec_driver_sql(_PARAM.sub(lambda _m: f":{next(numbered)}", sql), tuple(params[n] for n in order))
+
+
+def _text_time(value: Any) -> Any:
+    return value.isoformat(sep=" ", timespec="microseconds") if isinstance(value, dt.datetime) else value
 
 
 def unfinished(rows: list[HistoryRow]) -> list[HistoryRow]:

@@ -78,28 +78,26 @@ def ensure(conn: Connection, dialect: Dialect) -> None:
 def start_run(conn: Connection, version: int, run_id: str, *, resuming: bool) -> None:
     """A run of ``version`` begins: forget the retries of earlier runs and, unless it
     resumes an interrupted one, a backfill's cursor (a fresh run starts from the first key)."""
-    from sqlalchemy import text
+    from baselinr.storage.migrations.history import execute
 
-    conn.execute(
-        text(f"DELETE FROM {JOURNAL_TABLE_NAME} WHERE version = :v AND kind = :k AND (run_id IS NULL OR run_id <> :r)"),
+    execute(
+        conn,
+        f"DELETE FROM {JOURNAL_TABLE_NAME} WHERE version = :v AND kind = :k AND (run_id IS NULL OR run_id <> :r)",
         {"v": version, "k": LOCK_RETRY, "r": run_id},
     )
     if not resuming:
-        conn.execute(text(f"DELETE FROM {JOURNAL_TABLE_NAME} WHERE version = :v AND kind = :k"), {"v": version, "k": BACKFILL})
+        execute(conn, f"DELETE FROM {JOURNAL_TABLE_NAME} WHERE version = :v AND kind = :k", {"v": version, "k": BACKFILL})
 
 
 def record_retry(connect: Callable[[], AbstractContextManager[Connection]], run_id: str, seq: int, retry: LockRetry) -> None:
     """Write one lock timeout, committed at once on a connection of its own."""
-    from sqlalchemy import text
-
-    from baselinr.storage.migrations.history import now
+    from baselinr.storage.migrations.history import execute, now
 
     with connect() as conn, conn.begin():
-        conn.execute(
-            text(
-                f"INSERT INTO {JOURNAL_TABLE_NAME} (version, kind, name, run_id, detail, recorded_at) "
-                "VALUES (:v, :k, :n, :r, :d, :t)"
-            ),
+        execute(
+            conn,
+            f"INSERT INTO {JOURNAL_TABLE_NAME} (version, kind, name, run_id, detail, recorded_at) "
+            "VALUES (:v, :k, :n, :r, :d, :t)",
             {
                 "v": retry.version,
                 "k": LOCK_RETRY,
@@ -113,11 +111,14 @@ def record_retry(connect: Callable[[], AbstractContextManager[Connection]], run_
 
 def read_retries(conn: Connection) -> list[tuple[int, str | None, str | None]]:
     """The recorded lock retries as (version, run id, detail); none if there is no journal."""
-    from sqlalchemy import exc
+    driver_error: type[Exception] | None = getattr(conn, "driver_error", None)  # the bare driver's connection
+    if driver_error is None:
+        from sqlalchemy import exc
 
+        driver_error = exc.DBAPIError
     try:
         rows = conn.exec_driver_sql(_READ_RETRIES).fetchall()
-    except exc.DBAPIError as error:
+    except driver_error as error:
         if conn.in_transaction():
             conn.rollback()
         if is_missing_object(error):
@@ -190,10 +191,11 @@ class Cursor:
 
 
 def read_cursor(conn: Connection, version: int, name: str) -> Cursor | None:
-    from sqlalchemy import text
+    from baselinr.storage.migrations.history import execute
 
-    row = conn.execute(
-        text(f"SELECT detail FROM {JOURNAL_TABLE_NAME} WHERE version = :v AND kind = :k AND name = :n"),
+    row = execute(
+        conn,
+        f"SELECT detail FROM {JOURNAL_TABLE_NAME} WHERE version = :v AND kind = :k AND name = :n",
         {"v": version, "k": BACKFILL, "n": name},
     ).first()
     if row is None or not row[0]:
@@ -211,24 +213,20 @@ def read_cursor(conn: Connection, version: int, name: str) -> Cursor | None:
 
 def write_cursor(conn: Connection, version: int, name: str, run_id: str, cursor: Cursor, *, new: bool) -> None:
     """Insert (``new``) or update the cursor, in the caller's transaction (the batch's)."""
-    from sqlalchemy import text
-
-    from baselinr.storage.migrations.history import now
+    from baselinr.storage.migrations.history import execute, now
 
     params = {"v": version, "k": BACKFILL, "n": name[:200], "r": run_id[:64], "d": cursor.to_json(), "t": now()}
     if new:
-        conn.execute(
-            text(
-                f"INSERT INTO {JOURNAL_TABLE_NAME} (version, kind, name, run_id, detail, recorded_at) "
-                "VALUES (:v, :k, :n, :r, :d, :t)"
-            ),
+        execute(
+            conn,
+            f"INSERT INTO {JOURNAL_TABLE_NAME} (version, kind, name, run_id, detail, recorded_at) "
+            "VALUES (:v, :k, :n, :r, :d, :t)",
             params,
         )
     else:
-        conn.execute(
-            text(
-                f"UPDATE {JOURNAL_TABLE_NAME} SET detail = :d, run_id = :r, recorded_at = :t "
-                "WHERE version = :v AND kind = :k AND name = :n"
-            ),
+        execute(
+            conn,
+            f"UPDATE {JOURNAL_TABLE_NAME} SET detail = :d, run_id = :r, recorded_at = :t "
+            "WHERE version = :v AND kind = :k AND name = :n",
             params,
         )

@@ -1,0 +1,348 @@
+"""The runner: execute a plan's steps under the single-runner lock.
+
+Called by the ``MigrationManager`` facade for ``apply`` and ``rollback``. It
+takes the lock (``Database.locked``), re-reads the history under it (so a
+second runner finds the work done), re-plans with the pure planner and runs
+each step. The connections are SQLAlchemy's, or the bare driver's when no
+step has Python (``needs_sqlalchemy``): the same code runs on both, through
+the few methods ``dbapi.py`` describes. Each step runs in one transaction with its version row where the dialect has
+transactional DDL (``_run_transactional``), elsewhere statement by statement
+with its progress recorded (``tracked.run_tracked``). Each step's DDL runs
+under the lock guard (``guard.py``): a lock timeout is retried after a
+backoff, and after the last try the run fails naming the blocking session.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from contextlib import ExitStack
+from typing import TYPE_CHECKING, Any
+
+from baselinr.errors import BaselinrError
+from baselinr.storage.connection import run_statement
+from baselinr.storage.dialects import runner_id
+from baselinr.storage.migrations import adopt, backfill, failures, history, journal, planner
+from baselinr.storage.migrations.chain import Chain
+from baselinr.storage.migrations.failures import LockGaveUp
+from baselinr.storage.migrations.guard import BlockerWatch, GuardSettings, backoff
+from baselinr.storage.migrations.migration import CHECKSUM_ALGORITHM, Migration
+from baselinr.storage.migrations.results import (
+    ApplyResult,
+    BackfillProgress,
+    HistoryRow,
+    LockRetry,
+    Plan,
+    PlannedStep,
+    StepResult,
+)
+from baselinr.storage.migrations.tracked import run_tracked
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from baselinr.storage.database import Database
+
+log = logging.getLogger(__name__)
+
+
+class Connections:
+    """The connections one apply or rollback reuses: one for migrations that
+    run in a transaction, one in autocommit for tracked (non-atomic) ones."""
+
+    def __init__(
+        self,
+        db: Database,
+        on_retry: Callable[[LockRetry], None] | None = None,
+        on_progress: Callable[[BackfillProgress], None] | None = None,
+        *,
+        bare: bool = False,
+        run_id: str | None = None,
+    ) -> None:
+        self.db = db
+        self.bare = bare
+        self.connect = db.connector(bare=bare)
+        self.on_progress = on_progress
+        self.run_id = run_id or uuid.uuid4().hex  # this apply's (or rollback's) rows in the journal
+        self._remembered = 0
+        self._stack = ExitStack()
+        self._tx: Connection | None = None
+        self._auto: Connection | None = None
+        self.recorded: set[int] = set()  # versions with a row, at the last read
+        self.on_retry = on_retry
+        self._sessions: dict[int, int | None] = {}
+
+    def watch(self, conn: Connection, guard: GuardSettings) -> BlockerWatch:
+        """Who blocks ``conn`` while a statement of it waits (nothing is watched without a lock bound)."""
+        session = None
+        if guard.lock_timeout > 0:
+            if id(conn) not in self._sessions:
+                self._sessions[id(conn)] = self.db.dialect.session_id(conn)
+                if conn.in_transaction():
+                    conn.rollback()
+            session = self._sessions[id(conn)]
+        return BlockerWatch(self.connect, self.db.dialect, session, guard.lock_timeout)
+
+    def remember(self, retry: LockRetry) -> None:
+        """Record a lock timeout in the journal at once, for ``status`` (a failure to write it is only logged)."""
+        self._remembered += 1
+        try:
+            journal.record_retry(self.connect, self.run_id, self._remembered, retry)
+        except Exception:
+            log.warning("v%s: could not record a lock retry in the journal", retry.version, exc_info=True)
+
+    def __enter__(self) -> Connections:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def tx(self) -> Connection:
+        if self._tx is None:
+            conn = self._stack.enter_context(self.connect())
+            self._tx = conn.execution_options(baselinr_write=True)
+        return self._tx
+
+    def auto(self) -> Connection:
+        if self._auto is None:
+            conn = self._stack.enter_context(self.connect())
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            self._auto = conn
+        return self._auto
+
+    def history(self) -> list[HistoryRow]:
+        conn = self.tx()
+        rows = history.read_history(conn) or []
+        if conn.in_transaction():
+            conn.rollback()
+        self.recorded = {r.version for r in rows}
+        return rows
+
+
+def needs_sqlalchemy(chain: Chain, plan: Plan) -> bool:
+    """Whether a step of ``plan`` runs Python (which is handed a SQLAlchemy connection)."""
+    for step in plan.steps:
+        m = chain.get(step.version)
+        if (m.up_python if step.direction == "up" else m.down_python) is not None:
+            return True
+    return False
+
+
+class Runner:
+    """Runs plans of one chain against one database, under the lock and the DDL lock guard."""
+
+    def __init__(self, db: Database, chain: Chain, *, ddl_lock_timeout: float, ddl_lock_tries: int) -> None:
+        self.db = db
+        self.chain = chain
+        self.ddl_lock_timeout = ddl_lock_timeout
+        self.ddl_lock_tries = ddl_lock_tries
+
+    # --- plans ----------------------------------------------------------------
+
+    def up_plan(self, target: int, resume: bool, rows: list[HistoryRow], conn: Connection | None = None) -> Plan:
+        """The plan of an ``apply``: refused when it would go down, past an unfinished
+        migration, or over tables that exist already without their version recorded."""
+        plan = planner.up_plan(self.chain, rows, target, self.db.dialect, self.db.names, resume=resume)
+        if plan.steps:
+            with ExitStack() as stack:
+                live = conn if conn is not None else stack.enter_context(self.db.connect())
+                tables = adopt.live_tables(live, self.db.dialect)
+                if live.in_transaction():
+                    live.rollback()
+            planner.refuse_preexisting(plan, adopt.preexisting(rows, self.chain, tables, self.db.names))
+        return plan
+
+    # --- apply / rollback ---------------------------------------------------------
+
+    def run_plan(
+        self,
+        direction: str,
+        target: int,
+        resume: bool,
+        on_step: Callable[[PlannedStep], None] | None,
+        on_retry: Callable[[LockRetry], None] | None,
+        on_progress: Callable[[BackfillProgress], None] | None = None,
+        *,
+        bare: bool = False,
+    ) -> ApplyResult:
+        """Apply (``direction`` "up") or roll back ("down") to ``target`` under the lock, on
+        the bare driver's connections if ``bare``."""
+        with self.db.locked(bare=bare), ExitStack() as stack:
+            conns = stack.enter_context(Connections(self.db, on_retry, on_progress, bare=bare))
+            if direction == "up":
+                rows, plan = self._up_under_lock(conns, target, resume)
+            else:
+                with conns.tx().begin():
+                    journal.ensure(conns.tx(), self.db.dialect)
+                rows = conns.history()
+                plan = planner.down_plan(self.chain, rows, target, self.db.dialect, self.db.names, resume=resume, locked=True)
+            conns = self._able(plan, conns, stack, rows)
+            done = self._run_all(plan, conns, on_step)
+        if direction == "up":
+            final = max([plan.current_version or 0] + [s.version for s in done]) if done else plan.current_version
+        else:
+            final = target if done else plan.current_version
+        return ApplyResult(plan.current_version, final, target, False, plan, done)
+
+    def _up_under_lock(self, conns: Connections, target: int, resume: bool) -> tuple[list[HistoryRow], Plan]:
+        """Create (or widen) the version table, re-read the history and plan the apply."""
+        db = self.db
+        conn = conns.tx()
+        try:
+            with conn.begin():
+                history.ensure_table(conn, db.dialect)
+                journal.ensure(conn, db.dialect)
+        except Exception as exc:
+            if db.dialect.is_lock_error(exc):
+                raise failures.lock_timeout(db.lock_timeout) from None
+            raise failures.bookkeeping_failed(exc, db.settings) from exc
+        rows = conns.history()
+        return rows, self.up_plan(target, resume, rows, conns.tx())
+
+    def _able(self, plan: Plan, conns: Connections, stack: ExitStack, rows: list[HistoryRow]) -> Connections:
+        """``conns``, or SQLAlchemy's connections when the plan made under the lock has a Python
+        step after all (another runner went down meanwhile); the lock stays where it is."""
+        if not conns.bare or not needs_sqlalchemy(self.chain, plan):
+            return conns
+        able = stack.enter_context(Connections(self.db, conns.on_retry, conns.on_progress, run_id=conns.run_id))
+        able.recorded = {r.version for r in rows}
+        return able
+
+    def _run_all(self, plan: Plan, conns: Connections, on_step: Callable[[PlannedStep], None] | None) -> list[StepResult]:
+        done: list[StepResult] = []
+        for step in plan.steps:
+            if on_step is not None:
+                on_step(step)
+            done.append(self.run(self.chain.get(step.version), step, conns))
+        return done
+
+    # --- one step -------------------------------------------------------------------
+
+    def guard(self, m: Migration) -> GuardSettings:
+        timeout = self.ddl_lock_timeout if m.lock_timeout is None else m.lock_timeout
+        if timeout > 0:
+            timeout = self.db.dialect.lock_wait_seconds(timeout)  # what the server will really wait
+        return GuardSettings(timeout, self.ddl_lock_tries, m.statement_timeout)
+
+    def run(self, m: Migration, step: PlannedStep, conns: Connections) -> StepResult:
+        fn = m.up_python if step.direction == "up" else m.down_python
+        started = time.monotonic()
+        retries: list[LockRetry] = []
+        guard = self.guard(m)
+        if step.transactional:
+            replace = m.version in conns.recorded
+            ran = self._run_transactional(conns.tx(), m, step, fn, started, replace, guard, conns, retries)
+        else:
+            ran = run_tracked(self, conns.auto(), m, step, fn, started, guard, conns, retries)
+        ms = int((time.monotonic() - started) * 1000)
+        return StepResult(m.version, m.description, step.direction, ms, skipped=not ran, retries=retries)
+
+    def lock_wait(
+        self,
+        exc: BaseException,
+        step: PlannedStep,
+        statement: int,
+        attempt: int,
+        guard: GuardSettings,
+        watch: BlockerWatch,
+        conns: Connections,
+        retries: list[LockRetry],
+    ) -> LockRetry | None:
+        """After ``exc``: the retry to make (its backoff slept, ``on_retry`` told) if it was a lock
+        timeout of the guard with tries left; ``None`` for any other error. Out of tries:
+        ``LockGaveUp``."""
+        dialect = self.db.dialect
+        if guard.lock_timeout <= 0 or not dialect.is_lock_wait_timeout(exc):
+            return None
+        retry = LockRetry(
+            step.version,
+            step.direction,
+            statement,
+            attempt,
+            guard.tries,
+            backoff(attempt) if attempt < guard.tries else 0.0,
+            guard.lock_timeout,
+            watch.take(),
+            dialect.name,
+        )
+        conns.remember(retry)
+        if attempt >= guard.tries:
+            raise LockGaveUp(retry) from exc
+        retries.append(retry)
+        log.info("v%s: lock timeout at statement %s, try %s of %s", step.version, statement, attempt, guard.tries)
+        if conns.on_retry is not None:
+            conns.on_retry(retry)
+        time.sleep(retry.delay_seconds)
+        return retry
+
+    def _run_transactional(
+        self,
+        conn: Connection,
+        m: Migration,
+        step: PlannedStep,
+        fn: Callable[[Any], None] | None,
+        started: float,
+        replace: bool,
+        guard: GuardSettings,
+        conns: Connections,
+        retries: list[LockRetry],
+    ) -> bool:
+        dialect = self.db.dialect
+        watch = conns.watch(conn, guard)
+        attempt = 1
+        while True:
+            current = 0
+            try:
+                with conn.begin():
+                    # Another runner may have done it while we waited (SQLite
+                    # serialises per migration with BEGIN IMMEDIATE). Under a lock
+                    # held for the whole run, the history read after taking it is
+                    # still true, so the check would only cost a round trip.
+                    exclusive = dialect.exclusive_lock
+                    if not exclusive and history.is_applied(conn, m.version) == (step.direction == "up"):
+                        return False
+                    for sql in dialect.guard_statements(
+                        conn, guard.lock_timeout, guard.statement_timeout, in_transaction=True
+                    )[0]:
+                        conn.exec_driver_sql(sql)
+                    for number, stmt in enumerate(step.statements, 1):
+                        current = number
+                        with watch.watching():
+                            run_statement(conn, stmt)
+                    current = 0
+                    if fn is not None:
+                        with watch.watching(), backfill.inside_transaction(m.version):
+                            fn(conn)
+                    journal.start_run(conn, m.version, conns.run_id, resuming=False)
+                    if step.direction == "up":
+                        history.record(
+                            conn,
+                            version=m.version,
+                            status="applied",
+                            description=m.description,
+                            script=m.script,
+                            checksum=m.checksum(dialect, self.db.names),
+                            algorithm=CHECKSUM_ALGORITHM,
+                            applied_by=runner_id(),
+                            execution_time_ms=int((time.monotonic() - started) * 1000),
+                            statements_done=len(step.statements),
+                            statements_total=len(step.statements),
+                            replace=replace or not exclusive,
+                        )
+                    else:
+                        history.delete(conn, m.version)
+            except BaselinrError:
+                raise
+            except Exception as exc:
+                # The transaction is rolled back already: a lock timeout tries it again from the start.
+                try:
+                    waited = self.lock_wait(exc, step, current, attempt, guard, watch, conns, retries)
+                except LockGaveUp as gave_up:
+                    raise failures.lock_failed(step, gave_up.retry, rolled_back=True) from exc
+                if waited is None:
+                    raise failures.step_failed(step, current, exc, self.db.settings, dialect.name, rolled_back=True) from exc
+                attempt += 1
+                continue
+            return True
