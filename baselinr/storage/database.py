@@ -129,7 +129,7 @@ class Database:
         if self._engine is None:
             quick = self.quick_history(retries=retries)
             if quick is not NO_QUICK_PATH:
-                return quick  # type: ignore[no-any-return]
+                return quick if retries else (quick, [])  # type: ignore[no-any-return]
         with self.connect() as conn:
             rows = history.read_history(conn)
             recorded = journal.read_retries(conn) if retries and rows else []

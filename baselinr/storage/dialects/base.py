@@ -350,14 +350,24 @@ class Dialect:
 
     @contextmanager
     def _server_lock(
-        self, conn: Connection, timeout: float, *, take: str, holder: str, release: str, params: dict[str, Any],
+        self,
+        conn: Connection,
+        timeout: float,
+        *,
+        take: str,
+        holder: str,
+        release: str,
+        params: dict[str, Any] | Callable[[], dict[str, Any]],
         who: Callable[[Any], str],
     ) -> Iterator[None]:
         """Hold a lock the server keeps for ``conn``'s session: query ``take`` (true once
         granted) until ``timeout``, naming the holder by ``who(row)`` of query ``holder``;
         query ``release`` after the block. All three take ``params`` in the driver's own
-        ``%(name)s`` style: the same text on SQLAlchemy's connection and the bare driver's."""
+        ``%(name)s`` style: the same text on SQLAlchemy's connection and the bare driver's;
+        a callable ``params`` is asked once the connection is in autocommit."""
         conn.execution_options(isolation_level="AUTOCOMMIT")
+        if callable(params):
+            params = params()
 
         def held_by() -> str | None:
             row = conn.exec_driver_sql(holder, params).first()

@@ -232,8 +232,8 @@ class MySQLDialect(Dialect):
             take="SELECT GET_LOCK(%(n)s, 0)",
             holder="SELECT p.ID, p.USER, p.HOST FROM information_schema.PROCESSLIST p WHERE p.ID = IS_USED_LOCK(%(n)s)",
             release="SELECT RELEASE_LOCK(%(n)s)",
-            # The connected database's name, asked of the server: the same on either connection.
-            params={"n": f"{LOCK_NAME}.{conn.exec_driver_sql('SELECT DATABASE()').scalar()}"[:64]},
+            # The connected database's name, asked of the server (once in autocommit): the same on either connection.
+            params=lambda: {"n": f"{LOCK_NAME}.{conn.exec_driver_sql('SELECT DATABASE()').scalar()}"[:64]},
             who=lambda row: f"MySQL connection {row[0]} ({row[1]}@{row[2]})",
         ):
             yield
