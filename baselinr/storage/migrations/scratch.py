@@ -94,7 +94,8 @@ def tables_of(engine: Engine, connection: ConnectionSettings) -> list[str]:
 
 def refuse_unless_empty(engine: Engine, connection: ConnectionSettings) -> None:
     """``UsageError`` (exit 2), naming what is there, when the database holds any table or view."""
-    tables = tables_of(engine, connection)
+    # The engine's own bookkeeping (``_baselinr_*``) is named after the tables it keeps.
+    tables = sorted(tables_of(engine, connection), key=lambda t: (t.startswith("_"), t))
     if not tables:
         return
     ours = [t for t in tables if t.lower().startswith(("baselinr_", "_baselinr_"))]

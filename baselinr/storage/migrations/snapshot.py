@@ -7,7 +7,7 @@ migration declares model operations (a plain SQL migration tells the model
 nothing, so only the live schema can show that its down left a column).
 Reads tables, columns (type as reflected, nullability), primary keys,
 unique constraints and indexes through SQLAlchemy's inspector; the engine's
-own bookkeeping tables (the version table, Snowflake's lock table) are left
+own bookkeeping tables (the version table, the migration journal, Snowflake's lock table) are left
 out. Differences are ``drift.Difference`` values with drift's kinds, so
 they are rendered like every other schema difference.
 """
@@ -31,13 +31,14 @@ from baselinr.storage.migrations.drift import (
     PRIMARY_KEY,
     Difference,
 )
+from baselinr.storage.migrations.journal import JOURNAL_TABLE_NAME
 from baselinr.storage.version_table import VERSION_TABLE_NAME
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
 # Tables the engine keeps for itself: they come and go with the runner, not with a migration.
-BOOKKEEPING = frozenset({VERSION_TABLE_NAME, "_baselinr_migration_lock"})
+BOOKKEEPING = frozenset({VERSION_TABLE_NAME, JOURNAL_TABLE_NAME, "_baselinr_migration_lock"})
 
 
 @dataclass(frozen=True)
