@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+import threading
+import time
 
 import pytest
 
 from baselinr.cli import main
-from baselinr.storage.migrations.guard import BACKOFF_CAP, backoff
+from baselinr.storage.migrations.guard import BACKOFF_CAP, _Alarms, backoff
 from baselinr.storage.migrations.migration import Migration
 from baselinr.storage.migrations.results import Blocker, LockRetry
 
@@ -70,3 +72,35 @@ def test_status_shows_the_journal_retries_of_versions_in_the_history() -> None:
     )
     failed = RetriedMigration(3, "failed", [first])
     assert retried_line(failed).startswith("   v3 failed after 1 lock timeout (blocked by PostgreSQL backend 4242")
+
+
+def test_alarms_run_at_their_deadline_in_order_and_cancelled_ones_never() -> None:
+    alarms, ran, done = _Alarms(), [], threading.Event()
+    alarms.add(0.15, lambda: (ran.append("late"), done.set()))
+    cancelled = alarms.add(0.05, lambda: ran.append("cancelled"))
+    alarms.add(0.02, lambda: ran.append("early"))
+    alarms.cancel(cancelled, wait=1.0)
+    assert done.wait(5)
+    assert ran == ["early", "late"]
+
+
+def test_cancel_lets_a_running_callback_finish_first() -> None:
+    alarms, started, finished = _Alarms(), threading.Event(), []
+
+    def slow() -> None:
+        started.set()
+        time.sleep(0.2)
+        finished.append(True)
+
+    alarm = alarms.add(0.0, slow)
+    assert started.wait(5)
+    alarms.cancel(alarm, wait=5.0)
+    assert finished == [True]  # its answer belongs to the wait that armed it
+
+
+def test_one_thread_serves_every_alarm() -> None:
+    alarms, before = _Alarms(), threading.active_count()
+    ids = [alarms.add(10.0, lambda: None) for _ in range(50)]
+    for alarm in ids:
+        alarms.cancel(alarm, wait=0.0)
+    assert threading.active_count() <= before + 1

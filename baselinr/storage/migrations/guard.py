@@ -14,9 +14,12 @@ the wait has ended the server no longer says.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -56,6 +59,68 @@ def backoff(attempt: int, rng: Callable[[], float] = random.random) -> float:
     (50-100 % of the step), so two runners or a runner and a retrying client do not march in step."""
     step = min(BACKOFF_CAP, BACKOFF_BASE * 2.0 ** (attempt - 1))
     return round(step * (0.5 + 0.5 * rng()), 3)
+
+
+class _Alarms:
+    """Callbacks run at their deadlines by one daemon thread: ``threading.Timer`` without a
+    thread started and joined per statement (which cost milliseconds each on a busy
+    interpreter, most of a 100-migration apply's Python time)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._pending: set[int] = set()
+        self._running: int | None = None
+        self._ids = itertools.count(1)
+        self._thread: threading.Thread | None = None
+
+    def add(self, delay: float, fn: Callable[[], None]) -> int:
+        with self._cond:
+            alarm = next(self._ids)
+            heapq.heappush(self._heap, (time.monotonic() + delay, alarm, fn))
+            self._pending.add(alarm)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="baselinr-blocker-watch", daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
+            return alarm
+
+    def cancel(self, alarm: int, wait: float) -> None:
+        """Drop ``alarm``; if its callback is running, let it finish first (up to ``wait`` seconds)."""
+        with self._cond:
+            self._pending.discard(alarm)
+            end = time.monotonic() + wait
+            while self._running == alarm and (left := end - time.monotonic()) > 0:
+                self._cond.wait(left)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    while self._heap and self._heap[0][1] not in self._pending:
+                        heapq.heappop(self._heap)  # cancelled
+                    if not self._heap:
+                        self._cond.wait()
+                        continue
+                    deadline, alarm, fn = self._heap[0]
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        heapq.heappop(self._heap)
+                        self._pending.discard(alarm)
+                        self._running = alarm
+                        break
+                    self._cond.wait(left)
+            try:
+                fn()
+            except Exception:  # a look that fails only leaves the blocker unnamed
+                log.debug("a blocker look failed", exc_info=True)
+            finally:
+                with self._cond:
+                    self._running = None
+                    self._cond.notify_all()
+
+
+_ALARMS = _Alarms()
 
 
 class BlockerWatch:
@@ -98,15 +163,12 @@ class BlockerWatch:
             yield
             return
         self.found = []  # what an earlier statement's look saw is not this wait's answer
-        timer = threading.Timer(self._delay, self._look)
-        timer.daemon = True
-        timer.start()
+        alarm = _ALARMS.add(self._delay, self._look)
         try:
             yield
         finally:
-            timer.cancel()
             # A look in progress finishes first: its answer belongs to this wait (and not to the next one).
-            timer.join(self._delay + 10)
+            _ALARMS.cancel(alarm, self._delay + 10)
 
     def take(self) -> list[Blocker]:
         """The blockers seen during the last wait (looked up now if the watch saw none), then forget them."""
