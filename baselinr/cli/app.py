@@ -58,6 +58,11 @@ def _progress_printer(output: str) -> Any:
     return show
 
 
+def _reporters(output: str) -> dict[str, Any]:
+    """What ``apply`` and ``rollback`` print while they run: each step, lock retry and backfill batch."""
+    return {"on_step": _step_printer(output), "on_retry": _retry_printer(output), "on_progress": _progress_printer(output)}
+
+
 def _step_printer(output: str) -> Any:
     """Prints one line as each migration starts (text output only)."""
 
@@ -133,9 +138,7 @@ def apply(
         target,
         dry_run=dry_run,
         resume=resume,
-        on_step=_step_printer(output),
-        on_retry=_retry_printer(output),
-        on_progress=_progress_printer(output),
+        **_reporters(output),
     )
     if not dry_run:
         if output == "json":
@@ -188,9 +191,7 @@ def rollback(
         target,
         dry_run=dry_run,
         resume=resume,
-        on_step=_step_printer(output),
-        on_retry=_retry_printer(output),
-        on_progress=_progress_printer(output),
+        **_reporters(output),
     )
     if output == "json":
         emit_json({**result.to_dict(), "ok": True})
