@@ -352,24 +352,7 @@ def start_durable_postgres(base: Path) -> Server:
         proc = subprocess.Popen([*servers._as_user("postgres"), *argv], stdout=logf, stderr=subprocess.STDOUT,
                                 start_new_session=True)  # fmt: skip
 
-    import psycopg2
-
-    def admin(sql: str) -> None:
-        conn = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", password=servers.PG_PASSWORD, dbname="postgres")
-        conn.autocommit = True
-        try:
-            with conn.cursor() as cur:
-                cur.execute(sql)
-        finally:
-            conn.close()
-
-    def ready() -> bool:
-        try:
-            admin("SELECT 1")
-            return True
-        except psycopg2.OperationalError:
-            return False
-
+    admin, ready = servers.pg_admin(port)
     servers._wait(ready, 60, "PostgreSQL", log, proc)
     return servers.Server("postgres", "127.0.0.1", port, "postgres", servers.PG_PASSWORD, proc, root, admin)
 

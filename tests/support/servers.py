@@ -137,6 +137,29 @@ def _pg_bin(name: str) -> str:
     return found
 
 
+def pg_admin(port: int) -> tuple[Callable[[str], None], Callable[[], bool]]:
+    """For a test PostgreSQL on ``port``: run one statement as its superuser, and whether it answers yet."""
+    import psycopg2
+
+    def admin(sql: str) -> None:
+        conn = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", password=PG_PASSWORD, dbname="postgres")
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql)
+        finally:
+            conn.close()
+
+    def ready() -> bool:
+        try:
+            admin("SELECT 1")
+            return True
+        except psycopg2.OperationalError:
+            return False
+
+    return admin, ready
+
+
 def start_postgres(base: Path) -> Server:
     root = base / f"pg-{uuid.uuid4().hex[:6]}"
     root.mkdir(parents=True)
@@ -192,24 +215,7 @@ def start_postgres(base: Path) -> Server:
             start_new_session=True,
         )
 
-    import psycopg2
-
-    def admin(sql: str) -> None:
-        conn = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", password=PG_PASSWORD, dbname="postgres")
-        conn.autocommit = True
-        try:
-            with conn.cursor() as cur:
-                cur.execute(sql)
-        finally:
-            conn.close()
-
-    def ready() -> bool:
-        try:
-            admin("SELECT 1")
-            return True
-        except psycopg2.OperationalError:
-            return False
-
+    admin, ready = pg_admin(port)
     _wait(ready, 60, "PostgreSQL", log, proc)
     return Server("postgres", "127.0.0.1", port, "postgres", PG_PASSWORD, proc, root, admin)
 
