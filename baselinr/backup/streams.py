@@ -28,6 +28,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
+from baselinr.backup import deflate
+
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
@@ -37,7 +39,7 @@ BLOCK = CHUNK // 2
 # Blocks waiting between the driver's thread and the compressing one: memory is bounded by this.
 QUEUED_BLOCKS = 2
 COMPRESSION = "gzip"
-GZIP_LEVEL = 1
+GZIP_LEVEL = deflate.LEVEL
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,7 @@ class HashingGzipWriter:
         self._raw = raw
         self._on_rows = on_rows
         # wbits 31: a gzip member, readable by gzip(1) and Python's gzip module.
-        self._zip = zlib.compressobj(level, zlib.DEFLATED, 31)
+        self._zip = deflate.compressobj(level)
         self._content = hashlib.sha256()
         self._file = hashlib.sha256()
         self._pending: list[bytes] = []
@@ -193,7 +195,7 @@ class HashingGzipReader:
     def __init__(self, raw: BinaryIO, *, on_rows: Callable[[int], None] | None = None) -> None:
         self._raw = raw
         self._on_rows = on_rows
-        self._zip = zlib.decompressobj(31)
+        self._zip = deflate.decompressobj()
         self._content = hashlib.sha256()
         self._file = hashlib.sha256()
         self._buffer = b""
@@ -222,12 +224,12 @@ class HashingGzipReader:
                     raise zlib.error(f"{len(rest)} unexpected bytes after the end of the compressed data")
                 break
             if self._zip.unconsumed_tail:
-                data = self._zip.decompress(self._zip.unconsumed_tail, CHUNK)
+                data = deflate.decompress_call(self._zip.decompress, self._zip.unconsumed_tail, CHUNK)
             else:
                 compressed = self._read_raw(CHUNK)
                 if not compressed:
                     raise TruncatedStream("the file ends before its compressed data does (truncated)")
-                data = self._zip.decompress(compressed, CHUNK)
+                data = deflate.decompress_call(self._zip.decompress, compressed, CHUNK)
             if data:
                 self._content.update(data)
                 self.content_bytes += len(data)
