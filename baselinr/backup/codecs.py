@@ -15,10 +15,11 @@ stay in the warehouse.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
-from baselinr.backup import pg_copy, rows
+from baselinr.backup import pg_catalog, pg_copy, rows, tables
+from baselinr.backup.manifest import ColumnEntry
 from baselinr.errors import UsageError
 from baselinr.storage.dialects import Dialect, MySQLDialect, PostgresDialect, SQLiteDialect
 
@@ -34,6 +35,8 @@ class Codec:
     dialect: ClassVar[type[Dialect]] = Dialect
     encoding: ClassVar[str] = rows.ENCODING
     extension: ClassVar[str] = "jsonl.gz"
+    # Whether every step below also works on the bare driver's connection (``Database.connect(bare=True)``).
+    bare: ClassVar[bool] = False
 
     @property
     def atomic_restore(self) -> bool:
@@ -43,6 +46,17 @@ class Codec:
     def snapshot(self, conn: Connection) -> Connection:
         """Options for a connection whose reads all see one consistent state."""
         return conn
+
+    def table_names(self, conn: Connection) -> list[str]:
+        """Every table of the connection's schema."""
+        return tables.table_names(conn)
+
+    def describe(self, conn: Connection, names: Iterable[str]) -> dict[str, tuple[list[ColumnEntry], list[str]]]:
+        """Columns (as the dialect spells their types) and primary key of each table that exists."""
+        return {name: tables.describe(conn, name) for name in names}
+
+    def column_names(self, conn: Connection, table: str) -> list[str]:
+        return tables.live_columns(conn, table)
 
     def prepare_load(self, conn: Connection) -> None:
         """Session settings before rows are loaded."""
@@ -90,18 +104,28 @@ class PostgresCodec(Codec):
     dialect = PostgresDialect
     encoding = pg_copy.ENCODING
     extension = "copy.gz"
+    bare = True
 
     def snapshot(self, conn: Connection) -> Connection:
         conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
         pg_copy.prepare_session(conn)
         return conn
 
+    def table_names(self, conn: Connection) -> list[str]:
+        return pg_catalog.table_names(conn)
+
+    def describe(self, conn: Connection, names: Iterable[str]) -> dict[str, tuple[list[ColumnEntry], list[str]]]:
+        return pg_catalog.describe(conn, names)
+
+    def column_names(self, conn: Connection, table: str) -> list[str]:
+        return pg_catalog.column_names(conn, table)
+
     def prepare_load(self, conn: Connection) -> None:
         pg_copy.prepare_session(conn)
 
     def drop_table(self, conn: Connection, table: str) -> None:
         # CASCADE: views or foreign keys of other tables must not block a replace.
-        conn.exec_driver_sql(f"DROP TABLE {conn.dialect.identifier_preparer.quote(table)} CASCADE")
+        conn.exec_driver_sql(f"DROP TABLE {pg_catalog.quote(table)} CASCADE")
 
     def dump(self, conn: Connection, table: str, columns: Sequence[str], sink: HashingGzipWriter) -> None:
         pg_copy.dump_copy(conn, table, columns, sink)

@@ -42,7 +42,7 @@ from baselinr.backup.progress import ProgressCallback
 from baselinr.backup.reader import check_table, mismatch, open_table, verify
 from baselinr.backup.results import RestoreResult, TableSummary, VerifyResult
 from baselinr.backup.store import read_manifest
-from baselinr.backup.tables import baselinr_tables, live_columns
+from baselinr.backup.tables import select_baselinr
 from baselinr.backup.trust import logical_of
 from baselinr.errors import BaselinrError
 from baselinr.storage.connection import first_line, redact, run_statement
@@ -75,6 +75,8 @@ class _Plan:
         self.created: list[str] = []
         self.loaded: list[TableSummary] = []
         self.notes: list[str] = []
+        # The bare driver where the codec works on it and no migration to rebuild the schema is Python.
+        self.bare = codec.bare and db.bare_available and all(m.up_python is None for m in chain.between(0, self.version))
 
 
 def restore(
@@ -107,9 +109,9 @@ def restore(
     _refuse_damaged(verify(path, chain, progress, manifest, contents=not codec.atomic_restore), manifest)
     plan = _Plan(db, chain, manifest, path, codec)
     # The migration lock, held on a connection of its own, keeps 'migrate apply' out meanwhile.
-    with db.locked():
-        with db.connect() as conn:
-            existing = baselinr_tables(conn, extra=(runs_table, results_table))
+    with db.locked(bare=plan.bare):
+        with db.connect(bare=plan.bare) as conn:
+            existing = select_baselinr(codec.table_names(conn), extra=(runs_table, results_table))
             if existing and not replace:
                 if codec.atomic_restore:
                     # Refused anyway: a damaged backup is still reported as damaged first.
@@ -218,8 +220,6 @@ def _staged(conn: Connection, plan: _Plan, existing: list[str], progress: Progre
 
 
 def _build_schema(conn: Connection, plan: _Plan, existing: list[str]) -> None:
-    from sqlalchemy import inspect
-
     db, dialect = plan.db, plan.db.dialect
     for table in reversed(existing):
         plan.codec.drop_table(conn, table)
@@ -230,7 +230,7 @@ def _build_schema(conn: Connection, plan: _Plan, existing: list[str]) -> None:
             run_statement(conn, stmt)
         if m.up_python is not None:
             m.up_python(conn)
-    live = {n.lower() for n in inspect(conn).get_table_names()}
+    live = {n.lower() for n in plan.codec.table_names(conn)}
     for entry in plan.manifest.tables:
         target = plan.targets[entry.name]
         model = plan.catalog.get(plan.logical[entry.name])
@@ -251,7 +251,7 @@ def _load(conn: Connection, plan: _Plan, progress: ProgressCallback | None) -> N
     plan.codec.prepare_load(conn)
     for entry in plan.manifest.tables:
         target = plan.targets[entry.name]
-        live = set(live_columns(conn, target))
+        live = set(plan.codec.column_names(conn, target))
         missing = [c for c in entry.column_names if c not in live]
         if missing:
             raise BackupError(

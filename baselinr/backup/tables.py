@@ -1,9 +1,11 @@
 """The live side of a backup's tables: which ``baselinr_*`` tables a database has, and their columns.
 
 Used by ``writer`` (discover the tables and describe them for the manifest)
-and ``restore`` (find what a target already has). Reflection goes through
-SQLAlchemy's inspector; types are recorded in the source dialect's own
-spelling, for ``trust`` to compare with the model. Which of these tables are
+and ``restore`` (find what a target already has), through each dialect's
+codec. Reflection here goes through SQLAlchemy's inspector; PostgreSQL's
+codec reads its catalog instead (``pg_catalog``), with the same results.
+Types are recorded in the source dialect's own spelling, for ``trust`` to
+compare with the model. Which of these tables are
 Baselinr's, and how to create them, is ``catalog``'s business: nothing here
 builds DDL.
 """
@@ -24,11 +26,20 @@ PREFIX = "baselinr_"
 
 def baselinr_tables(conn: Connection, extra: Iterable[str] = ()) -> list[str]:
     """Every table named ``baselinr_*`` plus ``extra`` (renamed runs/results), version table first."""
+    return select_baselinr(table_names(conn), extra)
+
+
+def select_baselinr(names: Iterable[str], extra: Iterable[str] = ()) -> list[str]:
+    """Of ``names``, those named ``baselinr_*`` plus ``extra``, version table first."""
+    wanted = {e.lower() for e in extra}
+    chosen = [n for n in names if n.lower().startswith(PREFIX) or n.lower() in wanted]
+    return sorted(chosen, key=lambda n: (n != VERSION_TABLE_NAME, n))
+
+
+def table_names(conn: Connection) -> list[str]:
     from sqlalchemy import inspect
 
-    wanted = {e.lower() for e in extra}
-    names = [n for n in inspect(conn).get_table_names() if n.lower().startswith(PREFIX) or n.lower() in wanted]
-    return sorted(names, key=lambda n: (n != VERSION_TABLE_NAME, n))
+    return list(inspect(conn).get_table_names())
 
 
 def describe(conn: Connection, table: str) -> tuple[list[ColumnEntry], list[str]]:

@@ -27,14 +27,12 @@ from baselinr.backup.progress import ProgressCallback
 from baselinr.backup.results import CreateResult, TableSummary
 from baselinr.backup.store import LocalStore
 from baselinr.backup.streams import HashingGzipWriter
-from baselinr.backup.tables import baselinr_tables, describe, logical_names
+from baselinr.backup.tables import logical_names, select_baselinr
 from baselinr.backup.trust import check_manifest
 from baselinr.errors import UsageError
 from baselinr.storage.migrations import history
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
-
     from baselinr.storage.database import Database
     from baselinr.storage.migrations.chain import Chain
     from baselinr.storage.model import Table
@@ -71,7 +69,8 @@ def write_backup(
     logical = logical_names(runs_table, results_table)
     warnings: list[str] = []
     created = dt.datetime.now(dt.timezone.utc)
-    with db.connect() as raw:
+    # On the bare driver where the codec can be: SQLAlchemy is not even imported then.
+    with db.connect(bare=codec.bare and db.bare_available) as raw:
         conn = codec.snapshot(raw)
         rows = history.read_history(conn) or []
         applied = history.applied_versions(rows)
@@ -85,7 +84,7 @@ def write_backup(
             )
         known = catalog(chain, version or 0)
         tables = []
-        for table in baselinr_tables(conn, extra=(runs_table, results_table)):
+        for table in select_baselinr(codec.table_names(conn), extra=(runs_table, results_table)):
             logical_name = logical.get(table, table)
             if known.get(logical_name) is None and not known.unmodelled(logical_name):
                 warnings.append(f"Table {table} is not one of Baselinr's tables: it is not in the backup")
@@ -99,11 +98,12 @@ def write_backup(
         server = ".".join(str(p) for p in (conn.dialect.server_version_info or ()))
         label = database_label(db)
         name = name or backup_name(label, version, created.strftime("%Y%m%dT%H%M%S.%fZ"))
+        described = codec.describe(conn, tables)
         work = store.begin(name)
         try:
             entries: list[TableEntry] = []
             for table in tables:
-                columns, pk = _known_columns(conn, known.get(logical.get(table, table)), table, warnings)
+                columns, pk = _known_columns(described[table], known.get(logical.get(table, table)), table, warnings)
                 file = f"{table}.{codec.extension}"
 
                 def report(n: int, table: str = table) -> None:
@@ -175,9 +175,11 @@ def write_backup(
     )
 
 
-def _known_columns(conn: Connection, model: Table | None, table: str, warnings: list[str]) -> tuple[list[ColumnEntry], list[str]]:
+def _known_columns(
+    described: tuple[list[ColumnEntry], list[str]], model: Table | None, table: str, warnings: list[str]
+) -> tuple[list[ColumnEntry], list[str]]:
     """The live columns of ``table`` that the model has; the others are left out with a warning."""
-    columns, pk = describe(conn, table)
+    columns, pk = described
     if model is None:
         return columns, pk
     names = {c.name.lower() for c in model.columns}

@@ -3,8 +3,8 @@
 The runner, the history module and the dialects' lock, guard and progress
 helpers talk to a connection through a small protocol: ``exec_driver_sql``
 (with the driver's own paramstyle), ``begin`` / ``commit`` / ``rollback`` /
-``in_transaction``, ``execution_options(isolation_level="AUTOCOMMIT" |
-baselinr_write=True)`` and ``dialect.paramstyle``. A SQLAlchemy connection
+``in_transaction``, ``execution_options(isolation_level=..., postgresql_readonly=...,
+baselinr_write=True)`` and ``dialect.paramstyle`` / ``server_version_info``. A SQLAlchemy connection
 satisfies it; ``DbapiConnection`` gives a psycopg2, PyMySQL or sqlite3
 connection the same behaviour, so a SQL-only ``apply`` runs on the bare
 driver without importing SQLAlchemy (most of its start-up time). The
@@ -51,11 +51,12 @@ class Rows:
 
 
 class DriverInfo:
-    """What the engine asks of ``conn.dialect``: the driver's paramstyle, and MariaDB or not."""
+    """What the engine asks of ``conn.dialect``: the driver's paramstyle, MariaDB or not, the server's version."""
 
-    def __init__(self, paramstyle: str, is_mariadb: bool) -> None:
+    def __init__(self, paramstyle: str, is_mariadb: bool, server_version_info: tuple[int, ...] | None = None) -> None:
         self.paramstyle = paramstyle
         self.is_mariadb = is_mariadb
+        self.server_version_info = server_version_info
 
 
 class DbapiConnection:
@@ -71,7 +72,7 @@ class DbapiConnection:
         module = sys.modules[type(raw).__module__.split(".")[0]]
         server = getattr(raw, "get_server_info", None)  # PyMySQL
         mariadb = server is not None and "MariaDB" in str(server())
-        self.dialect = DriverInfo(str(getattr(module, "paramstyle", "qmark")), mariadb)
+        self.dialect = DriverInfo(str(getattr(module, "paramstyle", "qmark")), mariadb, dialect.dbapi_server_version(raw))
         dialect.prepare_dbapi(raw)
 
     # --- the protocol -------------------------------------------------------
@@ -80,9 +81,19 @@ class DbapiConnection:
         self._autobegin()
         return self._execute(statement, parameters)
 
-    def execution_options(self, *, isolation_level: str | None = None, baselinr_write: bool | None = None) -> DbapiConnection:
+    def execution_options(
+        self,
+        *,
+        isolation_level: str | None = None,
+        postgresql_readonly: bool | None = None,
+        baselinr_write: bool | None = None,
+    ) -> DbapiConnection:
         if baselinr_write is not None:
             self._write = baselinr_write
+        if isolation_level not in (None, "AUTOCOMMIT") or postgresql_readonly is not None:
+            if self._in_tx:
+                self.rollback()
+            self._dialect.set_dbapi_isolation(self.raw, isolation_level, readonly=bool(postgresql_readonly))
         if isolation_level == "AUTOCOMMIT":
             if self._in_tx:
                 self.rollback()

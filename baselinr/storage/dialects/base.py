@@ -242,6 +242,14 @@ class Dialect:
     def prepare_dbapi(self, dbapi_conn: Any) -> None:
         """Set up a bare driver connection the way the engine's connect hook sets up its own."""
 
+    def dbapi_server_version(self, dbapi_conn: Any) -> tuple[int, ...] | None:
+        """The server's version from a bare driver connection, as SQLAlchemy's ``server_version_info`` gives it."""
+        return None
+
+    def set_dbapi_isolation(self, dbapi_conn: Any, level: str | None, *, readonly: bool) -> None:
+        """Isolation level (and read-only) of a bare driver connection's next transactions."""
+        raise NotImplementedError(f"{self.name}: no isolation settings on the bare driver")
+
     def begin_sql(self, write: bool) -> str | None:
         """The statement that opens a transaction (a writer's or a reader's) where the
         driver does not open one itself; ``None``: the driver does."""

@@ -78,6 +78,14 @@ class PostgresDialect(Dialect):
     def needs_autocommit(self, statement: str) -> bool:
         return bool(_PG_NO_TRANSACTION.search(statement))
 
+    def dbapi_server_version(self, dbapi_conn: Any) -> tuple[int, ...] | None:
+        # psycopg2: 150004 for 15.4, 90624 for 9.6.24.
+        v = int(dbapi_conn.server_version)
+        return (v // 10000, v % 10000) if v >= 100000 else (v // 10000, v // 100 % 100, v % 100)
+
+    def set_dbapi_isolation(self, dbapi_conn: Any, level: str | None, *, readonly: bool) -> None:
+        dbapi_conn.set_session(isolation_level=level, readonly=readonly)
+
     def is_authentication_error(self, exc: BaseException) -> bool:
         # invalid_password / invalid_authorization_specification; libpq gives no
         # SQLSTATE for a refused connection, only the server's FATAL text.
