@@ -9,24 +9,21 @@ runs and events), then runs ``--repeat`` interleaved rounds; in each round
 every tool runs once as its own process, the order of ours and the peer's
 flipping from one round to the next so a busy machine slows both alike:
 
-* backup: ``pg_dump -Fc -Z1 -t 'baselinr_*'`` (zlib level 1, like our gzip
-  level 1: files of about the same size) vs ``python -m baselinr backup create``;
+* backup: ``pg_dump -Fc -Z1 -t 'baselinr_*'`` (zlib level 1) vs ``python -m
+  baselinr backup create`` (gzip level 1, with ISA-L where it is installed:
+  files a little smaller than the peer's; the bytes ratio is printed);
 * restore into an empty database: ``pg_restore --single-transaction`` (one
   transaction, like ours) vs ``python -m baselinr backup restore``;
 * ``baselinr backup verify`` (no peer: ``pg_restore`` cannot check a dump's data).
 
-Our restore rebuilds indexes with 256 MB of ``maintenance_work_mem`` in its
-own transaction (the server default is 64 MB), so a third peer,
-``pg_restore --single-transaction`` with ``PGOPTIONS=-c
-maintenance_work_mem=256MB``, shows that difference apart
-(``--no-tuned-peer`` leaves it out). The goal is set against the untuned one.
+Both restores build indexes with the server's own ``maintenance_work_mem``.
 
 Time is the median wall time of the rounds; peak RSS is the largest max RSS
 of the tool's own process (GNU ``time``). For each scale it prints ours /
 peer for time and the goal beside it (<= 1.0), and our peak RSS against its
 goal (<= 64 MiB, flat from 1M to 3M rows).
 
-    python bench/backup_vs_pg_dump.py [--rows 100000,1000000,3000000] [--repeat 5] [--pg-bin DIR] [--no-tuned-peer] [--json]
+    python bench/backup_vs_pg_dump.py [--rows 100000,1000000,3000000] [--repeat 5] [--pg-bin DIR] [--json]
 """
 
 from __future__ import annotations
@@ -204,9 +201,6 @@ class Samples:
 
 PG_DUMP = "pg_dump -Fc -Z1"
 PG_RESTORE = "pg_restore --single-transaction"
-# What our restore gives its own transaction for index builds (pg_copy.INDEX_BUILD_MEMORY_KB).
-SORT_MEMORY = "256MB"
-PG_RESTORE_TUNED = f"pg_restore --single-transaction, maintenance_work_mem={SORT_MEMORY}"
 CREATE = "baselinr backup create"
 RESTORE = "baselinr backup restore"
 VERIFY = "baselinr backup verify"
@@ -254,13 +248,6 @@ def run_scale(server: Server, base: Path, rows: int, args: argparse.Namespace) -
             samples.keep(PG_RESTORE, measure(cmd, env, base))
             server.admin(f"DROP DATABASE {target}")
 
-        def pg_restore_tuned() -> None:
-            target = server.create_database("bench_pg_restore")
-            cmd = [f"{args.pg_bin}/pg_restore", *pg, "-d", target, "--single-transaction", str(dump_file)]
-            tuned = {**env, "PGOPTIONS": f"-c maintenance_work_mem={SORT_MEMORY}"}
-            samples.keep(PG_RESTORE_TUNED, measure(cmd, tuned, base))
-            server.admin(f"DROP DATABASE {target}")
-
         def restore() -> None:
             target = server.create_database("bench_b_restore")
             cmd = [*baselinr, "restore", str(made[0]), "-c", str(config(target)), "-o", "json"]
@@ -272,8 +259,6 @@ def run_scale(server: Server, base: Path, rows: int, args: argparse.Namespace) -
 
         # The order flips each round, so neither tool always runs on a warmer (or busier) machine.
         steps = [create, pg_dump, restore, pg_restore] if round_no % 2 == 0 else [pg_dump, create, pg_restore, restore]
-        if args.tuned_peer:
-            steps.append(pg_restore_tuned)
         for step in steps:
             step()
         verify()
@@ -311,9 +296,6 @@ def report(scales: list[dict[str, Any]], settings: dict[str, str], repeat: int) 
         t = scale["tools"]
         for ours, peer, what in PAIRS:
             line(scale["rows"], f"{what} time vs {peer}", t[ours]["seconds"] / t[peer]["seconds"], TIME_GOAL)
-        if PG_RESTORE_TUNED in t:
-            value = t[RESTORE]["seconds"] / t[PG_RESTORE_TUNED]["seconds"]
-            line(scale["rows"], f"restore time vs pg_restore, {SORT_MEMORY} sort memory", value, None)
         line(scale["rows"], f"backup bytes vs {PG_DUMP}", t[CREATE]["bytes"] / t[PG_DUMP]["bytes"], None)
         for tool, what in ((CREATE, "backup"), (RESTORE, "restore"), (VERIFY, "verify")):
             line(scale["rows"], f"{what} peak RSS, MiB (not a ratio)", t[tool]["peak_mib"], RSS_GOAL_MIB)
@@ -330,12 +312,6 @@ def main() -> None:
     parser.add_argument("--rows", default="100000,1000000,3000000", help="baselinr_results rows per scale, comma-separated")
     parser.add_argument("--pg-bin", default="/usr/lib/postgresql/15/bin", help="where pg_dump and pg_restore are")
     parser.add_argument("--repeat", type=int, default=5, help="interleaved rounds per scale; medians are reported (default 5)")
-    parser.add_argument(
-        "--no-tuned-peer",
-        dest="tuned_peer",
-        action="store_false",
-        help=f"leave out pg_restore with maintenance_work_mem={SORT_MEMORY} (what our restore uses for index builds)",
-    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     args = parser.parse_args()
     scales_rows = [int(r.replace("_", "")) for r in args.rows.split(",") if r.strip()]
