@@ -39,12 +39,10 @@ if TYPE_CHECKING:
 
 
 def tool_version() -> str:
-    try:
-        from importlib.metadata import version
+    """This code's version (the package's ``__version__``, which the packaging metadata must equal)."""
+    from baselinr import __version__
 
-        return version("baselinr")
-    except Exception:  # noqa: BLE001 - running from a source tree without metadata
-        return "unknown"
+    return __version__
 
 
 def database_label(db: Database) -> str:

@@ -269,3 +269,13 @@ def test_any_unsealed_edit_of_a_manifest_is_refused(where: int, value: object, k
         return
     found = check_manifest(m, load_chain(), encoding="jsonl-typed")
     assert not found.ok and found.problems[0].kind == "integrity"
+
+
+def test_the_version_a_manifest_records_is_the_installed_packages() -> None:
+    """``tool_version`` reads ``baselinr.__version__`` (no metadata scan at start-up); the two must agree."""
+    from importlib.metadata import version
+
+    from baselinr.backup.writer import tool_version
+
+    assert tool_version() == version("baselinr")
+    assert tool_version().count(".") >= 2
