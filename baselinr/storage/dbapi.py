@@ -102,6 +102,8 @@ class DbapiConnection:
         mariadb = server is not None and "MariaDB" in str(server())
         self.dialect = DriverInfo(str(getattr(module, "paramstyle", "qmark")), mariadb)
         dialect.prepare_dbapi(raw)
+        if self._batch:
+            self._driver_autocommit()  # BEGIN and COMMIT are ours to send (and to batch)
 
     # --- the protocol -------------------------------------------------------
 
@@ -132,11 +134,7 @@ class DbapiConnection:
             if self._in_tx:
                 self.rollback()
             self._autocommit = True
-            setting = getattr(self.raw, "autocommit", None)
-            if callable(setting):  # PyMySQL
-                setting(True)
-            elif setting is not None:  # psycopg2; sqlite3 (isolation_level None) commits each statement already
-                self.raw.autocommit = True
+            self._driver_autocommit()
         return self
 
     @contextmanager
@@ -213,6 +211,13 @@ class DbapiConnection:
             self._begin_queued = True
         else:
             self._execute(sql, None)
+
+    def _driver_autocommit(self) -> None:
+        setting = getattr(self.raw, "autocommit", None)
+        if callable(setting):  # PyMySQL
+            setting(True)
+        elif setting is not None:  # psycopg2; sqlite3 (isolation_level None) commits each statement already
+            self.raw.autocommit = True
 
     def _take(self) -> tuple[list[str | bytes], bool]:
         """Empty the queue: what it held, and whether this transaction's BEGIN was still in it."""

@@ -80,11 +80,8 @@ class PostgresDialect(Dialect):
     # SET LOCAL, COMMIT with its version row. A migration's statements are still sent alone.
     batches_statements = True
 
-    def prepare_dbapi(self, dbapi_conn: Any) -> None:
-        dbapi_conn.autocommit = True
-
     def begin_sql(self, write: bool) -> str | None:
-        return "BEGIN"
+        return "BEGIN" if self.batches_statements else None  # else psycopg2 opens it
 
     def needs_autocommit(self, statement: str) -> bool:
         return bool(_PG_NO_TRANSACTION.search(statement))
