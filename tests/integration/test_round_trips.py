@@ -36,7 +36,9 @@ def statements(v: int) -> list[str]:
 
 
 def package(tmp_path: Path, top: int, **override: str) -> str:
-    versions = {v: sql_migration(v, override.get(f"v{v}", ";\n".join(statements(v)))) for v in range(1, top + 1)}
+    versions = {
+        v: sql_migration(v, override.get(f"v{v}", ";\n".join(statements(v))), f"DROP TABLE rt_{v}") for v in range(1, top + 1)
+    }
     return write_package(tmp_path / "pkgs", versions)
 
 
@@ -190,4 +192,22 @@ def test_a_failing_version_row_fails_its_migration_and_rolls_it_back(wired: Wire
     assert [r[0] for r in wired.sql("SELECT version FROM baselinr_schema_version ORDER BY version")] == [1, 2]
     wired.sql("DROP TRIGGER no_v3 ON baselinr_schema_version")
     assert [s.version for s in mgr.apply().steps] == [3]  # the lock was released, the connection clean
+    mgr.close()
+
+
+def test_a_rollback_shares_the_lock_connection_and_batches_the_same_way(wired: Wired, tmp_path: Path) -> None:
+    pkg = package(tmp_path, 3)
+    mgr = wired.manager(pkg)
+    mgr.apply()
+    mgr.close()
+    wired.wire.clear()
+    mgr = wired.manager(pkg)
+    assert [s.version for s in mgr.rollback(1).steps] == [3, 2]
+    lock, runner = wired.wire.connections
+    assert lock[0].startswith(HISTORY) and lock[1].startswith("SELECT pg_try_advisory_lock") and len(lock) == 3
+    for v in (3, 2):
+        i = runner.index(f"DROP TABLE rt_{v}")
+        assert runner[i - 1] == "BEGIN; SET LOCAL lock_timeout = '2000ms'"
+        assert runner[i + 1] == f"DELETE FROM baselinr_schema_version WHERE version = {v}; COMMIT"
+    assert [r[0] for r in wired.sql("SELECT version FROM baselinr_schema_version")] == [1]
     mgr.close()

@@ -217,12 +217,19 @@ class MigrationManager:
     ) -> ApplyResult:
         """Run down migrations, newest first, until the database is at ``target``;
         ``resume`` continues a rollback that was interrupted."""
-        rows = self._history() or []
-        plan = planner.down_plan(self.chain, rows, target, self.dialect, self.names, resume=resume, locked=False)
-        if dry_run:
-            return ApplyResult(plan.current_version, plan.current_version, target, True, plan)
-        bare = self._bare_for(rows, target, "down")
-        return self._runner().run_plan("down", target, resume, on_step, on_retry, on_progress, bare=bare)
+        with ExitStack() as stack:
+            # As in apply: the connection the history is read on first then holds the lock.
+            first = None if self.db.has_engine else self.db.open_bare()
+            lock_conn: Any = first if isinstance(first, DbapiConnection) else None  # the protocol of dbapi.py
+            if lock_conn is not None:
+                rows = history.read_history(stack.enter_context(lock_conn)) or []
+            else:
+                rows = self._history() or []
+            plan = planner.down_plan(self.chain, rows, target, self.dialect, self.names, resume=resume, locked=False)
+            if dry_run:
+                return ApplyResult(plan.current_version, plan.current_version, target, True, plan)
+            bare = self._bare_for(rows, target, "down")
+            return self._runner().run_plan("down", target, resume, on_step, on_retry, on_progress, bare=bare, lock_conn=lock_conn)
 
     # --- validate, repair, baseline ------------------------------------------------
 
