@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from baselinr.config import ConnectionSettings
 from baselinr.errors import AuthenticationFailed, BaselinrError, ConfigError, DatabaseUnavailable
+from baselinr.storage.dbapi import AS_WRITTEN
 from baselinr.storage.dialects import Dialect, dialect_for
 
 if TYPE_CHECKING:
@@ -110,8 +111,10 @@ def run_statement(conn: Connection, statement: str) -> None:
     Drivers with a ``format``/``pyformat`` paramstyle (psycopg2, PyMySQL, the
     Snowflake connector) treat ``%`` as a placeholder even with no
     parameters, so ``LIKE 'a%'`` or PL/pgSQL's ``format('%I', …)`` would
-    fail; doubling it makes the driver send the text unchanged.
+    fail; doubling it makes the driver send the text unchanged. Marked
+    ``AS_WRITTEN``: the bare driver's connection sends it by itself, never
+    batched with the engine's own statements (``dbapi.py``).
     """
     if conn.dialect.paramstyle in ("format", "pyformat"):
         statement = statement.replace("%", "%%")
-    conn.exec_driver_sql(statement)
+    conn.exec_driver_sql(statement, None, {AS_WRITTEN: True})

@@ -11,7 +11,7 @@ none of which imports SQLAlchemy, most of their start-up time.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from baselinr.config import ConnectionSettings, Settings
@@ -110,10 +110,31 @@ class Database:
             yield conn
 
     @contextmanager
-    def locked(self, *, bare: bool = False) -> Iterator[None]:
-        """Hold the single-runner lock, on a connection of its own, for the block."""
-        with self.connect(bare=bare) as lock_conn, self.dialect.lock(lock_conn, self.lock_timeout):
+    def locked(self, *, bare: bool = False, conn: Any = None) -> Iterator[None]:
+        """Hold the single-runner lock, on a connection of its own, for the block: ``conn``
+        (the caller's, used for nothing else while the lock is held) or a new one."""
+        with ExitStack() as stack:
+            lock_conn = conn if conn is not None else stack.enter_context(self.connect(bare=bare))
+            stack.enter_context(self.dialect.lock(lock_conn, self.lock_timeout))
             yield
+
+    def open_bare(self) -> DbapiConnection | Any | None:
+        """A bare driver connection in autocommit, for an ``apply`` to read the history on
+        before it decides whether it has anything to do, and then to hold the lock on
+        (``locked(conn=...)``): one connection for both. ``None`` where the database does
+        not exist yet (a SQLite file); ``NO_QUICK_PATH`` where only SQLAlchemy can connect.
+        The caller closes it."""
+        opened = self._bare(lock_timeout=self.lock_timeout)
+        if opened is None or opened is NO_QUICK_PATH:
+            return opened
+        raw, error = opened
+        try:
+            conn = DbapiConnection(raw, error, self.dialect)
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+        except BaseException:
+            raw.close()
+            raise
+        return conn
 
     def read_history(self) -> list[HistoryRow] | None:
         """The version table's rows (``None``: no table), with the bare driver where it can."""
@@ -137,14 +158,14 @@ class Database:
                 conn.rollback()
             return rows, recorded
 
-    def _bare(self) -> tuple[Any, type[Exception]] | Any | None:
+    def _bare(self, lock_timeout: float | None = None) -> tuple[Any, type[Exception]] | Any | None:
         """A bare driver connection and its error class; ``None`` where the database
         does not exist yet; ``NO_QUICK_PATH`` where only SQLAlchemy can connect.
         Not when the config sets engine options: only SQLAlchemy can apply (or refuse) them."""
         if set(self.settings.extra_params) - {"connect_args"}:
             return NO_QUICK_PATH
         try:
-            opened = self.dialect.dbapi_connect(self.settings)
+            opened = self.dialect.dbapi_connect(self.settings, lock_timeout=lock_timeout)
         except ModuleNotFoundError:
             return NO_QUICK_PATH
         except Exception as exc:  # noqa: BLE001 - the driver's connect error, whatever its class

@@ -53,3 +53,8 @@ def dialect_for(name: str, schema: str | None = None) -> Dialect:
 def is_missing_object(exc: BaseException) -> bool:
     """True if some dialect reads driver error ``exc`` as "no such table or column"."""
     return any(cls.is_missing_object(exc) for cls in _DIALECTS.values())
+
+
+def is_missing_table(exc: BaseException) -> bool:
+    """True if some dialect reads driver error ``exc`` as "no such table" (not a missing column)."""
+    return any(cls.is_missing_table(exc) for cls in _DIALECTS.values())

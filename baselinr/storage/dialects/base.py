@@ -79,6 +79,10 @@ class Dialect:
     table_names_sql: ClassVar[str | None] = None
     # Whether a table's column order can be made what the model says (Table.positional).
     orders_columns: ClassVar[bool] = True
+    # Whether the bare driver's connection may send several of the engine's own statements
+    # (its BEGIN and COMMIT included) in one round trip: a multi-statement query, as
+    # PostgreSQL's simple query protocol takes it (see dbapi.DbapiConnection).
+    batches_statements: ClassVar[bool] = False
 
     # --- settings: what a config of this type needs, and where it points --
 
@@ -283,6 +287,12 @@ class Dialect:
     def is_missing_object(cls, exc: BaseException) -> bool:
         """True if ``exc`` (a driver error) says a table or column does not exist,
         as opposed to a permission problem or a file that is not a database."""
+        return False
+
+    @classmethod
+    def is_missing_table(cls, exc: BaseException) -> bool:
+        """True if ``exc`` says the table itself does not exist (not one of its columns);
+        False also where the dialect cannot tell the two apart."""
         return False
 
     @contextmanager

@@ -85,6 +85,11 @@ class MySQLDialect(Dialect):
         args: tuple[Any, ...] = tuple(getattr(getattr(exc, "orig", None) or exc, "args", ()))
         return bool(args) and args[0] in (1146, 1054)
 
+    @classmethod
+    def is_missing_table(cls, exc: BaseException) -> bool:
+        args: tuple[Any, ...] = tuple(getattr(getattr(exc, "orig", None) or exc, "args", ()))
+        return bool(args) and args[0] == 1146
+
     def __init__(self) -> None:
         # PyMySQL's connect_timeout covers only the TCP connect; without a read
         # timeout it waits forever for the greeting of a port that answers but

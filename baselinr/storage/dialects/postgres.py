@@ -75,6 +75,14 @@ class PostgresDialect(Dialect):
         )
         return conn, psycopg2.Error
 
+    # The bare driver's connection sends BEGIN and COMMIT itself (psycopg2 in autocommit), so
+    # that they share a round trip with the engine's own statements: BEGIN with a migration's
+    # SET LOCAL, COMMIT with its version row. A migration's statements are still sent alone.
+    batches_statements = True
+
+    def begin_sql(self, write: bool) -> str | None:
+        return "BEGIN" if self.batches_statements else None  # else psycopg2 opens it
+
     def needs_autocommit(self, statement: str) -> bool:
         return bool(_PG_NO_TRANSACTION.search(statement))
 
@@ -109,6 +117,10 @@ class PostgresDialect(Dialect):
     def is_missing_object(cls, exc: BaseException) -> bool:
         # undefined_table, undefined_column
         return getattr(getattr(exc, "orig", None) or exc, "pgcode", None) in ("42P01", "42703")
+
+    @classmethod
+    def is_missing_table(cls, exc: BaseException) -> bool:
+        return getattr(getattr(exc, "orig", None) or exc, "pgcode", None) == "42P01"
 
     def after_rebuild(self, tmp: Table, new: Table) -> list[str]:
         # The keys and the serial sequence were named after the temporary table:

@@ -77,6 +77,10 @@ class SQLiteDialect(Dialect):
         text = str(getattr(exc, "orig", None) or exc)
         return text.startswith(("no such table", "no such column"))
 
+    @classmethod
+    def is_missing_table(cls, exc: BaseException) -> bool:
+        return str(getattr(exc, "orig", None) or exc).startswith("no such table")
+
     def dbapi_connect(
         self, settings: ConnectionSettings, *, create: bool = False, lock_timeout: float | None = None
     ) -> tuple[Any, type[Exception]] | None:

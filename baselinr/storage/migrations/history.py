@@ -19,7 +19,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from baselinr.errors import DatabaseUnavailable
-from baselinr.storage.dialects import is_missing_object
+from baselinr.storage.dbapi import defer
+from baselinr.storage.dialects import is_missing_object, is_missing_table
 from baselinr.storage.migrations.results import HistoryRow
 from baselinr.storage.version_table import (
     APPLIED,
@@ -63,6 +64,12 @@ def now() -> dt.datetime:
 
 def read_history(conn: Connection) -> list[HistoryRow] | None:
     """All rows, oldest first; ``None`` if the table does not exist."""
+    return read_history_shape(conn)[0]
+
+
+def read_history_shape(conn: Connection) -> tuple[list[HistoryRow] | None, bool]:
+    """``read_history``, and whether the table has every engine column already (then
+    ``ensure_table`` has nothing to do)."""
     error: type[Exception] | None = getattr(conn, "driver_error", None)
     if error is None:
         from sqlalchemy import exc
@@ -86,27 +93,29 @@ def read_history_dbapi(dbapi_conn: Any, error: type[Exception]) -> list[HistoryR
         finally:
             cur.close()
 
-    return _read(run, error, dbapi_conn.rollback)
+    return _read(run, error, dbapi_conn.rollback)[0]
 
 
-def _read(run: Any, error: type[Exception], reset: Any) -> list[HistoryRow] | None:
+def _read(run: Any, error: type[Exception], reset: Any) -> tuple[list[HistoryRow] | None, bool]:
     try:
-        return [_row(r) for r in run(_FULL)]
+        return [_row(r) for r in run(_FULL)], True
     except error as exc:
         _unless_missing(exc)
         reset()
+        if is_missing_table(exc):
+            return None, False  # no table: the narrow read would only fail the same way
     try:
         rows = run(_NARROW)
     except error as exc:
         _unless_missing(exc)
         reset()
-        return None
+        return None, False
     return [
         HistoryRow(
             version=int(r[0]), status=APPLIED, description=r[1], applied_at=_iso(r[2]), checksum=r[3], migration_script=r[4]
         )
         for r in rows
-    ]
+    ], False
 
 
 def _unless_missing(exc: BaseException) -> None:
@@ -127,8 +136,12 @@ def applied_versions(rows: list[HistoryRow]) -> set[int]:
     return {r.version for r in rows if r.status == APPLIED}
 
 
-def ensure_table(conn: Connection, dialect: Dialect) -> None:
-    """Create the version table, or add the engine's columns to an old one."""
+def ensure_table(conn: Connection, dialect: Dialect, *, exists: bool | None = None) -> None:
+    """Create the version table, or add the engine's columns to an old one (``exists``:
+    whether the table is there, if the caller read it already)."""
+    if exists is False:
+        conn.exec_driver_sql(dialect.render_create_table(VERSION_TABLE))
+        return
     if dialect.table_names_sql is None:
         from sqlalchemy import inspect
 
@@ -176,10 +189,12 @@ def record(
     statements_total: int | None = None,
     error_message: str | None = None,
     replace: bool = True,
+    deferred: bool = False,
 ) -> None:
-    """Write the row for ``version``, replacing any earlier one if ``replace``."""
+    """Write the row for ``version``, replacing any earlier one if ``replace``; ``deferred``:
+    with the connection's next send, at the latest its COMMIT (``dbapi.defer``)."""
     if replace:
-        execute(conn, f"DELETE FROM {VERSION_TABLE_NAME} WHERE version = :v", {"v": version})
+        execute(conn, f"DELETE FROM {VERSION_TABLE_NAME} WHERE version = :v", {"v": version}, deferred=deferred)
     execute(
         conn,
         (
@@ -202,6 +217,7 @@ def record(
             "total": statements_total,
             "error": error_message[:4000] if error_message else None,
         },
+        deferred=deferred,
     )
 
 
@@ -248,31 +264,39 @@ def fail(conn: Connection, version: int, message: str) -> None:
     )
 
 
-def delete(conn: Connection, version: int) -> None:
-    execute(conn, f"DELETE FROM {VERSION_TABLE_NAME} WHERE version = :v", {"v": version})
+def delete(conn: Connection, version: int, *, deferred: bool = False) -> None:
+    execute(conn, f"DELETE FROM {VERSION_TABLE_NAME} WHERE version = :v", {"v": version}, deferred=deferred)
 
 
 _PARAM = re.compile(r":([a-z_]+)")
 
 
-def execute(conn: Connection, sql: str, params: Mapping[str, Any]) -> Any:
+def execute(conn: Connection, sql: str, params: Mapping[str, Any], *, deferred: bool = False) -> Any:
     """Run ``sql`` with ``:name`` parameters in the driver's own paramstyle (no SQLAlchemy
-    ``text()``, so the bare driver's connection takes the same statements)."""
-    style = conn.dialect.paramstyle
+    ``text()``, so the bare driver's connection takes the same statements). ``deferred``
+    (nothing is returned): with the connection's next send where it batches (``dbapi.defer``)."""
+    statement, values = _in_style(conn.dialect.paramstyle, sql, params)
+    if deferred:
+        defer(conn, statement, values)
+        return None
+    return conn.exec_driver_sql(statement, values)
+
+
+def _in_style(style: str, sql: str, params: Mapping[str, Any]) -> tuple[str, Any]:
+    """``sql`` and its parameters in the driver's paramstyle."""
     if style == "named":
-        return conn.exec_driver_sql(sql, dict(params))
+        return sql, dict(params)
     if style == "pyformat":
-        return conn.exec_driver_sql(_PARAM.sub(r"%(\1)s", sql), dict(params))
+        return _PARAM.sub(r"%(\1)s", sql), dict(params)
     order = _PARAM.findall(sql)
     if style == "qmark":
         # sqlite3, which stores timestamps as text: written as SQLAlchemy's SQLite type writes
         # them (always with microseconds), not through sqlite3's deprecated default adapter.
-        values = tuple(_text_time(params[n]) for n in order)
-        return conn.exec_driver_sql(_PARAM.sub("?", sql), values)
+        return _PARAM.sub("?", sql), tuple(_text_time(params[n]) for n in order)
     if style == "format":
-        return conn.exec_driver_sql(_PARAM.sub("%s", sql), tuple(params[n] for n in order))
+        return _PARAM.sub("%s", sql), tuple(params[n] for n in order)
     numbered = iter(range(1, len(order) + 1))  # numeric
-    return conn.exec_driver_sql(_PARAM.sub(lambda _m: f":{next(numbered)}", sql), tuple(params[n] for n in order))
+    return _PARAM.sub(lambda _m: f":{next(numbered)}", sql), tuple(params[n] for n in order)
 
 
 def _text_time(value: Any) -> Any:

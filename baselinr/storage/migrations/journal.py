@@ -9,7 +9,9 @@ Two kinds of rows, both keyed by version:
   retried and who blocked them, even after a kill or a give-up. A run starts
   by deleting the rows of earlier runs of the same version (inside the
   migration's transaction where there is one), so what ``status`` shows is
-  the retries of the run that applied it.
+  the retries of the run that applied it. Which versions hold rows is read
+  once under the lock (``read_kinds``), so a version without any sends no
+  DELETE.
 - ``backfill``: the cursor of a batched backfill (``backfill.py``), updated
   in the same transaction as each batch, so a killed run resumes after the
   last committed batch.
@@ -36,7 +38,7 @@ from baselinr.storage.migrations.results import Blocker, HistoryRow, LockRetry, 
 from baselinr.storage.model import Column, Integer, String, Table, Text, Timestamp
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Collection
     from contextlib import AbstractContextManager
 
     from sqlalchemy.engine import Connection
@@ -75,18 +77,59 @@ def ensure(conn: Connection, dialect: Dialect) -> None:
     conn.exec_driver_sql(ddl.replace("CREATE TABLE ", "CREATE TABLE IF NOT EXISTS ", 1))
 
 
-def start_run(conn: Connection, version: int, run_id: str, *, resuming: bool) -> None:
+def start_run(
+    conn: Connection,
+    version: int,
+    run_id: str,
+    *,
+    resuming: bool,
+    kinds: Collection[str] | None = None,
+    deferred: bool = False,
+) -> None:
     """A run of ``version`` begins: forget the retries of earlier runs and, unless it
-    resumes an interrupted one, a backfill's cursor (a fresh run starts from the first key)."""
+    resumes an interrupted one, a backfill's cursor (a fresh run starts from the first key).
+
+    ``kinds``: the kinds of rows the journal can hold for ``version`` (``read_kinds`` under
+    the lock, plus what this run wrote); a DELETE that cannot find a row is not sent.
+    ``None``: not known, both are sent. ``deferred``: with the connection's next send."""
     from baselinr.storage.migrations.history import execute
 
-    execute(
-        conn,
-        f"DELETE FROM {JOURNAL_TABLE_NAME} WHERE version = :v AND kind = :k AND (run_id IS NULL OR run_id <> :r)",
-        {"v": version, "k": LOCK_RETRY, "r": run_id},
-    )
-    if not resuming:
-        execute(conn, f"DELETE FROM {JOURNAL_TABLE_NAME} WHERE version = :v AND kind = :k", {"v": version, "k": BACKFILL})
+    if kinds is None or LOCK_RETRY in kinds:
+        execute(
+            conn,
+            f"DELETE FROM {JOURNAL_TABLE_NAME} WHERE version = :v AND kind = :k AND (run_id IS NULL OR run_id <> :r)",
+            {"v": version, "k": LOCK_RETRY, "r": run_id},
+            deferred=deferred,
+        )
+    if not resuming and (kinds is None or BACKFILL in kinds):
+        execute(
+            conn,
+            f"DELETE FROM {JOURNAL_TABLE_NAME} WHERE version = :v AND kind = :k",
+            {"v": version, "k": BACKFILL},
+            deferred=deferred,
+        )
+
+
+def read_kinds(conn: Connection) -> dict[int, set[str]] | None:
+    """Which kinds of rows the journal holds, per version; ``None`` if there is no journal
+    (a missing table rolls the caller's transaction back, as any failed read does)."""
+    driver_error: type[Exception] | None = getattr(conn, "driver_error", None)  # the bare driver's connection
+    if driver_error is None:
+        from sqlalchemy import exc
+
+        driver_error = exc.DBAPIError
+    try:
+        rows = conn.exec_driver_sql(f"SELECT DISTINCT version, kind FROM {JOURNAL_TABLE_NAME}").fetchall()
+    except driver_error as error:
+        if conn.in_transaction():
+            conn.rollback()
+        if is_missing_object(error):
+            return None
+        raise
+    kinds: dict[int, set[str]] = {}
+    for version, kind in rows:
+        kinds.setdefault(int(version), set()).add(str(kind))
+    return kinds
 
 
 def record_retry(connect: Callable[[], AbstractContextManager[Connection]], run_id: str, seq: int, retry: LockRetry) -> None:

@@ -15,10 +15,12 @@ work:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
 from baselinr.config import ConnectionSettings, Settings, load_config
 from baselinr.storage.database import NO_QUICK_PATH, Database
+from baselinr.storage.dbapi import DbapiConnection
 from baselinr.storage.dialects import Dialect
 from baselinr.storage.migrations import adopt, adoption, history, journal, planner, validation
 from baselinr.storage.migrations.chain import DEFAULT_PACKAGE, Chain, ChainError, load_chain
@@ -168,17 +170,26 @@ class MigrationManager:
         if dry_run:
             plan = self._runner().up_plan(target, resume, self._history() or [])
             return ApplyResult(plan.current_version, plan.current_version, target, True, plan)
-        rows = None if self.db.has_engine else self.db.quick_history(absent=[])
-        if isinstance(rows, list):
-            # Every version up to the target applied, none above it, nothing unfinished: an
-            # apply with nothing to do (the operator's Jobs and Helm hooks run it on every
-            # sync) then needs neither the lock nor SQLAlchemy. Anything else, including
-            # every error case, takes the locked path, which re-reads the history under it.
-            done_already = planner.already_at(self.chain, rows, target, self.dialect.name)
-            if done_already is not None:
-                return ApplyResult(target, target, target, False, done_already)
-        bare = rows is not NO_QUICK_PATH and self._bare_for(rows or [], target, "up")
-        return self._runner().run_plan("up", target, resume, on_step, on_retry, on_progress, bare=bare)
+        with ExitStack() as stack:
+            # The history read before the lock, on the connection that then holds the lock.
+            first = None if self.db.has_engine else self.db.open_bare()
+            lock_conn: Any = first if isinstance(first, DbapiConnection) else None  # the protocol of dbapi.py
+            rows: Any = None if self.db.has_engine else [] if first is None else NO_QUICK_PATH
+            if lock_conn is not None:
+                rows = history.read_history(stack.enter_context(lock_conn))
+            if isinstance(rows, list):
+                # Every version up to the target applied, none above it, nothing unfinished: an
+                # apply with nothing to do (the operator's Jobs and Helm hooks run it on every
+                # sync) then needs neither the lock nor SQLAlchemy. Anything else, including
+                # every error case, takes the locked path, which re-reads the history under it.
+                # No lock is needed to say so: a concurrent runner's versions are in the table
+                # only once committed, and one still at work leaves a version missing or
+                # unfinished, so it is never taken for done.
+                done_already = planner.already_at(self.chain, rows, target, self.dialect.name)
+                if done_already is not None:
+                    return ApplyResult(target, target, target, False, done_already)
+            bare = rows is not NO_QUICK_PATH and self._bare_for(rows or [], target, "up")
+            return self._runner().run_plan("up", target, resume, on_step, on_retry, on_progress, bare=bare, lock_conn=lock_conn)
 
     def _bare_for(self, rows: list[HistoryRow], target: int, direction: str) -> bool:
         """Whether to run on the bare driver: SQLAlchemy is not loaded for this database
@@ -206,12 +217,19 @@ class MigrationManager:
     ) -> ApplyResult:
         """Run down migrations, newest first, until the database is at ``target``;
         ``resume`` continues a rollback that was interrupted."""
-        rows = self._history() or []
-        plan = planner.down_plan(self.chain, rows, target, self.dialect, self.names, resume=resume, locked=False)
-        if dry_run:
-            return ApplyResult(plan.current_version, plan.current_version, target, True, plan)
-        bare = self._bare_for(rows, target, "down")
-        return self._runner().run_plan("down", target, resume, on_step, on_retry, on_progress, bare=bare)
+        with ExitStack() as stack:
+            # As in apply: the connection the history is read on first then holds the lock.
+            first = None if self.db.has_engine else self.db.open_bare()
+            lock_conn: Any = first if isinstance(first, DbapiConnection) else None  # the protocol of dbapi.py
+            if lock_conn is not None:
+                rows = history.read_history(stack.enter_context(lock_conn)) or []
+            else:
+                rows = self._history() or []
+            plan = planner.down_plan(self.chain, rows, target, self.dialect, self.names, resume=resume, locked=False)
+            if dry_run:
+                return ApplyResult(plan.current_version, plan.current_version, target, True, plan)
+            bare = self._bare_for(rows, target, "down")
+            return self._runner().run_plan("down", target, resume, on_step, on_retry, on_progress, bare=bare, lock_conn=lock_conn)
 
     # --- validate, repair, baseline ------------------------------------------------
 

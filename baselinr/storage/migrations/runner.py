@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from baselinr.errors import BaselinrError
 from baselinr.storage.connection import run_statement
+from baselinr.storage.dbapi import defer
 from baselinr.storage.dialects import runner_id
 from baselinr.storage.migrations import adopt, backfill, failures, history, journal, planner
 from baselinr.storage.migrations.chain import Chain
@@ -71,6 +72,8 @@ class Connections:
         self._tx: Connection | None = None
         self._auto: Connection | None = None
         self.recorded: set[int] = set()  # versions with a row, at the last read
+        # What the journal holds per version, read under the lock (None: not read, may hold anything).
+        self.journal: dict[int, set[str]] | None = None
         self.on_retry = on_retry
         self._sessions: dict[int, int | None] = {}
 
@@ -79,14 +82,31 @@ class Connections:
         session = None
         if guard.lock_timeout > 0:
             if id(conn) not in self._sessions:
-                self._sessions[id(conn)] = self.db.dialect.session_id(conn)
-                if conn.in_transaction():
+                began = not conn.in_transaction()
+                self.session_of(conn)
+                if began and conn.in_transaction():
                     conn.rollback()
             session = self._sessions[id(conn)]
         return BlockerWatch(self.connect, self.db.dialect, session, guard.lock_timeout)
 
+    def session_of(self, conn: Connection) -> None:
+        """Learn ``conn``'s server session (in the caller's transaction, if one is open)."""
+        if id(conn) not in self._sessions:
+            self._sessions[id(conn)] = self.db.dialect.session_id(conn)
+
+    def journal_kinds(self, version: int) -> set[str] | None:
+        """The kinds of journal rows ``version`` can have from earlier runs; ``None``: unknown
+        (not read, or a lock that does not keep other runners out between migrations)."""
+        if self.journal is None or not self.db.dialect.exclusive_lock:
+            return None
+        return self.journal.get(version, set())
+
     def remember(self, retry: LockRetry) -> None:
         """Record a lock timeout in the journal at once, for ``status`` (a failure to write it is only logged)."""
+        if self.journal is not None:
+            # The DELETE of earlier runs' retries spares this run's own, so this needs no DELETE
+            # either; counted all the same, so the journal rows a version has are never undercounted.
+            self.journal.setdefault(retry.version, set()).add(journal.LOCK_RETRY)
         self._remembered += 1
         try:
             journal.record_retry(self.connect, self.run_id, self._remembered, retry)
@@ -112,13 +132,10 @@ class Connections:
             self._auto = conn
         return self._auto
 
-    def history(self) -> list[HistoryRow]:
-        conn = self.tx()
-        rows = history.read_history(conn) or []
-        if conn.in_transaction():
-            conn.rollback()
-        self.recorded = {r.version for r in rows}
-        return rows
+    def adopt(self, other: Connections) -> None:
+        """Take over what ``other`` read under the lock (its history and journal)."""
+        self.recorded = set(other.recorded)
+        self.journal = None if other.journal is None else {v: set(k) for v, k in other.journal.items()}
 
 
 def needs_sqlalchemy(chain: Chain, plan: Plan) -> bool:
@@ -146,11 +163,13 @@ class Runner:
         migration, or over tables that exist already without their version recorded."""
         plan = planner.up_plan(self.chain, rows, target, self.db.dialect, self.db.names, resume=resume)
         if plan.steps:
-            with ExitStack() as stack:
-                live = conn if conn is not None else stack.enter_context(self.db.connect())
-                tables = adopt.live_tables(live, self.db.dialect)
-                if live.in_transaction():
-                    live.rollback()
+            if conn is not None:  # the caller's, in its transaction
+                tables = adopt.live_tables(conn, self.db.dialect)
+            else:
+                with self.db.connect() as live:
+                    tables = adopt.live_tables(live, self.db.dialect)
+                    if live.in_transaction():
+                        live.rollback()
             planner.refuse_preexisting(plan, adopt.preexisting(rows, self.chain, tables, self.db.names))
         return plan
 
@@ -166,19 +185,22 @@ class Runner:
         on_progress: Callable[[BackfillProgress], None] | None = None,
         *,
         bare: bool = False,
+        lock_conn: Connection | None = None,
     ) -> ApplyResult:
         """Apply (``direction`` "up") or roll back ("down") to ``target`` under the lock, on
-        the bare driver's connections if ``bare``."""
-        with self.db.locked(bare=bare), ExitStack() as stack:
+        the bare driver's connections if ``bare``; the lock on ``lock_conn`` if given.
+
+        Connections: the lock keeps one of its own (``lock_conn``, the one ``apply`` read the
+        history on first, or a new one), never one that runs migrations: a migration's SQL
+        may end its session's state (``DISCARD ALL``, ``pg_advisory_unlock_all()``,
+        ``RELEASE_ALL_LOCKS()``, ``SET SESSION AUTHORIZATION``), which would release the lock,
+        or hand it to another role, while we still run; and a statement that kills its own
+        connection would take the lock along mid-run. The migrations run on a second one
+        (and tracked ones on a third, in autocommit)."""
+        with self.db.locked(bare=bare, conn=lock_conn), ExitStack() as stack:
             conns = stack.enter_context(Connections(self.db, on_retry, on_progress, bare=bare))
-            if direction == "up":
-                rows, plan = self._up_under_lock(conns, target, resume)
-            else:
-                with conns.tx().begin():
-                    journal.ensure(conns.tx(), self.db.dialect)
-                rows = conns.history()
-                plan = planner.down_plan(self.chain, rows, target, self.db.dialect, self.db.names, resume=resume, locked=True)
-            conns = self._able(plan, conns, stack, rows)
+            plan = self._under_lock(conns, direction, target, resume)
+            conns = self._able(plan, conns, stack)
             done = self._run_all(plan, conns, on_step)
         if direction == "up":
             final = max([plan.current_version or 0] + [s.version for s in done]) if done else plan.current_version
@@ -186,28 +208,54 @@ class Runner:
             final = target if done else plan.current_version
         return ApplyResult(plan.current_version, final, target, False, plan, done)
 
-    def _up_under_lock(self, conns: Connections, target: int, resume: bool) -> tuple[list[HistoryRow], Plan]:
-        """Create (or widen) the version table, re-read the history and plan the apply."""
+    def _under_lock(self, conns: Connections, direction: str, target: int, resume: bool) -> Plan:
+        """Under the lock, in one transaction of the migrations' connection: re-read the
+        history (another runner may have done the work meanwhile) and which versions the
+        journal holds rows for; create the version table (``apply``: or widen the profiler's)
+        and the journal only where that read found them missing; plan; then read what the plan
+        needs (the live tables, the session the DDL lock guard watches)."""
         db = self.db
         conn = conns.tx()
         try:
-            with conn.begin():
-                history.ensure_table(conn, db.dialect)
-                journal.ensure(conn, db.dialect)
+            found, full = history.read_history_shape(conn)
+            conns.journal = journal.read_kinds(conn)
+            if (direction == "up" and not full) or conns.journal is None:
+                if direction == "up" and not full:
+                    history.ensure_table(conn, db.dialect, exists=found is not None)
+                if conns.journal is None:
+                    journal.ensure(conn, db.dialect)
+                    conns.journal = {}
+                conn.commit()
         except Exception as exc:
-            if db.dialect.is_lock_error(exc):
+            if conn.in_transaction():
+                conn.rollback()
+            # A read's error arrives as DatabaseUnavailable; the driver's error under it says
+            # whether another writer holds the database (SQLite's BEGIN IMMEDIATE).
+            driver = exc.__context__ if isinstance(exc, BaselinrError) else exc
+            if driver is not None and db.dialect.is_lock_error(driver):
                 raise failures.lock_timeout(db.lock_timeout) from None
             raise failures.bookkeeping_failed(exc, db.settings) from exc
-        rows = conns.history()
-        return rows, self.up_plan(target, resume, rows, conns.tx())
+        rows = found or []
+        conns.recorded = {r.version for r in rows}
+        try:
+            if direction == "up":
+                plan = self.up_plan(target, resume, rows, conn)
+            else:
+                plan = planner.down_plan(self.chain, rows, target, db.dialect, db.names, resume=resume, locked=True)
+            if any(s.transactional and self.guard(self.chain.get(s.version)).lock_timeout > 0 for s in plan.steps):
+                conns.session_of(conn)  # here, rather than in a transaction of its own before the first step
+        finally:
+            if conn.in_transaction():
+                conn.rollback()
+        return plan
 
-    def _able(self, plan: Plan, conns: Connections, stack: ExitStack, rows: list[HistoryRow]) -> Connections:
+    def _able(self, plan: Plan, conns: Connections, stack: ExitStack) -> Connections:
         """``conns``, or SQLAlchemy's connections when the plan made under the lock has a Python
         step after all (another runner went down meanwhile); the lock stays where it is."""
         if not conns.bare or not needs_sqlalchemy(self.chain, plan):
             return conns
         able = stack.enter_context(Connections(self.db, conns.on_retry, conns.on_progress, run_id=conns.run_id))
-        able.recorded = {r.version for r in rows}
+        able.adopt(conns)
         return able
 
     def _run_all(self, plan: Plan, conns: Connections, on_step: Callable[[PlannedStep], None] | None) -> list[StepResult]:
@@ -303,9 +351,11 @@ class Runner:
                     exclusive = dialect.exclusive_lock
                     if not exclusive and history.is_applied(conn, m.version) == (step.direction == "up"):
                         return False
-                    for sql in dialect.guard_statements(
-                        conn, guard.lock_timeout, guard.statement_timeout, in_transaction=True
-                    )[0]:
+                    # With BEGIN, in one round trip where the connection batches (dbapi.py).
+                    sets = dialect.guard_statements(conn, guard.lock_timeout, guard.statement_timeout, in_transaction=True)[0]
+                    for sql in sets[:-1]:
+                        defer(conn, sql)
+                    for sql in sets[-1:]:
                         conn.exec_driver_sql(sql)
                     for number, stmt in enumerate(step.statements, 1):
                         current = number
@@ -315,7 +365,10 @@ class Runner:
                     if fn is not None:
                         with watch.watching(), backfill.inside_transaction(m.version):
                             fn(conn)
-                    journal.start_run(conn, m.version, conns.run_id, resuming=False)
+                    # The bookkeeping goes with the COMMIT where the connection batches (dbapi.py):
+                    # an error in it is still raised inside this block, as the step's (statement 0).
+                    kinds = conns.journal_kinds(m.version)
+                    journal.start_run(conn, m.version, conns.run_id, resuming=False, kinds=kinds, deferred=True)
                     if step.direction == "up":
                         history.record(
                             conn,
@@ -330,9 +383,10 @@ class Runner:
                             statements_done=len(step.statements),
                             statements_total=len(step.statements),
                             replace=replace or not exclusive,
+                            deferred=True,
                         )
                     else:
-                        history.delete(conn, m.version)
+                        history.delete(conn, m.version, deferred=True)
             except BaselinrError:
                 raise
             except Exception as exc:

@@ -76,7 +76,7 @@ def run_tracked(
                 statements_done=0,
                 statements_total=total,
             )
-            journal.start_run(conn, m.version, conns.run_id, resuming=False)
+            journal.start_run(conn, m.version, conns.run_id, resuming=False, kinds=conns.journal_kinds(m.version))
         else:
             index = past_in_flight(conn, d, m.version, index, total, step.direction)
             history.set_status(conn, m.version, RUNNING)
