@@ -146,3 +146,22 @@ def test_table_files_are_standard_gzip_and_zlib_written_files_still_read(tmp_pat
     with open(legacy, "rb") as f, pytest.raises(zlib.error):
         HashingGzipReader(f).read()
     assert deflate.IMPLEMENTATION in ("isa-l", "zlib")
+
+
+def test_the_bare_snapshot_is_one_repeatable_read_read_only_transaction(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """Every table of a backup is read in one REPEATABLE READ, READ ONLY transaction on the bare driver too."""
+    from baselinr.backup.codecs import codec_for
+    from baselinr.config import settings_from_dict
+    from baselinr.storage.database import Database as StorageDatabase
+
+    db = _postgres(tmp_path, request, "snap")
+    storage = StorageDatabase.from_settings(settings_from_dict({"storage": {"connection": db.connection}}, env={}))
+    assert storage.bare_available
+    with storage.connect(bare=True) as raw:
+        conn = codec_for("postgres").snapshot(raw)
+        started = conn.exec_driver_sql("SELECT now()").scalar()
+        assert conn.exec_driver_sql("SHOW transaction_isolation").scalar() == "repeatable read"
+        assert conn.exec_driver_sql("SHOW transaction_read_only").scalar() == "on"
+        # One transaction: now() is the transaction's start, the same for every statement in it.
+        assert conn.exec_driver_sql("SELECT now()").scalar() == started
+        assert conn.in_transaction()
