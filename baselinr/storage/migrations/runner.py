@@ -226,6 +226,11 @@ class Runner:
                     journal.ensure(conn, db.dialect)
                     conns.journal = {}
                 conn.commit()
+                # The commit ended the transaction the history was read in: read it again in the
+                # one the plan's table check runs in. Where the lock does not keep other runners out
+                # (SQLite), one may have applied a version meanwhile, whose tables that check would
+                # otherwise find without their version row.
+                found, full = history.read_history_shape(conn)
         except Exception as exc:
             if conn.in_transaction():
                 conn.rollback()
