@@ -25,16 +25,19 @@ from baselinr.storage.migrations.results import BaselineResult, HistoryRow, Repa
 from baselinr.storage.version_table import FAILED, RUNNING, VERSION_TABLE_NAME
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from sqlalchemy.engine import Connection
 
     from baselinr.storage.database import Database
     from baselinr.storage.migrations.drift import Difference
 
 
-def may_hold_preexisting(db: Database, chain: Chain, rows: list[HistoryRow], state: str) -> bool:
+def may_hold_preexisting(db: Database, chain: Callable[[], Chain], rows: list[HistoryRow], state: str) -> bool:
     """Whether tables of unrecorded versions may exist. Looked up with the bare driver
     where it can, so that ``status`` of a database that is merely behind stays free of
-    SQLAlchemy."""
+    SQLAlchemy. ``chain`` is called only then: for an up-to-date database the
+    migrations are never imported."""
     from baselinr.storage.database import NO_QUICK_PATH
 
     if state not in ("not_initialized", "behind"):
@@ -44,7 +47,7 @@ def may_hold_preexisting(db: Database, chain: Chain, rows: list[HistoryRow], sta
         return True
     if tables is None:
         return state != "not_initialized"  # a SQLite file that does not exist holds nothing
-    return bool(adopt.preexisting(rows, chain, tables, db.names))
+    return bool(adopt.preexisting(rows, chain(), tables, db.names))
 
 
 def adoption(db: Database, chain: Chain, rows: list[HistoryRow]) -> tuple[list[Any], list[Difference]] | None:

@@ -36,10 +36,11 @@ from baselinr.storage.migrations.results import (
     StatusResult,
     ValidationResult,
 )
-from baselinr.storage.migrations.runner import Runner
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
+
+    from baselinr.storage.migrations.runner import Runner
 
 __all__ = ["ChainError", "Migration", "MigrationManager"]
 
@@ -107,6 +108,9 @@ class MigrationManager:
         return self.db.read_history()
 
     def _runner(self) -> Runner:
+        # Imported here: status and an apply with nothing to do never run a plan.
+        from baselinr.storage.migrations.runner import Runner
+
         return Runner(self.db, self.chain, ddl_lock_timeout=self.ddl_lock_timeout, ddl_lock_tries=self.ddl_lock_tries)
 
     def close(self) -> None:
@@ -120,7 +124,10 @@ class MigrationManager:
         code = self.code_version
         s = planner.state_of(rows, code)
         describe = self.settings.describe()
-        if not s.problems and (adopt.unverified(rows) or adoption.may_hold_preexisting(self.db, self.chain, rows, s.state)):
+        # The chain is handed over unloaded: an up-to-date database's status needs only the code version.
+        if not s.problems and (
+            adopt.unverified(rows) or adoption.may_hold_preexisting(self.db, lambda: self.chain, rows, s.state)
+        ):
             # Baselinr's profiler stamped versions or made tables the engine did not run:
             # say what repair would create and record, or what stops it.
             found = adoption.adoption(self.db, self.chain, rows)
