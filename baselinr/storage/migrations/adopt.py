@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from baselinr.storage.migrations.drift import ADDITIVE, REBUILDABLE, Difference
-from baselinr.storage.migrations.results import AdoptedVersion, HistoryRow
+from baselinr.storage.migrations.results import HistoryRow
 from baselinr.storage.model import AddColumn, CreateIndex, CreateTable, Index, Names, Table
 from baselinr.storage.version_table import APPLIED, PROFILER_COLUMNS, VERSION_TABLE_NAME
 
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
     from baselinr.storage.dialects import Dialect
     from baselinr.storage.migrations.chain import Chain
+    from baselinr.storage.migrations.upkeep_results import AdoptedVersion
 
 ADOPTED_BY = "baselinr migrate repair"
 BASELINED_BY = "baselinr migrate baseline"
@@ -146,6 +147,8 @@ def _lower(columns: Any) -> tuple[str, ...]:
 
 def plan(conn: Connection, chain: Chain, versions: list[int], dialect: Dialect, names: Names) -> list[AdoptedVersion]:
     """For each version, the DDL that creates what its operations made and the database lacks."""
+    from baselinr.storage.migrations.upkeep_results import AdoptedVersion
+
     live = _Live(conn)
     planned = []
     for v in versions:

@@ -21,7 +21,7 @@ from baselinr.storage.migrations import adopt, failures, history
 from baselinr.storage.migrations.chain import Chain
 from baselinr.storage.migrations.migration import CHECKSUM_ALGORITHM
 from baselinr.storage.migrations.planner import fmt
-from baselinr.storage.migrations.results import BaselineResult, HistoryRow, RepairResult
+from baselinr.storage.migrations.results import HistoryRow
 from baselinr.storage.version_table import FAILED, RUNNING, VERSION_TABLE_NAME
 
 if TYPE_CHECKING:
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
     from baselinr.storage.database import Database
     from baselinr.storage.migrations.drift import Difference
+    from baselinr.storage.migrations.upkeep_results import BaselineResult, RepairResult
 
 
 def may_hold_preexisting(db: Database, chain: Callable[[], Chain], rows: list[HistoryRow], state: str) -> bool:
@@ -94,6 +95,8 @@ def refuse_blocking(found: list[Difference], version: int) -> None:
 def repair(db: Database, chain: Chain, *, dry_run: bool = False) -> RepairResult:
     """Forget failed or interrupted rows, once the schema was fixed by hand, and adopt
     what Baselinr's profiler made without the migrations."""
+    from baselinr.storage.migrations.upkeep_results import RepairResult  # status imports this module too
+
     rows = db.read_history() or []
     bad = [r for r in rows if r.status in (RUNNING, FAILED)]
     stamped = adopt.unverified(rows)
@@ -177,6 +180,8 @@ def _adopt(db: Database, chain: Chain) -> list[Any]:
 
 def baseline(db: Database, chain: Chain, version: int, *, force: bool = False, dry_run: bool = False) -> BaselineResult:
     """Record versions 1..``version`` as applied on a database whose schema already matches it."""
+    from baselinr.storage.migrations.upkeep_results import BaselineResult
+
     if not 1 <= version <= chain.latest:
         raise UsageError(f"Baseline version must be between 1 and {chain.latest}, got {version}")
     rows = db.read_history() or []

@@ -20,27 +20,25 @@ from typing import TYPE_CHECKING, Any
 from baselinr.config import ConnectionSettings, Settings, load_config
 from baselinr.storage.database import NO_QUICK_PATH, Database
 from baselinr.storage.dialects import Dialect
-from baselinr.storage.migrations import adopt, adoption, history, journal, planner, validation
+from baselinr.storage.migrations import adopt, adoption, history, journal, planner
 from baselinr.storage.migrations.chain import DEFAULT_PACKAGE, Chain, ChainError, load_chain
 from baselinr.storage.migrations.guard import DEFAULT_LOCK_TIMEOUT, DEFAULT_TRIES
 from baselinr.storage.migrations.migration import Migration
 from baselinr.storage.migrations.results import (
     ApplyResult,
     BackfillProgress,
-    BaselineResult,
     HistoryRow,
     LockRetry,
     Plan,
     PlannedStep,
-    RepairResult,
     StatusResult,
-    ValidationResult,
 )
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from baselinr.storage.migrations.runner import Runner
+    from baselinr.storage.migrations.upkeep_results import BaselineResult, RepairResult, ValidationResult
 
 __all__ = ["ChainError", "Migration", "MigrationManager"]
 
@@ -224,6 +222,9 @@ class MigrationManager:
 
     def validate(self) -> ValidationResult:
         """Check the chain, the recorded history, checksums and the live schema."""
+        from baselinr.storage.migrations import validation
+        from baselinr.storage.migrations.upkeep_results import ValidationResult
+
         try:
             chain = self.chain
         except ChainError as exc:

@@ -1,13 +1,33 @@
 """Result objects returned by ``MigrationManager``; the CLI renders them.
 
 Plain frozen dataclasses, so a library caller, the text renderer and the JSON
-renderer (``to_dict``) all see the same facts.
+renderer (``to_dict``) all see the same facts. This module holds the history,
+``status``, plans and what ``apply`` / ``rollback`` did; the results of
+``validate``, ``repair`` and ``baseline`` live in ``upkeep_results`` and are
+importable from here too. The split is for start-up time: every frozen
+dataclass costs the interpreter generated code at import, and ``status`` or an
+``apply`` with nothing to do should not pay for the results of the other verbs.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from baselinr.storage.migrations.upkeep_results import AdoptedVersion as AdoptedVersion
+    from baselinr.storage.migrations.upkeep_results import BaselineResult as BaselineResult
+    from baselinr.storage.migrations.upkeep_results import RepairResult as RepairResult
+    from baselinr.storage.migrations.upkeep_results import ValidationResult as ValidationResult
+else:
+
+    def __getattr__(name: str) -> Any:
+        """``upkeep_results``' names, imported on first use (for ``from ...results import RepairResult``)."""
+        if name in ("AdoptedVersion", "BaselineResult", "RepairResult", "ValidationResult"):
+            from baselinr.storage.migrations import upkeep_results
+
+            return getattr(upkeep_results, name)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class _Result:
@@ -183,43 +203,3 @@ class ApplyResult(_Result):
     dry_run: bool
     plan: Plan
     steps: list[StepResult] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class ValidationResult(_Result):
-    version: int | None
-    code_version: int
-    valid: bool
-    errors: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class AdoptedVersion(_Result):
-    """One version that ``repair`` adopts: what it creates (if anything) and records."""
-
-    version: int
-    description: str
-    created: list[str] = field(default_factory=list)
-    statements: list[str] = field(default_factory=list)
-    found: list[str] = field(default_factory=list)  # tables that were there already, recorded as they are
-
-
-@dataclass(frozen=True)
-class RepairResult(_Result):
-    dry_run: bool
-    removed: list[HistoryRow] = field(default_factory=list)
-    adopted: list[AdoptedVersion] = field(default_factory=list)
-    stamped_by_profiler: list[HistoryRow] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class BaselineResult(_Result):
-    """What ``baseline`` recorded (or, in a dry run, would record)."""
-
-    version: int
-    dry_run: bool
-    recorded: list[int] = field(default_factory=list)
-    differences: list[str] = field(default_factory=list)
-    forced: bool = False
-    replaced: list[HistoryRow] = field(default_factory=list)
