@@ -282,4 +282,3 @@ def new(description: str, output: str, migrations_package: str | None) -> None:
         emit_json({**created.to_dict(), "lint_command": render.lint_command(created.path), "ok": True})
     else:
         echo(render.new_text(created))
-
