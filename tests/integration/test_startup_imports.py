@@ -5,8 +5,9 @@ database at the latest version, with ``-X importtime`` (``PYTHONPROFILEIMPORTTIM
 listing every module it imported. Neither may import another command's module
 (the CLI's lazy registry names them: ``backup``, ``job``, ``migrate lint``,
 ``migrate test`` and what they load), nor SQLAlchemy, nor the modules of the
-verbs they do not run: the runner (a plan is run only when there is work), the
-results of ``validate`` / ``repair`` / ``baseline``, and, for ``status`` with the
+verbs they do not run: the runner and what it reports step by step (a plan is
+run only when there is work), the results of ``validate`` / ``repair`` /
+``baseline``, and, for ``status`` with the
 default versions package, the migrations themselves (the code version is a
 constant). The same commands on a database that is behind still work and do
 import the migrations, so the check can tell the two apart.
@@ -28,7 +29,11 @@ from tests.support.cli import run_process
 # Packages only other commands use (lint's parser, the backup engine).
 OTHER_PACKAGES = ("baselinr.lint", "baselinr.backup", "sqlglot", "sqlalchemy")
 # What the two commands never need on an up-to-date database.
-NOT_NEEDED = ("baselinr.storage.migrations.runner", "baselinr.storage.migrations.upkeep_results")
+NOT_NEEDED = (
+    "baselinr.storage.migrations.runner",
+    "baselinr.storage.migrations.run_results",
+    "baselinr.storage.migrations.upkeep_results",
+)
 
 
 def imported(stderr: str) -> set[str]:
@@ -91,5 +96,5 @@ def test_behind_the_same_commands_load_what_they_then_need(db: Database) -> None
     assert f"{DEFAULT_PACKAGE}.v1_initial" in modules  # looks for tables of unrecorded versions
     code, out, modules = run(db, "apply")
     assert code == 0, out
-    assert "baselinr.storage.migrations.runner" in modules
+    assert {"baselinr.storage.migrations.runner", "baselinr.storage.migrations.run_results"} <= modules
     assert loaded_by(modules, (*other_command_modules(), "sqlalchemy")) == set()

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 from baselinr.cli.render import markers
 from baselinr.storage.migrations.results import (
     ApplyResult,
-    BackfillProgress,
     LockRetry,
     PlannedStep,
     RetriedMigration,
@@ -24,6 +23,7 @@ from baselinr.storage.migrations.results import (
 
 if TYPE_CHECKING:
     from baselinr.lint import LintReport
+    from baselinr.storage.migrations.run_results import BackfillProgress
     from baselinr.storage.migrations.scaffold import NewMigration
     from baselinr.storage.migrations.upkeep_results import BaselineResult, RepairResult, ValidationResult
 

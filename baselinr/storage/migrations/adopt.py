@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from baselinr.storage.migrations.drift import ADDITIVE, REBUILDABLE, Difference
 from baselinr.storage.migrations.results import HistoryRow
 from baselinr.storage.model import AddColumn, CreateIndex, CreateTable, Index, Names, Table
 from baselinr.storage.version_table import APPLIED, PROFILER_COLUMNS, VERSION_TABLE_NAME
@@ -34,6 +33,7 @@ if TYPE_CHECKING:
 
     from baselinr.storage.dialects import Dialect
     from baselinr.storage.migrations.chain import Chain
+    from baselinr.storage.migrations.drift import Difference
     from baselinr.storage.migrations.upkeep_results import AdoptedVersion
 
 ADOPTED_BY = "baselinr migrate repair"
@@ -97,6 +97,9 @@ def is_version_table_column(diff: Difference) -> bool:
 
 def blocking(differences: list[Difference]) -> list[Difference]:
     """Errors that ``repair`` can neither create nor rebuild: the user has to decide."""
+    # Here, not at the top: status imports this module, and compares no schema.
+    from baselinr.storage.migrations.drift import ADDITIVE, REBUILDABLE
+
     return [
         d
         for d in differences

@@ -26,7 +26,6 @@ from baselinr.storage.migrations.guard import DEFAULT_LOCK_TIMEOUT, DEFAULT_TRIE
 from baselinr.storage.migrations.migration import Migration
 from baselinr.storage.migrations.results import (
     ApplyResult,
-    BackfillProgress,
     HistoryRow,
     LockRetry,
     Plan,
@@ -37,6 +36,7 @@ from baselinr.storage.migrations.results import (
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
+    from baselinr.storage.migrations.run_results import BackfillProgress
     from baselinr.storage.migrations.runner import Runner
     from baselinr.storage.migrations.upkeep_results import BaselineResult, RepairResult, ValidationResult
 

@@ -2,11 +2,13 @@
 
 Plain frozen dataclasses, so a library caller, the text renderer and the JSON
 renderer (``to_dict``) all see the same facts. This module holds the history,
-``status``, plans and what ``apply`` / ``rollback`` did; the results of
-``validate``, ``repair`` and ``baseline`` live in ``upkeep_results`` and are
-importable from here too. The split is for start-up time: every frozen
-dataclass costs the interpreter generated code at import, and ``status`` or an
-``apply`` with nothing to do should not pay for the results of the other verbs.
+``status``, plans and what ``apply`` / ``rollback`` did; what running a plan
+reports step by step (``StepResult``, ``BackfillProgress``) lives in
+``run_results``, and the results of ``validate``, ``repair`` and ``baseline``
+in ``upkeep_results``. Both are importable from here too. The split is for
+start-up time: every frozen dataclass costs the interpreter generated code at
+import, and ``status`` or an ``apply`` with nothing to do should not pay for
+the results of work they do not do.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from baselinr.storage.migrations.run_results import BackfillProgress as BackfillProgress
+    from baselinr.storage.migrations.run_results import StepResult as StepResult
     from baselinr.storage.migrations.upkeep_results import AdoptedVersion as AdoptedVersion
     from baselinr.storage.migrations.upkeep_results import BaselineResult as BaselineResult
     from baselinr.storage.migrations.upkeep_results import RepairResult as RepairResult
@@ -22,7 +26,12 @@ if TYPE_CHECKING:
 else:
 
     def __getattr__(name: str) -> Any:
-        """``upkeep_results``' names, imported on first use (for ``from ...results import RepairResult``)."""
+        """The names of ``run_results`` and ``upkeep_results``, imported on first use
+        (``from baselinr.storage.migrations.results import StepResult`` keeps working)."""
+        if name in ("BackfillProgress", "StepResult"):
+            from baselinr.storage.migrations import run_results
+
+            return getattr(run_results, name)
         if name in ("AdoptedVersion", "BaselineResult", "RepairResult", "ValidationResult"):
             from baselinr.storage.migrations import upkeep_results
 
@@ -166,31 +175,6 @@ class RetriedMigration(_Result):
             if r.blockers:
                 return r.held_by
         return "another session"
-
-
-@dataclass(frozen=True)
-class BackfillProgress(_Result):
-    """Where a batched backfill of a Python migration stands, after a batch (or at its end)."""
-
-    version: int
-    name: str
-    table: str
-    rows_done: int
-    rows_total: int  # the rows there were when it started
-    batches: int  # committed so far, over every run of it
-    rows_per_second: float  # of this run
-    resumed_at: int = 0  # rows an earlier, interrupted run had committed
-    finished: bool = False
-
-
-@dataclass(frozen=True)
-class StepResult(_Result):
-    version: int
-    description: str
-    direction: str
-    execution_time_ms: int
-    skipped: bool = False  # another runner had already done it
-    retries: list[LockRetry] = field(default_factory=list)  # lock timeouts it waited out
 
 
 @dataclass(frozen=True)
