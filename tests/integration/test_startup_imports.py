@@ -9,13 +9,15 @@ verbs they do not run: the runner and what it reports step by step (a plan is
 run only when there is work), the results of ``validate`` / ``repair`` /
 ``baseline``, and, for ``status`` with the
 default versions package, the migrations themselves (the code version is a
-constant). The same commands on a database that is behind still work and do
-import the migrations, so the check can tell the two apart.
+constant). On a chain of SQL migrations (the bench's shape), neither builds the
+model operations either. The same commands on a database that is behind still
+work and do import what they then need, so the check can tell the two apart.
 """
 
 from __future__ import annotations
 
 import re
+import uuid
 from pathlib import Path
 
 import pytest
@@ -24,7 +26,7 @@ from baselinr.cli.app import cli
 from baselinr.cli.lazy import LazyGroup
 from baselinr.storage.migrations.chain import DEFAULT_PACKAGE
 from tests.conftest import Database, make_database
-from tests.support.cli import run_process
+from tests.support.cli import ROOT, run_process
 
 # Packages only other commands use (lint's parser, the backup engine).
 OTHER_PACKAGES = ("baselinr.lint", "baselinr.backup", "sqlglot", "sqlalchemy")
@@ -53,10 +55,28 @@ def other_command_modules() -> set[str]:
     return found
 
 
-def run(db: Database, *args: str) -> tuple[int, str, set[str]]:
+def run(db: Database, *args: str, path: Path | None = None) -> tuple[int, str, set[str]]:
     env = {"PYTHONPROFILEIMPORTTIME": "1", "PYTHONWARNINGS": "ignore"}
+    if path is not None:
+        env["PYTHONPATH"] = f"{ROOT}:{path}"
     r = run_process("migrate", *args, "--config", str(db.config), env=env)
     return r.code, r.out, imported(r.err)
+
+
+def sql_chain(root: Path, n: int) -> str:
+    """A versions package of ``n`` plain SQL migrations (no model operations, no SQLAlchemy); its name."""
+    name = f"sql_chain_{uuid.uuid4().hex[:8]}"
+    pkg = root / name
+    pkg.mkdir(parents=True)
+    for v in range(1, n + 1):
+        (pkg / f"v{v}.py").write_text(
+            "from baselinr.storage.migrations.manager import Migration\n\n"
+            f"migration = Migration(version={v}, description='t{v}', up_sql='CREATE TABLE t{v} (id INTEGER)')\n"
+        )
+    imports = "".join(f"from .v{v} import migration as m{v}\n" for v in range(1, n + 1))
+    listed = ", ".join(f"m{v}" for v in range(1, n + 1))
+    (pkg / "__init__.py").write_text(f"{imports}\nALL_MIGRATIONS = [{listed}]\nCURRENT_SCHEMA_VERSION = {n}\n")
+    return name
 
 
 def loaded_by(modules: set[str], prefixes: tuple[str, ...] | set[str]) -> set[str]:
@@ -83,9 +103,23 @@ def test_status_and_a_no_op_apply_import_only_what_they_need(db: Database) -> No
         assert loaded_by(modules, forbidden) == set(), args
     _, out, modules = run(db, "status")
     assert "Schema version is up to date" in out
-    assert loaded_by(modules, (DEFAULT_PACKAGE,)) == set()
+    assert loaded_by(modules, (DEFAULT_PACKAGE, "baselinr.storage.operations")) == set()
     _, _, modules = run(db, "apply")
     assert f"{DEFAULT_PACKAGE}.v1_initial" in modules  # a no-op apply checks the chain
+    assert "baselinr.storage.operations" in modules  # whose migrations are model operations
+
+
+def test_on_a_sql_chain_neither_builds_the_model_operations(db: Database, tmp_path: Path) -> None:
+    package = sql_chain(tmp_path / "pkgs", 5)
+    code, out, modules = run(db, "apply", "--migrations", package, path=tmp_path / "pkgs")
+    assert code == 0 and "Successfully migrated to version 5" in out, out
+    assert "baselinr.storage.migrations.runner" in modules
+    forbidden = (*other_command_modules(), *OTHER_PACKAGES, *NOT_NEEDED, "baselinr.storage.operations", DEFAULT_PACKAGE)
+    for args in (("status",), ("apply",)):
+        code, out, modules = run(db, *args, "--migrations", package, path=tmp_path / "pkgs")
+        assert code == 0, out
+        assert f"{package}.v5" in modules  # the chain was loaded: its code version is its own
+        assert loaded_by(modules, forbidden) == set(), args
 
 
 def test_behind_the_same_commands_load_what_they_then_need(db: Database) -> None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from baselinr.storage.migrations.results import HistoryRow
-from baselinr.storage.model import AddColumn, CreateIndex, CreateTable, Index, Names, Table
+from baselinr.storage.model import Index, Names, Table
 from baselinr.storage.version_table import APPLIED, PROFILER_COLUMNS, VERSION_TABLE_NAME
 
 if TYPE_CHECKING:
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from baselinr.storage.migrations.chain import Chain
     from baselinr.storage.migrations.drift import Difference
     from baselinr.storage.migrations.upkeep_results import AdoptedVersion
+    from baselinr.storage.operations import AddColumn, CreateIndex
 
 ADOPTED_BY = "baselinr migrate repair"
 BASELINED_BY = "baselinr migrate baseline"
@@ -61,6 +62,8 @@ def live_tables(conn: Connection, dialect: Dialect | None = None) -> set[str]:
 
 def preexisting(rows: list[HistoryRow], chain: Chain, tables: set[str], names: Names) -> dict[int, list[str]]:
     """Versions the engine has not recorded whose tables exist already (created outside the migrations)."""
+    from baselinr.storage.operations import CreateTable  # loaded with the chain's migrations that use it
+
     recorded = {r.version for r in rows}
     found: dict[int, list[str]] = {}
     for v, m in sorted(chain.migrations.items()):
@@ -151,6 +154,7 @@ def _lower(columns: Any) -> tuple[str, ...]:
 def plan(conn: Connection, chain: Chain, versions: list[int], dialect: Dialect, names: Names) -> list[AdoptedVersion]:
     """For each version, the DDL that creates what its operations made and the database lacks."""
     from baselinr.storage.migrations.upkeep_results import AdoptedVersion
+    from baselinr.storage.operations import AddColumn, CreateIndex, CreateTable
 
     live = _Live(conn)
     planned = []
