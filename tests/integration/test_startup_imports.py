@@ -6,12 +6,12 @@ listing every module it imported. Neither may import another command's module
 (the CLI's lazy registry names them: ``backup``, ``job``, ``migrate lint``,
 ``migrate test`` and what they load), nor SQLAlchemy, nor the modules of the
 verbs they do not run: the runner and what it reports step by step (a plan is
-run only when there is work), the results of ``validate`` / ``repair`` /
-``baseline``, and, for ``status`` with the
-default versions package, the migrations themselves (the code version is a
-constant). On a chain of SQL migrations (the bench's shape), neither builds the
-model operations either. The same commands on a database that is behind still
-work and do import what they then need, so the check can tell the two apart.
+run only when there is work), and the results of ``validate`` / ``repair`` /
+``baseline``. ``status`` with the default versions package imports no migration
+(the code version is a constant); on a chain of SQL migrations (the bench's
+shape) neither builds the model operations. The same commands on a database
+that is behind still work and do import what they then need, so the check can
+tell the two apart.
 """
 
 from __future__ import annotations
