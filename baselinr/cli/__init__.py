@@ -15,7 +15,6 @@ else.
 from __future__ import annotations
 
 import sys
-import traceback
 from typing import TYPE_CHECKING
 
 from baselinr.cli.app import cli
@@ -38,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def fail(error: BaselinrError) -> int:
         if debug:
+            import traceback  # only --debug prints one: not worth importing on every run
+
             traceback.print_exc(file=sys.stderr)
         session.report_error(error)
         return error.exit_code

@@ -2,7 +2,10 @@
 
 The root group ``cli`` and the ``migrate`` group live here, and so does the
 registration of the commands kept in their own modules (``backup``,
-``job``, ``migrate lint``): one ``add_command`` line each, at the end.
+``job``, ``migrate lint``, ``migrate test``): one ``name: "module:attribute"``
+entry each in their group's ``lazy`` mapping (``baselinr.cli.lazy``), so a
+command module is imported only when its command is run, completed or shown
+in help, never for ``baselinr migrate status``.
 Each command gets this invocation's ``Session`` (``baselinr.cli.session``)
 from click's context, which builds the ``MigrationManager`` from
 ``--config``; the command calls one method and hands the result to
@@ -19,9 +22,7 @@ from typing import Any
 
 import click
 
-from baselinr.cli.backup import backup
-from baselinr.cli.job import job
-from baselinr.cli.lint import lint
+from baselinr.cli.lazy import LazyGroup
 from baselinr.cli.options import (
     VERSION,
     config_option,
@@ -33,7 +34,6 @@ from baselinr.cli.options import (
 )
 from baselinr.cli.render import echo, emit_json
 from baselinr.cli.render import migrate as render
-from baselinr.cli.selftest import selftest
 from baselinr.cli.session import current
 from baselinr.errors import EXIT_INVALID, EXIT_OK, UsageError
 
@@ -73,14 +73,18 @@ def _step_printer(output: str) -> Any:
     return announce
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup,
+    lazy={"backup": "baselinr.cli.backup:backup", "job": "baselinr.cli.job:job"},
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.version_option(package_name="baselinr", prog_name="baselinr", message="%(prog)s %(version)s")
 def cli(debug: bool) -> None:
     """Baselinr's schema toolkit: migrations and backups of its storage tables."""
 
 
-@cli.group()
+@cli.group(cls=LazyGroup, lazy={"lint": "baselinr.cli.lint:lint", "test": "baselinr.cli.selftest:selftest"})
 def migrate() -> None:
     """Check, apply and validate Baselinr's storage schema migrations."""
 
@@ -278,10 +282,3 @@ def new(description: str, output: str, migrations_package: str | None) -> None:
         emit_json({**created.to_dict(), "lint_command": render.lint_command(created.path), "ok": True})
     else:
         echo(render.new_text(created))
-
-
-# Command groups and commands that live in their own modules: one line each.
-cli.add_command(backup)
-cli.add_command(job)
-migrate.add_command(lint)
-migrate.add_command(selftest)

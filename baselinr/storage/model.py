@@ -8,16 +8,35 @@ One source for both, so the DDL and the check cannot drift apart.
 
 Types are abstract (``String(255)``, ``Timestamp()``, ``Json()`` …); each
 dialect's spelling lives in ``baselinr.storage.dialects``.
+
+The operations themselves are defined in ``baselinr.storage.operations`` and
+importable from here (``from baselinr.storage.model import CreateTable``):
+every frozen dataclass costs generated code at import, and ``status``, or an
+``apply`` with nothing to do on a chain of SQL migrations, needs the tables
+(the version table's, the journal's) but no operation.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from baselinr.storage.dialects import Dialect
+    from baselinr.storage.operations import AddColumn as AddColumn
+    from baselinr.storage.operations import CreateIndex as CreateIndex
+    from baselinr.storage.operations import CreateTable as CreateTable
+    from baselinr.storage.operations import RebuildTable as RebuildTable
+else:
+
+    def __getattr__(name: str) -> Any:
+        """The operations of ``baselinr.storage.operations``, imported on first use."""
+        if name in ("AddColumn", "CreateIndex", "CreateTable", "RebuildTable"):
+            from baselinr.storage import operations
+
+            return getattr(operations, name)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --- types -----------------------------------------------------------------
@@ -167,96 +186,6 @@ class Operation(Protocol):
     def up(self, dialect: Dialect, names: Names) -> list[str]: ...
 
     def down(self, dialect: Dialect, names: Names) -> list[str]: ...
-
-
-@dataclass(frozen=True)
-class CreateTable:
-    table: Table
-
-    def apply(self, schema: Schema) -> None:
-        schema.tables[self.table.name] = self.table
-
-    def up(self, dialect: Dialect, names: Names) -> list[str]:
-        t = _renamed(self.table, names)
-        stmts = [dialect.render_create_table(t)]
-        stmts += [dialect.render_create_index(i) for i in t.indexes if dialect.supports_indexes]
-        return stmts
-
-    def down(self, dialect: Dialect, names: Names) -> list[str]:
-        return [f"DROP TABLE {dialect.quote(names(self.table.name))}"]
-
-
-@dataclass(frozen=True)
-class AddColumn:
-    table: str
-    column: Column
-
-    def apply(self, schema: Schema) -> None:
-        t = schema.tables[self.table]
-        schema.tables[self.table] = replace(t, columns=(*t.columns, self.column))
-
-    def up(self, dialect: Dialect, names: Names) -> list[str]:
-        return [dialect.render_add_column(names(self.table), self.column)]
-
-    def down(self, dialect: Dialect, names: Names) -> list[str]:
-        return [f"ALTER TABLE {dialect.quote(names(self.table))} DROP COLUMN {dialect.quote(self.column.name)}"]
-
-
-@dataclass(frozen=True)
-class CreateIndex:
-    index: Index
-
-    def apply(self, schema: Schema) -> None:
-        t = schema.tables[self.index.table]
-        schema.tables[self.index.table] = replace(t, indexes=(*t.indexes, self.index))
-
-    def up(self, dialect: Dialect, names: Names) -> list[str]:
-        if not dialect.supports_indexes:
-            return []
-        return [dialect.render_create_index(replace(self.index, table=names(self.index.table)))]
-
-    def down(self, dialect: Dialect, names: Names) -> list[str]:
-        if not dialect.supports_indexes:
-            return []
-        return [dialect.render_drop_index(replace(self.index, table=names(self.index.table)))]
-
-
-@dataclass(frozen=True)
-class RebuildTable:
-    """Recreate ``before`` as ``after`` (same name), keeping every row.
-
-    For changes that no ALTER can make: a column order that clients read by
-    position, a primary-key column that must accept NULL on SQLite. Rows are
-    copied by column name; the dialect renders the copy (``render_rebuild``),
-    so ids, sequences and indexes come out as a fresh ``CREATE TABLE`` would
-    make them. ``dialects`` limits the DDL to those that need it; the model
-    changes everywhere.
-    """
-
-    before: Table
-    after: Table
-    dialects: frozenset[str] | None = None
-
-    def apply(self, schema: Schema) -> None:
-        schema.tables[self.after.name] = self.after
-
-    def up(self, dialect: Dialect, names: Names) -> list[str]:
-        return self._render(dialect, names, self.before, self.after)
-
-    def down(self, dialect: Dialect, names: Names) -> list[str]:
-        return self._render(dialect, names, self.after, self.before)
-
-    def _render(self, dialect: Dialect, names: Names, old: Table, new: Table) -> list[str]:
-        if self.dialects is not None and dialect.name not in self.dialects:
-            return []
-        return dialect.render_rebuild(_renamed(old, names), _renamed(new, names))
-
-
-def _renamed(t: Table, names: Names) -> Table:
-    physical = names(t.name)
-    if physical == t.name:
-        return t
-    return replace(t, name=physical, indexes=tuple(replace(i, table=physical) for i in t.indexes))
 
 
 def render_up(ops: Iterable[Operation], dialect: Dialect, names: Names = identity) -> list[str]:

@@ -1,4 +1,4 @@
-"""Run the ``baselinr`` CLI in-process or as a real subprocess, for tests."""
+"""Run the ``baselinr`` CLI in-process or as a real subprocess, and find its commands, for tests."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import click
 import pytest
 
 from baselinr.cli import main
+from baselinr.cli.app import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,3 +39,16 @@ def run_process(*args: str, env: dict[str, str] | None = None, cwd: str | Path |
         [sys.executable, "-m", "baselinr", *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def command_at(*path: str) -> click.Command:
+    """The command at ``path`` (``"migrate", "lint"``), resolved as click resolves it on a command line
+    (a subcommand kept in its own module is imported then), never read from a group's ``commands``."""
+    command: click.Command = cli
+    ctx = click.Context(cli, info_name="baselinr")
+    for name in path:
+        assert isinstance(command, click.Group), f"{ctx.command_path} has no subcommands"
+        found = command.get_command(ctx, name)
+        assert found is not None, f"{ctx.command_path} has no command {name}"
+        command, ctx = found, click.Context(found, parent=ctx, info_name=name)
+    return command

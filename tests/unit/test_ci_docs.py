@@ -12,7 +12,7 @@ from typing import Any
 import click
 import yaml
 
-from baselinr.cli.app import cli
+from tests.support.cli import command_at
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "CI.md"
 # (command, option) pairs whose choice values are not checked against the snippets (none today).
@@ -71,7 +71,7 @@ def test_every_command_and_option_exists() -> None:
     assert len(calls) >= 8
     for words in calls:
         group, name, *args = words
-        command = cli.commands[group].commands[name]  # type: ignore[attr-defined]
+        command = command_at(group, name)
         options = {opt: p for p in command.params if isinstance(p, click.Option) for opt in (*p.opts, *p.secondary_opts)}
         for i, arg in enumerate(args):
             if not arg.startswith("--"):

@@ -15,19 +15,17 @@ from typing import TYPE_CHECKING
 from baselinr.cli.render import markers
 from baselinr.storage.migrations.results import (
     ApplyResult,
-    BackfillProgress,
-    BaselineResult,
     LockRetry,
     PlannedStep,
-    RepairResult,
     RetriedMigration,
     StatusResult,
-    ValidationResult,
 )
 
 if TYPE_CHECKING:
     from baselinr.lint import LintReport
+    from baselinr.storage.migrations.run_results import BackfillProgress
     from baselinr.storage.migrations.scaffold import NewMigration
+    from baselinr.storage.migrations.upkeep_results import BaselineResult, RepairResult, ValidationResult
 
 RULE = "=" * 60
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import os
 import random
 import socket
@@ -313,6 +312,8 @@ class Dialect:
         """SHA-256 of the live schema, or ``None`` if the dialect cannot tell."""
         if not self.schema_queries:
             return None
+        import hashlib  # only tracked migrations hash the schema: not imported for every run
+
         digest = hashlib.sha256()
         for sql in self.schema_queries:
             for row in conn.exec_driver_sql(sql).fetchall():

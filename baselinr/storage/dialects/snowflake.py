@@ -7,7 +7,6 @@ connector reflects that are none of SQLAlchemy's (``VARIANT``, ``TIMESTAMP_TZ``)
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 from collections.abc import Iterator
@@ -171,6 +170,8 @@ class SnowflakeDialect(Dialect):
             except Exception:  # noqa: BLE001 - a server without SHOW PARAMETERS has no such parameter either
                 self._guard_parameters = False
             if not self._guard_parameters:
+                import logging  # this warning is the module's only log line: not imported for every run
+
                 logging.getLogger(__name__).warning(
                     "the server has no LOCK_TIMEOUT session parameter: DDL runs without the lock guard"
                 )

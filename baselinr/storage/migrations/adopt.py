@@ -24,9 +24,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from baselinr.storage.migrations.drift import ADDITIVE, REBUILDABLE, Difference
-from baselinr.storage.migrations.results import AdoptedVersion, HistoryRow
-from baselinr.storage.model import AddColumn, CreateIndex, CreateTable, Index, Names, Table
+from baselinr.storage.migrations.results import HistoryRow
+from baselinr.storage.model import Index, Names, Table
 from baselinr.storage.version_table import APPLIED, PROFILER_COLUMNS, VERSION_TABLE_NAME
 
 if TYPE_CHECKING:
@@ -34,6 +33,9 @@ if TYPE_CHECKING:
 
     from baselinr.storage.dialects import Dialect
     from baselinr.storage.migrations.chain import Chain
+    from baselinr.storage.migrations.drift import Difference
+    from baselinr.storage.migrations.upkeep_results import AdoptedVersion
+    from baselinr.storage.operations import AddColumn, CreateIndex
 
 ADOPTED_BY = "baselinr migrate repair"
 BASELINED_BY = "baselinr migrate baseline"
@@ -60,6 +62,8 @@ def live_tables(conn: Connection, dialect: Dialect | None = None) -> set[str]:
 
 def preexisting(rows: list[HistoryRow], chain: Chain, tables: set[str], names: Names) -> dict[int, list[str]]:
     """Versions the engine has not recorded whose tables exist already (created outside the migrations)."""
+    from baselinr.storage.operations import CreateTable  # loaded with the chain's migrations that use it
+
     recorded = {r.version for r in rows}
     found: dict[int, list[str]] = {}
     for v, m in sorted(chain.migrations.items()):
@@ -96,6 +100,9 @@ def is_version_table_column(diff: Difference) -> bool:
 
 def blocking(differences: list[Difference]) -> list[Difference]:
     """Errors that ``repair`` can neither create nor rebuild: the user has to decide."""
+    # Here, not at the top: status imports this module, and compares no schema.
+    from baselinr.storage.migrations.drift import ADDITIVE, REBUILDABLE
+
     return [
         d
         for d in differences
@@ -146,6 +153,9 @@ def _lower(columns: Any) -> tuple[str, ...]:
 
 def plan(conn: Connection, chain: Chain, versions: list[int], dialect: Dialect, names: Names) -> list[AdoptedVersion]:
     """For each version, the DDL that creates what its operations made and the database lacks."""
+    from baselinr.storage.migrations.upkeep_results import AdoptedVersion
+    from baselinr.storage.operations import AddColumn, CreateIndex, CreateTable
+
     live = _Live(conn)
     planned = []
     for v in versions:

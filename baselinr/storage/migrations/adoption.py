@@ -21,20 +21,24 @@ from baselinr.storage.migrations import adopt, failures, history
 from baselinr.storage.migrations.chain import Chain
 from baselinr.storage.migrations.migration import CHECKSUM_ALGORITHM
 from baselinr.storage.migrations.planner import fmt
-from baselinr.storage.migrations.results import BaselineResult, HistoryRow, RepairResult
+from baselinr.storage.migrations.results import HistoryRow
 from baselinr.storage.version_table import FAILED, RUNNING, VERSION_TABLE_NAME
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from sqlalchemy.engine import Connection
 
     from baselinr.storage.database import Database
     from baselinr.storage.migrations.drift import Difference
+    from baselinr.storage.migrations.upkeep_results import BaselineResult, RepairResult
 
 
-def may_hold_preexisting(db: Database, chain: Chain, rows: list[HistoryRow], state: str) -> bool:
+def may_hold_preexisting(db: Database, chain: Callable[[], Chain], rows: list[HistoryRow], state: str) -> bool:
     """Whether tables of unrecorded versions may exist. Looked up with the bare driver
     where it can, so that ``status`` of a database that is merely behind stays free of
-    SQLAlchemy."""
+    SQLAlchemy. ``chain`` is called only then: for an up-to-date database the
+    migrations are never imported."""
     from baselinr.storage.database import NO_QUICK_PATH
 
     if state not in ("not_initialized", "behind"):
@@ -44,7 +48,7 @@ def may_hold_preexisting(db: Database, chain: Chain, rows: list[HistoryRow], sta
         return True
     if tables is None:
         return state != "not_initialized"  # a SQLite file that does not exist holds nothing
-    return bool(adopt.preexisting(rows, chain, tables, db.names))
+    return bool(adopt.preexisting(rows, chain(), tables, db.names))
 
 
 def adoption(db: Database, chain: Chain, rows: list[HistoryRow]) -> tuple[list[Any], list[Difference]] | None:
@@ -91,6 +95,8 @@ def refuse_blocking(found: list[Difference], version: int) -> None:
 def repair(db: Database, chain: Chain, *, dry_run: bool = False) -> RepairResult:
     """Forget failed or interrupted rows, once the schema was fixed by hand, and adopt
     what Baselinr's profiler made without the migrations."""
+    from baselinr.storage.migrations.upkeep_results import RepairResult  # status imports this module too
+
     rows = db.read_history() or []
     bad = [r for r in rows if r.status in (RUNNING, FAILED)]
     stamped = adopt.unverified(rows)
@@ -174,6 +180,8 @@ def _adopt(db: Database, chain: Chain) -> list[Any]:
 
 def baseline(db: Database, chain: Chain, version: int, *, force: bool = False, dry_run: bool = False) -> BaselineResult:
     """Record versions 1..``version`` as applied on a database whose schema already matches it."""
+    from baselinr.storage.migrations.upkeep_results import BaselineResult
+
     if not 1 <= version <= chain.latest:
         raise UsageError(f"Baseline version must be between 1 and {chain.latest}, got {version}")
     rows = db.read_history() or []

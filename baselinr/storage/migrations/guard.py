@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import logging
 import random
 import threading
 import time
@@ -31,8 +30,6 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from baselinr.storage.dialects import Dialect
-
-log = logging.getLogger(__name__)
 
 DEFAULT_LOCK_TIMEOUT = 2.0  # seconds a DDL statement may wait for its lock
 DEFAULT_TRIES = 5
@@ -59,6 +56,14 @@ def backoff(attempt: int, rng: Callable[[], float] = random.random) -> float:
     (50-100 % of the step), so two runners or a runner and a retrying client do not march in step."""
     step = min(BACKOFF_CAP, BACKOFF_BASE * 2.0 ** (attempt - 1))
     return round(step * (0.5 + 0.5 * rng()), 3)
+
+
+def _debug(message: str) -> None:
+    """Log a failed blocker look (with its exception) at debug level. ``logging`` is
+    imported only then: ``status`` and a no-op ``apply`` import this module too."""
+    import logging
+
+    logging.getLogger(__name__).debug(message, exc_info=True)
 
 
 class _Alarms:
@@ -112,8 +117,8 @@ class _Alarms:
                     self._cond.wait(left)
             try:
                 fn()
-            except Exception:  # a look that fails only leaves the blocker unnamed
-                log.debug("a blocker look failed", exc_info=True)
+            except Exception:  # noqa: BLE001 - logged by _debug; a look that fails only leaves the blocker unnamed
+                _debug("a blocker look failed")
             finally:
                 with self._cond:
                     self._running = None
@@ -150,8 +155,8 @@ class BlockerWatch:
                 found = self._dialect.blockers(conn, self._session, self._age)
                 if conn.in_transaction():
                     conn.rollback()
-        except Exception:
-            log.debug("could not read the blocking sessions", exc_info=True)
+        except Exception:  # noqa: BLE001 - logged by _debug; the blocker stays unnamed
+            _debug("could not read the blocking sessions")
             return
         if found:
             self.found = found

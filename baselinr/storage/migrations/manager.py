@@ -22,26 +22,25 @@ from baselinr.config import ConnectionSettings, Settings, load_config
 from baselinr.storage.database import NO_QUICK_PATH, Database
 from baselinr.storage.dbapi import DbapiConnection
 from baselinr.storage.dialects import Dialect
-from baselinr.storage.migrations import adopt, adoption, history, journal, planner, validation
+from baselinr.storage.migrations import adopt, adoption, history, journal, planner
 from baselinr.storage.migrations.chain import DEFAULT_PACKAGE, Chain, ChainError, load_chain
 from baselinr.storage.migrations.guard import DEFAULT_LOCK_TIMEOUT, DEFAULT_TRIES
 from baselinr.storage.migrations.migration import Migration
 from baselinr.storage.migrations.results import (
     ApplyResult,
-    BackfillProgress,
-    BaselineResult,
     HistoryRow,
     LockRetry,
     Plan,
     PlannedStep,
-    RepairResult,
     StatusResult,
-    ValidationResult,
 )
-from baselinr.storage.migrations.runner import Runner
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
+
+    from baselinr.storage.migrations.run_results import BackfillProgress
+    from baselinr.storage.migrations.runner import Runner
+    from baselinr.storage.migrations.upkeep_results import BaselineResult, RepairResult, ValidationResult
 
 __all__ = ["ChainError", "Migration", "MigrationManager"]
 
@@ -109,6 +108,9 @@ class MigrationManager:
         return self.db.read_history()
 
     def _runner(self) -> Runner:
+        # Imported here: status and an apply with nothing to do never run a plan.
+        from baselinr.storage.migrations.runner import Runner
+
         return Runner(self.db, self.chain, ddl_lock_timeout=self.ddl_lock_timeout, ddl_lock_tries=self.ddl_lock_tries)
 
     def close(self) -> None:
@@ -122,7 +124,10 @@ class MigrationManager:
         code = self.code_version
         s = planner.state_of(rows, code)
         describe = self.settings.describe()
-        if not s.problems and (adopt.unverified(rows) or adoption.may_hold_preexisting(self.db, self.chain, rows, s.state)):
+        # The chain is handed over unloaded: an up-to-date database's status needs only the code version.
+        if not s.problems and (
+            adopt.unverified(rows) or adoption.may_hold_preexisting(self.db, lambda: self.chain, rows, s.state)
+        ):
             # Baselinr's profiler stamped versions or made tables the engine did not run:
             # say what repair would create and record, or what stops it.
             found = adoption.adoption(self.db, self.chain, rows)
@@ -235,6 +240,9 @@ class MigrationManager:
 
     def validate(self) -> ValidationResult:
         """Check the chain, the recorded history, checksums and the live schema."""
+        from baselinr.storage.migrations import validation
+        from baselinr.storage.migrations.upkeep_results import ValidationResult
+
         try:
             chain = self.chain
         except ChainError as exc:

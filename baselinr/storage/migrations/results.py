@@ -1,13 +1,42 @@
 """Result objects returned by ``MigrationManager``; the CLI renders them.
 
 Plain frozen dataclasses, so a library caller, the text renderer and the JSON
-renderer (``to_dict``) all see the same facts.
+renderer (``to_dict``) all see the same facts. This module holds the history,
+``status``, plans and what ``apply`` / ``rollback`` did; what running a plan
+reports step by step (``StepResult``, ``BackfillProgress``) lives in
+``run_results``, and the results of ``validate``, ``repair`` and ``baseline``
+in ``upkeep_results``. Both are importable from here too. The split is for
+start-up time: every frozen dataclass costs the interpreter generated code at
+import, and ``status`` or an ``apply`` with nothing to do should not pay for
+the results of work they do not do.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from baselinr.storage.migrations.run_results import BackfillProgress as BackfillProgress
+    from baselinr.storage.migrations.run_results import StepResult as StepResult
+    from baselinr.storage.migrations.upkeep_results import AdoptedVersion as AdoptedVersion
+    from baselinr.storage.migrations.upkeep_results import BaselineResult as BaselineResult
+    from baselinr.storage.migrations.upkeep_results import RepairResult as RepairResult
+    from baselinr.storage.migrations.upkeep_results import ValidationResult as ValidationResult
+else:
+
+    def __getattr__(name: str) -> Any:
+        """The names of ``run_results`` and ``upkeep_results``, imported on first use
+        (``from baselinr.storage.migrations.results import StepResult`` keeps working)."""
+        if name in ("BackfillProgress", "StepResult"):
+            from baselinr.storage.migrations import run_results
+
+            return getattr(run_results, name)
+        if name in ("AdoptedVersion", "BaselineResult", "RepairResult", "ValidationResult"):
+            from baselinr.storage.migrations import upkeep_results
+
+            return getattr(upkeep_results, name)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class _Result:
@@ -149,31 +178,6 @@ class RetriedMigration(_Result):
 
 
 @dataclass(frozen=True)
-class BackfillProgress(_Result):
-    """Where a batched backfill of a Python migration stands, after a batch (or at its end)."""
-
-    version: int
-    name: str
-    table: str
-    rows_done: int
-    rows_total: int  # the rows there were when it started
-    batches: int  # committed so far, over every run of it
-    rows_per_second: float  # of this run
-    resumed_at: int = 0  # rows an earlier, interrupted run had committed
-    finished: bool = False
-
-
-@dataclass(frozen=True)
-class StepResult(_Result):
-    version: int
-    description: str
-    direction: str
-    execution_time_ms: int
-    skipped: bool = False  # another runner had already done it
-    retries: list[LockRetry] = field(default_factory=list)  # lock timeouts it waited out
-
-
-@dataclass(frozen=True)
 class ApplyResult(_Result):
     """What ``apply`` / ``rollback`` did (or, in a dry run, would do)."""
 
@@ -183,43 +187,3 @@ class ApplyResult(_Result):
     dry_run: bool
     plan: Plan
     steps: list[StepResult] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class ValidationResult(_Result):
-    version: int | None
-    code_version: int
-    valid: bool
-    errors: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class AdoptedVersion(_Result):
-    """One version that ``repair`` adopts: what it creates (if anything) and records."""
-
-    version: int
-    description: str
-    created: list[str] = field(default_factory=list)
-    statements: list[str] = field(default_factory=list)
-    found: list[str] = field(default_factory=list)  # tables that were there already, recorded as they are
-
-
-@dataclass(frozen=True)
-class RepairResult(_Result):
-    dry_run: bool
-    removed: list[HistoryRow] = field(default_factory=list)
-    adopted: list[AdoptedVersion] = field(default_factory=list)
-    stamped_by_profiler: list[HistoryRow] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class BaselineResult(_Result):
-    """What ``baseline`` recorded (or, in a dry run, would record)."""
-
-    version: int
-    dry_run: bool
-    recorded: list[int] = field(default_factory=list)
-    differences: list[str] = field(default_factory=list)
-    forced: bool = False
-    replaced: list[HistoryRow] = field(default_factory=list)

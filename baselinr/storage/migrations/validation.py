@@ -14,7 +14,8 @@ from baselinr.storage.migrations import adopt, history
 from baselinr.storage.migrations.adoption import versions_to_adopt
 from baselinr.storage.migrations.chain import DEFAULT_PACKAGE, Chain
 from baselinr.storage.migrations.planner import fmt
-from baselinr.storage.migrations.results import HistoryRow, ValidationResult
+from baselinr.storage.migrations.results import HistoryRow
+from baselinr.storage.migrations.upkeep_results import ValidationResult
 from baselinr.storage.version_table import RUNNING
 
 if TYPE_CHECKING:
