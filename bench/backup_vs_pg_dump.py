@@ -214,7 +214,9 @@ def run_scale(server: Server, base: Path, rows: int, args: argparse.Namespace) -
     fill(server, source, rows)
     print(f"  filled in {time.perf_counter() - started:.1f}s", flush=True)
 
-    env = {**os.environ, "PGPASSWORD": server.password, "PYTHONPATH": str(ROOT)}
+    # Python's default bytecode cache, as on a user's machine (the first round writes it), as migrate_vs_peers does.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env.update({"PGPASSWORD": server.password, "PYTHONPATH": str(ROOT)})
     pg = ["-h", server.host, "-p", str(server.port), "-U", server.user]
     total_rows = rows + 2 * max(rows // 100, 1)
 
