@@ -236,9 +236,23 @@ class DbapiConnection:
         self._queue, self._begin_queued = [], False
         return queue, untouched
 
-    def _execute(self, statement: str, parameters: Any, *, alone: bool = False) -> Rows:
+    @contextmanager
+    def _cursor(self) -> Iterator[Any]:
+        """A driver cursor: a driver error in the block is marked (``_mark``), the cursor closed after."""
         cur = self.raw.cursor()
         try:
+            yield cur
+        except self.driver_error as exc:
+            self._mark(exc)
+            raise
+        finally:
+            try:
+                cur.close()
+            except Exception:  # noqa: BLE001 - the statement's own error matters, not the close
+                pass
+
+    def _execute(self, statement: str, parameters: Any, *, alone: bool = False) -> Rows:
+        with self._cursor() as cur:
             if self._queue and not alone:
                 queue, _ = self._take()
                 cur.execute(self._joined(cur, [*queue, cur.mogrify(statement, () if parameters is None else parameters)]))
@@ -249,14 +263,6 @@ class DbapiConnection:
                 cur.execute(statement, () if parameters is None else parameters)
             keys = [d[0] for d in cur.description] if cur.description else []
             rows = [tuple(r) for r in cur.fetchall()] if cur.description else []
-        except self.driver_error as exc:
-            self._mark(exc)
-            raise
-        finally:
-            try:
-                cur.close()
-            except Exception:  # noqa: BLE001 - the statement's own error matters, not the close
-                pass
         return Rows(rows, keys)
 
     @staticmethod
@@ -265,17 +271,8 @@ class DbapiConnection:
         return b"; ".join(p if isinstance(p, bytes) else cur.mogrify(p) for p in parts)
 
     def _send(self, parts: Sequence[str | bytes]) -> None:
-        cur = self.raw.cursor()
-        try:
+        with self._cursor() as cur:
             cur.execute(self._joined(cur, parts))
-        except self.driver_error as exc:
-            self._mark(exc)
-            raise
-        finally:
-            try:
-                cur.close()
-            except Exception:  # noqa: BLE001 - the statement's own error matters, not the close
-                pass
 
     def _abandon(self) -> None:
         """After a failed COMMIT send: end what is left of the transaction (nothing if the
