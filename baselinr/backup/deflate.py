@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import importlib
 import zlib
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
@@ -43,17 +41,11 @@ def decompressobj() -> Any:
     return _impl.decompressobj(GZIP_WBITS)
 
 
-@contextmanager
-def as_zlib_errors() -> Iterator[None]:
-    """Raise any decompression error as ``zlib.error``, with the implementation's message."""
+def decompress(decompressor: Any, data: bytes, max_length: int) -> bytes:
+    """``decompressor.decompress(data, max_length)``, any error raised as ``zlib.error`` with its message."""
     try:
-        yield
+        return bytes(decompressor.decompress(data, max_length))
     except _ERRORS as exc:
         if isinstance(exc, zlib.error):
             raise
         raise zlib.error(str(exc)) from None
-
-
-def decompress_call(fn: Callable[..., bytes], *args: Any) -> bytes:
-    with as_zlib_errors():
-        return fn(*args)

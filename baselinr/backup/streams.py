@@ -224,12 +224,12 @@ class HashingGzipReader:
                     raise zlib.error(f"{len(rest)} unexpected bytes after the end of the compressed data")
                 break
             if self._zip.unconsumed_tail:
-                data = deflate.decompress_call(self._zip.decompress, self._zip.unconsumed_tail, CHUNK)
+                data = deflate.decompress(self._zip, self._zip.unconsumed_tail, CHUNK)
             else:
                 compressed = self._read_raw(CHUNK)
                 if not compressed:
                     raise TruncatedStream("the file ends before its compressed data does (truncated)")
-                data = deflate.decompress_call(self._zip.decompress, compressed, CHUNK)
+                data = deflate.decompress(self._zip, compressed, CHUNK)
             if data:
                 self._content.update(data)
                 self.content_bytes += len(data)
