@@ -81,6 +81,15 @@ def migration_sends(sends: list[str], v: int) -> list[str]:
     return sends[first - 1 : end + 1]
 
 
+def applied_then_fresh(wired: Wired, pkg: str) -> MigrationManager:
+    """Apply all of ``pkg``, then a new manager on a wire with nothing recorded yet."""
+    mgr = wired.manager(pkg)
+    mgr.apply()
+    mgr.close()
+    wired.wire.clear()
+    return wired.manager(pkg)
+
+
 def test_each_migration_is_four_round_trips_and_the_set_up_one_transaction(wired: Wired, tmp_path: Path) -> None:
     mgr = wired.manager(package(tmp_path, 5))
     assert [s.version for s in mgr.apply(2).steps] == [1, 2]
@@ -141,12 +150,7 @@ def test_a_version_with_journal_rows_still_gets_them_cleared(wired: Wired, tmp_p
 
 
 def test_a_no_op_apply_is_one_connection_and_one_read(wired: Wired, tmp_path: Path) -> None:
-    pkg = package(tmp_path, 3)
-    mgr = wired.manager(pkg)
-    mgr.apply()
-    mgr.close()
-    wired.wire.clear()
-    mgr = wired.manager(pkg)
+    mgr = applied_then_fresh(wired, package(tmp_path, 3))
     result = mgr.apply()
     assert result.steps == [] and result.to_version == 3
     [[read]] = wired.wire.connections  # no lock: nothing to do is decided from committed rows
@@ -196,12 +200,7 @@ def test_a_failing_version_row_fails_its_migration_and_rolls_it_back(wired: Wire
 
 
 def test_a_rollback_shares_the_lock_connection_and_batches_the_same_way(wired: Wired, tmp_path: Path) -> None:
-    pkg = package(tmp_path, 3)
-    mgr = wired.manager(pkg)
-    mgr.apply()
-    mgr.close()
-    wired.wire.clear()
-    mgr = wired.manager(pkg)
+    mgr = applied_then_fresh(wired, package(tmp_path, 3))
     assert [s.version for s in mgr.rollback(1).steps] == [3, 2]
     lock, runner = wired.wire.connections
     assert lock[0].startswith(HISTORY) and lock[1].startswith("SELECT pg_try_advisory_lock") and len(lock) == 3
