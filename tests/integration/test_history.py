@@ -33,7 +33,7 @@ def test_every_version_applies_validates_and_rolls_back(database: Database) -> N
             assert check.valid and check.version == version, (version, check.errors)
             assert _clean(check.warnings) == [], (version, check.warnings)
             live = {n for n in inspect(mgr.engine).get_table_names() if n.startswith("baselinr_")}
-            assert live == set(chain.model_at(version)[0].tables), version
+            assert live == set(chain.model_at(version, database.dialect)[0].tables), version
         assert mgr.status().state == "up_to_date"
 
         for version in range(CURRENT_SCHEMA_VERSION - 1, -1, -1):
@@ -44,7 +44,7 @@ def test_every_version_applies_validates_and_rolls_back(database: Database) -> N
                 assert check.valid and check.version == version, (version, check.errors)
                 assert _clean(check.warnings) == [], (version, check.warnings)
             live = {n for n in inspect(mgr.engine).get_table_names() if n.startswith("baselinr_")}
-            assert live == set(chain.model_at(version)[0].tables), version
+            assert live == set(chain.model_at(version, database.dialect)[0].tables), version
         assert mgr.status().database_version is None
     finally:
         mgr.close()

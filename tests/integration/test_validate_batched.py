@@ -36,7 +36,7 @@ def test_validate_reflects_all_tables_in_a_few_queries(tmp_path: Path, request: 
     event.listen(mgr.engine, "before_cursor_execute", count)
     result = mgr.validate()
     event.remove(mgr.engine, "before_cursor_execute", count)
-    tables = len(mgr.chain.model_at(mgr.chain.code_version)[0].tables)
+    tables = len(mgr.chain.model_at(mgr.chain.code_version, mgr.dialect.name)[0].tables)
     assert tables >= 10
     # Per table the inspector would ask at least columns, primary key, unique constraints and indexes.
     assert len(seen) < tables, f"{len(seen)} queries for {tables} tables"
@@ -52,7 +52,7 @@ def test_batched_reflection_finds_what_the_per_table_inspector_finds(
     tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     mgr = _broken(tmp_path, request)
-    model, exact = mgr.chain.model_at(mgr.chain.code_version)
+    model, exact = mgr.chain.model_at(mgr.chain.code_version, mgr.dialect.name)
     with mgr.engine.connect() as conn:
         batched = compare(conn, model, exact, mgr.dialect, mgr.names)
         raw = inspect(conn)

@@ -36,12 +36,12 @@ def test_chain_is_whole_and_code_version_is_the_highest() -> None:
 def test_each_version_adds_the_tables_of_baselinrs_history() -> None:
     chain = load_chain()
     for version in range(2, 11):
-        before = set(chain.model_at(version - 1)[0].tables)
-        after = set(chain.model_at(version)[0].tables)
+        before = set(chain.model_at(version - 1, "postgres")[0].tables)
+        after = set(chain.model_at(version, "postgres")[0].tables)
         assert after - before == EXPECTED_TABLES.get(version, set()), version
-    rca = chain.model_at(7)[0].tables["baselinr_rca_results"]
+    rca = chain.model_at(7, "postgres")[0].tables["baselinr_rca_results"]
     assert rca.column("database_name") is not None
-    assert chain.model_at(6)[0].tables["baselinr_rca_results"].column("database_name") is None
+    assert chain.model_at(6, "postgres")[0].tables["baselinr_rca_results"].column("database_name") is None
 
 
 def test_every_migration_is_model_operations_with_a_down() -> None:
@@ -62,7 +62,7 @@ def _key_bytes(table: Table, columns: tuple[str, ...]) -> int:
 
 
 def test_every_key_and_index_fits_innodb_under_utf8mb4() -> None:
-    model, _ = load_chain().model_at(10)
+    model, _ = load_chain().model_at(10, "mysql")
     checked = 0
     for t in model.tables.values():
         keys = [t.primary_key, *t.unique, *(i.columns for i in t.indexes)]
@@ -101,7 +101,7 @@ def test_v11_reorders_rca_results_and_relaxes_sqlite_table_state(dialect: str, e
     if dialect == "sqlite":
         # Going back to v10's NOT NULL keys, the profiler's NULLs take the v10 default.
         assert "COALESCE(database_name, '')" in down and "COALESCE(schema_name, '')" in down
-    model, _ = load_chain().model_at(11)
+    model, _ = load_chain().model_at(11, dialect)
     rca = model.tables["baselinr_rca_results"]
     assert rca.positional and [c.name for c in rca.columns[:4]] == ["id", "anomaly_id", "database_name", "table_name"]
 
@@ -124,7 +124,7 @@ def test_ddl_is_spelled_for_each_dialect(dialect: str) -> None:
     if dialect == "snowflake":
         assert "metadata VARIANT" in sql
     else:
-        model, _ = load_chain().model_at(10)
+        model, _ = load_chain().model_at(10, dialect)
         assert sql.count("CREATE INDEX") == sum(len(t.indexes) for t in model.tables.values()) == 42
 
 

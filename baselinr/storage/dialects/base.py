@@ -144,7 +144,10 @@ class Dialect:
         return ident
 
     def render_type(self, t: SqlType) -> str:
-        return self.types[t.family].format(length=t.length, precision=t.precision, scale=t.scale)
+        spelled = self.types[t.family]
+        if t.family == "decimal" and t.precision is None:
+            return spelled.split("(")[0]  # DECIMAL with the server's default precision, as a SQL migration wrote it
+        return spelled.format(length=t.length, precision=t.precision, scale=t.scale)
 
     def render_column(self, c: Column, *, inline_pk: bool = False) -> str:
         if c.autoincrement:

@@ -79,7 +79,7 @@ def blocking(db: Database, chain: Chain, conn: Connection, version: int) -> list
     """Differences from ``version``'s model that repair can neither create nor rebuild."""
     from baselinr.storage.migrations.drift import compare
 
-    model, exact = chain.model_at(version)
+    model, exact = chain.model_at(version, db.dialect.name)
     return adopt.blocking(compare(conn, model, exact, db.dialect, db.names))
 
 
@@ -236,7 +236,7 @@ def _refuse_managed(rows: list[HistoryRow]) -> None:
 def _differences(db: Database, chain: Chain, version: int) -> list[str]:
     from baselinr.storage.migrations.drift import compare
 
-    model, exact = chain.model_at(version)
+    model, exact = chain.model_at(version, db.dialect.name)
     with db.connect() as conn:
         differences = compare(conn, model, exact, db.dialect, db.names)
         if conn.in_transaction():

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from baselinr.errors import UsageError
 from baselinr.storage.migrations.migration import Migration
 from baselinr.storage.model import Schema
+
+if TYPE_CHECKING:
+    from baselinr.storage.follow import Unfollowed
 from baselinr.storage.version_table import VERSION_TABLE
 
 DEFAULT_PACKAGE = "baselinr.storage.migrations.versions"
@@ -31,6 +35,10 @@ class Chain:
     migrations: dict[int, Migration]
     code_version: int
     package: str = DEFAULT_PACKAGE
+    # model_at's answers by (version, dialect): each is built from the one before it.
+    _models: dict[tuple[int, str], tuple[Schema, tuple[tuple[int, Unfollowed], ...]]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def get(self, version: int) -> Migration:
         return self.migrations[version]
@@ -49,22 +57,47 @@ class Chain:
     def latest(self) -> int:
         return max(self.migrations, default=0)
 
-    def model_at(self, version: int) -> tuple[Schema, bool]:
-        """The expected schema at ``version`` and whether it is exact.
+    def model_at(self, version: int, dialect: str) -> tuple[Schema, bool]:
+        """The expected schema at ``version`` on ``dialect``, and whether it is exact.
 
-        Not exact once a migration changed the schema with SQL or Python but
-        declared no ``operations``: then unknown extras are only warnings.
+        Every migration 1..``version`` is replayed: its model ``operations``
+        where it declares them, else the DDL of its SQL for ``dialect``, read
+        by ``baselinr.storage.follow``. Not exact once a statement could not be
+        followed (``unfollowed`` names them): then unknown extras are only
+        warnings, and wrong types too.
         """
-        schema = Schema({VERSION_TABLE.name: VERSION_TABLE})
-        exact = True
-        for v in range(1, version + 1):
+        schema, missed = self._followed(version, dialect)
+        return schema.copy(), not missed
+
+    def unfollowed(self, version: int, dialect: str) -> list[tuple[int, Unfollowed]]:
+        """(version, statement) for each statement of 1..``version`` the model could not follow."""
+        return list(self._followed(version, dialect)[1])
+
+    def _followed(self, version: int, dialect: str) -> tuple[Schema, tuple[tuple[int, Unfollowed], ...]]:
+        key = (version, dialect)
+        if key in self._models:
+            return self._models[key]
+        if version >= 1 and (version - 1, dialect) in self._models:
+            base, missed = self._models[(version - 1, dialect)]
+            schema, start = base.copy(), version
+        else:
+            schema, missed, start = Schema({VERSION_TABLE.name: VERSION_TABLE}), (), 1
+        for v in range(start, version + 1):
             m = self.migrations.get(v)
             if m is None:
                 continue
-            for op in m.operations:
-                op.apply(schema)
-            exact = exact and m.declares_model
-        return schema, exact
+            if m.operations:
+                for op in m.operations:
+                    op.apply(schema)
+            elif m.up_sql:
+                from baselinr.storage.dialects import dialect_class
+                from baselinr.storage.follow import follow
+
+                statements = m.up_statements(dialect_class(dialect)())
+                missed = (*missed, *((v, u) for u in follow(schema, statements, dialect)))
+            self._models[(v, dialect)] = (schema.copy(), missed)
+        self._models[key] = (schema, missed)
+        return schema, missed
 
 
 def load_chain(package: str = DEFAULT_PACKAGE) -> Chain:

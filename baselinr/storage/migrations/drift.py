@@ -15,25 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from baselinr.storage.families import accepts
 from baselinr.storage.model import Names, Schema, Table
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from baselinr.storage.dialects import Dialect
-
-# Families a live column may reflect as and still match the model.
-_COMPATIBLE = {
-    "integer": {"integer", "bigint"},
-    "bigint": {"bigint"},
-    "float": {"float"},
-    "decimal": {"decimal"},
-    "string": {"string"},
-    "text": {"text", "string", "json"},
-    "json": {"text", "json", "string"},
-    "timestamp": {"timestamp"},
-    "boolean": {"boolean", "integer"},
-}
 
 # Kinds of difference. Repair creates the ``ADDITIVE`` ones and rebuilds the
 # ``REBUILDABLE`` ones (an index holds no data of its own); any other error
@@ -211,10 +199,7 @@ def _compare_table(
         family, length = family_of(live["type"], dialect)
         family = declared.get(col.name.lower(), family)
         want = col.type
-        ok = family in _COMPATIBLE.get(want.family, {want.family})
-        if ok and want.family == "string" and family == "string" and length and want.length and length < want.length:
-            ok = False
-        if not ok:
+        if not accepts(want, family, length):
             out.append(Difference(COLUMN_TYPE, physical, col.name, dialect.render_type(want), str(live["type"]), loose))
         if not col.nullable and live.get("nullable") and col.name not in table.primary_key:
             out.append(Difference(COLUMN_NULLABLE, physical, col.name, "NOT NULL", "NULL", loose))

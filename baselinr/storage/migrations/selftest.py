@@ -230,7 +230,7 @@ def _check(
     drift's errors count, and its warnings (extra objects) where the model is
     exact. The snapshot's differences come first (they carry the reflected
     types); a model difference about the same object is not reported twice."""
-    model, exact = mgr.chain.model_at(at)
+    model, exact = mgr.chain.model_at(at, mgr.dialect.name)
     with _reading(mgr) as conn:
         live = snapshot.take(conn, indexes=mgr.dialect.supports_indexes)
         differences = compare(conn, model, exact, mgr.dialect, mgr.names)

@@ -102,7 +102,7 @@ def _validate_rows(
             )
     from baselinr.storage.migrations.drift import compare, split
 
-    model, exact = chain.model_at(min(current, code))
+    model, exact = chain.model_at(min(current, code), db.dialect.name)
     differences = compare(conn, model, exact, db.dialect, db.names)
     if stamped:
         # The profiler's narrower version table is widened by repair before anything is written.

@@ -1,0 +1,139 @@
+"""Column-type families: the one map from a type's spelling to the model's family.
+
+The schema model compares types by family (``integer``, ``string`` …, see
+``SqlType``), never by spelling, since each dialect spells and reflects them
+its own way. This module is the only place that knows which spellings fall in
+which family and which families a model type accepts. Used by the SQL
+follower (``follow``: a migration's DDL into the model), ``drift`` (the live
+schema against the model) and ``backup.trust`` (a manifest's column types).
+Pure; no database, no sqlglot.
+"""
+
+from __future__ import annotations
+
+import re
+
+from baselinr.storage.model import SqlType
+
+# Every family of the model, and the spellings (upper case, without parameters) that fall in it.
+# A type outside this closed list is no model type: the model cannot hold it, a backup refuses it.
+FAMILIES: dict[str, tuple[str, ...]] = {
+    "integer": ("INTEGER", "INT", "INT2", "INT4", "SMALLINT", "MEDIUMINT", "SERIAL", "SMALLSERIAL", "SERIAL4"),
+    "bigint": ("BIGINT", "INT8", "BIGSERIAL", "SERIAL8"),
+    "float": ("FLOAT", "FLOAT4", "FLOAT8", "DOUBLE", "DOUBLE PRECISION", "REAL"),
+    "decimal": ("NUMERIC", "DECIMAL", "NUMBER", "DEC"),
+    "string": ("VARCHAR", "CHARACTER VARYING", "NVARCHAR", "CHAR", "CHARACTER", "NCHAR"),
+    "text": ("TEXT", "TINYTEXT", "MEDIUMTEXT", "LONGTEXT", "CLOB", "STRING"),
+    "json": ("JSON", "JSONB", "VARIANT", "OBJECT"),
+    "timestamp": (
+        "TIMESTAMP",
+        "DATETIME",
+        "TIMESTAMP_NTZ",
+        "TIMESTAMP_TZ",
+        "TIMESTAMP_LTZ",
+        "TIMESTAMPTZ",
+        "TIMESTAMPNTZ",
+        "TIMESTAMPLTZ",
+        "TIMESTAMP WITH TIME ZONE",
+        "TIMESTAMP WITHOUT TIME ZONE",
+        "DATE",
+    ),
+    "boolean": ("BOOLEAN", "BOOL"),
+}
+FAMILY_OF = {name: family for family, names in FAMILIES.items() for name in names}
+# Spellings that make a column its table's generated key.
+SERIAL = frozenset({"SERIAL", "SMALLSERIAL", "SERIAL4", "BIGSERIAL", "SERIAL8"})
+
+# Families a live (or backed-up) column may have and still match a model column of the key's family.
+COMPATIBLE: dict[str, frozenset[str]] = {
+    "integer": frozenset({"integer", "bigint"}),
+    "bigint": frozenset({"bigint"}),
+    "float": frozenset({"float"}),
+    # NUMERIC(p, 0) reads back as an integer family (it is how Snowflake spells INTEGER).
+    "decimal": frozenset({"decimal", "bigint"}),
+    "string": frozenset({"string"}),
+    "text": frozenset({"text", "string", "json"}),
+    "json": frozenset({"text", "json", "string"}),
+    "timestamp": frozenset({"timestamp"}),
+    "boolean": frozenset({"boolean", "integer"}),
+}
+
+_TYPE = re.compile(
+    r"(?P<base>[A-Za-z][A-Za-z0-9_]*(?: [A-Za-z][A-Za-z0-9_]*)*?)"
+    r"\s*(?:\(\s*(?P<p>\d{1,10})\s*(?:,\s*(?P<s>\d{1,10})\s*)?\))?"
+    r"(?P<rest>(?: [A-Za-z][A-Za-z0-9_]*)*)"
+)
+
+
+def family(base: str, p: int | None = None, s: int | None = None) -> tuple[str, int | None] | None:
+    """The family (and string length) of a base spelling with its parameters; ``None`` if no model type."""
+    base = " ".join(base.upper().split())
+    if base == "TINYINT":
+        return ("boolean", None) if p == 1 else ("integer", None)
+    found = FAMILY_OF.get(base)
+    if found is None:
+        return None
+    if found == "decimal" and s is not None and s == 0:
+        return "bigint", None  # NUMBER(38, 0): how Snowflake spells INTEGER
+    if found == "string":
+        return ("string", p) if p else ("text", None)
+    return found, None
+
+
+def type_family(spelled: str) -> tuple[str, int | None] | None:
+    """The family (and string length) of a type as a dialect spells it; ``None`` if it is no model type."""
+    m = _TYPE.fullmatch(spelled.strip()) if len(spelled) <= 120 else None
+    if m is None:
+        return None
+    p = int(m["p"]) if m["p"] is not None else None
+    s = int(m["s"]) if m["s"] is not None else None
+    return family(m["base"], p, s)
+
+
+def accepts(model: SqlType, found: str, length: int | None = None) -> bool:
+    """True when a column of family ``found`` (and string ``length``) can hold the model's values."""
+    if found not in COMPATIBLE.get(model.family, frozenset({model.family})):
+        return False
+    # A string column narrower than the model's would truncate on the way back in.
+    return not (model.family == "string" and found == "string" and length and model.length and length < model.length)
+
+
+def sql_type(base: str, p: int | None = None, s: int | None = None) -> SqlType | None:
+    """The model type of a declared type (``DECIMAL(10, 4)`` → decimal 10, 4); ``None`` if no model type."""
+    base = " ".join(base.upper().split())
+    found = FAMILY_OF.get(base)
+    if base == "TINYINT":
+        return SqlType("boolean") if p == 1 else SqlType("integer")
+    if found is None:
+        return None
+    if found == "decimal":
+        return SqlType("decimal", precision=p, scale=s if p is not None else None)
+    if found == "string":
+        return SqlType("string", length=p) if p else SqlType("text")
+    return SqlType(found)
+
+
+def spelled_sql_type(spelled: str) -> SqlType | None:
+    """The model type of a type as a dialect spells it (``NUMERIC(10, 4)``); ``None`` if no model type."""
+    m = _TYPE.fullmatch(spelled.strip()) if len(spelled) <= 120 else None
+    if m is None:
+        return None
+    p = int(m["p"]) if m["p"] is not None else None
+    s = int(m["s"]) if m["s"] is not None else None
+    found = type_family(spelled)
+    if found is None:
+        return None
+    if found[0] == "decimal":
+        return SqlType("decimal", precision=p, scale=s if s is not None else (0 if p is not None else None))
+    if found[0] == "string":
+        return SqlType("string", length=found[1])
+    return SqlType(found[0])
+
+
+def describe(t: SqlType) -> str:
+    """The model type as shown in messages: ``string(255)``, ``decimal(10, 4)``, ``timestamp``."""
+    if t.length is not None:
+        return f"{t.family}({t.length})"
+    if t.precision is not None:
+        return f"{t.family}({t.precision}, {t.scale})"
+    return t.family
