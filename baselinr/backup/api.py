@@ -12,6 +12,7 @@ so backups use the same connection rules, lock and migrations as
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from baselinr.backup.progress import ProgressCallback
@@ -42,8 +43,14 @@ def create_backup(
     keep: int | None = None,
     migrations_package: str = DEFAULT_PACKAGE,
     progress: ProgressCallback | None = None,
+    exclude_tables: Sequence[str] = (),
+    exclude_columns: Sequence[str] = (),
 ) -> CreateResult:
-    """Back up every ``baselinr_*`` table into a new backup under ``dest``; then keep the newest ``keep``."""
+    """Back up every ``baselinr_*`` table into a new backup under ``dest``; then keep the newest ``keep``.
+
+    ``exclude_tables`` / ``exclude_columns`` (``table.column``): tables and columns the schema
+    model does not know, left out on purpose and recorded in the manifest; without them such
+    a table or column makes the backup fail (``SchemaOutsideModel``), never silently left out."""
     from dataclasses import replace
 
     from baselinr.backup.writer import write_backup
@@ -61,6 +68,8 @@ def create_backup(
             results_table=settings.storage.results_table,
             name=name,
             progress=progress,
+            exclude_tables=exclude_tables,
+            exclude_columns=exclude_columns,
         )
     finally:
         db.close()

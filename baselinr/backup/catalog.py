@@ -71,10 +71,10 @@ class Catalog:
         return logical.lower() in self.known and logical.lower() not in self.required
 
 
-def catalog(chain: Chain, version: int) -> Catalog:
-    """The catalog at ``version`` (0 ≤ version ≤ the chain's code version)."""
-    at, exact = chain.model_at(version)
-    latest, _ = chain.model_at(chain.code_version)
+def catalog(chain: Chain, version: int, dialect: str) -> Catalog:
+    """The catalog at ``version`` (0 ≤ version ≤ the chain's code version) on ``dialect``."""
+    at, exact = chain.model_at(version, dialect)
+    latest, _ = chain.model_at(chain.code_version, dialect)
     required = {name.lower(): t for name, t in at.tables.items()}
     known: dict[str, Table] = {t.name.lower(): t for t in PROFILER_TABLES}
     known.update({name.lower(): t for name, t in latest.tables.items()})

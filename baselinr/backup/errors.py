@@ -32,6 +32,11 @@ class BackupError(BaselinrError):
     exit_code = EXIT_INVALID
 
 
+class SchemaOutsideModel(BackupError):
+    """The database has a ``baselinr_*`` table or a column that no migration made: a backup
+    would not hold it, so none is written unless the user excludes it by name (exit 1)."""
+
+
 class ManifestRejected(BackupError):
     """A backup's manifest differs from the schema model or from itself; it is not used."""
 

@@ -32,7 +32,12 @@ found by ``verify`` (it covers the per-file checksums too). It is an
 integrity check, not a signature: whoever can write the backup can write a
 matching digest, which is why restore trusts nothing the model and the
 files do not confirm. Format version 1 is format 2 without that field; it
-is still read (see ``trust``).
+is still read (see ``trust``). Format 3 adds ``excluded_tables`` and
+``excluded_columns``, what ``backup create --exclude-table`` /
+``--exclude-column`` left out on purpose (tables and columns that no
+migration made), and ``kept_columns``: columns that no migration made,
+held under a type of the model's closed list, which restore adds back.
+Format 2 is format 3 with all three empty.
 
 ``mode`` is ``data`` (table files in the backup). Another mode, such as a
 Snowflake zero-copy ``clone`` whose tables live in the warehouse, would add
@@ -50,8 +55,8 @@ from typing import Any
 from baselinr.backup.errors import BackupError
 
 FORMAT = "baselinr-backup"
-FORMAT_VERSION = 2
-READABLE_FORMAT_VERSIONS = (1, 2)
+FORMAT_VERSION = 3
+READABLE_FORMAT_VERSIONS = (1, 2, 3)
 DIGEST_FIELD = "manifest_sha256"
 MANIFEST_FILE = "manifest.json"
 MODES = ("data",)
@@ -110,6 +115,13 @@ class Manifest:
     # Tables of the model at schema_version that the source database did not have (a database the
     # profiler made and stamped): a restore creates them, empty, through the migrations.
     absent_tables: list[str] = field(default_factory=list)
+    # What the user left out on purpose (``backup create --exclude-table / --exclude-column``), as
+    # ``table`` and ``table.column``: tables and columns the schema model does not know, never the model's.
+    excluded_tables: list[str] = field(default_factory=list)
+    excluded_columns: list[str] = field(default_factory=list)
+    # Columns (``table.column``) of model tables that no migration made, held in the backup under a type
+    # of the model's closed list: restore adds them back (``ALTER TABLE … ADD COLUMN`` from that type).
+    kept_columns: list[str] = field(default_factory=list)
     # As read back: the digest the manifest records and the one its content has (None when written by this code).
     recorded_sha256: str | None = field(default=None, compare=False, repr=False)
     computed_sha256: str | None = field(default=None, compare=False, repr=False)
@@ -180,6 +192,7 @@ _MANIFEST_FIELDS = {
     "name": "str", "created_at": "str", "tool_version": "str", "dialect": "str", "database": "str",
     "schema_version": "version?", "code_version": "version", "server_version": "str?", "mode": "str",
     "format": "str", "format_version": "version", "complete": "bool", "absent_tables": "names",
+    "excluded_tables": "names", "excluded_columns": "names", "kept_columns": "names",
 }  # fmt: skip
 _TABLE_FIELDS = {
     "name": "str", "file": "str", "encoding": "str", "rows": "count", "bytes": "count", "content_bytes": "count",

@@ -43,11 +43,12 @@ from baselinr.backup.reader import check_table, mismatch, open_table, verify
 from baselinr.backup.results import RestoreResult, TableSummary, VerifyResult
 from baselinr.backup.store import read_manifest
 from baselinr.backup.tables import select_baselinr
-from baselinr.backup.trust import logical_of
+from baselinr.backup.trust import kept_columns, logical_of
 from baselinr.errors import BaselinrError
 from baselinr.storage.connection import first_line, redact, run_statement
+from baselinr.storage.families import describe, spelled_sql_type
 from baselinr.storage.migrations import history
-from baselinr.storage.model import CreateTable
+from baselinr.storage.model import Column, CreateTable
 from baselinr.storage.version_table import APPLIED, VERSION_TABLE_NAME
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ class _Plan:
         self.path = path
         self.codec = codec
         self.version = manifest.schema_version or 0
-        self.catalog: Catalog = catalog(chain, self.version)
+        self.catalog: Catalog = catalog(chain, self.version, manifest.dialect)
         # Target names come from the target's config and our model, never from the manifest.
         self.logical = {t.name: logical_of(t) for t in manifest.tables}
         self.targets = {t.name: db.names(self.logical[t.name]) for t in manifest.tables}
@@ -245,6 +246,25 @@ def _build_schema(conn: Connection, plan: _Plan, existing: list[str]) -> None:
         for stmt in CreateTable(model).up(dialect, db.names):
             run_statement(conn, stmt)
         plan.created.append(target)
+    _add_kept_columns(conn, plan)
+
+
+def _add_kept_columns(conn: Connection, plan: _Plan) -> None:
+    """Add back the columns no migration made that the backup kept (``kept_columns``): the name was
+    checked as a plain identifier, the type is rendered from the model's family, never copied."""
+    kept = kept_columns(plan.manifest)
+    for entry in plan.manifest.tables:
+        target = plan.targets[entry.name]
+        wanted = [c for c in entry.columns if (entry.name.lower(), c.name.lower()) in kept]
+        if not wanted:
+            continue
+        live = {c.lower() for c in plan.codec.column_names(conn, target)}
+        for c in wanted:
+            sql_type = spelled_sql_type(c.type)
+            if c.name.lower() in live or sql_type is None:
+                continue
+            run_statement(conn, plan.db.dialect.render_add_column(target, Column(c.name, sql_type)))
+            plan.notes.append(f"added {target}.{c.name} back ({describe(sql_type)}): no migration makes it")
 
 
 def _load(conn: Connection, plan: _Plan, progress: ProgressCallback | None) -> None:

@@ -18,7 +18,9 @@ checked:
   the model at that version present or listed in ``absent_tables`` (the
   source did not have it: restore creates it empty);
 - every column: one the model has, of a type whose family the model's
-  accepts (the rules of ``migrate validate``), and no required column left out.
+  accepts (the rules of ``migrate validate``), and no required column left
+  out; or one the manifest lists in ``kept_columns`` (no migration made it),
+  of a type of the model's closed list of families.
 
 Each finding is a ``ManifestProblem`` (a kind, a table, a detail); the text
 is rendered from it.
@@ -32,7 +34,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from baselinr.backup.catalog import RENAMABLE, Catalog, catalog
 from baselinr.backup.manifest import FORMAT_VERSION, Manifest, TableEntry
-from baselinr.storage.migrations.drift import _COMPATIBLE
+from baselinr.storage.families import accepts, describe, spelled_sql_type, type_family
 from baselinr.storage.model import Column, SqlType, Table
 
 if TYPE_CHECKING:
@@ -46,25 +48,6 @@ INTEGRITY_MISSING = "missing"
 INTEGRITY_NOT_RECORDED = "not recorded (format 1)"
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,127}")
-_TYPE = re.compile(
-    r"(?P<base>[A-Za-z][A-Za-z0-9_]*(?: [A-Za-z][A-Za-z0-9_]*)*?)"
-    r"\s*(?:\(\s*(?P<p>\d{1,10})\s*(?:,\s*(?P<s>\d{1,10})\s*)?\))?"
-    r"(?P<rest>(?: [A-Za-z][A-Za-z0-9_]*)*)"
-)
-_FAMILIES = {
-    "integer": ("INTEGER", "INT", "INT2", "INT4", "SMALLINT", "MEDIUMINT", "SERIAL", "SMALLSERIAL"),
-    "bigint": ("BIGINT", "INT8", "BIGSERIAL"),
-    "float": ("FLOAT", "FLOAT4", "FLOAT8", "DOUBLE", "REAL"),
-    "decimal": ("NUMERIC", "DECIMAL", "NUMBER", "DEC"),
-    "string": ("VARCHAR", "CHARACTER VARYING", "NVARCHAR", "CHAR", "CHARACTER", "NCHAR"),
-    "text": ("TEXT", "TINYTEXT", "MEDIUMTEXT", "LONGTEXT", "CLOB", "STRING"),
-    "json": ("JSON", "JSONB", "VARIANT", "OBJECT"),
-    "timestamp": ("TIMESTAMP", "DATETIME", "TIMESTAMP_NTZ", "TIMESTAMP_TZ", "TIMESTAMP_LTZ", "DATE"),
-    "boolean": ("BOOLEAN", "BOOL"),
-}
-_FAMILY_OF = {name: family for family, names in _FAMILIES.items() for name in names}
-
-
 class _Report(Protocol):
     def __call__(self, kind: str, table: str | None, detail: str) -> None: ...
 
@@ -96,34 +79,9 @@ class ManifestCheck:
         return not self.problems
 
 
-def type_family(spelled: str) -> tuple[str, int | None] | None:
-    """The model family (and string length) of a type as a dialect spells it; ``None`` if it is no model type."""
-    m = _TYPE.fullmatch(spelled.strip()) if len(spelled) <= 120 else None
-    if m is None:
-        return None
-    base = m["base"].upper()
-    family = _FAMILY_OF.get(base)
-    p = int(m["p"]) if m["p"] is not None else None
-    if base == "TINYINT":
-        return ("boolean", None) if p == 1 else ("integer", None)
-    if family is None:
-        return None
-    if family == "decimal" and m["s"] is not None and int(m["s"]) == 0:
-        return "bigint", None  # NUMBER(38, 0): how Snowflake spells INTEGER
-    if family == "string":
-        return ("string", p) if p else ("text", None)
-    return family, None
-
-
 def type_matches(model: SqlType, spelled: str) -> bool:
     found = type_family(spelled)
-    if found is None:
-        return False
-    family, length = found
-    if family not in _COMPATIBLE.get(model.family, {model.family}):
-        return False
-    # A string column narrower than the model's would truncate on the way back in.
-    return not (model.family == "string" and family == "string" and length and model.length and length < model.length)
+    return found is not None and accepts(model, *found)
 
 
 def integrity(manifest: Manifest) -> str:
@@ -152,7 +110,9 @@ def check_manifest(manifest: Manifest, chain: Chain, *, encoding: str | None) ->
     if version > chain.code_version:
         problem("newer", None, f"schema v{version} is newer than this code (v{chain.code_version})")
         return ManifestCheck(state, manifest.recorded_sha256, problems)
-    cat = catalog(chain, version)
+    if encoding is None:
+        return ManifestCheck(state, manifest.recorded_sha256, problems)  # no model for a dialect we do not back up
+    cat = catalog(chain, version, manifest.dialect)
     seen: dict[str, str] = {}
     names: set[str] = set()
     for entry in manifest.tables:
@@ -160,7 +120,7 @@ def check_manifest(manifest: Manifest, chain: Chain, *, encoding: str | None) ->
             problem("duplicate_table", _shown(entry.name), "a second entry of that name")
             continue
         names.add(entry.name.lower())
-        logical = _check_table(entry, cat, encoding, problem)
+        logical = _check_table(entry, cat, encoding, problem, kept_columns(manifest))
         if logical is None:
             continue
         if logical in seen:
@@ -181,7 +141,18 @@ def logical_of(entry: TableEntry) -> str:
     return (entry.logical_name or entry.name).lower()
 
 
-def _check_table(entry: TableEntry, cat: Catalog, encoding: str | None, problem: _Report) -> str | None:
+def kept_columns(manifest: Manifest) -> set[tuple[str, str]]:
+    """(table, column), lower case, of the manifest's ``kept_columns``: columns no migration made."""
+    out = set()
+    for spec in manifest.kept_columns:
+        table, _, column = spec.lower().partition(".")
+        out.add((table, column))
+    return out
+
+
+def _check_table(
+    entry: TableEntry, cat: Catalog, encoding: str | None, problem: _Report, kept: set[tuple[str, str]]
+) -> str | None:
     """The entry's logical name once it is one of the model's, else None (after reporting why)."""
     shown = _shown(entry.name)
     names = [entry.name] if entry.logical_name is None else [entry.name, entry.logical_name]
@@ -199,7 +170,7 @@ def _check_table(entry: TableEntry, cat: Catalog, encoding: str | None, problem:
     if encoding is not None and entry.encoding != encoding:
         problem("encoding", shown, f"encoding {_shown(entry.encoding)} is not this dialect's ({encoding})")
     if table is not None:
-        _check_columns(entry, table, cat.version, problem)
+        _check_columns(entry, table, cat.version, problem, kept)
     else:
         # Made by a SQL migration: restore checks the names against the table the migrations create.
         for c in entry.columns:
@@ -208,7 +179,7 @@ def _check_table(entry: TableEntry, cat: Catalog, encoding: str | None, problem:
     return logical
 
 
-def _check_columns(entry: TableEntry, table: Table, version: int, problem: _Report) -> None:
+def _check_columns(entry: TableEntry, table: Table, version: int, problem: _Report, kept: set[tuple[str, str]]) -> None:
     shown = _shown(entry.name)
     if not entry.columns:
         problem("missing_column", shown, "no columns")
@@ -217,6 +188,14 @@ def _check_columns(entry: TableEntry, table: Table, version: int, problem: _Repo
     for c in entry.columns:
         key = c.name.lower()
         col = table.column(key) or next((m for m in table.columns if m.name.lower() == key), None)
+        if col is None and (entry.name.lower(), key) in kept and _IDENTIFIER.fullmatch(c.name):
+            # No migration made it; the backup holds it under a type of the model's closed list.
+            if key in names:
+                problem("duplicate_column", shown, f"column {c.name} is listed twice")
+            elif spelled_sql_type(c.type) is None:
+                problem("type", shown, f"column {c.name} has type {_shown(c.type)}, which is none of the model's types")
+            names.add(key)
+            continue
         if col is None or not _IDENTIFIER.fullmatch(c.name):
             problem("unknown_column", shown, f"column {_shown(c.name)} is not in the schema model at v{version}")
             continue
@@ -236,12 +215,7 @@ def _required(col: Column, table: Table) -> bool:
 
 
 def _model_type(col: Column) -> str:
-    t = col.type
-    if t.length is not None:
-        return f"{t.family}({t.length})"
-    if t.precision is not None:
-        return f"{t.family}({t.precision}, {t.scale})"
-    return t.family
+    return describe(col.type)
 
 
 def _shown(value: str) -> str:

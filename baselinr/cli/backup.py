@@ -70,12 +70,36 @@ def backup() -> None:
 @dest_option
 @click.option("--name", default=None, help="Backup name (default: baselinr-<db>-v<version>-<UTC time>).")
 @keep_option
+@click.option(
+    "--exclude-table",
+    "exclude_tables",
+    multiple=True,
+    metavar="TABLE",
+    help="Leave out a baselinr_* table that no migration made (recorded in the manifest). Repeatable.",
+)
+@click.option(
+    "--exclude-column",
+    "exclude_columns",
+    multiple=True,
+    metavar="TABLE.COLUMN",
+    help="Leave out a column that no migration made (recorded in the manifest). Repeatable.",
+)
 @output_option
 @migrations_option
 def create(
-    config_path: str | None, dest: str | None, name: str | None, keep: int | None, output: str, migrations_package: str | None
+    config_path: str | None,
+    dest: str | None,
+    name: str | None,
+    keep: int | None,
+    exclude_tables: tuple[str, ...],
+    exclude_columns: tuple[str, ...],
+    output: str,
+    migrations_package: str | None,
 ) -> None:
-    """Write a new backup of every baselinr_* table to --dest."""
+    """Write a new backup of every Baselinr table to --dest.
+
+    A baselinr_* table or a column that no migration made fails the backup
+    (exit 1) unless left out by name with --exclude-table / --exclude-column."""
     session = current(output)
     from baselinr.backup.api import create_backup
     from baselinr.storage.migrations.chain import DEFAULT_PACKAGE
@@ -89,6 +113,8 @@ def create(
             keep=keep,
             migrations_package=migrations_package or DEFAULT_PACKAGE,
             progress=progress,
+            exclude_tables=exclude_tables,
+            exclude_columns=exclude_columns,
         )
     if output == "json":
         emit_json({**result.to_dict(), "ok": True})

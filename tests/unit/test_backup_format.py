@@ -230,7 +230,7 @@ def test_type_family_of_spelled_types(spelled: str, family: tuple[str, int | Non
 
 def _valid_manifest() -> Manifest:
     """A manifest of Baselinr's v1 on SQLite that passes every check of ``trust``."""
-    cat = catalog(load_chain(), 1)
+    cat = catalog(load_chain(), 1, "sqlite")
     d = dialect_for("sqlite")
     tables = [
         TableEntry(
