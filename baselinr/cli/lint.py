@@ -39,7 +39,7 @@ def lint(
     from baselinr.cli.render.lint import lint_markdown, lint_text
     from baselinr.lint import lint as run_lint
     from baselinr.lint.review import lint_pending
-    from baselinr.lint.sources import units_from_files
+    from baselinr.lint.sources import model_before_files, units_from_files
 
     session = current(output)
     source = click.get_current_context().get_parameter_source("config_path")
@@ -51,7 +51,8 @@ def lint(
         if target is not None:
             raise UsageError("--target applies to --config; FILES are linted as given.")
         name = dialect or "postgres"
-        report = run_lint(units_from_files(files, name), name)
+        units = units_from_files(files, name)
+        report = run_lint(units, name, model_before_files(units, name, migrations_package))
     else:
         if dialect is not None:
             raise UsageError("--dialect applies to FILES; with --config the database's dialect is used.")

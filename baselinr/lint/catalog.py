@@ -1,10 +1,11 @@
 """What the linter knows of the schema: tables, column types and indexed columns.
 
-Built by ``linter`` from the statements of the migrations before the ones
-being linted (and updated statement by statement while linting), so rules
-can tell a widening type change from a narrowing one, or a table that may
-hold rows from one this migration created. Unknown tables are treated as
-existing (they may hold rows); unknown column types as unknown.
+A view of the schema model (``Catalog``): built by ``linter`` from the
+model before the migrations being linted, and updated statement by
+statement through the model's own DDL reader (``storage.follow``), so rules
+can tell a widening type change from a narrowing one. Unknown tables are
+treated as existing (they may hold rows); unknown column types as unknown.
+The helpers read names off sqlglot's nodes for the rules.
 """
 
 from __future__ import annotations
@@ -12,6 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sqlglot import exp
+
+from baselinr.storage.dialects import dialect_class
+from baselinr.storage.follow import Unfollowed, follow
+from baselinr.storage.model import Schema, SqlType
+from baselinr.storage.sqlparse import SQLGLOT_DIALECTS
 
 
 def table_name(node: exp.Expression | None) -> str | None:
@@ -38,84 +44,69 @@ def column_name(node: exp.Expression | None) -> str | None:
 
 @dataclass
 class Catalog:
-    """Tables → columns → type, and the columns that some index covers."""
+    """What the rules read of the schema: a view of the schema model, advanced statement by statement.
 
-    tables: dict[str, dict[str, exp.DataType | None]] = field(default_factory=dict)
-    indexed: dict[str, set[str]] = field(default_factory=dict)
-    index_tables: dict[str, str] = field(default_factory=dict)  # index name → its table
+    ``schema`` starts as the model before the first linted migration (``Chain.model_at``) and is
+    changed by ``storage.follow``, the one reader of DDL, as each statement is linted. Column types
+    come from the model's families, rendered in the dialect; a type that a linted statement wrote
+    is kept as written (``written``), so ``SMALLINT`` → ``INT`` is still seen as a widening.
+    """
+
+    schema: Schema = field(default_factory=Schema)
+    dialect: str = "postgres"
+    written: dict[tuple[str, str], exp.DataType] = field(default_factory=dict)
 
     def column_type(self, table: str | None, column: str | None) -> exp.DataType | None:
         if table is None or column is None:
             return None
-        return self.tables.get(table, {}).get(column)
+        t = self.schema.tables.get(table)
+        col = t.column(column) if t is not None else None
+        if col is None:
+            return None
+        return self.written.get((table, column)) or _data_type(col.type, self.dialect)
 
-    def apply(self, node: exp.Expression) -> None:
-        """Record what one parsed statement does to the schema."""
-        if isinstance(node, exp.Create):
-            self._create(node)
-        elif isinstance(node, exp.Drop) and (node.args.get("kind") or "").upper() == "INDEX":
-            for name in dropped_tables(node):
-                self.index_tables.pop(name, None)
-        elif isinstance(node, exp.Drop) and (node.args.get("kind") or "").upper() == "TABLE":
-            for name in dropped_tables(node):
-                self.tables.pop(name, None)
-                self.indexed.pop(name, None)
-        elif isinstance(node, exp.Alter) and (node.args.get("kind") or "").upper() == "TABLE":
-            self._alter(node)
+    @property
+    def indexed(self) -> dict[str, set[str]]:
+        """Table → the columns some index covers."""
+        return {n: {c for i in t.indexes for c in i.column_names} for n, t in self.schema.tables.items() if t.indexes}
 
-    def _create(self, node: exp.Create) -> None:
-        kind = (node.args.get("kind") or "").upper()
-        if kind == "TABLE":
-            name = table_name(node.this)
-            if not name:
-                return
-            cols: dict[str, exp.DataType | None] = {}
-            schema = node.this
-            if isinstance(schema, exp.Schema):
-                for col in schema.expressions:
-                    if isinstance(col, exp.ColumnDef) and col.name:
-                        kind_ = col.args.get("kind")
-                        cols[col.name.lower()] = kind_ if isinstance(kind_, exp.DataType) else None
-            self.tables[name] = cols
-        elif kind == "INDEX" and isinstance(node.this, exp.Index):
-            name = table_name(node.this.args.get("table"))
-            if name and node.this.name:
-                self.index_tables[node.this.name.lower()] = name
-            params = node.this.args.get("params")
-            if name and params is not None:
-                for col in params.find_all(exp.Column):
-                    self.indexed.setdefault(name, set()).add(col.name.lower())
+    @property
+    def index_tables(self) -> dict[str, str]:
+        """Index name → its table."""
+        return {i.name.lower(): n for n, t in self.schema.tables.items() for i in t.indexes}
 
-    def _alter(self, node: exp.Alter) -> None:
+    def apply(self, node: exp.Expression, sql: str) -> list[Unfollowed]:
+        """Follow one parsed statement on the model; what it could not follow is returned."""
+        self._remember_types(node)
+        return follow(self.schema, [sql], self.dialect)
+
+    def _remember_types(self, node: exp.Expression) -> None:
+        if isinstance(node, exp.Drop) and (node.args.get("kind") or "").upper() == "TABLE":
+            gone = set(dropped_tables(node))
+            self.written = {k: v for k, v in self.written.items() if k[0] not in gone}
+        if not isinstance(node, exp.Alter):
+            return
         name = table_name(node.this)
         if not name:
             return
-        cols = self.tables.setdefault(name, {})
         for action in node.args.get("actions") or []:
-            if isinstance(action, exp.ColumnDef) and action.name:
-                kind = action.args.get("kind")
-                cols[action.name.lower()] = kind if isinstance(kind, exp.DataType) else None
-            elif isinstance(action, exp.Drop) and (action.args.get("kind") or "").upper() == "COLUMN":
-                for col in action.args.get("tables") or []:
-                    cols.pop(col.name.lower(), None)
+            if isinstance(action, exp.ColumnDef) and action.name and isinstance(action.args.get("kind"), exp.DataType):
+                self.written[(name, action.name.lower())] = action.args["kind"]
             elif isinstance(action, exp.AlterColumn) and isinstance(action.args.get("dtype"), exp.DataType):
-                col_name = column_name(action.this)
-                if col_name:
-                    cols[col_name] = action.args["dtype"]
+                col = column_name(action.this)
+                if col:
+                    self.written[(name, col)] = action.args["dtype"]
             elif isinstance(action, exp.ModifyColumn) and isinstance(action.this, exp.ColumnDef):
-                old = action.args.get("rename_from")
-                if old is not None:
-                    cols.pop(str(column_name(old)), None)
                 kind = action.this.args.get("kind")
-                cols[action.this.name.lower()] = kind if isinstance(kind, exp.DataType) else None
-            elif isinstance(action, exp.RenameColumn):
-                old_name, new_name = column_name(action.this), column_name(action.args.get("to"))
-                if old_name and new_name:
-                    cols[new_name] = cols.pop(old_name, None)
-            elif isinstance(action, exp.AlterRename):
-                new = table_name(action.this)
-                if new:
-                    self.tables[new] = self.tables.pop(name, {})
-                    self.index_tables = {i: (new if t == name else t) for i, t in self.index_tables.items()}
-                    if name in self.indexed:
-                        self.indexed[new] = self.indexed.pop(name)
+                if isinstance(kind, exp.DataType):
+                    self.written[(name, action.this.name.lower())] = kind
+
+
+def _data_type(t: SqlType, dialect: str) -> exp.DataType | None:
+    """The model type as sqlglot's ``DataType``, spelled as the dialect renders it."""
+    from sqlglot.errors import SqlglotError
+
+    try:
+        return exp.DataType.build(dialect_class(dialect)().render_type(t), dialect=SQLGLOT_DIALECTS[dialect])
+    except (SqlglotError, KeyError, ValueError):
+        return None

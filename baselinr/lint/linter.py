@@ -4,30 +4,29 @@ Called by ``baselinr.cli.lint`` with ``Unit``s from ``sources``. Pure: no
 database, no output. Statements are parsed with sqlglot in the engine's
 dialect; one it cannot parse (or only as an opaque command) becomes an
 ``unparsed`` warning, never a crash. The schema known before the first unit
-comes from ``history`` (the statements of earlier migrations).
+is the schema model (``Chain.model_at``); each statement is then followed on
+it by the model's own DDL reader, and one it cannot follow is a
+``model-unfollowed`` warning, named when the migration is linted or planned
+rather than found at backup time.
 """
 
 from __future__ import annotations
 
-import logging
 import re
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-import sqlglot
 from sqlglot import exp
-from sqlglot.errors import SqlglotError
 
 from baselinr.lint.ack import parse_acks
 from baselinr.lint.catalog import Catalog, table_name
 from baselinr.lint.findings import ERROR, WARNING, Finding, LintedUnit, LintReport
 from baselinr.lint.rules import BIG_TABLES, RULE_IDS, RULESETS, Context, Statement
-from baselinr.storage.dialects import DIALECT_NAMES, dialect_class
+from baselinr.storage.follow import follow
+from baselinr.storage.model import Schema
+from baselinr.storage.sqlparse import SQLGLOT_DIALECTS, parse
 
-# The engine's dialect names → sqlglot's.
-SQLGLOT_DIALECTS = {name: dialect_class(name).sqlglot_name for name in DIALECT_NAMES}
-
+__all__ = ["KNOWN_COMMANDS", "SQLGLOT_DIALECTS", "Unit", "known_command", "lint", "parse"]
 
 # Statements sqlglot leaves opaque (an ``exp.Command``) that are known to carry none of the
 # hazards the rules look for: the safe halves of the PostgreSQL patterns the advice recommends.
@@ -66,44 +65,26 @@ class Unit:
     statements: list[str]
     notes: str = ""  # text searched for acknowledgements: its SQL and module source
     python: str | None = None  # the qualified name of its Python step, which lint cannot read
+    operations: bool = False  # it declares model operations: the model follows those, not its SQL
 
 
-@contextmanager
-def _quiet() -> Iterator[None]:
-    # sqlglot logs a warning when it falls back to an opaque command; that is a finding here.
-    logger = logging.getLogger("sqlglot")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
-def parse(sql: str, dialect: str) -> exp.Expression | None:
-    """The statement's AST, or None when sqlglot cannot understand it."""
-    try:
-        with _quiet():
-            nodes = [n for n in sqlglot.parse(sql, read=SQLGLOT_DIALECTS[dialect]) if n is not None]
-    except SqlglotError:
-        return None
-    if len(nodes) != 1 or isinstance(nodes[0], exp.Command) or not isinstance(nodes[0], exp.Expression):
-        return None
-    return nodes[0]
-
-
-def lint(units: Iterable[Unit], dialect: str, history: Sequence[str] = (), big_tables: Iterable[str] = BIG_TABLES) -> LintReport:
+def lint(
+    units: Iterable[Unit], dialect: str, model: Schema | Sequence[str] | None = None, big_tables: Iterable[str] = BIG_TABLES
+) -> LintReport:
     """Findings for ``units``, in order, on ``dialect``.
 
+    ``model``: the schema model before the first unit (``Chain.model_at``), or SQL statements that
+    build it (followed on an empty model); empty if not given.
     ``big_tables``: the tables whose locking hazards are errors, as this database names them.
     """
     if dialect not in RULESETS:
         raise ValueError(f"No lint rules for dialect {dialect!r}")
-    catalog = Catalog()
-    for sql in history:
-        node = parse(sql, dialect)
-        if node is not None:
-            catalog.apply(node)
+    if model is None or isinstance(model, Schema):
+        start = (model or Schema()).copy()
+    else:
+        start = Schema()
+        follow(start, model, dialect)
+    catalog = Catalog(start, dialect)
     report = LintReport(dialect)
     for unit in units:
         report.units.append(LintedUnit(unit.version, unit.source, len(unit.statements)))
@@ -126,7 +107,16 @@ def _lint_unit(unit: Unit, dialect: str, catalog: Catalog, big_tables: frozenset
             continue
         for rule in rules.statement_rules:
             found.extend(rule(ctx, stmt))
-        catalog.apply(stmt.node)
+        for missed in catalog.apply(stmt.node, stmt.sql):
+            if not unit.operations:
+                found.append(
+                    ctx.finding(
+                        "model-unfollowed",
+                        WARNING,
+                        stmt,
+                        f"The schema model cannot follow this statement: {missed.reason}. {missed.advice}",
+                    )
+                )
         _note_created(ctx, stmt.node)
     for unit_rule in rules.unit_rules:
         found.extend(unit_rule(ctx))
@@ -139,7 +129,8 @@ def _lint_unit(unit: Unit, dialect: str, catalog: Catalog, big_tables: frozenset
                 unit.source,
                 0,
                 f"{unit.python}(connection)",
-                "The migration's Python step is not linted: review by hand what it does to the schema and the rows.",
+                "The migration's Python step is not linted, and the schema model takes it to change rows only: "
+                "review it by hand, and declare any schema change it makes with operations=[...].",
             )
         )
     found.sort(key=lambda f: f.statement_index)

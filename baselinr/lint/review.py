@@ -89,9 +89,9 @@ class PlanReview:
 
 
 def lint_pending(mgr: MigrationManager, target: int | None) -> LintReport:
-    """The lint report of the migrations ``apply --target`` would run, with the applied ones as history."""
-    units, history = units_from_manager(mgr, target)
-    return lint(units, mgr.dialect.name, history, big_tables=[mgr.names(t) for t in BIG_TABLES])
+    """The lint report of the migrations ``apply --target`` would run, on the model of the applied ones."""
+    units, model = units_from_manager(mgr, target)
+    return lint(units, mgr.dialect.name, model, big_tables=[mgr.names(t) for t in BIG_TABLES])
 
 
 def lock_hazards(plan: Plan, findings: list[Finding]) -> list[Hazard]:

@@ -4,7 +4,8 @@ Called by ``baselinr.cli.lint``. ``units_from_files`` reads ``.sql`` files
 (one migration each, version taken from a leading number in the name) and
 ``.py`` migration modules (every ``Migration`` they define), offline.
 ``units_from_manager`` lints what ``MigrationManager.plan`` would apply, with
-the schema of the already-applied versions as history.
+the schema model of the already-applied versions as the starting schema
+(``model_before_files`` gives FILES the same, offline).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from baselinr.storage.migrations.migration import Migration
 if TYPE_CHECKING:
     from baselinr.storage.dialects import Dialect
     from baselinr.storage.migrations.manager import MigrationManager
+    from baselinr.storage.model import Schema
 
 _VERSION = re.compile(r"^[vV]?0*(\d+)(?:[_.\-]|$)")
 
@@ -46,7 +48,9 @@ def _qualname(fn: object) -> str | None:
 
 def migration_unit(m: Migration, dialect: Dialect, module_text: str = "") -> Unit:
     notes = _sql_texts(m) + "\n" + module_text
-    return Unit(m.version, m.script or f"v{m.version}", m.up_statements(dialect), notes, _qualname(m.up_python))
+    return Unit(
+        m.version, m.script or f"v{m.version}", m.up_statements(dialect), notes, _qualname(m.up_python), bool(m.operations)
+    )
 
 
 def units_from_files(paths: Sequence[str], dialect_name: str) -> list[Unit]:
@@ -65,7 +69,7 @@ def units_from_files(paths: Sequence[str], dialect_name: str) -> list[Unit]:
                 raise UsageError(f"{raw} defines no Migration.")
             for m in sorted({id(m): m for m in found}.values(), key=lambda m: m.version):
                 unit = migration_unit(m, dialect, text)
-                units.append(Unit(unit.version, raw, unit.statements, unit.notes, unit.python))
+                units.append(Unit(unit.version, raw, unit.statements, unit.notes, unit.python, unit.operations))
         else:
             match = _VERSION.match(path.name)
             units.append(Unit(int(match.group(1)) if match else None, raw, _split(text, dialect), text))
@@ -101,15 +105,25 @@ def _load_module(path: Path) -> object:
         raise UsageError(f"Cannot import {path.name}: {exc.__class__.__name__}: {exc}") from None
 
 
-def units_from_manager(mgr: MigrationManager, target: int | None) -> tuple[list[Unit], list[str]]:
-    """The pending migrations up to ``target`` as units, and the applied versions' statements as history."""
+def model_before_files(units: Sequence[Unit], dialect_name: str, package: str | None = None) -> Schema:
+    """The schema model FILES are linted against, offline: the chain's (Baselinr's own by default)
+    at the version before the first file's, or at its latest where the files name no version."""
+    from baselinr.storage.migrations.chain import DEFAULT_PACKAGE, load_chain
+
+    chain = load_chain(package or DEFAULT_PACKAGE)
+    first = min((u.version for u in units if u.version is not None), default=None)
+    at = chain.code_version if first is None else max(min(first - 1, chain.code_version), 0)
+    return chain.model_at(at, dialect_name)[0]
+
+
+def units_from_manager(mgr: MigrationManager, target: int | None) -> tuple[list[Unit], Schema]:
+    """The pending migrations up to ``target`` as units, and the schema model before them."""
     plan = mgr.plan(target)
-    if plan.direction != "up":
-        return [], []
     chain = mgr.chain
+    if plan.direction != "up":
+        return [], chain.model_at(plan.target_version, mgr.dialect.name)[0]
     pending = {s.version: s for s in plan.steps}
     package_dir = _package_dir(chain.package)
-    history: list[str] = []
     units: list[Unit] = []
     for version in sorted(chain.migrations):
         if version > plan.target_version:
@@ -117,7 +131,6 @@ def units_from_manager(mgr: MigrationManager, target: int | None) -> tuple[list[
         m = chain.get(version)
         step = pending.get(version)
         if step is None:
-            history.extend(m.up_statements(mgr.dialect, mgr.names))
             continue
         module_text = ""
         if package_dir is not None and m.script:
@@ -126,8 +139,9 @@ def units_from_manager(mgr: MigrationManager, target: int | None) -> tuple[list[
             except OSError:
                 module_text = ""
         notes = _sql_texts(m) + "\n" + module_text
-        units.append(Unit(version, m.script or f"v{version}", list(step.statements), notes, step.python))
-    return units, history
+        units.append(Unit(version, m.script or f"v{version}", list(step.statements), notes, step.python, bool(m.operations)))
+    before = min(pending, default=plan.target_version + 1) - 1
+    return units, chain.model_at(before, mgr.dialect.name)[0]
 
 
 def _package_dir(package: str) -> Path | None:

@@ -16,7 +16,8 @@ What is followed (names are folded to lower case):
   ``RENAME COLUMN``, ``ALTER COLUMN … TYPE`` / ``SET DATA TYPE`` /
   ``SET|DROP NOT NULL`` / ``SET|DROP DEFAULT``, MySQL ``MODIFY`` and
   ``CHANGE``, ``ADD INDEX`` / ``ADD UNIQUE``, ``ADD PRIMARY KEY``,
-  ``DROP INDEX``, foreign keys and checks (no model effect);
+  ``DROP INDEX``, ``DROP PRIMARY KEY``, foreign keys and checks (no model
+  effect);
 - ``CREATE [UNIQUE] INDEX``, ``DROP INDEX``, ``ALTER INDEX … RENAME TO``;
 - statements that change no table: DML, ``TRUNCATE``, views, comments,
   ``SET``, ``PRAGMA``, transaction control.
@@ -80,6 +81,11 @@ _HARMLESS_COMMANDS = re.compile(
 )
 
 
+TYPE_NOT_IN_MODEL = "type"
+STATEMENT_NOT_FOLLOWED = "statement"
+MODEL_TYPES = "integer, bigint, float, decimal, string, text, json, timestamp, boolean"
+
+
 @dataclass(frozen=True)
 class Unfollowed:
     """A statement of a migration whose effect on the schema the model could not follow."""
@@ -87,10 +93,26 @@ class Unfollowed:
     index: int  # 1-based, among the migration's statements
     sql: str
     reason: str
+    kind: str = STATEMENT_NOT_FOLLOWED
+
+    @property
+    def advice(self) -> str:
+        """What to do, as one sentence that works when followed."""
+        if self.kind == TYPE_NOT_IN_MODEL:
+            return (
+                f"Use a type of the model ({MODEL_TYPES}); a backup refuses a column of another type "
+                "unless it is left out with --exclude-column."
+            )
+        return (
+            "Declare what it changes with operations=[...] beside the SQL (the SQL still runs; the model, "
+            "validate and backups read the operations)."
+        )
 
 
 class _CannotFollow(Exception):
-    pass
+    def __init__(self, reason: str, kind: str = STATEMENT_NOT_FOLLOWED) -> None:
+        super().__init__(reason)
+        self.kind = kind
 
 
 def follow(schema: Schema, statements: Sequence[str], dialect: str) -> list[Unfollowed]:
@@ -103,7 +125,7 @@ def follow(schema: Schema, statements: Sequence[str], dialect: str) -> list[Unfo
                 raise _CannotFollow("the SQL parser could not read it")
             _Follower(schema, dialect).statement(node, sql)
         except _CannotFollow as exc:
-            missed.append(Unfollowed(i, sql.strip(), str(exc)))
+            missed.append(Unfollowed(i, sql.strip(), str(exc), exc.kind))
     return missed
 
 
@@ -251,6 +273,8 @@ class _Follower:
                 self.put(replace(table, primary_key=tuple(pk), unique=tuple(unique), indexes=tuple(indexes)))
             elif isinstance(action, exp.Drop):
                 self.alter_drop(table, action)
+            elif type(action).__name__ == "DropPrimaryKey":
+                self.put(replace(table, primary_key=()))
             elif isinstance(action, exp.AlterColumn):
                 self.alter_column(table, action)
             elif isinstance(action, exp.ModifyColumn) and isinstance(action.this, exp.ColumnDef):
@@ -291,6 +315,8 @@ class _Follower:
         elif kind == "INDEX":
             for idx in targets:
                 self.drop_index(idx)
+        elif kind == "PRIMARY KEY":
+            self.put(replace(table, primary_key=()))
         elif kind == "FOREIGN KEY":
             return
         else:
@@ -371,10 +397,7 @@ class _Follower:
         base = dtype.this.name
         found = sql_type(base, *params[:2])
         if found is None:
-            raise _CannotFollow(
-                f"column {where} has type {dtype.sql(self._sqlglot())}, which is none of the model's types "
-                "(integer, bigint, float, decimal, string, text, json, timestamp, boolean)"
-            )
+            raise _CannotFollow(f"column {where} has type {dtype.sql(self._sqlglot())}, none of the model's", TYPE_NOT_IN_MODEL)
         return found
 
     def default(self, node: exp.Expression) -> str:

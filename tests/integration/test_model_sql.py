@@ -342,3 +342,57 @@ def test_hand_made_table_fails_the_backup_and_both_ways_out_work(
     assert _cli(capsys, database, pkg2, "migrate", "apply").code == 0
     target = _target(database, tmp_path, request)
     _round_trip(capsys, database, target, pkg2, tmp_path / "backups2", "SELECT x FROM baselinr_scratch")
+
+
+def test_a_statement_the_model_cannot_follow_is_named_by_lint_and_dry_run(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    database = make_database("sqlite", tmp_path, request)
+    up = "ALTER TABLE baselinr_runs ADD COLUMN cost_dollars DECIMAL(10, 4);\nALTER TABLE baselinr_runs ADD COLUMN raw BLOB;"
+    pkg = write_package(tmp_path / "pkgs", {2: sql_migration(2, up)})
+    assert _cli(capsys, database, pkg, "migrate", "apply", "--target", "1").code == 0
+    r = _cli(capsys, database, pkg, "migrate", "lint", "--output", "json")
+    findings = json.loads(r.out)["findings"]
+    unfollowed = [f for f in findings if f["rule"] == "model-unfollowed"]
+    assert len(unfollowed) == 1 and unfollowed[0]["statement_index"] == 2, findings
+    assert "BLOB" in unfollowed[0]["advice"] and "--exclude-column" in unfollowed[0]["advice"]
+    r = _cli(capsys, database, pkg, "migrate", "apply", "--dry-run")
+    assert r.code == 0 and "model-unfollowed" in r.out, r.out
+    # The same statement offline, as a file: the same finding.
+    sql_file = tmp_path / "v2_raw.sql"
+    sql_file.write_text(up)
+    r = run(capsys, "migrate", "lint", "--dialect", "sqlite", str(sql_file), "--output", "json")
+    assert [f["statement_index"] for f in json.loads(r.out)["findings"] if f["rule"] == "model-unfollowed"] == [2]
+    # Followed statements are not named: the first one is the model's after it.
+    mgr = MigrationManager.from_settings(load_config(database.config), migrations_package=pkg)
+    model, exact = mgr.chain.model_at(2, "sqlite")
+    mgr.engine.dispose()
+    assert not exact and model.tables["baselinr_runs"].column("cost_dollars") is not None
+
+
+CTAS_WITH_OPERATIONS = """
+from baselinr.storage.model import Column, CreateTable, Text, table
+
+migration = Migration(
+    version=2,
+    description="Keep a copy of the runs",
+    up_sql="CREATE TABLE baselinr_runs_archive AS SELECT run_id, dataset_name FROM baselinr_runs",
+    down_sql="DROP TABLE baselinr_runs_archive",
+    operations=[CreateTable(table("baselinr_runs_archive", Column("run_id", Text()), Column("dataset_name", Text())))],
+)
+"""
+
+
+def test_following_the_advice_operations_beside_the_sql_makes_it_the_models(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    # CREATE TABLE ... AS SELECT is not followed; the advice: declare it with operations beside the SQL.
+    database = make_database("sqlite", tmp_path, request)
+    pkg = write_package(tmp_path / "pkgs", {2: CTAS_WITH_OPERATIONS})
+    assert _cli(capsys, database, pkg, "migrate", "apply", "--target", "1").code == 0
+    _sql(database, pkg, "INSERT INTO baselinr_runs (run_id, dataset_name, profiled_at) VALUES ('r1', 'd', '2024-01-01')")
+    r = _cli(capsys, database, pkg, "migrate", "lint", "--output", "json")
+    assert not [f for f in json.loads(r.out)["findings"] if f["rule"] == "model-unfollowed"], r.out
+    assert _cli(capsys, database, pkg, "migrate", "apply").code == 0
+    target = _target(database, tmp_path, request)
+    _round_trip(capsys, database, target, pkg, tmp_path / "backups", "SELECT run_id, dataset_name FROM baselinr_runs_archive")

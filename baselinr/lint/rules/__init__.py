@@ -96,6 +96,7 @@ RULE_IDS = frozenset(
     {
         "unparsed",
         "python-step",
+        "model-unfollowed",
         "drop-table",
         "drop-column",
         "narrowing-type-change",
