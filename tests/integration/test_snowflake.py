@@ -377,3 +377,43 @@ def test_clone_sql_is_zero_copy() -> None:
         "CREATE TABLE DB.PUBLIC.baselinr_runs CLONE DB.BASELINR_BACKUPS.b1__baselinr_runs",
     ]
 
+
+
+SF_MODEL_SQL = {
+    # The guide's Step 2 without its index (Snowflake has none), its Snowflake example, and a new table.
+    2: "ALTER TABLE baselinr_runs ADD COLUMN cost_dollars DECIMAL(10, 4);\n"
+    "ALTER TABLE baselinr_runs ADD COLUMN bytes_scanned BIGINT;",
+    3: "ALTER TABLE baselinr_runs ADD COLUMN new_field VARCHAR(100);\nALTER TABLE baselinr_runs ADD COLUMN metadata VARIANT;",
+    4: "CREATE TABLE baselinr_new_feature (\n    id INTEGER AUTOINCREMENT PRIMARY KEY,\n"
+    "    feature_name VARCHAR(255) NOT NULL,\n    created_at TIMESTAMP_NTZ DEFAULT CURRENT_TIMESTAMP()\n);",
+}
+
+
+def test_sql_migrations_round_trip_through_backup_with_every_value(
+    capsys: pytest.CaptureFixture[str], sf: SF, snowflake_server: SnowflakeEmulator, tmp_path: Path
+) -> None:
+    pkg = write_package(tmp_path / "pkgs", {v: sql_migration(v, s) for v, s in SF_MODEL_SQL.items()})
+    r = cli(capsys, sf, "migrate", "apply", "--migrations", pkg)
+    assert r.code == 0, r.out + r.err
+    sf.query(
+        "INSERT INTO baselinr_runs (run_id, dataset_name, profiled_at, cost_dollars, bytes_scanned, new_field, metadata) "
+        "SELECT 'r1', 'orders', '2024-05-01 10:00:00', 1.5, 1000, 'x', PARSE_JSON('{\"k\": 1}')"
+    )
+    sf.query("INSERT INTO baselinr_new_feature (feature_name, created_at) VALUES ('a', '2024-03-01 12:00:00')")
+    sf.query("ALTER TABLE baselinr_runs ADD COLUMN notes VARCHAR(50)")  # by hand: kept by the backup
+    sf.query("UPDATE baselinr_runs SET notes = 'by hand'")
+    r = cli(capsys, sf, "migrate", "validate", "--migrations", pkg, "--output", "json")
+    warnings = json.loads(r.out)["warnings"]
+    assert [w for w in warnings if "schema model" in w] == ["Column baselinr_runs.notes is not in the schema model"], warnings
+    dest = sf.tmp / "backups"
+    r = cli(capsys, sf, "backup", "create", "--dest", str(dest), "--name", "b1", "--migrations", pkg, "--output", "json")
+    assert r.code == 0, r.out + r.err
+    assert json.loads((dest / "b1" / "manifest.json").read_text())["kept_columns"] == ["baselinr_runs.notes"]
+    (sf.tmp / "other").mkdir()
+    other = SF(snowflake_server, sf.tmp / "other")
+    r = run(capsys, "backup", "restore", "b1", "--dest", str(dest), "--config", str(other.config), "--migrations", pkg)
+    assert r.code == 0, r.out + r.err
+    q = "SELECT run_id, cost_dollars, bytes_scanned, new_field, metadata:k::INTEGER, notes FROM baselinr_runs"
+    assert other.query(q) == sf.query(q) and sf.query(q)[0][1:] == (1.5, 1000, "x", 1, "by hand")
+    q = "SELECT id, feature_name, created_at FROM baselinr_new_feature"
+    assert other.query(q) == sf.query(q) and len(sf.query(q)) == 1
