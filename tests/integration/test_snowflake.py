@@ -404,7 +404,7 @@ def test_sql_migrations_round_trip_through_backup_with_every_value(
     sf.query("UPDATE baselinr_runs SET notes = 'by hand'")
     r = cli(capsys, sf, "migrate", "validate", "--migrations", pkg, "--output", "json")
     warnings = json.loads(r.out)["warnings"]
-    assert [w for w in warnings if "schema model" in w] == ["Column baselinr_runs.notes is not in the schema model"], warnings
+    assert [w.split(":")[0] for w in warnings if "schema model" in w] == ["Column baselinr_runs.notes is not in the schema model"]
     dest = sf.tmp / "backups"
     r = cli(capsys, sf, "backup", "create", "--dest", str(dest), "--name", "b1", "--migrations", pkg, "--output", "json")
     assert r.code == 0, r.out + r.err

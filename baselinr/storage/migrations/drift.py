@@ -72,9 +72,19 @@ class Difference:
             PRIMARY_KEY: f"Primary key of {t} is ({self.found}), expected ({self.expected})",
             MISSING_UNIQUE: f"Unique key on {t} ({self.expected}) is missing",
             INDEX_COLUMNS: f"Index {o} on {t} covers ({self.found}), expected ({self.expected})",
-            EXTRA_TABLE: f"Table {t} is not part of the schema model at this version",
-            EXTRA_COLUMN: f"Column {t}.{o} is not in the schema model",
-            EXTRA_INDEX: f"Index {o} on {t} is not in the schema model",
+            EXTRA_TABLE: (
+                f"Table {t} is not part of the schema model at this version: no migration made it, and a backup "
+                f"refuses it (declare it in a migration with CREATE TABLE IF NOT EXISTS, or back up with "
+                f"--exclude-table {t})"
+            ),
+            EXTRA_COLUMN: (
+                f"Column {t}.{o} is not in the schema model: no migration made it (backups keep it; declare it in a "
+                "migration to make it part of the schema)"
+            ),
+            EXTRA_INDEX: (
+                f"Index {o} on {t} is not in the schema model: no migration made it (declare it in a migration, "
+                "or drop it)"
+            ),
         }
         return messages[self.kind]
 
