@@ -1,6 +1,7 @@
 """The operator when things go wrong, on a real control plane with real Jobs against PostgreSQL:
 a failing migration (the engine's message, a Warning Event, fixed through the retry annotation),
-a failing backup in Required mode (no migration runs), an operator restarted mid-migration (the
+a failing backup in Required mode (no migration runs; also when the database holds a
+``baselinr_*`` table no migration made, which the backup refuses rather than leave out), an operator restarted mid-migration (the
 running Job adopted, none duplicated), and a concurrent edit during a reconcile (still ends Ready)."""
 
 from __future__ import annotations
@@ -105,6 +106,34 @@ def test_failing_required_backup_runs_no_migration(make: object, monkeypatch: py
         assert not [n for n in setup.job_names() if "-migrate-v2-" in n]
         assert setup.history() == [(1, "applied")]
         assert any(e["type"] == "Warning" and e["reason"] == "BackupFailed" for e in setup.events("analytics"))
+    assert runner.exception is None, runner.output
+
+
+def test_required_backup_of_a_table_no_migration_made_fails_and_no_migration_runs(
+    make: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup: Setup = make()  # type: ignore[operator]
+    with operator(setup.k8s, setup.namespace, monkeypatch) as runner:
+        setup.apply(setup.schema("analytics", 1, **SKIP_BACKUP)).check_returncode()
+        setup.wait_phase("analytics", "Ready", currentVersion=1)
+        import psycopg2
+
+        conn = psycopg2.connect(host=setup.server.host, port=setup.server.port, user=setup.server.user,
+                                password=setup.password, dbname=setup.database)  # fmt: skip
+        with conn, conn.cursor() as cur:
+            cur.execute("CREATE TABLE baselinr_by_hand (id INTEGER)")
+            cur.execute("INSERT INTO baselinr_by_hand VALUES (1)")
+        conn.close()
+        required = setup.schema("x", 2)["spec"]["backup"]  # Required, into a writable directory
+        setup.patch("analytics", {"spec": {"targetVersion": 2, "backup": required}}).check_returncode()
+        status = setup.wait_phase("analytics", "Failed")
+        conditions = {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}
+        assert conditions["BackedUp"] == ("False", "BackupFailed")
+        assert "baselinr_by_hand" in status["message"] and "--exclude-table baselinr_by_hand" in status["message"]
+        assert status["currentVersion"] == 1
+        assert not [n for n in setup.job_names() if "-migrate-v2-" in n]
+        assert setup.history() == [(1, "applied")]
+        assert not [p for p in setup.backups.iterdir() if not p.name.startswith(".")]  # nothing published
     assert runner.exception is None, runner.output
 
 
