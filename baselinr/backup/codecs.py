@@ -53,7 +53,7 @@ class Codec:
 
     def describe(self, conn: Connection, names: Iterable[str]) -> dict[str, tuple[list[ColumnEntry], list[str]]]:
         """Columns (as the dialect spells their types) and primary key of each table that exists."""
-        return {name: tables.describe(conn, name) for name in names}
+        return tables.describe(conn, names)
 
     def column_names(self, conn: Connection, table: str) -> list[str]:
         return tables.live_columns(conn, table)

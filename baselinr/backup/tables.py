@@ -2,8 +2,9 @@
 
 Used by ``writer`` (discover the tables and describe them for the manifest)
 and ``restore`` (find what a target already has), through each dialect's
-codec. Reflection here goes through SQLAlchemy's inspector; PostgreSQL's
-codec reads its catalog instead (``pg_catalog``), with the same results.
+codec. Reflection here goes through ``storage.reflection`` (SQLAlchemy's
+inspector); PostgreSQL's codec reads its catalog instead (``pg_catalog``),
+with the same results.
 Types are recorded in the source dialect's own spelling, for ``trust`` to
 compare with the model. Which of these tables are
 Baselinr's, and how to create them, is ``catalog``'s business: nothing here
@@ -37,25 +38,31 @@ def select_baselinr(names: Iterable[str], extra: Iterable[str] = ()) -> list[str
 
 
 def table_names(conn: Connection) -> list[str]:
-    from sqlalchemy import inspect
+    from baselinr.storage import reflection
 
-    return list(inspect(conn).get_table_names())
+    return reflection.table_names(conn)
 
 
-def describe(conn: Connection, table: str) -> tuple[list[ColumnEntry], list[str]]:
-    """The columns (name, type as this dialect spells it, nullability) and primary key of ``table``."""
-    from sqlalchemy import inspect
+def describe(conn: Connection, names: Iterable[str]) -> dict[str, tuple[list[ColumnEntry], list[str]]]:
+    """For each table: its columns (name, type as this dialect spells it, nullability) and primary key,
+    each kind read for all of ``names`` at once where the dialect batches reflection."""
+    from baselinr.storage.reflection import Reflection, inspector
 
-    insp = inspect(conn)
-    columns = []
-    for c in insp.get_columns(table):
-        try:
-            spelled = c["type"].compile(dialect=conn.dialect)
-        except Exception:  # noqa: BLE001 - a type SQLAlchemy reflects but cannot render
-            spelled = str(c["type"])
-        columns.append(ColumnEntry(c["name"], spelled, bool(c.get("nullable", True))))
-    pk = list(insp.get_pk_constraint(table).get("constrained_columns") or [])
-    return columns, pk
+    raw = inspector(conn)
+    wanted = list(names)
+    insp = Reflection(raw, wanted)
+    out = {}
+    for table in wanted:
+        columns = []
+        for c in insp.get_columns(table):
+            try:
+                spelled = c["type"].compile(dialect=conn.dialect)
+            except Exception:  # noqa: BLE001 - a type SQLAlchemy reflects but cannot render
+                spelled = str(c["type"])
+            columns.append(ColumnEntry(c["name"], spelled, bool(c.get("nullable", True))))
+        pk = list((insp.get_pk_constraint(table) or {}).get("constrained_columns") or [])
+        out[table] = (columns, pk)
+    return out
 
 
 def logical_names(runs_table: str, results_table: str) -> Mapping[str, str]:
@@ -64,6 +71,6 @@ def logical_names(runs_table: str, results_table: str) -> Mapping[str, str]:
 
 
 def live_columns(conn: Connection, table: str) -> list[str]:
-    from sqlalchemy import inspect
+    from baselinr.storage.reflection import inspector
 
-    return [c["name"] for c in inspect(conn).get_columns(table)]
+    return [c["name"] for c in inspector(conn).get_columns(table)]

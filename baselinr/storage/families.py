@@ -3,7 +3,9 @@
 The schema model compares types by family (``integer``, ``string`` …, see
 ``SqlType``), never by spelling, since each dialect spells and reflects them
 its own way. This module is the only place that knows which spellings fall in
-which family and which families a model type accepts. Used by the SQL
+which family and which families a model type accepts, for a type as SQL
+spells it (``type_family``) and as SQLAlchemy reflects it (``family_of``,
+with the dialect's class for its driver's own types). Used by the SQL
 follower (``follow``: a migration's DDL into the model), ``drift`` (the live
 schema against the model) and ``backup.trust`` (a manifest's column types).
 Pure; no database, no sqlglot.
@@ -12,8 +14,12 @@ Pure; no database, no sqlglot.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING, Any
 
 from baselinr.storage.model import SqlType
+
+if TYPE_CHECKING:
+    from baselinr.storage.dialects import Dialect
 
 # Every family of the model, and the spellings (upper case, without parameters) that fall in it.
 # A type outside this closed list is no model type: the model cannot hold it, a backup refuses it.
@@ -137,3 +143,33 @@ def describe(t: SqlType) -> str:
     if t.precision is not None:
         return f"{t.family}({t.precision}, {t.scale})"
     return t.family
+
+
+def family_of(live_type: Any, dialect: Dialect) -> tuple[str, int | None]:
+    """The model family (and string length) of a reflected SQLAlchemy type;
+    ``dialect`` reads the types of its driver that are none of SQLAlchemy's."""
+    from sqlalchemy import types as t
+
+    if isinstance(live_type, t.Boolean):
+        return "boolean", None
+    if isinstance(live_type, t.BigInteger):
+        return "bigint", None
+    if isinstance(live_type, t.Integer):
+        return "integer", None
+    if isinstance(live_type, t.Float):
+        return "float", None
+    if isinstance(live_type, t.Numeric):
+        # Snowflake reflects INTEGER as NUMBER(38, 0).
+        if getattr(live_type, "scale", None) == 0:
+            return "bigint", None
+        return "decimal", None
+    if isinstance(live_type, (t.DateTime, t.Date)):
+        return "timestamp", None
+    if isinstance(live_type, t.JSON):
+        return "json", None
+    if isinstance(live_type, t.Text):
+        return "text", None
+    if isinstance(live_type, t.String):
+        length = getattr(live_type, "length", None)
+        return ("string", length) if length else ("text", None)
+    return dialect.family_of(live_type) or (type(live_type).__name__.lower(), None)

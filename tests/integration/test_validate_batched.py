@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from sqlalchemy import event, inspect
 
-from baselinr.storage.migrations.drift import Reflection, compare
+from baselinr.storage.migrations.drift import compare
 from baselinr.storage.migrations.manager import MigrationManager
+from baselinr.storage.reflection import Reflection
 from tests.conftest import make_database
 
 

@@ -32,7 +32,7 @@ from baselinr.storage.dialects import (
     dialect_class,
     dialect_for,
 )
-from baselinr.storage.migrations.drift import family_of
+from baselinr.storage.families import family_of
 
 
 def connection(**fields: Any) -> ConnectionSettings:

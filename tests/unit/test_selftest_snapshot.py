@@ -1,11 +1,12 @@
-"""``snapshot.diff``, the comparison behind ``migrate test``'s "schema before" check: every
+"""``drift.diff_snapshots``, the comparison behind ``migrate test``'s "schema before" check: every
 way two reflected schemas differ is one typed difference, and equal schemas give none."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from baselinr.storage.migrations.snapshot import TableShape, diff
+from baselinr.storage.migrations.drift import diff_snapshots as diff
+from baselinr.storage.reflection import TableShape
 
 RUNS = TableShape(
     "baselinr_runs",

@@ -55,9 +55,9 @@ def live_tables(conn: Connection, dialect: Dialect | None = None) -> set[str]:
     (which also runs on the bare driver's connection), else through the inspector."""
     if dialect is not None and dialect.table_names_sql is not None:
         return {str(r[0]).lower() for r in conn.exec_driver_sql(dialect.table_names_sql).fetchall()}
-    from sqlalchemy import inspect
+    from baselinr.storage.reflection import table_names
 
-    return {n.lower() for n in inspect(conn).get_table_names()}
+    return {n.lower() for n in table_names(conn)}
 
 
 def preexisting(rows: list[HistoryRow], chain: Chain, tables: set[str], names: Names) -> dict[int, list[str]]:
@@ -114,10 +114,12 @@ class _Live:
     """What exists, read once and updated as planned DDL would change it."""
 
     def __init__(self, conn: Connection) -> None:
-        from sqlalchemy import inspect
+        from baselinr.storage.reflection import Reflection, inspector
 
-        self._insp: Any = inspect(conn)
-        self.tables = {n.lower() for n in self._insp.get_table_names()}
+        raw = inspector(conn)
+        names = list(raw.get_table_names())
+        self._insp: Any = Reflection(raw, names)
+        self.tables = {n.lower() for n in names}
         self._columns: dict[str, dict[str, int | None]] = {}
         self._indexes: dict[str, dict[str, tuple[str, ...]]] = {}
 

@@ -1,13 +1,19 @@
-"""Compare the live database with the model expected at a version.
+"""The one schema diff: every difference as a typed ``Difference``.
 
-Called by ``MigrationManager.validate``, ``repair`` and ``baseline``. Reads
-tables, columns, primary keys, unique keys and indexes through SQLAlchemy's
-inspector, all tables at once per kind (``Reflection``: ``get_multi_*``),
-with each dialect's reflection quirks handled by its class, and
-returns every difference as a typed ``Difference``: missing objects and wrong
-types are errors, objects the model does not know are warnings (a raw-SQL
-migration may have added them on purpose). Callers decide on ``kind``; text
-is rendered from a difference only for output.
+Two comparisons share its kinds and its rendering:
+
+- ``compare``: the live database against the model expected at a version,
+  for ``MigrationManager.validate``, ``repair``, ``baseline`` and ``migrate
+  test``. The live side is read by ``storage.reflection`` (all tables at once
+  per kind), types are matched by family (``storage.families``), each
+  dialect's reflection quirks are handled by its class. Missing objects and
+  wrong types are errors; objects the model does not know are warnings that
+  say what to do (no migration made them).
+- ``diff_snapshots``: one live schema against another (``migrate test``: the
+  schema before a migration's up must come back after its down), exact and
+  all errors.
+
+Callers decide on ``kind``; text is rendered from a difference only for output.
 """
 
 from __future__ import annotations
@@ -15,8 +21,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from baselinr.storage.families import accepts
+from baselinr.storage.families import accepts, family_of
 from baselinr.storage.model import Names, Schema, Table
+from baselinr.storage.reflection import Reflection, Snapshot, TableShape, inspector
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -89,41 +96,9 @@ class Difference:
         return messages[self.kind]
 
 
-def family_of(live_type: Any, dialect: Dialect) -> tuple[str, int | None]:
-    """The model family (and string length) of a reflected SQLAlchemy type;
-    ``dialect`` reads the types of its driver that are none of SQLAlchemy's."""
-    from sqlalchemy import types as t
-
-    if isinstance(live_type, t.Boolean):
-        return "boolean", None
-    if isinstance(live_type, t.BigInteger):
-        return "bigint", None
-    if isinstance(live_type, t.Integer):
-        return "integer", None
-    if isinstance(live_type, t.Float):
-        return "float", None
-    if isinstance(live_type, t.Numeric):
-        # Snowflake reflects INTEGER as NUMBER(38, 0).
-        if getattr(live_type, "scale", None) == 0:
-            return "bigint", None
-        return "decimal", None
-    if isinstance(live_type, (t.DateTime, t.Date)):
-        return "timestamp", None
-    if isinstance(live_type, t.JSON):
-        return "json", None
-    if isinstance(live_type, t.Text):
-        return "text", None
-    if isinstance(live_type, t.String):
-        length = getattr(live_type, "length", None)
-        return ("string", length) if length else ("text", None)
-    return dialect.family_of(live_type) or (type(live_type).__name__.lower(), None)
-
-
 def compare(conn: Connection, model: Schema, exact: bool, dialect: Dialect, names: Names) -> list[Difference]:
     """Every difference between the live schema and ``model``, errors and warnings."""
-    from sqlalchemy import inspect
-
-    raw = inspect(conn)
+    raw = inspector(conn)
     found: list[Difference] = []
     live_tables = {n.lower(): n for n in raw.get_table_names()}
     expected_physical = {names(logical).lower() for logical in model.tables}
@@ -140,46 +115,6 @@ def compare(conn: Connection, model: Schema, exact: bool, dialect: Dialect, name
         if low.startswith("baselinr_") and low not in expected_physical:
             found.append(Difference(EXTRA_TABLE, live_name, severity=WARNING))
     return found
-
-
-class Reflection:
-    """The inspector, with its per-table answers (columns, primary key, indexes, unique
-    constraints) fetched for all of ``tables`` in one ``get_multi_*`` call each: one round
-    trip per kind where the dialect batches reflection (PostgreSQL), instead of one per
-    table. A call with options, or a dialect without the batch methods, asks per table."""
-
-    def __init__(self, insp: Any, tables: list[str]) -> None:
-        self._insp = insp
-        self._tables = tables
-        self._batches: dict[str, dict[str, Any] | None] = {}
-
-    def _one(self, kind: str, table: str, kw: dict[str, Any]) -> Any:
-        if not kw and kind not in self._batches:
-            try:
-                batch = getattr(self._insp, f"get_multi_{kind}")(filter_names=self._tables)
-            except NotImplementedError:
-                self._batches[kind] = None
-            else:
-                self._batches[kind] = {name: value for (_schema, name), value in batch.items()}
-        batched = None if kw else self._batches.get(kind)
-        if batched is not None and table in batched:
-            return batched[table]
-        return getattr(self._insp, f"get_{kind}")(table, **kw)
-
-    def get_columns(self, table: str, **kw: Any) -> Any:
-        return self._one("columns", table, kw)
-
-    def get_pk_constraint(self, table: str, **kw: Any) -> Any:
-        return self._one("pk_constraint", table, kw)
-
-    def get_indexes(self, table: str, **kw: Any) -> Any:
-        return self._one("indexes", table, kw)
-
-    def get_unique_constraints(self, table: str, **kw: Any) -> Any:
-        return self._one("unique_constraints", table, kw)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._insp, name)
 
 
 def split(differences: list[Difference]) -> tuple[list[str], list[str]]:
@@ -258,3 +193,60 @@ def _compare_table(
     for name in sorted(set(live_idx) - known_idx):
         out.append(Difference(EXTRA_INDEX, physical, live_idx[name]["name"], severity=WARNING))
     return out
+
+
+# --- one live schema against another (migrate test) ---------------------------
+
+
+def diff_snapshots(expected: Snapshot, found: Snapshot) -> list[Difference]:
+    """How ``found`` differs from ``expected``, table by table; every difference is an error."""
+    out: list[Difference] = []
+    for key in sorted(set(expected) | set(found)):
+        want, have = expected.get(key), found.get(key)
+        if have is None and want is not None:
+            out.append(Difference(MISSING_TABLE, want.name, expected="present", found="absent"))
+        elif want is None and have is not None:
+            out.append(Difference(EXTRA_TABLE, have.name, expected="absent", found="present"))
+        elif want is not None and have is not None:
+            out += _diff_table(want, have)
+    return out
+
+
+def _diff_table(want: TableShape, have: TableShape) -> list[Difference]:
+    t = want.name
+    out: list[Difference] = []
+    for key in sorted(set(want.columns) | set(have.columns)):
+        w, h = want.columns.get(key), have.columns.get(key)
+        if h is None and w is not None:
+            out.append(Difference(MISSING_COLUMN, t, w[0], expected=w[1], found="absent"))
+        elif w is None and h is not None:
+            out.append(Difference(EXTRA_COLUMN, t, h[0], expected="absent", found=h[1]))
+        elif w is not None and h is not None:
+            if w[1] != h[1]:
+                out.append(Difference(COLUMN_TYPE, t, w[0], expected=w[1], found=h[1]))
+            if w[2] != h[2]:
+                out.append(Difference(COLUMN_NULLABLE, t, w[0], expected=_null(w[2]), found=_null(h[2])))
+    if want.primary_key != have.primary_key:
+        out.append(Difference(PRIMARY_KEY, t, "", ", ".join(want.primary_key) or "none", ", ".join(have.primary_key) or "none"))
+    for cols in sorted(want.unique - have.unique):
+        out.append(Difference(MISSING_UNIQUE, t, "", expected=", ".join(cols), found="absent"))
+    for cols in sorted(have.unique - want.unique):
+        # drift has no kind of its own for a unique key the model does not know: it is an extra index.
+        out.append(Difference(EXTRA_INDEX, t, "UNIQUE (" + ", ".join(cols) + ")", expected="absent", found="present"))
+    for key in sorted(set(want.indexes) | set(have.indexes)):
+        wi, hi = want.indexes.get(key), have.indexes.get(key)
+        if hi is None and wi is not None:
+            out.append(Difference(MISSING_INDEX, t, wi[0], expected=_index(wi), found="absent"))
+        elif wi is None and hi is not None:
+            out.append(Difference(EXTRA_INDEX, t, hi[0], expected="absent", found=_index(hi)))
+        elif wi is not None and hi is not None and (wi[1], wi[2]) != (hi[1], hi[2]):
+            out.append(Difference(INDEX_COLUMNS, t, wi[0], expected=_index(wi), found=_index(hi)))
+    return out
+
+
+def _null(nullable: bool) -> str:
+    return "NULL" if nullable else "NOT NULL"
+
+
+def _index(index: tuple[str, tuple[str, ...], bool]) -> str:
+    return ("UNIQUE " if index[2] else "") + "(" + ", ".join(index[1]) + ")"

@@ -8,7 +8,7 @@ N in order:
 1. **up** to N, then compare the live schema with the model at N
    (``drift.compare``);
 2. **down** to N-1, then compare with the model at N-1 and with the live
-   schema as it was before N's up (``snapshot``), and check that no row of
+   schema as it was before N's up (a ``reflection`` snapshot), and check that no row of
    version N or above is left in the version table;
 3. **reup** to N, then compare with the model at N and with the live schema
    the first up made.
@@ -30,16 +30,21 @@ from typing import TYPE_CHECKING, Any
 
 from baselinr.config import ConnectionSettings
 from baselinr.errors import BaselinrError, DatabaseUnavailable, UsageError
+from baselinr.storage import reflection
 from baselinr.storage.connection import first_line, open_connection, redact
-from baselinr.storage.migrations import scratch, snapshot
+from baselinr.storage.migrations import scratch
 from baselinr.storage.migrations.chain import DEFAULT_PACKAGE
-from baselinr.storage.migrations.drift import ERROR, Difference, compare
+from baselinr.storage.migrations.drift import ERROR, Difference, compare, diff_snapshots
+from baselinr.storage.migrations.journal import JOURNAL_TABLE_NAME
 from baselinr.storage.version_table import VERSION_TABLE_NAME
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from baselinr.storage.migrations.manager import MigrationManager
+
+# Tables the engine keeps for itself: they come and go with the runner, not with a migration.
+BOOKKEEPING = frozenset({VERSION_TABLE_NAME, JOURNAL_TABLE_NAME, "_baselinr_migration_lock"})
 
 UP, DOWN, REUP = "up", "down", "reup"
 # Kinds of mismatch besides drift's schema kinds.
@@ -144,7 +149,7 @@ def run_selftest(
         scratch.refuse_unless_empty(mgr.engine, connection)
         outcomes: list[VersionOutcome] = []
         stopped: int | None = None
-        before: snapshot.Snapshot = {}  # an empty database
+        before: reflection.Snapshot = {}  # an empty database
         for version in range(1, target + 1):
             outcome, after = _test_version(mgr, connection, version, before)
             outcomes.append(outcome)
@@ -160,8 +165,8 @@ def run_selftest(
 
 
 def _test_version(
-    mgr: MigrationManager, connection: ConnectionSettings, version: int, before: snapshot.Snapshot
-) -> tuple[VersionOutcome, snapshot.Snapshot | None]:
+    mgr: MigrationManager, connection: ConnectionSettings, version: int, before: reflection.Snapshot
+) -> tuple[VersionOutcome, reflection.Snapshot | None]:
     """Up, down and reup of one version; the snapshot at ``version``, or None when a step failed."""
     m = mgr.chain.get(version)
     phases: list[str] = []
@@ -222,8 +227,8 @@ def _reading(mgr: MigrationManager) -> Iterator[Connection]:
 
 
 def _check(
-    mgr: MigrationManager, version: int, phase: str, at: int, earlier: tuple[str, snapshot.Snapshot] | None = None
-) -> tuple[snapshot.Snapshot, list[Mismatch]]:
+    mgr: MigrationManager, version: int, phase: str, at: int, earlier: tuple[str, reflection.Snapshot] | None = None
+) -> tuple[reflection.Snapshot, list[Mismatch]]:
     """The live schema (one connection) and its mismatches: against ``earlier`` (what it
     is named, the snapshot it must equal), then against the model at ``at``.
 
@@ -232,9 +237,9 @@ def _check(
     types); a model difference about the same object is not reported twice."""
     model, exact = mgr.chain.model_at(at, mgr.dialect.name)
     with _reading(mgr) as conn:
-        live = snapshot.take(conn, indexes=mgr.dialect.supports_indexes)
+        live = reflection.take(conn, indexes=mgr.dialect.supports_indexes, skip=BOOKKEEPING)
         differences = compare(conn, model, exact, mgr.dialect, mgr.names)
-    out = [] if earlier is None else [_mismatch(version, phase, earlier[0], d) for d in snapshot.diff(earlier[1], live)]
+    out = [] if earlier is None else [_mismatch(version, phase, earlier[0], d) for d in diff_snapshots(earlier[1], live)]
     seen = {(m.kind, m.table.lower(), m.object.lower()) for m in out}
     for d in differences:
         if (exact or d.severity == ERROR) and (d.kind, d.table.lower(), d.object.lower()) not in seen:
