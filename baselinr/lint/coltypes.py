@@ -1,7 +1,9 @@
 """Compare a column's old and new SQL type: same, widen, narrow or unknown.
 
 Used by the rules for narrowing type changes (all dialects), PostgreSQL
-rewrites and MySQL's COPY algorithm. Pure; works on sqlglot ``DataType``s.
+rewrites and MySQL's COPY algorithm. Pure; works on sqlglot ``DataType``s,
+with the groups and widths of ``storage.families`` (the one place that maps
+column types to families).
 """
 
 from __future__ import annotations
@@ -10,12 +12,15 @@ from typing import Any
 
 from sqlglot import exp
 
+from baselinr.storage.families import CHARACTER, FAMILY_OF, REAL_WIDTH, TEXT_WIDTH, WHOLE_WIDTH
+
 T = exp.DataType.Type
-_INTS = {T.TINYINT: 1, T.SMALLINT: 2, T.MEDIUMINT: 3, T.INT: 4, T.BIGINT: 5}
-_FLOATS = {T.FLOAT: 1, T.DOUBLE: 2}
-_STRINGS = {T.CHAR, T.NCHAR, T.VARCHAR, T.NVARCHAR}
-_TEXTS = {T.TINYTEXT: 1, T.TEXT: 2, T.MEDIUMTEXT: 3, T.LONGTEXT: 4}
-_DECIMALS = {T.DECIMAL}
+# sqlglot's type → width, from the one type-family module.
+_INTS = {t: WHOLE_WIDTH[t.name] for t in T if t.name in WHOLE_WIDTH}
+_FLOATS = {t: REAL_WIDTH[t.name] for t in T if t.name in REAL_WIDTH}
+_STRINGS = {t for t in T if t.name in CHARACTER}
+_TEXTS = {t: TEXT_WIDTH[t.name] for t in T if t.name in TEXT_WIDTH}
+_DECIMALS = {t for t in T if FAMILY_OF.get(t.name) == "decimal"}
 
 SAME, WIDEN, NARROW, UNKNOWN = "same", "widen", "narrow", "unknown"
 

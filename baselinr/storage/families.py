@@ -50,6 +50,13 @@ FAMILY_OF = {name: family for family, names in FAMILIES.items() for name in name
 # Spellings that make a column its table's generated key.
 SERIAL = frozenset({"SERIAL", "SMALLSERIAL", "SERIAL4", "BIGSERIAL", "SERIAL8"})
 
+# Widths within the groups a column can be widened in place, for lint's narrowing rules (``lint.coltypes``):
+# whole numbers (the model's integer and bigint), reals, and MySQL's text sizes, by spelled base name.
+WHOLE_WIDTH = {"TINYINT": 1, "SMALLINT": 2, "MEDIUMINT": 3, "INT": 4, "INTEGER": 4, "BIGINT": 5}
+REAL_WIDTH = {"FLOAT": 1, "REAL": 1, "DOUBLE": 2, "DOUBLE PRECISION": 2}
+TEXT_WIDTH = {"TINYTEXT": 1, "TEXT": 2, "MEDIUMTEXT": 3, "LONGTEXT": 4}
+CHARACTER = frozenset({"CHAR", "NCHAR", "VARCHAR", "NVARCHAR"})
+
 # Families a live (or backed-up) column may have and still match a model column of the key's family.
 COMPATIBLE: dict[str, frozenset[str]] = {
     "integer": frozenset({"integer", "bigint"}),
