@@ -194,6 +194,7 @@ _MANIFEST_FIELDS = {
     "format": "str", "format_version": "version", "complete": "bool", "absent_tables": "names",
     "excluded_tables": "names", "excluded_columns": "names", "kept_columns": "names",
 }  # fmt: skip
+_FORMAT_3_FIELDS = ("excluded_tables", "excluded_columns", "kept_columns")
 _TABLE_FIELDS = {
     "name": "str", "file": "str", "encoding": "str", "rows": "count", "bytes": "count", "content_bytes": "count",
     "sha256": "sha256", "content_sha256": "sha256", "logical_name": "str?", "compression": "str",
@@ -250,6 +251,9 @@ def parse_manifest(text: str, where: str) -> Manifest:
     except ValueError:
         raise BackupError(f"{where}: manifest.json holds a number JSON cannot represent") from None
     _check_fields(data, _MANIFEST_FIELDS, _required(Manifest) - {"tables"}, "manifest", where)
+    newer = sorted(k for k in _FORMAT_3_FIELDS if k in data)
+    if version < 3 and newer:
+        raise BackupError(f"{where}: manifest.json has a malformed manifest (format {version} has no {newer[0]!r})")
     raw_tables = data.pop("tables", None)
     if not isinstance(raw_tables, list):
         raise BackupError(f"{where}: manifest.json has no list of tables")

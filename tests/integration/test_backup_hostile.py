@@ -31,7 +31,7 @@ from tests.conftest import Database
 from tests.integration.test_adopt import build_profiler_database
 from tests.integration.test_backup import _engine, backup, fresh, snapshot
 from tests.support.cli import ROOT, run
-from tests.support.hostile import INJECTION, KINDS, as_format_1, tamper
+from tests.support.hostile import INJECTION, KINDS, as_format_1, as_format_2, tamper
 from tests.support.packages import sql_migration, write_package
 
 RUNS = 30
@@ -126,20 +126,22 @@ def test_injected_type_is_never_executed_even_when_the_model_check_is_the_only_g
     assert snapshot(target, also=("victim",)) == {"victim": ["(1, 'precious')"]}
 
 
-def test_format_1_backup_still_verifies_and_restores(
-    database: Database, tmp_path: Path, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("old_format", [1, 2])
+def test_format_1_and_2_backups_still_verify_and_restore(
+    old_format: int, database: Database, tmp_path: Path, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _seed(database, capsys)
     made = backup(capsys, database, tmp_path / "backups")
     path = Path(made["path"])
     assert json.loads((path / "manifest.json").read_text())["format_version"] == 3
-    as_format_1(path)
+    (as_format_1 if old_format == 1 else as_format_2)(path)
     r = run(capsys, "backup", "verify", str(path), "--output", "json")
     assert r.code == 0, r.out
     result = json.loads(r.out)
-    assert result["ok"] is True and result["manifest_integrity"] == "not recorded (format 1)"
+    integrity = "not recorded (format 1)" if old_format == 1 else "ok"
+    assert result["ok"] is True and result["manifest_integrity"] == integrity
     r = run(capsys, "backup", "verify", str(path))
-    assert r.code == 0 and "integrity not recorded (format 1)" in r.out
+    assert r.code == 0 and f"integrity {integrity}" in r.out
 
     target = fresh(database, tmp_path, request)
     r = run(capsys, "backup", "restore", str(path), "--config", str(target.config))

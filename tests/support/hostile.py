@@ -66,6 +66,17 @@ def _unknown_column(m: Manifest) -> None:
     _entry(m, "baselinr_runs")["columns"].append({"name": "evil", "type": "INTEGER", "nullable": True})
 
 
+def _kept_injection(m: Manifest) -> None:
+    # A column no migration made, as the backup keeps one, with a type that would be SQL in the restore's DDL.
+    _entry(m, "baselinr_runs")["columns"].append({"name": "evil", "type": INJECTION, "nullable": True})
+    m["kept_columns"] = ["baselinr_runs.evil"]
+
+
+def _kept_bad_name(m: Manifest) -> None:
+    _entry(m, "baselinr_runs")["columns"].append({"name": "x INTEGER; DROP TABLE victim", "type": "INTEGER"})
+    m["kept_columns"] = ["baselinr_runs.x INTEGER; DROP TABLE victim"]
+
+
 def _incomplete(m: Manifest) -> None:
     m["complete"] = False
 
@@ -97,6 +108,8 @@ KINDS: dict[str, tuple[Callable[[Manifest], None], bool, str]] = {
     "unknown_table": (_unknown_table, True, "not a table of the schema model"),
     "duplicated_entry": (_duplicated, True, "a second entry"),
     "unknown_column": (_unknown_column, True, "is not in the schema model"),
+    "kept_column_injection": (_kept_injection, True, "none of the model's types"),
+    "kept_column_bad_name": (_kept_bad_name, True, "is not in the schema model"),
     "incomplete_flag": (_incomplete, True, "incomplete"),
     "edited_count": (_count, True, "rows read"),
     "edited_checksum": (_checksum, True, "file checksum differs"),
@@ -116,10 +129,27 @@ def tamper(backup: Path, kind: str) -> None:
     path.write_text(json.dumps(m, indent=2))
 
 
+FORMAT_3_FIELDS = ("excluded_tables", "excluded_columns", "kept_columns")
+
+
 def as_format_1(backup: Path) -> None:
-    """Rewrite a backup's manifest as the previous format wrote it (no digest)."""
+    """Rewrite a backup's manifest as format 1 wrote it (no digest, none of format 3's fields)."""
     path = backup / "manifest.json"
     m: Manifest = json.loads(path.read_text())
     m.pop(DIGEST_FIELD)
+    for key in FORMAT_3_FIELDS:
+        assert m.pop(key) == [], key
     m["format_version"] = 1
+    path.write_text(json.dumps(m, indent=2))
+
+
+def as_format_2(backup: Path) -> None:
+    """Rewrite a backup's manifest as format 2 wrote it (sealed, none of format 3's fields)."""
+    path = backup / "manifest.json"
+    m: Manifest = json.loads(path.read_text())
+    m.pop(DIGEST_FIELD)
+    for key in FORMAT_3_FIELDS:
+        assert m.pop(key) == [], key
+    m["format_version"] = 2
+    m[DIGEST_FIELD] = digest(m)
     path.write_text(json.dumps(m, indent=2))
