@@ -127,4 +127,6 @@ def verify(
         manifest_integrity=trusted.integrity,
         manifest_sha256=trusted.sha256,
         manifest_problems=trusted.problems,
+        excluded=[*manifest.excluded_tables, *manifest.excluded_columns],
+        kept_columns=list(manifest.kept_columns),
     )

@@ -89,6 +89,9 @@ class VerifyResult(_Result):
     manifest_integrity: str = ""
     manifest_sha256: str | None = None
     manifest_problems: list[ManifestProblem] = field(default_factory=list)
+    # What no migration made: left out at backup time by name, and kept (restore adds them back).
+    excluded: list[str] = field(default_factory=list)
+    kept_columns: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -263,10 +263,12 @@ def test_hand_added_column_is_kept_and_restored(
     assert any("baselinr_runs.notes" in w and "restore adds them back" in w for w in warnings), warnings
     manifest = json.loads((dest / "b1" / "manifest.json").read_text())
     assert manifest["kept_columns"] == ["baselinr_runs.notes", "baselinr_runs.cost"]
-    assert run(capsys, "backup", "verify", "b1", "--dest", str(dest), "--migrations", pkg).code == 0
+    r = run(capsys, "backup", "verify", "b1", "--dest", str(dest), "--migrations", pkg)
+    assert r.code == 0 and "no migration made them (restore adds them back): baselinr_runs.notes" in r.out, r.out
     target = _target(database, tmp_path, request)
     r = _cli(capsys, target, pkg, "backup", "restore", "b1", "--dest", str(dest))
     assert r.code == 0, r.out + r.err
+    assert "added baselinr_runs.notes back (string(50))" in r.out, r.out
     q = "SELECT run_id, notes, cost FROM baselinr_runs"
     assert _rows(target, pkg, q) == _rows(database, pkg, q) == [("r1", "keep me", 1.25)]
     # validate still says the model does not know it (a warning, with what to do).
@@ -292,7 +294,8 @@ def test_hand_added_column_of_an_unknown_type_fails_the_backup_and_the_way_out_w
     assert r.code == 0, r.out + r.err
     manifest = json.loads((dest / "without" / "manifest.json").read_text())
     assert manifest["excluded_columns"] == ["baselinr_runs.payload"] and manifest["kept_columns"] == []
-    assert run(capsys, "backup", "verify", "without", "--dest", str(dest), "--migrations", pkg).code == 0
+    r = run(capsys, "backup", "verify", "without", "--dest", str(dest), "--migrations", pkg)
+    assert r.code == 0 and "left out when the backup was taken (--exclude-*): baselinr_runs.payload" in r.out, r.out
     # A typo in the exclusion is a usage error, not a backup that ignores it; so is a model column.
     r = _cli(capsys, database, pkg, "backup", "create", "--dest", str(dest), "--exclude-column", "baselinr_runs.paylod")
     assert r.code == 2 and "baselinr_runs.paylod" in r.err

@@ -76,6 +76,11 @@ def verify_text(result: VerifyResult) -> list[str]:
         lines.append(f"   {m['ok']} manifest: matches the schema model (integrity {result.manifest_integrity})")
     for t in result.tables:
         lines.append(f"   {m['ok'] if t.ok else m['error']} {t.name}: " + (f"{t.rows:,} rows" if t.ok else f"{t.problem}"))
+    if result.kept_columns:
+        kept = ", ".join(result.kept_columns)
+        lines.append(f"   {m['warn']} kept, though no migration made them (restore adds them back): {kept}")
+    if result.excluded:
+        lines.append(f"   {m['warn']} left out when the backup was taken (--exclude-*): {', '.join(result.excluded)}")
     if result.ok:
         lines.append(f"{m['ok']} Backup {result.name} is intact: {len(result.tables)} tables, {result.rows:,} rows")
     else:
