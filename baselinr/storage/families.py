@@ -93,14 +93,18 @@ def family(base: str, p: int | None = None, s: int | None = None) -> tuple[str, 
     return found, None
 
 
-def type_family(spelled: str) -> tuple[str, int | None] | None:
-    """The family (and string length) of a type as a dialect spells it; ``None`` if it is no model type."""
+def _parse(spelled: str) -> tuple[str, int | None, int | None] | None:
+    """(base, precision or length, scale) of a spelled type; ``None`` if it is not one plain type."""
     m = _TYPE.fullmatch(spelled.strip()) if len(spelled) <= 120 else None
     if m is None:
         return None
-    p = int(m["p"]) if m["p"] is not None else None
-    s = int(m["s"]) if m["s"] is not None else None
-    return family(m["base"], p, s)
+    return m["base"], int(m["p"]) if m["p"] is not None else None, int(m["s"]) if m["s"] is not None else None
+
+
+def type_family(spelled: str) -> tuple[str, int | None] | None:
+    """The family (and string length) of a type as a dialect spells it; ``None`` if it is no model type."""
+    parsed = _parse(spelled)
+    return family(*parsed) if parsed is not None else None
 
 
 def accepts(model: SqlType, found: str, length: int | None = None) -> bool:
@@ -113,34 +117,18 @@ def accepts(model: SqlType, found: str, length: int | None = None) -> bool:
 
 def sql_type(base: str, p: int | None = None, s: int | None = None) -> SqlType | None:
     """The model type of a declared type (``DECIMAL(10, 4)`` → decimal 10, 4); ``None`` if no model type."""
-    base = " ".join(base.upper().split())
-    found = FAMILY_OF.get(base)
-    if base == "TINYINT":
-        return SqlType("boolean") if p == 1 else SqlType("integer")
+    found = family(base, p, s)
     if found is None:
         return None
-    if found == "decimal":
-        return SqlType("decimal", precision=p, scale=s if p is not None else None)
-    if found == "string":
-        return SqlType("string", length=p) if p else SqlType("text")
-    return SqlType(found)
+    if FAMILY_OF.get(" ".join(base.upper().split())) == "decimal":
+        return SqlType("decimal", precision=p, scale=(s or 0) if p is not None else None)
+    return SqlType(found[0], length=found[1])
 
 
 def spelled_sql_type(spelled: str) -> SqlType | None:
     """The model type of a type as a dialect spells it (``NUMERIC(10, 4)``); ``None`` if no model type."""
-    m = _TYPE.fullmatch(spelled.strip()) if len(spelled) <= 120 else None
-    if m is None:
-        return None
-    p = int(m["p"]) if m["p"] is not None else None
-    s = int(m["s"]) if m["s"] is not None else None
-    found = type_family(spelled)
-    if found is None:
-        return None
-    if found[0] == "decimal":
-        return SqlType("decimal", precision=p, scale=s if s is not None else (0 if p is not None else None))
-    if found[0] == "string":
-        return SqlType("string", length=found[1])
-    return SqlType(found[0])
+    parsed = _parse(spelled)
+    return sql_type(*parsed) if parsed is not None else None
 
 
 def describe(t: SqlType) -> str:

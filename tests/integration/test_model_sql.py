@@ -22,7 +22,7 @@ from sqlalchemy import text
 from baselinr.config import load_config
 from baselinr.storage.migrations.manager import MigrationManager
 from tests.conftest import Database, make_database
-from tests.integration.test_guide_examples import COST_TRACKING_DOWN, COST_TRACKING_UP, MODIFY_TYPE
+from tests.integration.test_guide_examples import COST_TRACKING_DOWN, COST_TRACKING_UP, MODIFY_TYPE, SQLITE_RECREATE
 from tests.support.cli import run
 from tests.support.packages import sql_migration, write_package
 
@@ -47,25 +47,6 @@ TYPE_CHANGE = {
     "sqlite": MODIFY_TYPE.replace("row_count", "column_count"),  # SQLite has no ALTER COLUMN: the guide's pattern
 }
 RENAME = "ALTER TABLE baselinr_runs RENAME COLUMN environment TO env_name"
-# The guide's SQLite copy-and-swap, with every column written out.
-SQLITE_REBUILD_WITH = """
-    CREATE TABLE baselinr_runs_new (
-        run_id VARCHAR(36) NOT NULL,
-        dataset_name VARCHAR(255) NOT NULL,
-        schema_name VARCHAR(255),
-        profiled_at TIMESTAMP NOT NULL,
-        environment VARCHAR(50),
-        status VARCHAR(20),
-        row_count INTEGER,
-        column_count INTEGER,
-        {extra},
-        PRIMARY KEY (run_id, dataset_name)
-    );
-    INSERT INTO baselinr_runs_new SELECT * FROM baselinr_runs;
-    DROP TABLE baselinr_runs;
-    ALTER TABLE baselinr_runs_new RENAME TO baselinr_runs;
-    CREATE INDEX idx_runs_dataset_profiled ON baselinr_runs (dataset_name, profiled_at DESC);
-"""
 
 
 def _cli(capsys: pytest.CaptureFixture[str], db: Database, pkg: str, *args: str) -> Any:
@@ -222,17 +203,7 @@ def test_sqlite_copy_and_swap_rebuild_round_trips(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     database = make_database("sqlite", tmp_path, request)
-    pkg = write_package(
-        tmp_path / "pkgs",
-        {
-            2: sql_migration(
-                2,
-                SQLITE_REBUILD_WITH.format(extra="new_field VARCHAR(100)").replace(
-                    "SELECT * FROM", "SELECT *, NULL AS new_field FROM"
-                ),
-            )
-        },
-    )
+    pkg = write_package(tmp_path / "pkgs", {2: sql_migration(2, SQLITE_RECREATE)})  # the guide's, every column written
     assert _cli(capsys, database, pkg, "migrate", "apply").code == 0
     _sql(
         database,

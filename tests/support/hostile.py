@@ -134,22 +134,21 @@ FORMAT_3_FIELDS = ("excluded_tables", "excluded_columns", "kept_columns")
 
 def as_format_1(backup: Path) -> None:
     """Rewrite a backup's manifest as format 1 wrote it (no digest, none of format 3's fields)."""
-    path = backup / "manifest.json"
-    m: Manifest = json.loads(path.read_text())
-    m.pop(DIGEST_FIELD)
-    for key in FORMAT_3_FIELDS:
-        assert m.pop(key) == [], key
-    m["format_version"] = 1
-    path.write_text(json.dumps(m, indent=2))
+    as_older_format(backup, 1)
 
 
 def as_format_2(backup: Path) -> None:
     """Rewrite a backup's manifest as format 2 wrote it (sealed, none of format 3's fields)."""
+    as_older_format(backup, 2)
+
+
+def as_older_format(backup: Path, version: int) -> None:
     path = backup / "manifest.json"
     m: Manifest = json.loads(path.read_text())
     m.pop(DIGEST_FIELD)
     for key in FORMAT_3_FIELDS:
         assert m.pop(key) == [], key
-    m["format_version"] = 2
-    m[DIGEST_FIELD] = digest(m)
+    m["format_version"] = version
+    if version >= 2:
+        m[DIGEST_FIELD] = digest(m)
     path.write_text(json.dumps(m, indent=2))
