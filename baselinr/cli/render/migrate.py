@@ -57,7 +57,8 @@ def status_text(r: StatusResult) -> list[str]:
     elif r.state == "ahead":
         lines += [
             f"{m['error']} Database schema is ahead (v{r.database_version} > v{r.code_version})",
-            "Update Baselinr package to match database version",
+            f"Use the Baselinr package or image (or --migrations package) that has v{r.database_version}: keep running "
+            f"that one, or run 'baselinr migrate rollback --target {r.code_version}' there to come back to this code",
         ]
     elif r.state == "up_to_date":
         lines.append(f"{m['ok']} Schema version is up to date")

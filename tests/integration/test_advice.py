@@ -1,0 +1,62 @@
+"""Advice that works when followed (issue 24): each message a user acts on is
+true for their database, and doing what it says gets them out.
+
+Every test runs the real CLI (``python -m baselinr``), reads the advice it
+prints, and where the advice is a command, runs that command.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import Database
+from tests.support.cli import ROOT, Result, run_process
+from tests.support.packages import sql_migration, write_package
+
+V2 = sql_migration(2, "CREATE TABLE advice_t (id INTEGER)", "DROP TABLE advice_t", description="Add advice_t")
+
+
+def one_line(r: Result) -> str:
+    """The single line an error prints, checked to be single and traceback-free."""
+    assert "Traceback" not in r.err, r.err
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1, r.err
+    return lines[0]
+
+
+def cli(database: Database, *args: str, pkg: str, root: Path) -> Result:
+    return run_process(*args, "--config", str(database.config), "--migrations", pkg, env={"PYTHONPATH": f"{root}:{ROOT}"})
+
+
+# --- 1. the database is ahead of the code ------------------------------------------------
+
+
+def test_a_database_ahead_of_the_code_refuses_rollback_and_names_the_code_that_can(database: Database, tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    newer = write_package(root, {2: V2})  # the release that has v2
+    older = write_package(root, {})  # the release before it: v1 only
+    assert cli(database, "migrate", "apply", pkg=newer, root=root).code == 0
+
+    status = cli(database, "migrate", "status", pkg=older, root=root)
+    assert status.code == 1
+    assert "Database schema is ahead (v2 > v1)" in status.out
+    assert "has v2" in status.out
+
+    apply = cli(database, "migrate", "apply", pkg=older, root=root)
+    line = one_line(apply)
+    assert apply.code == 2, line
+    assert "neither apply nor roll back v2" in line and "v2 (Add advice_t)" in line and "has v2" in line, line
+
+    # The old advice, followed: it must fail, not print success with the database still ahead.
+    rollback = cli(database, "migrate", "rollback", "--target", "1", pkg=older, root=root)
+    line = one_line(rollback)
+    assert rollback.code == 2, (rollback.out, line)
+    assert "Already at version" not in rollback.out
+    assert "neither apply nor roll back v2" in line and "has v2" in line, line
+
+    # The new advice, followed: the code that has v2 rolls it back, and the older code is then current.
+    assert "baselinr migrate rollback --target 1" in line
+    back = cli(database, "migrate", "rollback", "--target", "1", pkg=newer, root=root)
+    assert back.code == 0, back.err
+    after = cli(database, "migrate", "status", pkg=older, root=root)
+    assert after.code == 0 and "Schema version is up to date" in after.out, after.out
