@@ -231,7 +231,8 @@ def validate(config_path: str | None, output: str, migrations_package: str | Non
 @output_option
 @migrations_option
 def repair(config_path: str | None, dry_run: bool, lock_timeout: float, output: str, migrations_package: str | None) -> None:
-    """Clear failed or interrupted migration records after fixing the schema by hand, and adopt a
+    """Clear failed or interrupted migration records after fixing the schema by hand; record each
+    migration file's checksum where the recorded one differs (noting the old value); and adopt a
     database Baselinr's profiler stamped: create what its versions lack (never touching data) and record them."""
     mgr = current(output).manager(config_path, lock_timeout=lock_timeout, migrations_package=migrations_package)
     result = mgr.repair(dry_run=dry_run)

@@ -7,8 +7,12 @@ prints, and where the advice is a command, runs that command.
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
+from baselinr.config import load_config
+from baselinr.storage.schema_version import CURRENT_SCHEMA_VERSION as LATEST
 from tests.conftest import Database
 from tests.support.cli import ROOT, Result, run_process
 from tests.support.packages import sql_migration, write_package
@@ -60,3 +64,48 @@ def test_a_database_ahead_of_the_code_refuses_rollback_and_names_the_code_that_c
     assert back.code == 0, back.err
     after = cli(database, "migrate", "status", pkg=older, root=root)
     assert after.code == 0 and "Schema version is up to date" in after.out, after.out
+
+
+# --- 2. a checksum changed in the version table, the file unchanged -------------------------
+
+
+def sql(database: Database, statement: str) -> list[tuple[object, ...]]:
+    """Run one statement on the test's database (as a user's hand edit would) and return its rows."""
+    from sqlalchemy import create_engine, text
+
+    settings = load_config(database.config).storage.connection
+    engine = create_engine(settings.url(), connect_args=settings.connect_args())
+    try:
+        with engine.begin() as conn:
+            result = conn.execute(text(statement))
+            return [tuple(r) for r in result.fetchall()] if result.returns_rows else []
+    finally:
+        engine.dispose()
+
+
+def test_a_checksum_changed_in_the_version_table_is_realigned_by_repair(database: Database, tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    pkg = write_package(root, {2: V2})
+    assert cli(database, "migrate", "apply", pkg=pkg, root=root).code == 0
+    sql(database, "UPDATE baselinr_schema_version SET checksum = 'edited-by-hand' WHERE version = 2")
+
+    validate = cli(database, "migrate", "validate", pkg=pkg, root=root)
+    assert validate.code == 1
+    assert "run 'baselinr migrate repair' to record the file's checksum" in validate.out, validate.out
+
+    dry = cli(database, "migrate", "repair", "--dry-run", pkg=pkg, root=root)
+    assert dry.code == 0, dry.err
+    assert "Would realign the recorded checksum of v2 (v2_test.py) with its file: edited-by-ha..." in dry.out, dry.out
+    assert sql(database, "SELECT checksum FROM baselinr_schema_version WHERE version = 2") == [("edited-by-hand",)]
+
+    repair = cli(database, "migrate", "repair", pkg=pkg, root=root)
+    assert repair.code == 0, repair.err
+    assert "Realigned the recorded checksum of v2 (v2_test.py)" in repair.out, repair.out
+    [(description,)] = sql(database, "SELECT description FROM baselinr_schema_version WHERE version = 2")
+    assert str(description).startswith("Add advice_t [checksum realigned by repair ")
+    assert str(description).endswith(": was edited-by-hand]")
+
+    assert cli(database, "migrate", "validate", pkg=pkg, root=root).code == 0
+    again = cli(database, "migrate", "repair", pkg=pkg, root=root)
+    assert again.code == 0 and "Nothing to repair" in again.out
+

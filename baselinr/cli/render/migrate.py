@@ -209,12 +209,21 @@ def dry_run_lint_text(report: LintReport) -> list[str]:
 
 def repair_text(r: RepairResult) -> list[str]:
     m = markers()
-    if not r.removed and not r.adopted:
-        return [f"{m['ok']} Nothing to repair: no failed or interrupted migration is recorded"]
+    if not r.removed and not r.adopted and not r.realigned:
+        return [
+            f"{m['ok']} Nothing to repair: no failed or interrupted migration is recorded, "
+            "and every recorded checksum matches its migration file"
+        ]
     lines = []
     verb = "Would clear" if r.dry_run else "Cleared"
     for row in r.removed:
         lines.append(f"{verb} the {row.status} record of v{row.version}: {row.description}")
+    for fix in r.realigned:
+        lines.append(
+            f"{'Would realign' if r.dry_run else 'Realigned'} the recorded checksum of v{fix.version} ({fix.script}) "
+            f"with its file: {fix.recorded[:12]}... -> {fix.file[:12]}..."
+            + ("" if r.dry_run else " (the old value is noted in the row's description)")
+        )
     for step in r.adopted:
         what = ", ".join(step.created) if step.created else "nothing to create"
         if step.found:
@@ -227,6 +236,8 @@ def repair_text(r: RepairResult) -> list[str]:
     elif r.adopted:
         top = r.adopted[-1].version
         lines.append(f"{m['ok']} Adopted: versions 1..{top} are recorded; run 'baselinr migrate apply' to continue")
+    elif not r.removed:
+        lines.append(f"{m['ok']} Repaired; run 'baselinr migrate validate' to check the database")
     else:
         lines.append(f"{m['ok']} Repaired; run 'baselinr migrate apply' to apply them again")
     return lines
