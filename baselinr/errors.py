@@ -33,8 +33,10 @@ class BaselinrError(Exception):
         self.hint = hint
 
     def __str__(self) -> str:
+        """The message and the hint as two sentences (a full stop between them if the message has none)."""
         if self.hint:
-            return f"{self.message} {self.hint}"
+            stop = "" if self.message.rstrip().endswith((".", "!", "?")) else "."
+            return f"{self.message}{stop} {self.hint}"
         return self.message
 
 

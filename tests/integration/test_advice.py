@@ -7,12 +7,9 @@ prints, and where the advice is a command, runs that command.
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 from baselinr.config import load_config
-from baselinr.storage.schema_version import CURRENT_SCHEMA_VERSION as LATEST
 from tests.conftest import Database
 from tests.support.cli import ROOT, Result, run_process
 from tests.support.packages import sql_migration, write_package
@@ -109,3 +106,19 @@ def test_a_checksum_changed_in_the_version_table_is_realigned_by_repair(database
     again = cli(database, "migrate", "repair", pkg=pkg, root=root)
     assert again.code == 0 and "Nothing to repair" in again.out
 
+
+# --- 10. two sentences, a full stop between them ---------------------------------------------
+
+
+def test_a_message_and_its_advice_are_two_sentences(database: Database, tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    gap = write_package(root, {3: sql_migration(3, "SELECT 1")}, code_version=3)
+    r = cli(database, "migrate", "apply", pkg=gap, root=root)
+    assert r.code == 2
+    assert one_line(r).endswith("Missing migrations for versions: {2}. All intermediate migrations must exist.")
+    r = cli(database, "migrate", "rollback", "--target", "5", pkg=write_package(root, {}), root=root)
+    assert r.code == 2
+    assert one_line(r).endswith(
+        "Missing migrations for versions: {2, 3, 4, 5}. Target v5 is above the latest version this code has (v1); "
+        "upgrade Baselinr or lower --target."
+    )
