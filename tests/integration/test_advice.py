@@ -7,9 +7,12 @@ prints, and where the advice is a command, runs that command.
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from baselinr.config import load_config
+from baselinr.storage.schema_version import CURRENT_SCHEMA_VERSION as LATEST
 from tests.conftest import Database
 from tests.support.cli import ROOT, Result, run_process
 from tests.support.packages import sql_migration, write_package
@@ -107,6 +110,65 @@ def test_a_checksum_changed_in_the_version_table_is_realigned_by_repair(database
     assert again.code == 0 and "Nothing to repair" in again.out
 
 
+# --- 3. status reports registry faults --------------------------------------------------------
+
+
+def checkout(tmp_path: Path) -> tuple[Path, Path, Callable[..., Result]]:
+    """A source checkout of ``baselinr`` (its versions directory), a SQLite config, and the
+    CLI run in it (``python -m`` puts the working directory first on the path), for the
+    commands run on the default migrations package as a developer edits it."""
+    root = tmp_path / "checkout"
+    shutil.copytree(ROOT / "baselinr", root / "baselinr", ignore=shutil.ignore_patterns("__pycache__"))
+    cfg = tmp_path / "sqlite.yml"
+    cfg.write_text(f"storage:\n  connection:\n    type: sqlite\n    database: baselinr\n    filepath: {tmp_path / 'b.db'}\n")
+    env = {"PYTHONPATH": str(root), "PYTHONDONTWRITEBYTECODE": "1"}
+
+    def baselinr(*args: str) -> Result:
+        return run_process(*args, "--config", str(cfg), env=env, cwd=root)
+
+    return root / "baselinr/storage/migrations/versions", cfg, baselinr
+
+
+def test_status_reports_a_version_registered_twice(tmp_path: Path) -> None:
+    versions, _, baselinr = checkout(tmp_path)
+    assert baselinr("migrate", "apply").code == 0
+    registry = versions / "__init__.py"
+    good = registry.read_text()
+    registry.write_text(good.replace(f"    v{LATEST}_migration,\n]", f"    v{LATEST}_migration,\n    v{LATEST}_migration,\n]"))
+    r = baselinr("migrate", "status")
+    line = one_line(r)
+    assert r.code == 2 and "Schema version is up to date" not in r.out, r.out
+    assert f"Duplicate migrations for versions: {{{LATEST}}}. Each version must appear once." in line, line
+    registry.write_text(good)  # the advice, followed
+    r = baselinr("migrate", "status")
+    assert r.code == 0 and "Schema version is up to date" in r.out, r.err
+
+
+def test_status_reports_a_registered_version_the_code_version_does_not_count(tmp_path: Path) -> None:
+    versions, _, baselinr = checkout(tmp_path)
+    assert baselinr("migrate", "apply").code == 0
+    new = LATEST + 1
+    (versions / f"v{new}_extra.py").write_text(
+        "from baselinr.storage.migrations.migration import Migration\n\n"
+        f"migration = Migration(version={new}, description='Extra', up_sql='CREATE TABLE extra_t (id INTEGER)')\n"
+    )
+    registry = versions / "__init__.py"
+    registry.write_text(
+        registry.read_text().replace("\n# Register", f"from .v{new}_extra import migration as v{new}_migration\n\n# Register")
+        .replace(f"    v{LATEST}_migration,\n]", f"    v{LATEST}_migration,\n    v{new}_migration,\n]")
+    )
+    r = baselinr("migrate", "status")
+    line = one_line(r)
+    assert r.code == 2 and "Schema version is up to date" not in r.out, r.out
+    assert f"CURRENT_SCHEMA_VERSION is {LATEST} but the highest migration is v{new}" in line, line
+    assert "Update baselinr/storage/schema_version.py" in line
+    schema_version = versions.parent.parent / "schema_version.py"  # the advice, followed
+    bumped = schema_version.read_text().replace(f"CURRENT_SCHEMA_VERSION = {LATEST}", f"CURRENT_SCHEMA_VERSION = {new}")
+    schema_version.write_text(bumped)
+    r = baselinr("migrate", "status")
+    assert r.code == 1 and f"Run: baselinr migrate apply --target {new}" in r.out, r.out + r.err
+
+
 # --- 10. two sentences, a full stop between them ---------------------------------------------
 
 
@@ -122,3 +184,33 @@ def test_a_message_and_its_advice_are_two_sentences(database: Database, tmp_path
         "Missing migrations for versions: {2, 3, 4, 5}. Target v5 is above the latest version this code has (v1); "
         "upgrade Baselinr or lower --target."
     )
+
+
+# --- 6. a file written but not registered ------------------------------------------------------
+
+
+def test_a_migration_file_that_is_not_registered_is_named_with_where_to_register_it(tmp_path: Path) -> None:
+    versions, _, baselinr = checkout(tmp_path)
+    new = LATEST + 1
+    (versions / f"v{new}_forgot.py").write_text(
+        "from baselinr.storage.migrations.migration import Migration\n\n"
+        f"migration = Migration(version={new}, description='Forgot', up_sql='CREATE TABLE forgot_t (id INTEGER)')\n"
+    )
+    schema_version = versions.parent.parent / "schema_version.py"
+    schema_version.write_text(
+        schema_version.read_text().replace(f"CURRENT_SCHEMA_VERSION = {LATEST}", f"CURRENT_SCHEMA_VERSION = {new}")
+    )
+    for command in ("status", "apply"):
+        r = baselinr("migrate", command)
+        line = one_line(r)
+        assert r.code == 2, line
+        assert f"v{new}_forgot.py is in {versions} but not registered in ALL_MIGRATIONS" in line, line
+        assert f"'from .v{new}_forgot import migration as v{new}_migration'" in line, line
+    registry = versions / "__init__.py"  # the advice, followed
+    registry.write_text(
+        registry.read_text()
+        .replace("\n# Register", f"from .v{new}_forgot import migration as v{new}_migration\n\n# Register")
+        .replace(f"    v{LATEST}_migration,\n]", f"    v{LATEST}_migration,\n    v{new}_migration,\n]")
+    )
+    r = baselinr("migrate", "apply")
+    assert r.code == 0 and f"Successfully migrated to version {new}" in r.out, r.err
