@@ -214,3 +214,25 @@ def test_a_migration_file_that_is_not_registered_is_named_with_where_to_register
     )
     r = baselinr("migrate", "apply")
     assert r.code == 0 and f"Successfully migrated to version {new}" in r.out, r.err
+
+
+# --- 4. a broken migration file ------------------------------------------------------------------
+
+
+def test_a_migration_file_that_does_not_import_is_a_usage_error_naming_file_and_line(tmp_path: Path) -> None:
+    _, cfg, _ = checkout(tmp_path)
+    root = tmp_path / "p"
+    pkg = write_package(root, {2: V2, 3: "migration = Migration(version=3,\n    description='Broken', up_sql='SELECT 1'\n"})
+    broken = root / pkg / "v3_test.py"
+    for command in ("apply", "validate", "status"):
+        r = run_process("migrate", command, "--config", str(cfg), "--migrations", pkg, env={"PYTHONPATH": f"{root}:{ROOT}"})
+        line = one_line(r)
+        assert r.code == 2, line
+        assert f"{broken}, line 4: SyntaxError: " in line and "Unexpected error" not in line, line
+    named = write_package(root, {2: sql_migration(2, "SELECT 1").replace("'Test v2'", "DESCRIPTION")})
+    r = run_process("migrate", "apply", "--config", str(cfg), "--migrations", named, env={"PYTHONPATH": f"{root}:{ROOT}"})
+    line = one_line(r)
+    assert r.code == 2 and f"{root / named / 'v2_test.py'}, line 4: NameError: name 'DESCRIPTION' is not defined" in line, line
+    broken.write_text(broken.read_text() + ")\n")  # the advice, followed
+    r = run_process("migrate", "apply", "--config", str(cfg), "--migrations", pkg, env={"PYTHONPATH": f"{root}:{ROOT}"})
+    assert r.code == 0 and "Successfully migrated to version 3" in r.out, r.err

@@ -74,7 +74,11 @@ def load_chain(package: str = DEFAULT_PACKAGE) -> Chain:
     try:
         module = importlib.import_module(package)
     except ModuleNotFoundError as exc:
-        raise UsageError(f"Cannot import migrations package '{package}': {exc}") from None
+        if exc.name is not None and (package == exc.name or package.startswith(exc.name + ".")):
+            raise UsageError(f"Cannot import migrations package '{package}': {exc}") from None
+        raise _broken(package, exc) from None
+    except Exception as exc:  # noqa: BLE001 - any error a migration module raises on import is the package's
+        raise _broken(package, exc) from None
     migrations: Sequence[Migration] = getattr(module, "ALL_MIGRATIONS", None) or []
     code_version = getattr(module, "CURRENT_SCHEMA_VERSION", None)
     if code_version is None:
@@ -85,6 +89,32 @@ def load_chain(package: str = DEFAULT_PACKAGE) -> Chain:
         else:
             code_version = max((m.version for m in migrations), default=0)
     return check_chain(migrations, code_version, package)
+
+
+def _broken(package: str, exc: BaseException) -> UsageError:
+    """A migrations package that fails to import, as one line naming the file and line at fault:
+    for a syntax error where the parser stopped, otherwise the innermost frame of the import."""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        where, line, what = exc.filename, exc.lineno, f"{type(exc).__name__}: {exc.msg}"
+    else:
+        import importlib.util
+        import traceback
+
+        try:
+            spec = importlib.util.find_spec(package)
+            roots = list(spec.submodule_search_locations or []) if spec is not None else []
+        except (ImportError, ValueError):
+            roots = []
+        frames = [(f.filename, f.lineno) for f in traceback.extract_tb(exc.__traceback__)] or [("?", None)]
+        # The package's own line (a migration calling into the engine fails there, not in the engine).
+        ours = [f for f in frames if any(f[0].startswith(root) for root in roots)]
+        where, line = (ours or frames)[-1]
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        what = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+    return UsageError(
+        f"Cannot import migrations package '{package}': {where}, line {line}: {what}",
+        hint="Fix that line, then run the command again.",
+    )
 
 
 def registry_looks_whole(package: str, code_version: int) -> bool:
