@@ -88,6 +88,9 @@ def unavailable(err: BaseException, settings: ConnectionSettings) -> DatabaseUna
             f"Cannot connect to {settings.describe()}: the server refused the credentials: {said}.",
             hint="Check storage.connection's username and password (or key); retrying with the same ones will not help.",
         )
+    problem = dialect_for(settings.type).storage_problem(settings, orig)
+    if problem is not None:
+        return DatabaseUnavailable(problem[0], hint=problem[1])
     return DatabaseUnavailable(
         f"Cannot connect to {settings.describe()}: {redact(detail, settings)}",
         hint="Check storage.connection in the config and that the server is running.",

@@ -7,7 +7,10 @@ prints, and where the advice is a command, runs that command.
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -236,3 +239,72 @@ def test_a_migration_file_that_does_not_import_is_a_usage_error_naming_file_and_
     broken.write_text(broken.read_text() + ")\n")  # the advice, followed
     r = run_process("migrate", "apply", "--config", str(cfg), "--migrations", pkg, env={"PYTHONPATH": f"{root}:{ROOT}"})
     assert r.code == 0 and "Successfully migrated to version 3" in r.out, r.err
+
+
+# --- 7. SQLite: what is wrong with the file, not servers or migrations ------------------------------
+
+
+def unprivileged(cfg: Path, *args: str) -> Result:
+    """``baselinr migrate ... --config cfg`` without the capabilities that let root ignore file
+    permissions (the tests run as root; a user's shell does not)."""
+    proc = subprocess.run(
+        ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--", sys.executable, "-m", "baselinr",
+         "migrate", *args, "--config", str(cfg)],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def sqlite_config(tmp_path: Path, filepath: Path) -> Path:
+    cfg = tmp_path / "sqlite.yml"
+    cfg.write_text(f"storage:\n  connection:\n    type: sqlite\n    database: baselinr\n    filepath: {filepath}\n")
+    return cfg
+
+
+def test_sqlite_a_directory_that_does_not_exist_is_named(tmp_path: Path) -> None:
+    folder = tmp_path / "no" / "such"
+    cfg = sqlite_config(tmp_path, folder / "b.db")
+    r = unprivileged(cfg, "apply")
+    line = one_line(r)
+    assert r.code == 3, line
+    assert line.endswith(
+        f"SQLite database {folder / 'b.db'}: its directory {folder} does not exist. "
+        f"Create it (mkdir -p {folder}), or point storage.connection.filepath at an existing directory."
+    ), line
+    folder.mkdir(parents=True)  # the advice, followed
+    assert unprivileged(cfg, "apply").code == 0
+
+
+def test_sqlite_a_read_only_file_is_named_with_its_permissions(tmp_path: Path) -> None:
+    path = tmp_path / "b.db"
+    cfg = sqlite_config(tmp_path, path)
+    assert unprivileged(cfg, "apply", "--target", "1").code == 0
+    path.chmod(0o444)
+    r = unprivileged(cfg, "apply")
+    line = one_line(r)
+    assert r.code == 3, line
+    assert f"SQLite database {path} is read-only for this user (mode 0444, owner uid 0)" in line, line
+    assert "server" not in line and "Fix the migration" not in line, line
+    path.chmod(0o644)  # the advice (chmod u+rw), followed
+    r = unprivileged(cfg, "apply")
+    assert r.code == 0, r.err
+
+
+def test_sqlite_a_directory_it_cannot_write_is_named(tmp_path: Path) -> None:
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    cfg = sqlite_config(tmp_path, folder / "b.db")
+    assert unprivileged(cfg, "apply", "--target", "1").code == 0
+    folder.chmod(0o555)
+    try:
+        r = unprivileged(cfg, "apply")
+        line = one_line(r)
+        assert r.code == 3, line
+        assert f"this user cannot write to its directory {folder} (mode 0555" in line, line
+        assert "server" not in line and "Fix the migration" not in line, line
+    finally:
+        folder.chmod(0o755)  # the advice (chmod u+w), followed
+    assert unprivileged(cfg, "apply").code == 0
