@@ -46,8 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cli.main(args=args, prog_name="baselinr", standalone_mode=False, obj=session)
     except click.exceptions.Exit as exc:
+        session.report_warnings()
         return int(exc.exit_code)
     except SystemExit as exc:
+        session.report_warnings()
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except click.exceptions.Abort:
         print("Aborted.", file=sys.stderr)
@@ -69,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
                 hint="Rerun with --debug for details.",
             )
         )
+    session.report_warnings()
     return 0
 
 

@@ -138,6 +138,8 @@ def apply(
         ddl_lock_timeout=ddl_lock_timeout,
         ddl_lock_tries=ddl_lock_tries,
     )
+    if output == "text" and not dry_run:
+        click.echo(render.database_line(mgr.settings.describe()))
     result = mgr.apply(
         target,
         dry_run=dry_run,
@@ -160,7 +162,7 @@ def apply(
 
         echo(plan_markdown(result, reviewed))
     else:
-        echo(render.apply_text(result) + render.dry_run_lint_text(reviewed.lint))
+        echo(render.apply_text(result, database=mgr.settings.describe()) + render.dry_run_lint_text(reviewed.lint))
 
 
 @migrate.command()

@@ -19,6 +19,7 @@ from baselinr.storage.schema_version import CURRENT_SCHEMA_VERSION as LATEST
 from tests.conftest import Database
 from tests.support.cli import ROOT, Result, run_process
 from tests.support.packages import sql_migration, write_package
+from tests.support.servers import free_port
 
 V2 = sql_migration(2, "CREATE TABLE advice_t (id INTEGER)", "DROP TABLE advice_t", description="Add advice_t")
 
@@ -308,3 +309,47 @@ def test_sqlite_a_directory_it_cannot_write_is_named(tmp_path: Path) -> None:
     finally:
         folder.chmod(0o755)  # the advice (chmod u+w), followed
     assert unprivileged(cfg, "apply").code == 0
+
+
+# --- 8. a typo in storage.connection; the database each command acts on ----------------------------
+
+
+def test_a_typo_in_storage_connection_is_named_and_the_database_is_shown(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    cfg = tmp_path / "typo.yml"
+    cfg.write_text("storage:\n  connection:\n    type: sqlite\n    database: baselinr\n    file_path: ./mine.db\n")
+    r = run_process("migrate", "apply", "--config", str(cfg), cwd=work)
+    assert r.code == 0, r.err
+    [warning] = r.err.strip().splitlines()
+    assert f"{cfg}: storage.connection.file_path (did you mean 'filepath'?) is not a connection setting and is ignored" in warning
+    assert "the known ones are: type, database, host, port, username, password, schema, account" in warning
+    assert r.out.splitlines()[0] == f"Database: sqlite:{work / 'baselinr'}", r.out
+    r = run_process("migrate", "status", "--config", str(cfg), cwd=work)
+    assert f"Database: sqlite:{work / 'baselinr'}\n" in r.out and "file_path" in r.err
+    cfg.write_text(cfg.read_text().replace("file_path:", "filepath:"))  # the advice, followed
+    r = run_process("migrate", "apply", "--config", str(cfg), cwd=work)
+    assert r.code == 0 and r.err == "", r.err
+    assert r.out.splitlines()[0] == f"Database: sqlite:{work / 'mine.db'}", r.out
+
+
+def test_an_unknown_key_on_a_server_database_is_a_warning_and_status_names_the_server(database: Database) -> None:
+    database.write_config()
+    data = database.config.read_text().replace("  connection:\n", "  connection:\n    prot: 1234\n")
+    database.config.write_text(data)
+    r = run_process("migrate", "status", "--config", str(database.config))
+    assert r.code == 1, r.err  # not initialized
+    [warning] = r.err.strip().splitlines()
+    assert "storage.connection.prot (did you mean 'port'?) is not a connection setting and is ignored" in warning
+    settings = load_config(database.config).storage.connection
+    assert f"Database: {settings.describe()}\n" in r.out
+    if database.dialect != "sqlite":
+        assert f"@127.0.0.1:{settings.port}/{settings.database}" in settings.describe()
+    password = settings.password
+    assert not password or password not in r.out + r.err
+    # An error stays one line, with the warning as its note (the typo may be why it failed).
+    database.config.write_text(data.replace(f"port: {settings.port}", f"port: {free_port()}"))
+    r = run_process("migrate", "status", "--config", str(database.config))
+    if database.dialect != "sqlite":
+        line = one_line(r)
+        assert r.code == 3 and "Cannot connect to" in line and "Note: " in line and "(did you mean 'port'?)" in line, line

@@ -36,6 +36,7 @@ def status_text(r: StatusResult) -> list[str]:
         RULE,
         "SCHEMA VERSION STATUS",
         RULE,
+        *([database_line(r.database)] if r.database else []),
         f"Current database version: {r.database_version if r.database_version is not None else 'not initialized'}",
         f"Current code version: {r.code_version}",
         "",
@@ -118,7 +119,7 @@ def step_sql(step: PlannedStep) -> list[str]:
     return body
 
 
-def apply_text(r: ApplyResult, verbose_sql: bool = True) -> list[str]:
+def apply_text(r: ApplyResult, verbose_sql: bool = True, database: str | None = None) -> list[str]:
     m = markers()
     lines: list[str] = []
     if r.dry_run:
@@ -131,8 +132,15 @@ def apply_text(r: ApplyResult, verbose_sql: bool = True) -> list[str]:
             lines.append(f"[DRY RUN] Would {verb} v{step.version}: {step.description}")
             if verbose_sql:
                 lines += step_sql(step)
+        if database:
+            lines.append(database_line(database))
         return lines
     return lines
+
+
+def database_line(database: str) -> str:
+    """The database a command acts on (SQLite: its absolute path), so a mistyped config shows."""
+    return f"Database: {database}"
 
 
 def retry_line(r: LockRetry) -> str:

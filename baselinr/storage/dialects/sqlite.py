@@ -45,7 +45,11 @@ class SQLiteDialect(Dialect):
 
     @classmethod
     def describe(cls, settings: ConnectionSettings) -> str:
-        return f"sqlite:{settings.filepath or settings.database}"
+        # The absolute path: a relative one names a different file in every working directory.
+        path = settings.filepath or settings.database
+        if path == ":memory:" or path.startswith("file:"):
+            return f"sqlite:{path}"
+        return f"sqlite:{os.path.abspath(path)}"
 
     @classmethod
     def storage_problem(cls, settings: ConnectionSettings, exc: BaseException) -> tuple[str, str] | None:
@@ -55,7 +59,7 @@ class SQLiteDialect(Dialect):
         given = settings.filepath or settings.database
         if given == ":memory:" or given.startswith("file:"):
             return None
-        path = os.path.abspath(os.path.expanduser(given))
+        path = os.path.abspath(given)
         folder = os.path.dirname(path)
         where = "storage.connection.filepath" if settings.filepath else "storage.connection.database"
         if not os.path.isdir(folder):
