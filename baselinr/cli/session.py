@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from baselinr.errors import BaselinrError, ConfigError
+from baselinr.errors import BaselinrError, ConfigError, redact
 
 if TYPE_CHECKING:
     from baselinr.config import Settings
@@ -41,9 +41,7 @@ class Session:
         return self
 
     def redact(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-        return text
+        return redact(text, self.secrets)
 
     def settings(self, config_path: str | None) -> Settings:
         """The validated config of ``--config``; its secrets are redacted from then on."""

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from baselinr.config import ConnectionSettings
 from baselinr.errors import AuthenticationFailed, BaselinrError, ConfigError, DatabaseUnavailable
+from baselinr.errors import redact as redact_secrets
 from baselinr.storage.dbapi import AS_WRITTEN
 from baselinr.storage.dialects import Dialect, dialect_for
 
@@ -103,9 +104,8 @@ def first_line(err: object) -> str:
 
 
 def redact(text: str, settings: ConnectionSettings) -> str:
-    for secret in settings.secrets:
-        text = text.replace(secret, "***")
-    return text
+    """``text`` without ``settings``' secrets, where they stand as values (``errors.redact``)."""
+    return redact_secrets(text, settings.secrets)
 
 
 def run_statement(conn: Connection, statement: str) -> None:

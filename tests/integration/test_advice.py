@@ -14,12 +14,15 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from baselinr.config import load_config
+from baselinr.errors import redact
 from baselinr.storage.schema_version import CURRENT_SCHEMA_VERSION as LATEST
 from tests.conftest import Database
 from tests.support.cli import ROOT, Result, run_process
 from tests.support.packages import sql_migration, write_package
-from tests.support.servers import free_port
+from tests.support.servers import Server, free_port
 
 V2 = sql_migration(2, "CREATE TABLE advice_t (id INTEGER)", "DROP TABLE advice_t", description="Add advice_t")
 
@@ -353,3 +356,38 @@ def test_an_unknown_key_on_a_server_database_is_a_warning_and_status_names_the_s
     if database.dialect != "sqlite":
         line = one_line(r)
         assert r.code == 3 and "Cannot connect to" in line and "Note: " in line and "(did you mean 'port'?)" in line, line
+
+
+# --- 9. redaction where the password is, not every substring ----------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["postgres", "mysql"])
+def test_a_short_password_is_redacted_where_it_is_not_inside_words(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    server: Server = request.getfixturevalue("pg_server" if kind == "postgres" else "mysql_server")
+    scheme = "postgres" if kind == "postgres" else "mysql"
+    cases = [
+        ("p", "127.0.0.1", server.port, f"{scheme}://{server.user}@127.0.0.1:{server.port}/x"),  # refused credentials
+        ("host", "localhost", free_port(), f"{scheme}://{server.user}@localhost:"),  # nobody listening
+    ]
+    for password, host, port, shown in cases:
+        cfg = tmp_path / f"{kind}-{password}.yml"
+        cfg.write_text(
+            f"storage:\n  connection:\n    type: {kind}\n    host: {host}\n    port: {port}\n"
+            f"    database: x\n    username: {server.user}\n    password: '{password}'\n"
+        )
+        r = run_process("migrate", "status", "--config", str(cfg))
+        line = one_line(r)
+        assert r.code == 3, line
+        assert shown in line and "***" not in line, line
+
+
+def test_a_password_is_redacted_in_a_url_a_dsn_and_a_parameter() -> None:
+    for secret, text, expected in [
+        ("p", "postgresql://u:p@host:5432/db", "postgresql://u:***@host:5432/db"),
+        ("p@ss w", "postgresql://u:p%40ss%20w@host/db and p%40ss+w", "postgresql://u:***@host/db and ***"),
+        ("host", "host=localhost password=host port=1", "host=localhost password=*** port=1"),
+        ("p", "connect(password='p', host='pg')", "connect(password='***', host='pg')"),
+    ]:
+        assert redact(text, [secret]) == expected
