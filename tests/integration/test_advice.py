@@ -249,11 +249,15 @@ def test_a_migration_file_that_does_not_import_is_a_usage_error_naming_file_and_
 
 
 def unprivileged(cfg: Path, *args: str) -> Result:
-    """``baselinr migrate ... --config cfg`` without the capabilities that let root ignore file
-    permissions (the tests run as root; a user's shell does not)."""
+    """``baselinr migrate ... --config cfg`` as ``unprivileged_cli``."""
+    return unprivileged_cli("migrate", *args, "--config", str(cfg))
+
+
+def unprivileged_cli(*args: str) -> Result:
+    """``baselinr ...`` without the capabilities that let root ignore file permissions (the
+    tests run as root; a user's shell does not)."""
     proc = subprocess.run(
-        ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--", sys.executable, "-m", "baselinr",
-         "migrate", *args, "--config", str(cfg)],
+        ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--", sys.executable, "-m", "baselinr", *args],
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,
         text=True,
@@ -391,3 +395,28 @@ def test_a_password_is_redacted_in_a_url_a_dsn_and_a_parameter() -> None:
         ("p", "connect(password='p', host='pg')", "connect(password='***', host='pg')"),
     ]:
         assert redact(text, [secret]) == expected
+
+
+# --- 11. a backup directory this user cannot read --------------------------------------------------
+
+
+def test_restore_from_a_backup_directory_this_user_cannot_read(tmp_path: Path) -> None:
+    cfg = sqlite_config(tmp_path, tmp_path / "b.db")
+    dest = tmp_path / "backups"
+    assert unprivileged(cfg, "apply").code == 0
+    created = run_process("backup", "create", "--config", str(cfg), "--dest", str(dest))
+    assert created.code == 0, created.err
+    [backup] = [d for d in dest.iterdir() if d.is_dir()]
+    for unreadable, shown in ((dest, dest), (backup, backup / "manifest.json")):
+        unreadable.chmod(0o000)
+        try:
+            for args in (["restore", "--config", str(cfg)], ["verify"]):
+                r = unprivileged_cli("backup", args[0], *args[1:], "--dest", str(dest), "latest")
+                line = one_line(r)
+                assert r.code == 2, line
+                assert f"Permission denied: this user cannot open {shown}" in line and "Unexpected error" not in line, line
+                assert f"chmod u+rwX {shown}" in line, line
+        finally:
+            unreadable.chmod(0o700)  # the advice, followed (the directory above the file, here)
+    r = unprivileged_cli("backup", "restore", "--config", str(cfg), "--dest", str(dest), "latest", "--replace")
+    assert r.code == 0, r.err
