@@ -8,9 +8,11 @@ prints, and where the advice is a command, runs that command.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -420,3 +422,99 @@ def test_restore_from_a_backup_directory_this_user_cannot_read(tmp_path: Path) -
             unreadable.chmod(0o700)  # the advice, followed (the directory above the file, here)
     r = unprivileged_cli("backup", "restore", "--config", str(cfg), "--dest", str(dest), "latest", "--replace")
     assert r.code == 0, r.err
+
+
+# --- 12. every migration example of our guide runs as written; the dry run's exit code --------------
+
+GUIDE = ROOT / "docs" / "MIGRATION_GUIDE.md"
+# Each whole migration module of the guide (by its description), in the chain it runs in: the
+# guide's own order, or (for the backfill) after the DDL migration its text asks for.
+BACKFILL_DDL = sql_migration(2, "ALTER TABLE baselinr_results ADD COLUMN metric_value_num DECIMAL(20, 6)")
+CHAINS = {
+    "Add cost tracking fields to runs table": [],
+    "Add new column": ["Populate new field"],
+    "Add and populate field": [],
+    "Backfill metric_value_num": None,  # v3, after BACKFILL_DDL
+}
+
+
+def guide_migrations() -> dict[str, str]:
+    """Every ``python`` block of the guide that is a whole migration module, by description."""
+    blocks = re.findall(r"```python\n(.*?)```", GUIDE.read_text(), flags=re.S)
+    found = {}
+    for block in blocks:
+        if "migration = Migration(" in block:
+            m = re.search(r'description="([^"]+)"', block)
+            assert m is not None, block
+            found[m.group(1)] = block
+    return found
+
+
+def guide_package(root: Path, modules: list[str], *, ddl: bool = False) -> str:
+    """The guide's layout: ``<pkg>/manager.py`` and ``<pkg>/versions/``, with Baselinr's v1 and
+    each of ``modules`` written to its own file exactly as the guide shows it."""
+    name = f"guide_{uuid.uuid4().hex[:8]}"
+    versions = root / name / "versions"
+    versions.mkdir(parents=True)
+    (root / name / "__init__.py").write_text("")
+    (root / name / "manager.py").write_text("from baselinr.storage.migrations.manager import Migration  # noqa: F401\n")
+    imports = ["from baselinr.storage.migrations.versions.v1_initial import migration as v1_migration"]
+    names = ["v1_migration"]
+    if ddl:
+        (versions / "v2_ddl.py").write_text(
+            "from baselinr.storage.migrations.manager import Migration\n\n" + BACKFILL_DDL
+        )
+        imports.append("from .v2_ddl import migration as v2_migration")
+        names.append("v2_migration")
+    for source in modules:
+        version = int(re.search(r"version=([0-9]+)", source).group(1))  # type: ignore[union-attr]
+        (versions / f"v{version}_example.py").write_text(source)
+        imports.append(f"from .v{version}_example import migration as v{version}_migration")
+        names.append(f"v{version}_migration")
+    (versions / "__init__.py").write_text("\n".join(imports) + f"\n\nALL_MIGRATIONS = [{', '.join(names)}]\n")
+    return f"{name}.versions"
+
+
+def fresh_config(database: Database, tmp_path: Path, name: str) -> Path:
+    """A config for another empty database on the same server (or another SQLite file)."""
+    other = Database(database.dialect, tmp_path / f"{name}.yml", dict(database.connection), database.server)
+    if database.server is not None:
+        other.connection["database"] = database.server.create_database()
+    else:
+        other.connection["filepath"] = str(tmp_path / f"{name}.db")
+    return other.write_config()
+
+
+def test_every_migration_example_of_the_guide_runs_as_written(database: Database, tmp_path: Path) -> None:
+    examples = guide_migrations()
+    chained = set(CHAINS) | {t for then in CHAINS.values() for t in then or []}
+    assert set(examples) == chained, "a new migration example in the guide needs its chain here"
+    root = tmp_path / "guide"
+    env = {"PYTHONPATH": f"{root}:{ROOT}"}
+    for i, (first, then) in enumerate(CHAINS.items()):
+        if then is None:
+            pkg, top = guide_package(root, [examples[first]], ddl=True), 3
+        else:
+            pkg, top = guide_package(root, [examples[first], *(examples[t] for t in then)]), 2 + len(then)
+        cfg = fresh_config(database, tmp_path, f"guide{i}")
+        r = run_process("migrate", "apply", "--config", str(cfg), "--migrations", pkg, "--target", "1", env=env)
+        assert r.code == 0, r.err
+        seeded = Database(database.dialect, cfg, {}, database.server)
+        sql(seeded, "INSERT INTO baselinr_runs (run_id, dataset_name, profiled_at) VALUES ('r1', 'orders', '2024-01-01')")
+        r = run_process("migrate", "apply", "--config", str(cfg), "--migrations", pkg, env=env)
+        assert r.code == 0, (first, r.out, r.err)
+        assert f"Successfully migrated to version {top}" in r.out
+        if "new_field" in examples[first] and then is not None:
+            assert sql(seeded, "SELECT new_field FROM baselinr_runs") == [("orders_v1",)]
+
+
+def test_a_dry_run_that_shows_a_lint_error_exits_0_and_says_which_command_fails(database: Database, tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    pkg = write_package(root, {2: sql_migration(2, "DROP TABLE baselinr_events")})
+    assert cli(database, "migrate", "apply", "--target", "1", pkg=pkg, root=root).code == 0
+    dry = cli(database, "migrate", "apply", "--dry-run", pkg=pkg, root=root)
+    assert dry.code == 0, dry.err
+    assert "[drop-table] (error)" in dry.out
+    assert "This dry run exits 0; 'baselinr migrate lint' (same --config) exits 1 on these errors" in dry.out, dry.out
+    lint = cli(database, "migrate", "lint", pkg=pkg, root=root)  # the advice, followed
+    assert lint.code == 1 and "[drop-table] (error)" in lint.out, lint.out + lint.err

@@ -212,7 +212,14 @@ def dry_run_lint_text(report: LintReport) -> list[str]:
 
     if not report.units:
         return []
-    return ["", "Lint of the planned migrations:", *lint_text(report)]
+    lines = ["", "Lint of the planned migrations:", *lint_text(report)]
+    if not report.ok:
+        # Decided: a dry run shows the plan and exits 0 (CI posts it either way); the gate is lint's exit code.
+        lines.append(
+            "This dry run exits 0; 'baselinr migrate lint' (same --config) exits 1 on these errors "
+            "until they are fixed or acknowledged."
+        )
+    return lines
 
 
 def repair_text(r: RepairResult) -> list[str]:
