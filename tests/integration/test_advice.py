@@ -133,7 +133,8 @@ def checkout(tmp_path: Path) -> tuple[Path, Path, Callable[..., Result]]:
     env = {"PYTHONPATH": str(root), "PYTHONDONTWRITEBYTECODE": "1"}
 
     def baselinr(*args: str) -> Result:
-        return run_process(*args, "--config", str(cfg), env=env, cwd=root)
+        config = [] if args[:2] == ("migrate", "new") else ["--config", str(cfg)]
+        return run_process(*args, *config, env=env, cwd=root)
 
     return root / "baselinr/storage/migrations/versions", cfg, baselinr
 
@@ -518,3 +519,34 @@ def test_a_dry_run_that_shows_a_lint_error_exits_0_and_says_which_command_fails(
     assert "This dry run exits 0; 'baselinr migrate lint' (same --config) exits 1 on these errors" in dry.out, dry.out
     lint = cli(database, "migrate", "lint", pkg=pkg, root=root)  # the advice, followed
     assert lint.code == 1 and "[drop-table] (error)" in lint.out, lint.out + lint.err
+
+
+# --- 5. migrate new: a registry with a trailing comment; an installed copy ---------------------------
+
+
+def test_migrate_new_registers_after_an_entry_with_a_trailing_comment(tmp_path: Path) -> None:
+    versions, _, baselinr = checkout(tmp_path)
+    registry = versions / "__init__.py"
+    registry.write_text(registry.read_text().replace(f"    v{LATEST}_migration,\n]", f"    v{LATEST}_migration  # hybrid,\n]"))
+    r = baselinr("migrate", "new", "Add cost tracking fields")
+    assert r.code == 0, r.err
+    assert f"    v{LATEST}_migration,  # hybrid,\n    v{LATEST + 1}_migration,\n]" in registry.read_text()
+    r = baselinr("migrate", "status")
+    assert f"Current code version: {LATEST + 1}" in r.out, r.out + r.err
+
+
+def test_migrate_new_refuses_an_installed_copy_and_writes_nothing(tmp_path: Path) -> None:
+    site = tmp_path / "venv" / "lib" / "python3" / "site-packages"
+    shutil.copytree(ROOT / "baselinr", site / "baselinr", ignore=shutil.ignore_patterns("__pycache__"))
+    before = sorted(p.name for p in (site / "baselinr/storage/migrations/versions").iterdir())
+    work = tmp_path / "work"
+    work.mkdir()
+    r = run_process("migrate", "new", "Add cost tracking fields", env={"PYTHONPATH": str(site)}, cwd=work)
+    line = one_line(r)
+    assert r.code == 2, line
+    assert f"is an installed copy ({site / 'baselinr/storage/migrations/versions'}), not a source checkout" in line, line
+    assert sorted(p.name for p in (site / "baselinr/storage/migrations/versions").iterdir()) == before
+    # The advice, followed: in a checkout it works.
+    versions, _, baselinr = checkout(tmp_path)
+    r = baselinr("migrate", "new", "Add cost tracking fields")
+    assert r.code == 0 and (versions / f"v{LATEST + 1}_add_cost_tracking_fields.py").exists(), r.err
