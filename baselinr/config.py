@@ -107,6 +107,8 @@ class StorageSettings:
     runs_table: str = "baselinr_runs"
     results_table: str = "baselinr_results"
     create_tables: bool = True
+    # Read for one piece of advice only: Baselinr's profiler 0.9.0 cannot learn expectations on SQLite.
+    enable_expectation_learning: bool = False
 
 
 @dataclass(frozen=True)
@@ -230,11 +232,19 @@ def settings_from_dict(raw: Mapping[str, Any], *, env: Mapping[str, str], source
             runs_table=runs,
             results_table=results,
             create_tables=bool(storage.get("create_tables", True)),
+            enable_expectation_learning=_flag(storage.get("enable_expectation_learning", False)),
         ),
         environment=str(environment) if environment is not None else None,
         source=source,
         warnings=warnings,
     )
+
+
+def _flag(value: Any) -> bool:
+    """A YAML boolean, or the text an environment override leaves ("true", "yes", "1")."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "yes", "1", "on")
+    return bool(value)
 
 
 def _unknown_keys(keys: list[object], source: str) -> str:

@@ -550,3 +550,24 @@ def test_migrate_new_refuses_an_installed_copy_and_writes_nothing(tmp_path: Path
     versions, _, baselinr = checkout(tmp_path)
     r = baselinr("migrate", "new", "Add cost tracking fields")
     assert r.code == 0 and (versions / f"v{LATEST + 1}_add_cost_tracking_fields.py").exists(), r.err
+
+
+# --- 13. the released profiler's expectation learning on SQLite --------------------------------------
+
+LEARNING = "Baselinr's profiler (0.9.0) cannot learn expectations on SQLite storage"
+
+
+def test_status_and_repair_on_sqlite_say_that_expectation_learning_must_stay_off(database: Database) -> None:
+    database.write_config(enable_expectation_learning=True)
+    assert run_process("migrate", "apply", "--config", str(database.config)).code == 0
+    for command in ("status", "repair"):
+        r = run_process("migrate", command, "--config", str(database.config))
+        assert r.code == 0, r.err
+        if database.dialect == "sqlite":
+            assert LEARNING in r.out and "Set storage.enable_expectation_learning: false" in r.out, r.out
+        else:
+            assert LEARNING not in r.out, r.out  # PostgreSQL and MariaDB learn as they should
+    database.write_config(enable_expectation_learning=False)  # the advice, followed
+    for command in ("status", "repair"):
+        r = run_process("migrate", command, "--config", str(database.config))
+        assert r.code == 0 and LEARNING not in r.out, r.out

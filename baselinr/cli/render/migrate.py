@@ -68,6 +68,21 @@ def status_text(r: StatusResult) -> list[str]:
     return lines
 
 
+def profiler_learning_note(dialect: str, learning: bool) -> list[str]:
+    """The released profiler's defect that this database's config switches on (issue: SQLite
+    storage with expectation learning), and the workaround; nothing otherwise."""
+    if dialect != "sqlite" or not learning:
+        return []
+    return [
+        f"{markers()['warn']} Baselinr's profiler (0.9.0) cannot learn expectations on SQLite storage: with "
+        "storage.enable_expectation_learning on, once baselinr_expectations exists each learned expectation "
+        "waits SQLite's 5 s busy timeout and fails (it is written on a second connection while the profiler's "
+        "own write transaction is open), so 'baselinr profile' runs for minutes and learns nothing",
+        "Set storage.enable_expectation_learning: false while Baselinr's storage is on SQLite, "
+        "or move the storage to PostgreSQL (baselinr backup create, then restore there)",
+    ]
+
+
 def retried_line(r: RetriedMigration) -> str:
     """A migration whose run waited out lock timeouts of the DDL lock guard, and who blocked it."""
     n = len(r.retries)
