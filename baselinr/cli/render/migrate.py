@@ -78,8 +78,9 @@ def profiler_learning_note(dialect: str, learning: bool) -> list[str]:
         "storage.enable_expectation_learning on, once baselinr_expectations exists each learned expectation "
         "waits SQLite's 5 s busy timeout and fails (it is written on a second connection while the profiler's "
         "own write transaction is open), so 'baselinr profile' runs for minutes and learns nothing",
-        "Set storage.enable_expectation_learning: false while Baselinr's storage is on SQLite, "
-        "or move the storage to PostgreSQL (baselinr backup create, then restore there)",
+        "Set storage.enable_expectation_learning: false while Baselinr's storage is on SQLite, or move the "
+        "storage to MySQL/MariaDB, where 0.9.0 learns them (baselinr backup create, then restore there; on "
+        "PostgreSQL it does not wait but learns none either: its learner's own query fails there)",
     ]
 
 
