@@ -7,7 +7,8 @@ command records its output format and its config's secrets there, and
 nothing is kept at module level. Errors are caught once, in ``main``: a
 ``BaselinrError`` is printed as one line (one JSON document on stdout too
 under ``--output json``) and becomes the exit code of DESIGN.md; a usage
-mistake click finds is exit 2, one line, the same way; a connection the
+mistake click finds is exit 2, one line, the same way, and so is a file or
+directory this user may not open (a backup to restore); a connection the
 server dropped is exit 3. ``--debug`` adds the traceback and changes nothing
 else.
 """
@@ -46,8 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cli.main(args=args, prog_name="baselinr", standalone_mode=False, obj=session)
     except click.exceptions.Exit as exc:
+        session.report_warnings()
         return int(exc.exit_code)
     except SystemExit as exc:
+        session.report_warnings()
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except click.exceptions.Abort:
         print("Aborted.", file=sys.stderr)
@@ -59,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return 130
+    except PermissionError as exc:
+        # A file or directory the user named (a backup, a destination) that this user may not open.
+        return fail(_permission_denied(exc))
     except Exception as exc:  # noqa: BLE001 - the boundary: nothing escapes as a traceback
         lost = _connection_lost(exc)
         if lost is not None:
@@ -69,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
                 hint="Rerun with --debug for details.",
             )
         )
+    session.report_warnings()
     return 0
 
 
@@ -97,6 +104,26 @@ def _one_line(exc: object) -> str:
     if isinstance(exc, click.UsageError) and ctx is not None:
         message += f" (see '{ctx.command_path} --help')"
     return message[:500]
+
+
+def _permission_denied(exc: PermissionError) -> BaselinrError:
+    """Exit 2 naming the path, its mode and owner where they can be read, and what to do."""
+    import os
+
+    from baselinr.errors import UsageError
+
+    path = str(exc.filename) if exc.filename is not None else None
+    if path is None:
+        return UsageError(f"Permission denied: {exc.strerror or exc}", hint="Check the permissions of the files named.")
+    try:
+        st = os.stat(path)
+        mode = f" (mode {st.st_mode & 0o777:04o}, owner uid {st.st_uid})"
+    except OSError:
+        mode = ""
+    return UsageError(
+        f"Permission denied: this user cannot open {path}{mode}",
+        hint=f"Give this user access to it and to the directories above it (e.g. chmod u+rwX {path}), or run as its owner.",
+    )
 
 
 def _connection_lost(exc: BaseException) -> BaselinrError | None:

@@ -95,15 +95,18 @@ def migrate() -> None:
 @migrations_option
 def status(config_path: str | None, output: str, migrations_package: str | None) -> None:
     """Show the database's schema version against the code's."""
-    mgr = current(output).manager(config_path, migrations_package=migrations_package)
+    session = current(output)
+    settings = session.settings(config_path)
+    mgr = session.manager(config_path, migrations_package=migrations_package, settings=settings)
     result = mgr.status()
+    note = render.profiler_learning_note(settings.storage.connection.type, settings.storage.enable_expectation_learning)
     if output == "json":
-        emit_json({**result.to_dict(), "ok": result.ok})
+        emit_json({**result.to_dict(), "ok": result.ok, **({"warnings": note} if note else {})})
     else:
         lines = ["", *render.status_text(result)]
         if result.state == "unadopted":
             lines += render.unadopted_text(result)
-        echo(lines)
+        echo(lines + (["", *note] if note else []))
     sys.exit(EXIT_OK if result.ok else EXIT_INVALID)
 
 
@@ -138,6 +141,8 @@ def apply(
         ddl_lock_timeout=ddl_lock_timeout,
         ddl_lock_tries=ddl_lock_tries,
     )
+    if output == "text" and not dry_run:
+        click.echo(render.database_line(mgr.settings.describe()))
     result = mgr.apply(
         target,
         dry_run=dry_run,
@@ -160,7 +165,7 @@ def apply(
 
         echo(plan_markdown(result, reviewed))
     else:
-        echo(render.apply_text(result) + render.dry_run_lint_text(reviewed.lint))
+        echo(render.apply_text(result, database=mgr.settings.describe()) + render.dry_run_lint_text(reviewed.lint))
 
 
 @migrate.command()
@@ -231,14 +236,18 @@ def validate(config_path: str | None, output: str, migrations_package: str | Non
 @output_option
 @migrations_option
 def repair(config_path: str | None, dry_run: bool, lock_timeout: float, output: str, migrations_package: str | None) -> None:
-    """Clear failed or interrupted migration records after fixing the schema by hand, and adopt a
+    """Clear failed or interrupted migration records after fixing the schema by hand; record each
+    migration file's checksum where the recorded one differs (noting the old value); and adopt a
     database Baselinr's profiler stamped: create what its versions lack (never touching data) and record them."""
-    mgr = current(output).manager(config_path, lock_timeout=lock_timeout, migrations_package=migrations_package)
+    session = current(output)
+    settings = session.settings(config_path)
+    mgr = session.manager(config_path, lock_timeout=lock_timeout, migrations_package=migrations_package, settings=settings)
     result = mgr.repair(dry_run=dry_run)
+    note = render.profiler_learning_note(settings.storage.connection.type, settings.storage.enable_expectation_learning)
     if output == "json":
-        emit_json({**result.to_dict(), "ok": True})
+        emit_json({**result.to_dict(), "ok": True, **({"warnings": note} if note else {})})
     else:
-        echo(render.repair_text(result))
+        echo(render.repair_text(result) + note)
 
 
 @migrate.command()

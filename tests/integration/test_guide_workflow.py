@@ -8,6 +8,7 @@ import re
 import shutil
 from pathlib import Path
 
+from baselinr.config import load_config
 from baselinr.storage.schema_version import CURRENT_SCHEMA_VERSION as LATEST
 from tests.conftest import Database
 from tests.support.cli import ROOT, run_process
@@ -77,7 +78,10 @@ def test_guide_workflow(database: Database, tmp_path: Path) -> None:
     # 8. Apply
     code, out, err = cli("migrate", "apply", "--config", cfg, "--target", str(new))
     assert code == 0, err
-    assert out == f"Applying migration v{new}: Add cost tracking fields\n✅ Successfully migrated to version {new}\n"
+    assert out == (
+        f"Database: {load_config(cfg).storage.connection.describe()}\n"
+        f"Applying migration v{new}: Add cost tracking fields\n✅ Successfully migrated to version {new}\n"
+    )
 
     # 9. Verify
     code, out, _ = cli("migrate", "status", "--config", cfg)

@@ -8,15 +8,17 @@ import sys
 
 import pytest
 
+from baselinr.config import load_config
 from baselinr.storage.migrations.versions import ALL_MIGRATIONS
 from baselinr.storage.schema_version import CURRENT_SCHEMA_VERSION as LATEST
 from tests.conftest import Database
 from tests.support.cli import run
 
-GUIDE_STATUS = f"""
+GUIDE_STATUS = """
 ============================================================
 SCHEMA VERSION STATUS
 ============================================================
+Database: {database}
 Current database version: {LATEST}
 Current code version: {LATEST}
 
@@ -33,6 +35,7 @@ def test_fresh_database_to_latest_then_status_and_validate(database: Database, c
     r = run(capsys, "migrate", "apply", "--config", cfg, "--target", "1")
     assert r.code == 0, r.err
     assert r.out.splitlines() == [
+        f"Database: {load_config(database.config).storage.connection.describe()}",
         "Applying migration v1: Initial schema with runs, results, events, and table_state tables",
         "✅ Successfully migrated to version 1",
     ]
@@ -43,13 +46,14 @@ def test_fresh_database_to_latest_then_status_and_validate(database: Database, c
     r = run(capsys, "migrate", "apply", "--config", cfg)
     assert r.code == 0, r.err
     assert r.out.splitlines() == [
+        f"Database: {load_config(database.config).storage.connection.describe()}",
         *(f"Applying migration v{m.version}: {m.description}" for m in ALL_MIGRATIONS[1:]),
         f"✅ Successfully migrated to version {LATEST}",
     ]
 
     r = run(capsys, "migrate", "status", "--config", cfg)
     assert r.code == 0
-    assert r.out == GUIDE_STATUS
+    assert r.out == GUIDE_STATUS.format(database=load_config(database.config).storage.connection.describe(), LATEST=LATEST)
 
     r = run(capsys, "migrate", "validate", "--config", cfg)
     assert r.code == 0, r.out

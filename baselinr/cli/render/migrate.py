@@ -36,6 +36,7 @@ def status_text(r: StatusResult) -> list[str]:
         RULE,
         "SCHEMA VERSION STATUS",
         RULE,
+        *([database_line(r.database)] if r.database else []),
         f"Current database version: {r.database_version if r.database_version is not None else 'not initialized'}",
         f"Current code version: {r.code_version}",
         "",
@@ -57,13 +58,30 @@ def status_text(r: StatusResult) -> list[str]:
     elif r.state == "ahead":
         lines += [
             f"{m['error']} Database schema is ahead (v{r.database_version} > v{r.code_version})",
-            "Update Baselinr package to match database version",
+            f"Use the Baselinr package or image (or --migrations package) that has v{r.database_version}: keep running "
+            f"that one, or run 'baselinr migrate rollback --target {r.code_version}' there to come back to this code",
         ]
     elif r.state == "up_to_date":
         lines.append(f"{m['ok']} Schema version is up to date")
     if r.retried:
         lines += ["", *(retried_line(x) for x in r.retried)]
     return lines
+
+
+def profiler_learning_note(dialect: str, learning: bool) -> list[str]:
+    """The released profiler's defect that this database's config switches on (issue: SQLite
+    storage with expectation learning), and the workaround; nothing otherwise."""
+    if dialect != "sqlite" or not learning:
+        return []
+    return [
+        f"{markers()['warn']} Baselinr's profiler (0.9.0) cannot learn expectations on SQLite storage: with "
+        "storage.enable_expectation_learning on, once baselinr_expectations exists each learned expectation "
+        "waits SQLite's 5 s busy timeout and fails (it is written on a second connection while the profiler's "
+        "own write transaction is open), so 'baselinr profile' runs for minutes and learns nothing",
+        "Set storage.enable_expectation_learning: false while Baselinr's storage is on SQLite, or move the "
+        "storage to MySQL/MariaDB, where 0.9.0 learns them (baselinr backup create, then restore there; on "
+        "PostgreSQL it does not wait but learns none either: its learner's own query fails there)",
+    ]
 
 
 def retried_line(r: RetriedMigration) -> str:
@@ -117,7 +135,7 @@ def step_sql(step: PlannedStep) -> list[str]:
     return body
 
 
-def apply_text(r: ApplyResult, verbose_sql: bool = True) -> list[str]:
+def apply_text(r: ApplyResult, verbose_sql: bool = True, database: str | None = None) -> list[str]:
     m = markers()
     lines: list[str] = []
     if r.dry_run:
@@ -130,8 +148,15 @@ def apply_text(r: ApplyResult, verbose_sql: bool = True) -> list[str]:
             lines.append(f"[DRY RUN] Would {verb} v{step.version}: {step.description}")
             if verbose_sql:
                 lines += step_sql(step)
+        if database:
+            lines.append(database_line(database))
         return lines
     return lines
+
+
+def database_line(database: str) -> str:
+    """The database a command acts on (SQLite: its absolute path), so a mistyped config shows."""
+    return f"Database: {database}"
 
 
 def retry_line(r: LockRetry) -> str:
@@ -203,17 +228,33 @@ def dry_run_lint_text(report: LintReport) -> list[str]:
 
     if not report.units:
         return []
-    return ["", "Lint of the planned migrations:", *lint_text(report)]
+    lines = ["", "Lint of the planned migrations:", *lint_text(report)]
+    if not report.ok:
+        # Decided: a dry run shows the plan and exits 0 (CI posts it either way); the gate is lint's exit code.
+        lines.append(
+            "This dry run exits 0; 'baselinr migrate lint' (same --config) exits 1 on these errors "
+            "until they are fixed or acknowledged."
+        )
+    return lines
 
 
 def repair_text(r: RepairResult) -> list[str]:
     m = markers()
-    if not r.removed and not r.adopted:
-        return [f"{m['ok']} Nothing to repair: no failed or interrupted migration is recorded"]
+    if not r.removed and not r.adopted and not r.realigned:
+        return [
+            f"{m['ok']} Nothing to repair: no failed or interrupted migration is recorded, "
+            "and every recorded checksum matches its migration file"
+        ]
     lines = []
     verb = "Would clear" if r.dry_run else "Cleared"
     for row in r.removed:
         lines.append(f"{verb} the {row.status} record of v{row.version}: {row.description}")
+    for fix in r.realigned:
+        lines.append(
+            f"{'Would realign' if r.dry_run else 'Realigned'} the recorded checksum of v{fix.version} ({fix.script}) "
+            f"with its file: {fix.recorded[:12]}... -> {fix.file[:12]}..."
+            + ("" if r.dry_run else " (the old value is noted in the row's description)")
+        )
     for step in r.adopted:
         what = ", ".join(step.created) if step.created else "nothing to create"
         if step.found:
@@ -226,6 +267,8 @@ def repair_text(r: RepairResult) -> list[str]:
     elif r.adopted:
         top = r.adopted[-1].version
         lines.append(f"{m['ok']} Adopted: versions 1..{top} are recorded; run 'baselinr migrate apply' to continue")
+    elif not r.removed:
+        lines.append(f"{m['ok']} Repaired; run 'baselinr migrate validate' to check the database")
     else:
         lines.append(f"{m['ok']} Repaired; run 'baselinr migrate apply' to apply them again")
     return lines

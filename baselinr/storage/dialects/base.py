@@ -281,6 +281,13 @@ class Dialect:
         """True if the driver's connect error ``exc`` means the credentials were refused."""
         return False
 
+    @classmethod
+    def storage_problem(cls, settings: ConnectionSettings, exc: BaseException) -> tuple[str, str] | None:
+        """What is wrong with where the database lives, when ``exc`` says it cannot be opened or
+        written (a file database: its path or its permissions), as (message, what to do);
+        ``None`` when ``exc`` says something else or the dialect has no such place."""
+        return None
+
     def needs_autocommit(self, statement: str) -> bool:
         """True for a statement the database refuses inside a transaction."""
         return False

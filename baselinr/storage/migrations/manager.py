@@ -23,7 +23,7 @@ from baselinr.storage.database import NO_QUICK_PATH, Database
 from baselinr.storage.dbapi import DbapiConnection
 from baselinr.storage.dialects import Dialect
 from baselinr.storage.migrations import adopt, adoption, history, journal, planner
-from baselinr.storage.migrations.chain import DEFAULT_PACKAGE, Chain, ChainError, load_chain
+from baselinr.storage.migrations.chain import DEFAULT_PACKAGE, Chain, ChainError, load_chain, registry_looks_whole
 from baselinr.storage.migrations.guard import DEFAULT_LOCK_TIMEOUT, DEFAULT_TRIES
 from baselinr.storage.migrations.migration import Migration
 from baselinr.storage.migrations.results import (
@@ -95,10 +95,13 @@ class MigrationManager:
     @property
     def code_version(self) -> int:
         if self._chain is None and self.migrations_package == DEFAULT_PACKAGE:
-            # status needs only the number: skip importing every migration.
+            # status needs only the number: skip importing every migration, unless the
+            # registry read as text shows a fault (a version registered twice, or not bumped):
+            # then the chain is loaded and its check names the fault.
             from baselinr.storage.schema_version import CURRENT_SCHEMA_VERSION
 
-            return CURRENT_SCHEMA_VERSION
+            if registry_looks_whole(DEFAULT_PACKAGE, CURRENT_SCHEMA_VERSION):
+                return CURRENT_SCHEMA_VERSION
         return self.chain.code_version
 
     def names(self, logical: str) -> str:
@@ -246,7 +249,11 @@ class MigrationManager:
         try:
             chain = self.chain
         except ChainError as exc:
-            return ValidationResult(None, self.code_version, False, [str(exc)])
+            if self.migrations_package != DEFAULT_PACKAGE:
+                raise  # as before: the chain's own error, exit 2
+            from baselinr.storage.schema_version import CURRENT_SCHEMA_VERSION
+
+            return ValidationResult(None, CURRENT_SCHEMA_VERSION, False, [str(exc)])
         return validation.validate(self.db, chain)
 
     def repair(self, *, dry_run: bool = False) -> RepairResult:
