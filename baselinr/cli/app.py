@@ -141,8 +141,6 @@ def apply(
         ddl_lock_timeout=ddl_lock_timeout,
         ddl_lock_tries=ddl_lock_tries,
     )
-    if output == "text" and not dry_run:
-        click.echo(render.database_line(mgr.settings.describe()))
     result = mgr.apply(
         target,
         dry_run=dry_run,
@@ -153,7 +151,8 @@ def apply(
         if output == "json":
             emit_json({**result.to_dict(), "ok": True})
         else:
-            echo(render.applied_text(result))
+            # The database last, so that the lines the guide shows stay together as it shows them.
+            echo([*render.applied_text(result), render.database_line(mgr.settings.describe())])
         return
     from baselinr.lint.review import review
 

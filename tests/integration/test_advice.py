@@ -334,13 +334,13 @@ def test_a_typo_in_storage_connection_is_named_and_the_database_is_shown(tmp_pat
     [warning] = r.err.strip().splitlines()
     assert f"{cfg}: storage.connection.file_path (did you mean 'filepath'?) is not a connection setting and is ignored" in warning
     assert "the known ones are: type, database, host, port, username, password, schema, account" in warning
-    assert r.out.splitlines()[0] == f"Database: sqlite:{work / 'baselinr'}", r.out
+    assert r.out.splitlines()[-1] == f"Database: sqlite:{work / 'baselinr'}", r.out
     r = run_process("migrate", "status", "--config", str(cfg), cwd=work)
     assert f"Database: sqlite:{work / 'baselinr'}\n" in r.out and "file_path" in r.err
     cfg.write_text(cfg.read_text().replace("file_path:", "filepath:"))  # the advice, followed
     r = run_process("migrate", "apply", "--config", str(cfg), cwd=work)
     assert r.code == 0 and r.err == "", r.err
-    assert r.out.splitlines()[0] == f"Database: sqlite:{work / 'mine.db'}", r.out
+    assert r.out.splitlines()[-1] == f"Database: sqlite:{work / 'mine.db'}", r.out
 
 
 def test_an_unknown_key_on_a_server_database_is_a_warning_and_status_names_the_server(database: Database) -> None:

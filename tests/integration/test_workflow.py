@@ -18,11 +18,11 @@ GUIDE_STATUS = """
 ============================================================
 SCHEMA VERSION STATUS
 ============================================================
-Database: {database}
 Current database version: {LATEST}
 Current code version: {LATEST}
 
 ✅ Schema version is up to date
+Database: {database}
 """
 
 
@@ -35,9 +35,9 @@ def test_fresh_database_to_latest_then_status_and_validate(database: Database, c
     r = run(capsys, "migrate", "apply", "--config", cfg, "--target", "1")
     assert r.code == 0, r.err
     assert r.out.splitlines() == [
-        f"Database: {load_config(database.config).storage.connection.describe()}",
         "Applying migration v1: Initial schema with runs, results, events, and table_state tables",
         "✅ Successfully migrated to version 1",
+        f"Database: {load_config(database.config).storage.connection.describe()}",
     ]
     r = run(capsys, "migrate", "status", "--config", cfg)
     assert r.code == 1
@@ -46,9 +46,9 @@ def test_fresh_database_to_latest_then_status_and_validate(database: Database, c
     r = run(capsys, "migrate", "apply", "--config", cfg)
     assert r.code == 0, r.err
     assert r.out.splitlines() == [
-        f"Database: {load_config(database.config).storage.connection.describe()}",
         *(f"Applying migration v{m.version}: {m.description}" for m in ALL_MIGRATIONS[1:]),
         f"✅ Successfully migrated to version {LATEST}",
+        f"Database: {load_config(database.config).storage.connection.describe()}",
     ]
 
     r = run(capsys, "migrate", "status", "--config", cfg)

@@ -36,7 +36,6 @@ def status_text(r: StatusResult) -> list[str]:
         RULE,
         "SCHEMA VERSION STATUS",
         RULE,
-        *([database_line(r.database)] if r.database else []),
         f"Current database version: {r.database_version if r.database_version is not None else 'not initialized'}",
         f"Current code version: {r.code_version}",
         "",
@@ -65,6 +64,9 @@ def status_text(r: StatusResult) -> list[str]:
         lines.append(f"{m['ok']} Schema version is up to date")
     if r.retried:
         lines += ["", *(retried_line(x) for x in r.retried)]
+    if r.database:
+        # Last, so that the block the guide shows stays as it shows it.
+        lines.append(database_line(r.database))
     return lines
 
 
