@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.pooler import Pooler, start_pgbouncer
 from tests.support.servers import Server, start_mariadb, start_postgres
 
 DIALECTS = ("sqlite", "postgres", "mysql")
@@ -35,6 +36,14 @@ def pg_server(server_root: Path) -> Iterator[Server]:
     server = start_postgres(server_root)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session", params=("transaction", "session"))
+def pgbouncer(request: pytest.FixtureRequest, pg_server: Server, server_root: Path) -> Iterator[Pooler]:
+    """A real PgBouncer in front of ``pg_server``, in transaction pooling and in session pooling."""
+    pooler = start_pgbouncer(pg_server, server_root, request.param)
+    yield pooler
+    pooler.stop()
 
 
 @pytest.fixture(scope="session")
