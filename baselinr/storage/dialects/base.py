@@ -20,7 +20,7 @@ import random
 import socket
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from baselinr.config import ConnectionSettings
 
 LOCK_NAME = "baselinr_schema_migration"
+# Opens a new connection like the one the lock was given (see Dialect.lock).
+Reconnect = Callable[[], "AbstractContextManager[Connection]"]
 CONNECT_TIMEOUT = 10  # seconds: TCP connect and, on MySQL, the server's greeting
 # A table being rebuilt (RebuildTable) exists under its name plus this suffix until renamed.
 REBUILD_SUFFIX = "__rebuild"
@@ -295,8 +297,10 @@ class Dialect:
         return False
 
     @contextmanager
-    def lock(self, conn: Connection, timeout: float) -> Iterator[None]:
-        """Hold the migration lock on ``conn`` (a dedicated connection) for the block."""
+    def lock(self, conn: Connection, timeout: float, reconnect: Reconnect | None = None) -> Iterator[None]:
+        """Hold the migration lock on ``conn`` (a dedicated connection) for the block. Where
+        ``reconnect`` is given, a dialect may close ``conn`` and hold the lock on a new
+        connection of ``reconnect()`` instead (PostgreSQL does, to wait holding none)."""
         yield
 
     # --- tracked (non-transactional) migrations ---------------------------

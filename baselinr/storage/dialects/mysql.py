@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
     from baselinr.config import ConnectionSettings
+    from baselinr.storage.dialects.base import Reconnect
 
 
 class MySQLDialect(Dialect):
@@ -229,7 +230,7 @@ class MySQLDialect(Dialect):
         return [Blocker(int(r[0]), r[1], r[2], r[3], r[4], r[5], _squash(r[6])) for r in rows]
 
     @contextmanager
-    def lock(self, conn: Connection, timeout: float) -> Iterator[None]:
+    def lock(self, conn: Connection, timeout: float, reconnect: Reconnect | None = None) -> Iterator[None]:
         # GET_LOCK returns NULL on error (e.g. killed): treated as not held.
         with self._server_lock(
             conn,

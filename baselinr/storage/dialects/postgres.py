@@ -2,7 +2,9 @@
 
 Registered in the package's ``__init__``. Statements PostgreSQL refuses in a
 transaction (``CREATE INDEX CONCURRENTLY`` and the like) make a migration run
-tracked; the lock is a session-level advisory lock keyed by the schema.
+tracked; the lock is a transaction-scoped advisory lock keyed by the schema, held
+by a transaction kept open for the run (``pgpooler.py``), so that it holds through
+PgBouncer in session or transaction pooling and ends with its runner.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from baselinr.config import ConnectionSettings
+    from baselinr.storage.dialects.base import Reconnect
 
 _PG_NO_TRANSACTION = re.compile(
     r"^\s*((CREATE|DROP)\s+(UNIQUE\s+)?INDEX\s+CONCURRENTLY|REINDEX\b.*\bCONCURRENTLY|VACUUM\b|"
@@ -187,21 +190,13 @@ class PostgresDialect(Dialect):
         return zlib.crc32(f"{LOCK_NAME}:{self.schema or 'public'}".encode())
 
     @contextmanager
-    def lock(self, conn: Connection, timeout: float) -> Iterator[None]:
-        # Session-level lock on a dedicated connection: a transaction-scoped
-        # lock would deadlock with CREATE INDEX CONCURRENTLY, and a blocking
-        # pg_advisory_lock ignores our timeout.
-        with self._server_lock(
-            conn,
-            timeout,
-            take="SELECT pg_try_advisory_lock(%(k)s)",
-            holder="SELECT a.pid, a.application_name, a.client_addr FROM pg_locks l "
-            "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' "
-            "AND l.granted AND l.classid = 0 AND l.objid = %(k)s",
-            release="SELECT pg_advisory_unlock(%(k)s)",
-            params={"k": self.lock_key},
-            who=lambda row: f"PostgreSQL backend {row[0]} ({row[1] or 'no name'})",
-        ):
+    def lock(self, conn: Connection, timeout: float, reconnect: Reconnect | None = None) -> Iterator[None]:
+        # A transaction-scoped advisory lock, held by a transaction left open on a dedicated
+        # connection for the whole run (see pgpooler.py): a session-level one stays granted to
+        # whichever server connection a transaction pooler gave that statement, after we end.
+        from baselinr.storage.dialects.pgpooler import hold_lock
+
+        with hold_lock(self, conn, timeout, reconnect):
             yield
 
 
