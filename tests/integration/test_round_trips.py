@@ -119,7 +119,7 @@ def test_each_migration_is_four_round_trips_and_the_set_up_one_transaction(wired
     ]
     for v in (3, 4, 5):
         begin, *written, last = migration_sends(runner, v)
-        assert begin == "BEGIN; SET LOCAL lock_timeout = '2000ms'"
+        assert begin == "BEGIN; SET LOCAL lock_timeout = '2000ms'; SELECT pg_backend_pid()"  # the guard's session
         assert written == statements(v)  # alone, as written
         assert last.startswith("INSERT INTO baselinr_schema_version (version") and last.endswith("; COMMIT")
         assert "DELETE" not in last  # the journal holds nothing for v
@@ -208,7 +208,7 @@ def test_a_rollback_shares_the_lock_connection_and_batches_the_same_way(wired: W
     assert lock[0].startswith(HISTORY) and lock[1].startswith(TAKE) and len(lock) == 3
     for v in (3, 2):
         i = runner.index(f"DROP TABLE rt_{v}")
-        assert runner[i - 1] == "BEGIN; SET LOCAL lock_timeout = '2000ms'"
+        assert runner[i - 1] == "BEGIN; SET LOCAL lock_timeout = '2000ms'; SELECT pg_backend_pid()"
         assert runner[i + 1] == f"DELETE FROM baselinr_schema_version WHERE version = {v}; COMMIT"
     assert [r[0] for r in wired.sql("SELECT version FROM baselinr_schema_version")] == [1]
     mgr.close()

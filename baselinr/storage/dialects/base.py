@@ -358,6 +358,10 @@ class Dialect:
         """The lock wait the server can be told, for a wish of ``seconds`` (> 0)."""
         return seconds
 
+    # True where a connection's transactions may each run on another server session (PostgreSQL
+    # behind a transaction pooler): the DDL lock guard then reads the session in each one.
+    session_moves: ClassVar[bool] = False
+
     def session_id(self, conn: Connection) -> int | None:
         """The server's id of ``conn``'s session, which a second connection can look up."""
         return None

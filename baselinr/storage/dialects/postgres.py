@@ -159,6 +159,8 @@ class PostgresDialect(Dialect):
             sets.append(f"SET LOCAL statement_timeout = '{max(1, round(statement_timeout * 1000))}ms'")
         return sets, []
 
+    session_moves = True  # PgBouncer in transaction pooling
+
     def session_id(self, conn: Connection) -> int | None:
         return int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
 
@@ -179,7 +181,10 @@ class PostgresDialect(Dialect):
         if not rows:
             rows = conn.exec_driver_sql(
                 self._ACTIVITY + f"WHERE a.datname = current_database() AND a.pid NOT IN (pg_backend_pid(), {pid}) "
-                f"AND a.xact_start <= now() - make_interval(secs => {age!r}) ORDER BY a.xact_start LIMIT 5"
+                f"AND a.xact_start <= now() - make_interval(secs => {age!r}) "
+                # Not the runner's own lock, held by a transaction open for the whole run.
+                "AND a.pid NOT IN (SELECT l.pid FROM pg_locks l WHERE l.locktype = 'advisory' AND l.classid = 0 "
+                f"AND l.objid = {self.lock_key}) ORDER BY a.xact_start LIMIT 5"
             ).fetchall()
         return [
             Blocker(int(r[0]), r[1], r[2] or None, _when(r[3]), _when(r[4]), r[5], _squash(r[6])) for r in rows

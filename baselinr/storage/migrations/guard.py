@@ -147,6 +147,17 @@ class BlockerWatch:
         self._age = self._delay
         self.found: list[Blocker] = []
 
+    @property
+    def watches(self) -> bool:
+        """Whether a session is watched (a lock bound is set and the dialect names sessions)."""
+        return self._session is not None
+
+    def follow(self, session: int | None) -> None:
+        """Watch ``session`` from now on: the server session of the transaction that is open,
+        where a transaction pooler may give each transaction another one."""
+        if session is not None:
+            self._session = session
+
     def _look(self) -> None:
         if self._session is None:
             return

@@ -358,10 +358,16 @@ class Runner:
                         return False
                     # With BEGIN, in one round trip where the connection batches (dbapi.py).
                     sets = dialect.guard_statements(conn, guard.lock_timeout, guard.statement_timeout, in_transaction=True)[0]
-                    for sql in sets[:-1]:
+                    # Where a transaction pooler may run each transaction on another server session,
+                    # the session the guard watches is read in this one (in the same round trip).
+                    moving = dialect.session_moves and watch.watches
+                    for sql in sets if moving else sets[:-1]:
                         defer(conn, sql)
-                    for sql in sets[-1:]:
-                        conn.exec_driver_sql(sql)
+                    if moving:
+                        watch.follow(dialect.session_id(conn))
+                    else:
+                        for sql in sets[-1:]:
+                            conn.exec_driver_sql(sql)
                     for number, stmt in enumerate(step.statements, 1):
                         current = number
                         with watch.watching():
