@@ -11,17 +11,24 @@ through the pooler.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg2
+import pytest
 import yaml
 
-from tests.support.cli import ROOT
+from tests.conftest import Database
+from tests.integration.test_backup import assert_same, backup, ours, populate, snapshot
+from tests.support.cli import ROOT, run
 from tests.support.packages import write_package
-from tests.support.pooler import Pooler
+from tests.support.pooler import Pooler, start_pgbouncer
+from tests.support.servers import Server
 
 RUNNERS = 8
 ROUNDS = 10
@@ -67,6 +74,15 @@ def query(pooler: Pooler, database: str, sql: str) -> list[tuple[Any, ...]]:
         conn.close()
 
 
+def execute(pooler: Pooler, database: str, sql: str) -> None:
+    conn = direct(pooler, database)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+    finally:
+        conn.close()
+
+
 def advisory_locks(pooler: Pooler) -> list[tuple[Any, ...]]:
     """Every advisory lock granted on the server, whatever database and backend holds it."""
     return query(pooler, "postgres", "SELECT database, pid, classid, objid FROM pg_locks WHERE locktype = 'advisory'")
@@ -101,3 +117,170 @@ def test_concurrent_appliers_through_the_pooler(pgbouncer: Pooler, tmp_path: Pat
         assert sum("Successfully migrated to version 3" in out for _, out, _ in results) >= 1
     assert not failures, failures
     assert advisory_locks(pgbouncer) == []
+
+
+def pooled(pooler: Pooler, tmp_path: Path, name: str = "db") -> Database:
+    """A fresh database, and a config that reaches it through ``pooler``."""
+    where = tmp_path / name
+    where.mkdir()
+    db = Database("postgres", where / "config.yml", pooler.connection(pooler.create_database()), pooler.server)
+    db.write_config()
+    return db
+
+
+def backends_of(pooler: Pooler, database: str, like: str) -> list[int]:
+    sql = f"SELECT pid FROM pg_stat_activity WHERE datname = '{database}' AND query LIKE '{like}%' AND state = 'active'"
+    return [r[0] for r in query(pooler, "postgres", sql)]
+
+
+@pytest.fixture(scope="module")
+def statement_pooler(pg_server: Server, server_root: Path) -> Iterator[Pooler]:
+    pooler = start_pgbouncer(pg_server, server_root, "statement")
+    yield pooler
+    pooler.stop()
+
+
+def test_statement_pooling_is_refused_in_one_line(
+    statement_pooler: Pooler, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = pooled(statement_pooler, tmp_path)
+    r = run(capsys, "migrate", "apply", "--config", str(db.config))
+    assert r.code == 2, r.err
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1 and "statement pooling (pool_mode = statement)" in lines[0], r.err
+    assert "Traceback" not in r.err and db.connection["password"] not in r.err
+    nothing = "SELECT to_regclass('baselinr_schema_version') IS NULL"
+    assert query(statement_pooler, db.connection["database"], nothing) == [(True,)]
+
+
+TOUR = {
+    2: """
+migration = Migration(
+    version=2,
+    description="Items",
+    up_sql="CREATE TABLE bf_items (id INTEGER NOT NULL PRIMARY KEY, x INTEGER NOT NULL); "
+    "INSERT INTO bf_items (id, x) SELECT g, g % 10 FROM generate_series(1, 1000) g;",
+    down_sql="DROP TABLE bf_items;",
+)
+""",
+    3: """
+from baselinr.storage.migrations.backfill import backfill
+
+
+def up(conn):
+    backfill(conn, table="bf_items", set_sql="x = x + 1", key="id", batch=100)
+
+
+migration = Migration(version=3, description="Increment x", up_python=up, transactional=False)
+""",
+    4: """
+migration = Migration(
+    version=4,
+    description="Index concurrently",
+    up_sql="CREATE INDEX CONCURRENTLY ix_bf_items_x ON bf_items (x);",
+    down_sql="DROP INDEX CONCURRENTLY ix_bf_items_x;",
+)
+""",
+}
+
+
+def test_the_tool_works_through_the_pooler(pgbouncer: Pooler, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A backfill (its journal), a backup (COPY) restored into another database, CREATE INDEX
+    CONCURRENTLY up and down, status and validate, all through the pooler."""
+    pkg = write_package(tmp_path / "p", TOUR)
+    db = pooled(pgbouncer, tmp_path)
+    name = db.connection["database"]
+    populate(db, capsys, results=50, migrations=pkg)
+    execute(pgbouncer, name, "DROP TABLE baselinr_not_ours")  # populate's table that is not Baselinr's
+    assert query(pgbouncer, name, "SELECT COUNT(*), SUM(x) FROM bf_items") == [(1000, 5500)]  # x + 1, once each
+    assert query(pgbouncer, name, "SELECT indisvalid FROM pg_index WHERE indexrelid = 'ix_bf_items_x'::regclass") == [(True,)]
+    r = run(capsys, "migrate", "rollback", "--target", "3", "--config", str(db.config), "--migrations", pkg)
+    assert r.code == 0, r.err
+    assert query(pgbouncer, name, "SELECT to_regclass('ix_bf_items_x') IS NULL") == [(True,)]
+    before = snapshot(db)
+    made = backup(capsys, db, tmp_path / "backups", "--migrations", pkg)
+    target = pooled(pgbouncer, tmp_path, "target")
+    r = run(capsys, "backup", "restore", made["path"], "--config", str(target.config), "--migrations", pkg)
+    assert r.code == 0, r.err
+    assert_same(snapshot(target), ours(before))
+    for where in (db, target):
+        assert run(capsys, "migrate", "apply", "--config", str(where.config), "--migrations", pkg).code == 0
+        for command in ("status", "validate"):
+            r = run(capsys, "migrate", command, "--config", str(where.config), "--migrations", pkg)
+            assert r.code == 0, (command, r.out, r.err)
+    assert advisory_locks(pgbouncer) == []
+
+
+BLOCKED = """
+migration = Migration(version=2, description="Add a column", up_sql="ALTER TABLE baselinr_runs ADD COLUMN pooled INTEGER;")
+"""
+
+
+def test_the_ddl_lock_guard_names_a_session_idle_in_transaction(
+    pgbouncer: Pooler, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pkg = write_package(tmp_path / "p", {2: BLOCKED})
+    db = pooled(pgbouncer, tmp_path)
+    name = db.connection["database"]
+    assert run(capsys, "migrate", "apply", "--target", "1", "--config", str(db.config), "--migrations", pkg).code == 0
+    holder = direct(pgbouncer, name)  # a dashboard's session, idle in a transaction that read the table
+    try:
+        with holder.cursor() as cur:
+            cur.execute("BEGIN; SELECT COUNT(*) FROM baselinr_runs")
+            cur.execute("SELECT pg_backend_pid()")
+            pid = cur.fetchone()[0]
+        guard = ("--ddl-lock-timeout", "0.2", "--ddl-lock-tries", "2")
+        r = run(capsys, "migrate", "apply", "--config", str(db.config), "--migrations", pkg, *guard)
+        assert r.code == 4, r.err
+        assert "gave up after 2 tries" in r.err and f"PostgreSQL backend {pid} (" in r.err, r.err
+    finally:
+        holder.close()
+    r = run(capsys, "migrate", "apply", "--config", str(db.config), "--migrations", pkg)
+    assert r.code == 0, r.err
+    assert advisory_locks(pgbouncer) == []
+
+
+KILLABLE = """
+migration = Migration(
+    version=2,
+    description="Slow DDL",
+    up_sql="CREATE TABLE baselinr_killed (id INTEGER); SELECT pg_sleep(2);",
+)
+"""
+
+
+def test_a_runner_killed_mid_migration_leaves_no_lock(
+    pgbouncer: Pooler, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pkg = write_package(tmp_path / "p", {2: KILLABLE})
+    db = pooled(pgbouncer, tmp_path)
+    name = db.connection["database"]
+    assert run(capsys, "migrate", "apply", "--target", "1", "--config", str(db.config), "--migrations", pkg).code == 0
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path / 'p'}{os.pathsep}{ROOT}"}
+    cmd = [sys.executable, "-m", "baselinr", "migrate", "apply", "-c", str(db.config), "--migrations", pkg]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        assert wait_for(lambda: backends_of(pgbouncer, name, "SELECT pg_sleep(2)")), "the runner never reached v2"
+        assert advisory_locks(pgbouncer) != []  # held while it runs
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    # The pooler closes the server connection its dead client left inside a transaction: the lock goes with it.
+    assert wait_for(lambda: advisory_locks(pgbouncer) == []), advisory_locks(pgbouncer)
+    r = run(capsys, "migrate", "status", "--config", str(db.config), "--migrations", pkg)
+    assert r.code == 1 and "1" in r.out, r.out  # behind: v2 rolled back with its transaction
+    # The next runner proceeds at once (a short lock timeout is enough) and applies v2 once.
+    r = run(capsys, "migrate", "apply", "--lock-timeout", "2", "--config", str(db.config), "--migrations", pkg)
+    assert r.code == 0, r.err
+    assert query(pgbouncer, name, "SELECT version FROM baselinr_schema_version ORDER BY 1") == [(1,), (2,)]
+    assert advisory_locks(pgbouncer) == []
+
+
+def wait_for(check: Callable[[], bool], seconds: float = 30) -> bool:
+    """Poll ``check`` until it holds or ``seconds`` pass; its last answer."""
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True

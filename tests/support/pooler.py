@@ -24,7 +24,10 @@ from typing import Any
 
 from tests.support.servers import Server, _as_user, _chown, _wait, free_port
 
-POOL_SIZE = 3
+# Small pools. In session pooling each client connection keeps a server connection, and one
+# runner holds up to six at once (the lock, the migrations', a Python migration's and its
+# backfill's, the DDL lock guard's look-up); in transaction pooling a few serve everyone.
+POOL_SIZE = {"transaction": 3, "session": 6, "statement": 3}
 
 
 def _pgbouncer() -> str:
@@ -76,7 +79,7 @@ def _quote(value: str) -> str:
     return '"' + value.replace('"', '""') + '"'
 
 
-def start_pgbouncer(server: Server, base: Path, mode: str, pool_size: int = POOL_SIZE) -> Pooler:
+def start_pgbouncer(server: Server, base: Path, mode: str, pool_size: int | None = None) -> Pooler:
     """PgBouncer in ``mode`` (session, transaction or statement) on a free loopback port."""
     root = base / f"pgbouncer-{mode}-{uuid.uuid4().hex[:6]}"
     root.mkdir(parents=True)
@@ -94,7 +97,7 @@ def start_pgbouncer(server: Server, base: Path, mode: str, pool_size: int = POOL
         "auth_type = scram-sha-256\n"
         f"auth_file = {users}\n"
         f"pool_mode = {mode}\n"
-        f"default_pool_size = {pool_size}\n"
+        f"default_pool_size = {pool_size or POOL_SIZE[mode]}\n"
         "max_client_conn = 500\n"
         # A client that waits longer than this for a server connection is refused.
         "query_wait_timeout = 120\n"
