@@ -194,7 +194,10 @@ class MigrationManager:
                 if done_already is not None:
                     return ApplyResult(target, target, target, False, done_already)
             bare = rows is not NO_QUICK_PATH and self._bare_for(rows or [], target, "up")
-            return self._runner().run_plan("up", target, resume, on_step, on_retry, on_progress, bare=bare, lock_conn=lock_conn)
+            seen = history.applied_versions(rows or []) if rows is not NO_QUICK_PATH else None
+            return self._runner().run_plan(
+                "up", target, resume, on_step, on_retry, on_progress, bare=bare, lock_conn=lock_conn, seen=seen
+            )
 
     def _bare_for(self, rows: list[HistoryRow], target: int, direction: str) -> bool:
         """Whether to run on the bare driver: SQLAlchemy is not loaded for this database

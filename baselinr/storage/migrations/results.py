@@ -187,3 +187,6 @@ class ApplyResult(_Result):
     dry_run: bool
     plan: Plan
     steps: list[StepResult] = field(default_factory=list)
+    # Versions missing when this runner read the history, found applied under the lock: another
+    # runner applied them while this one waited (nothing failed; this one had nothing to do for them).
+    applied_meanwhile: list[int] = field(default_factory=list)

@@ -72,6 +72,7 @@ class Connections:
         self._tx: Connection | None = None
         self._auto: Connection | None = None
         self.recorded: set[int] = set()  # versions with a row, at the last read
+        self.applied: set[int] = set()  # versions applied, at the read under the lock
         # What the journal holds per version, read under the lock (None: not read, may hold anything).
         self.journal: dict[int, set[str]] | None = None
         self.on_retry = on_retry
@@ -186,9 +187,11 @@ class Runner:
         *,
         bare: bool = False,
         lock_conn: Connection | None = None,
+        seen: set[int] | None = None,
     ) -> ApplyResult:
         """Apply (``direction`` "up") or roll back ("down") to ``target`` under the lock, on
-        the bare driver's connections if ``bare``; the lock on ``lock_conn`` if given.
+        the bare driver's connections if ``bare``; the lock on ``lock_conn`` if given. ``seen``:
+        the versions applied at the caller's read before the lock, if it made one.
 
         Connections: the lock keeps one of its own (``lock_conn``, the one ``apply`` read the
         history on first, or a new one), never one that runs migrations: a migration's SQL
@@ -200,13 +203,17 @@ class Runner:
         with self.db.locked(bare=bare, conn=lock_conn), ExitStack() as stack:
             conns = stack.enter_context(Connections(self.db, on_retry, on_progress, bare=bare))
             plan = self._under_lock(conns, direction, target, resume)
+            applied = conns.applied
             conns = self._able(plan, conns, stack)
             done = self._run_all(plan, conns, on_step)
+        meanwhile: list[int] = []
         if direction == "up":
             final = max([plan.current_version or 0] + [s.version for s in done]) if done else plan.current_version
+            if seen is not None:
+                meanwhile = sorted(v for v in applied if v not in seen and v <= target)
         else:
             final = target if done else plan.current_version
-        return ApplyResult(plan.current_version, final, target, False, plan, done)
+        return ApplyResult(plan.current_version, final, target, False, plan, done, meanwhile)
 
     def _under_lock(self, conns: Connections, direction: str, target: int, resume: bool) -> Plan:
         """Under the lock, in one transaction of the migrations' connection: re-read the
@@ -242,6 +249,7 @@ class Runner:
             raise failures.bookkeeping_failed(exc, db.settings) from exc
         rows = found or []
         conns.recorded = {r.version for r in rows}
+        conns.applied = history.applied_versions(rows)
         try:
             if direction == "up":
                 plan = self.up_plan(target, resume, rows, conn)
