@@ -292,3 +292,15 @@ def wait_for(check: Callable[[], bool], seconds: float = 30) -> bool:
             return False
         time.sleep(0.05)
     return True
+
+
+def test_a_schema_the_pooler_refuses_is_a_config_error(
+    pgbouncer: Pooler, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = pooled(pgbouncer, tmp_path)
+    db.connection["schema"] = "public"
+    db.write_config()
+    for command in ("apply", "status"):
+        r = run(capsys, "migrate", command, "--config", str(db.config))
+        assert r.code == 2, r.err
+        assert len(r.err.strip().splitlines()) == 1 and "ALTER ROLE" in r.err and "Traceback" not in r.err, r.err

@@ -276,6 +276,11 @@ class Dialect:
         """True if ``exc`` means another runner holds the lock."""
         return False
 
+    def refused_setting(self, exc: BaseException, settings: ConnectionSettings) -> str | None:
+        """What to do when the connect error ``exc`` says a setting of the config cannot reach the
+        server (e.g. a pooler in front of it refuses it); ``None`` for any other error."""
+        return None
+
     def is_authentication_error(self, exc: BaseException) -> bool:
         """True if the driver's connect error ``exc`` means the credentials were refused."""
         return False

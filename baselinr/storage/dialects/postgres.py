@@ -97,6 +97,16 @@ class PostgresDialect(Dialect):
     def set_dbapi_isolation(self, dbapi_conn: Any, level: str | None, *, readonly: bool) -> None:
         dbapi_conn.set_session(isolation_level=level, readonly=readonly)
 
+    def refused_setting(self, exc: BaseException, settings: ConnectionSettings) -> str | None:
+        # PgBouncer refuses libpq's ``options`` start-up parameter, which carries ``schema``.
+        if settings.schema and "unsupported startup parameter: options" in str(exc):
+            return (
+                "A pooler in front of PostgreSQL (PgBouncer) refuses the search_path that storage.connection.schema "
+                "sets: leave schema out and set it for the role instead (ALTER ROLE ... IN DATABASE ... "
+                "SET search_path = ...), or connect to PostgreSQL directly."
+            )
+        return None
+
     def is_authentication_error(self, exc: BaseException) -> bool:
         # invalid_password / invalid_authorization_specification; libpq gives no
         # SQLSTATE for a refused connection, only the server's FATAL text.
