@@ -304,3 +304,28 @@ def test_a_schema_the_pooler_refuses_is_a_config_error(
         r = run(capsys, "migrate", command, "--config", str(db.config))
         assert r.code == 2, r.err
         assert len(r.err.strip().splitlines()) == 1 and "ALTER ROLE" in r.err and "Traceback" not in r.err, r.err
+
+
+FAILS = """
+migration = Migration(
+    version=2,
+    description="Index a column that is not there",
+    up_sql="CREATE INDEX CONCURRENTLY ix_runs_nothing ON baselinr_runs (no_such_column);",
+)
+"""
+
+
+def test_a_failed_migration_is_repaired_through_the_pooler(
+    pgbouncer: Pooler, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pkg = write_package(tmp_path / "p", {2: FAILS})
+    db = pooled(pgbouncer, tmp_path)
+    args = ("--config", str(db.config), "--migrations", pkg)
+    r = run(capsys, "migrate", "apply", *args)
+    assert r.code == 4 and "Migration v2" in r.err and "no_such_column" in r.err, r.err
+    assert "failed" in run(capsys, "migrate", "status", *args).out
+    r = run(capsys, "migrate", "repair", *args)
+    assert r.code == 0, r.err
+    r = run(capsys, "migrate", "status", *args)
+    assert r.code == 1 and "behind (v1 < v2)" in r.out, r.out
+    assert advisory_locks(pgbouncer) == []
