@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support.pooler import Pooler, start_pgbouncer
+from tests.support.pooler import Pooler, Poolers
 from tests.support.servers import Server, start_mariadb, start_postgres
 
 DIALECTS = ("sqlite", "postgres", "mysql")
@@ -38,12 +38,18 @@ def pg_server(server_root: Path) -> Iterator[Server]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def poolers(pg_server: Server, server_root: Path) -> Iterator[Poolers]:
+    """Real PgBouncers in front of ``pg_server``, one per pooling mode, each started on first use."""
+    started = Poolers(pg_server, server_root)
+    yield started
+    started.stop()
+
+
 @pytest.fixture(scope="session", params=("transaction", "session"))
-def pgbouncer(request: pytest.FixtureRequest, pg_server: Server, server_root: Path) -> Iterator[Pooler]:
-    """A real PgBouncer in front of ``pg_server``, in transaction pooling and in session pooling."""
-    pooler = start_pgbouncer(pg_server, server_root, request.param)
-    yield pooler
-    pooler.stop()
+def pgbouncer(request: pytest.FixtureRequest, poolers: Poolers) -> Pooler:
+    """PgBouncer in transaction pooling, and in session pooling."""
+    return poolers.get(request.param)
 
 
 @pytest.fixture(scope="session")

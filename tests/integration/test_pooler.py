@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,7 @@ from tests.conftest import Database
 from tests.integration.test_backup import assert_same, backup, ours, populate, snapshot
 from tests.support.cli import ROOT, run
 from tests.support.packages import write_package
-from tests.support.pooler import Pooler, start_pgbouncer
-from tests.support.servers import Server
+from tests.support.pooler import Pooler, Poolers
 
 RUNNERS = 8
 ROUNDS = 10
@@ -141,11 +140,9 @@ def backends_of(pooler: Pooler, database: str, like: str) -> list[int]:
     return [r[0] for r in query(pooler, "postgres", sql)]
 
 
-@pytest.fixture(scope="module")
-def statement_pooler(pg_server: Server, server_root: Path) -> Iterator[Pooler]:
-    pooler = start_pgbouncer(pg_server, server_root, "statement")
-    yield pooler
-    pooler.stop()
+@pytest.fixture
+def statement_pooler(poolers: Poolers) -> Pooler:
+    return poolers.get("statement")
 
 
 def test_statement_pooling_is_refused_in_one_line(

@@ -135,3 +135,20 @@ def start_pgbouncer(server: Server, base: Path, mode: str, pool_size: int | None
             raise RuntimeError(f"PgBouncer ({mode}) does not pass queries:\n{log.read_text(errors='replace')[-3000:]}")
         time.sleep(0.1)
     return Pooler(mode, "127.0.0.1", port, server, proc, root)
+
+
+class Poolers:
+    """One PgBouncer per pooling mode in front of ``server``, started on first use, stopped together."""
+
+    def __init__(self, server: Server, base: Path) -> None:
+        self.server, self.base = server, base
+        self._started: dict[str, Pooler] = {}
+
+    def get(self, mode: str) -> Pooler:
+        if mode not in self._started:
+            self._started[mode] = start_pgbouncer(self.server, self.base, mode)
+        return self._started[mode]
+
+    def stop(self) -> None:
+        for pooler in self._started.values():
+            pooler.stop()
