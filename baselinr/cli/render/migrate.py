@@ -139,7 +139,7 @@ def retry_line(r: LockRetry) -> str:
     where = f" at statement {r.statement}" if r.statement else ""
     return (
         f"   {markers()['warn']} v{r.version}{where}: waiting for a lock held by {r.held_by}, "
-        f"retry {r.attempt + 1}/{r.tries} in {r.delay_seconds:.1f} s"
+        f"retry {r.attempt + 1}{'' if r.tries is None else f'/{r.tries}'} in {r.delay_seconds:.1f} s"
     )
 
 

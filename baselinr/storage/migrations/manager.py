@@ -56,13 +56,14 @@ class MigrationManager:
         migrations_package: str = DEFAULT_PACKAGE,
         lock_timeout: float = 60.0,
         ddl_lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
-        ddl_lock_tries: int = DEFAULT_TRIES,
+        ddl_lock_tries: int | None = DEFAULT_TRIES,
     ) -> None:
         self.settings = connection
         self.lock_timeout = lock_timeout
-        # How long each migration's DDL may wait for a table lock (0: no bound) and how often it is tried.
+        # How long each migration's DDL may wait for a table lock (0: no bound) and how often it is
+        # tried (None: for as long as the guard's time budget allows).
         self.ddl_lock_timeout = ddl_lock_timeout
-        self.ddl_lock_tries = max(1, ddl_lock_tries)
+        self.ddl_lock_tries = None if ddl_lock_tries is None else max(1, ddl_lock_tries)
         self.migrations_package = migrations_package
         self.db = Database(connection, table_names=table_names, lock_timeout=lock_timeout)
         self._chain: Chain | None = None

@@ -77,6 +77,8 @@ class Connections:
         self.journal: dict[int, set[str]] | None = None
         self.on_retry = on_retry
         self._sessions: dict[int, int | None] = {}
+        # When the first try of a (version, direction, statement) began, for the guard's time budget.
+        self.first_try: dict[tuple[int, str, int], float] = {}
 
     def watch(self, conn: Connection, guard: GuardSettings) -> BlockerWatch:
         """Who blocks ``conn`` while a statement of it waits (nothing is watched without a lock bound)."""
@@ -151,7 +153,7 @@ def needs_sqlalchemy(chain: Chain, plan: Plan) -> bool:
 class Runner:
     """Runs plans of one chain against one database, under the lock and the DDL lock guard."""
 
-    def __init__(self, db: Database, chain: Chain, *, ddl_lock_timeout: float, ddl_lock_tries: int) -> None:
+    def __init__(self, db: Database, chain: Chain, *, ddl_lock_timeout: float, ddl_lock_tries: int | None) -> None:
         self.db = db
         self.chain = chain
         self.ddl_lock_timeout = ddl_lock_timeout
@@ -317,22 +319,29 @@ class Runner:
         dialect = self.db.dialect
         if guard.lock_timeout <= 0 or not dialect.is_lock_wait_timeout(exc):
             return None
+        key = (step.version, step.direction, statement)
+        now = time.monotonic()
+        if attempt == 1:
+            conns.first_try[key] = now - guard.lock_timeout  # the first try began a lock timeout ago
+        delay = backoff(attempt)
+        last = guard.gives_up(attempt, now - conns.first_try.get(key, now), delay)
         retry = LockRetry(
             step.version,
             step.direction,
             statement,
             attempt,
             guard.tries,
-            backoff(attempt) if attempt < guard.tries else 0.0,
+            0.0 if last else delay,
             guard.lock_timeout,
             watch.take(),
             dialect.name,
+            None if guard.tries is not None else guard.budget,
         )
         conns.remember(retry)
-        if attempt >= guard.tries:
+        if last:
             raise LockGaveUp(retry) from exc
         retries.append(retry)
-        log.info("v%s: lock timeout at statement %s, try %s of %s", step.version, statement, attempt, guard.tries)
+        log.info("v%s: lock timeout at statement %s, try %s", step.version, statement, attempt)
         if conns.on_retry is not None:
             conns.on_retry(retry)
         time.sleep(retry.delay_seconds)
