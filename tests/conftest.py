@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.pg16 import start_postgres16
 from tests.support.pooler import Pooler, Poolers
 from tests.support.servers import Server, start_mariadb, start_postgres
 
@@ -50,6 +51,14 @@ def poolers(pg_server: Server, server_root: Path) -> Iterator[Poolers]:
 def pgbouncer(request: pytest.FixtureRequest, poolers: Poolers) -> Pooler:
     """PgBouncer in transaction pooling, and in session pooling."""
     return poolers.get(request.param)
+
+
+@pytest.fixture(scope="session")
+def pg16_server(server_root: Path) -> Iterator[Server]:
+    """A second PostgreSQL major: 16, from the pgserver wheel's binaries."""
+    server = start_postgres16(server_root)
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")
