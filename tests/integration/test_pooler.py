@@ -163,8 +163,7 @@ TOUR = {
 migration = Migration(
     version=2,
     description="Items",
-    up_sql="CREATE TABLE bf_items (id INTEGER NOT NULL PRIMARY KEY, x INTEGER NOT NULL); "
-    "INSERT INTO bf_items (id, x) SELECT g, g % 10 FROM generate_series(1, 1000) g;",
+    up_sql="CREATE TABLE bf_items (id INTEGER NOT NULL PRIMARY KEY, x INTEGER NOT NULL);",
     down_sql="DROP TABLE bf_items;",
 )
 """,
@@ -195,6 +194,8 @@ def test_the_tool_works_through_the_pooler(pgbouncer: Pooler, tmp_path: Path, ca
     pkg = write_package(tmp_path / "p", TOUR)
     db = pooled(pgbouncer, tmp_path)
     name = db.connection["database"]
+    assert run(capsys, "migrate", "apply", "--target", "2", "--config", str(db.config), "--migrations", pkg).code == 0
+    execute(pgbouncer, name, "INSERT INTO bf_items (id, x) SELECT g, g % 10 FROM generate_series(1, 1000) g")
     populate(db, capsys, results=50, migrations=pkg)
     execute(pgbouncer, name, "DROP TABLE baselinr_not_ours")  # populate's table that is not Baselinr's
     assert query(pgbouncer, name, "SELECT COUNT(*), SUM(x) FROM bf_items") == [(1000, 5500)]  # x + 1, once each
