@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.support.servers import Server, _as_user, _chown, _wait, free_port
+from tests.support.servers import Server, _as_user, _children, _chown, _signal, _wait, free_port
 
 # Small pools. In session pooling each client connection keeps a server connection, and one
 # runner holds up to six at once (the lock, the migrations', a Python migration's and its
@@ -57,9 +57,10 @@ class Pooler:
 
     def stop(self) -> None:
         if self.proc.poll() is None:
-            # SIGTERM: immediate shutdown (SIGINT would wait for every client to leave). To the
-            # process group: runuser does not pass signals on to PgBouncer.
-            _killpg(self.proc.pid, signal.SIGTERM)
+            # SIGTERM: immediate shutdown (SIGINT would wait for every client to leave). To PgBouncer
+            # itself: runuser, signalled, would wait two seconds before it kills its child.
+            for pid in _children(self.proc.pid) or [self.proc.pid]:
+                _signal(pid, signal.SIGTERM)
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
