@@ -156,6 +156,11 @@ def test_statement_pooling_is_refused_in_one_line(
     assert "Traceback" not in r.err and db.connection["password"] not in r.err
     nothing = "SELECT to_regclass('baselinr_schema_version') IS NULL"
     assert query(statement_pooler, db.connection["database"], nothing) == [(True,)]
+    # The other commands, whose transactions the pooler cuts off too: exit 3, one line, no traceback.
+    for command in (("migrate", "status"), ("migrate", "validate"), ("backup", "create", "--dest", str(tmp_path / "b"))):
+        r = run(capsys, *command, "--config", str(db.config))
+        assert r.code == 3 and len(r.err.strip().splitlines()) == 1, (command, r.err)
+        assert "Unexpected error" not in r.err and "Traceback" not in r.err, r.err
 
 
 TOUR = {
