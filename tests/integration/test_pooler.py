@@ -109,8 +109,11 @@ def test_concurrent_appliers_through_the_pooler(pgbouncer: Pooler, tmp_path: Pat
         if codes != [0] * RUNNERS:
             failures.append((round_, codes, [err.strip()[-400:] for code, _, err in results if code]))
             continue
-        versions = query(pgbouncer, database, "SELECT version, COUNT(*) FROM baselinr_schema_version GROUP BY version ORDER BY 1")
-        assert versions == [(1, 1), (2, 1), (3, 1)], (round_, versions)
+        versions = query(
+            pgbouncer, database, "SELECT version, status, COUNT(*) FROM baselinr_schema_version GROUP BY 1, 2 ORDER BY 1"
+        )
+        assert versions == [(1, "applied", 1), (2, "applied", 1), (3, "applied", 1)], (round_, versions)
+        assert advisory_locks(pgbouncer) == [], round_  # on the server itself, once every runner has ended
         logged = query(pgbouncer, database, "SELECT v, COUNT(*) FROM baselinr_log GROUP BY v ORDER BY 1")
         assert logged == [("v2", 1), ("v3", 1)], (round_, logged)
         # Each version announced by one runner only; every other runner says why it had nothing to do.
