@@ -319,7 +319,9 @@ class Runner:
         dialect = self.db.dialect
         if guard.lock_timeout <= 0 or not dialect.is_lock_wait_timeout(exc):
             return None
-        key = (step.version, step.direction, statement)
+        # A transactional step's every try runs all of it (it may time out at another statement
+        # each time): one budget for the step. A tracked step tries each statement on its own.
+        key = (step.version, step.direction, 0 if step.transactional else statement)
         now = time.monotonic()
         if attempt == 1:
             conns.first_try[key] = now - guard.lock_timeout  # the first try began a lock timeout ago
