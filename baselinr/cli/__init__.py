@@ -130,15 +130,18 @@ def _connection_lost(exc: BaseException) -> BaselinrError | None:
     """A DB-API error that means the server went away (or never answered):
     exit 3 with the driver's own first line, not "Unexpected error"."""
     sqlalchemy = sys.modules.get("sqlalchemy")
-    if sqlalchemy is None:
+    # The bare driver's connection (storage/dbapi.py) marks a driver error that lost the connection.
+    lost = getattr(exc, "connection_invalidated", False) is True
+    if sqlalchemy is not None and isinstance(exc, sqlalchemy.exc.DBAPIError):
+        lost = exc.connection_invalidated or isinstance(exc, sqlalchemy.exc.InterfaceError)
+    if not lost:
         return None
     from baselinr.errors import DatabaseUnavailable
 
-    if isinstance(exc, sqlalchemy.exc.DBAPIError) and (
-        exc.connection_invalidated or isinstance(exc, sqlalchemy.exc.InterfaceError)
-    ):
-        orig = getattr(exc, "orig", None) or exc
-        text = str(orig).strip()
-        detail = text.splitlines()[0] if text else type(orig).__name__
-        return DatabaseUnavailable(f"Lost the connection to the database: {detail}", hint="Check that the server is running.")
-    return None
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip()
+    detail = text.splitlines()[0] if text else type(orig).__name__
+    return DatabaseUnavailable(
+        f"Lost the connection to the database: {detail}",
+        hint="Check that the server is running (behind PgBouncer: that its pool_mode is not statement).",
+    )

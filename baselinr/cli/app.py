@@ -126,7 +126,7 @@ def apply(
     resume: bool,
     lock_timeout: float,
     ddl_lock_timeout: float,
-    ddl_lock_tries: int,
+    ddl_lock_tries: int | None,
     output: str,
     migrations_package: str | None,
 ) -> None:
@@ -183,7 +183,7 @@ def rollback(
     resume: bool,
     lock_timeout: float,
     ddl_lock_timeout: float,
-    ddl_lock_tries: int,
+    ddl_lock_tries: int | None,
     output: str,
     migrations_package: str | None,
 ) -> None:

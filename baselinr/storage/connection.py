@@ -69,7 +69,8 @@ def open_connection(engine: Engine, settings: ConnectionSettings) -> Iterator[Co
 
 def connect_error(err: BaseException, settings: ConnectionSettings) -> BaselinrError:
     """What a failed connect means: a driver option the driver refuses (from
-    ``extra_params``) is a config error (exit 2); anything else is unreachable (3)."""
+    ``extra_params``), or a setting the server (or a pooler in front of it) refuses, is a
+    config error (exit 2); anything else is unreachable (3)."""
     orig = getattr(err, "orig", None) or err
     refused_option = isinstance(orig, (TypeError, ValueError)) or type(orig).__name__ == "ProgrammingError"
     if refused_option:
@@ -77,6 +78,9 @@ def connect_error(err: BaseException, settings: ConnectionSettings) -> BaselinrE
             f"Invalid connection settings for {settings.describe()}: {redact(first_line(orig), settings)}",
             hint="Check storage.connection.extra_params.",
         )
+    hint = dialect_for(settings.type).refused_setting(orig, settings)
+    if hint is not None:
+        return ConfigError(f"Cannot connect to {settings.describe()}: {redact(first_line(orig), settings)}", hint=hint)
     return unavailable(err, settings)
 
 

@@ -160,9 +160,16 @@ def pg_admin(port: int) -> tuple[Callable[[str], None], Callable[[], bool]]:
     return admin, ready
 
 
-def start_postgres(base: Path) -> Server:
+def start_postgres(base: Path, install: Path | None = None, env: dict[str, str] | None = None) -> Server:
+    """A PostgreSQL server of Debian's package, or of the binaries under ``install`` (its
+    ``bin/``; ``env`` for them, e.g. ``LD_LIBRARY_PATH``)."""
     root = base / f"pg-{uuid.uuid4().hex[:6]}"
     root.mkdir(parents=True)
+
+    def binary(name: str) -> str:
+        return str(install / "bin" / name) if install is not None else _pg_bin(name)
+
+    run_env = {**os.environ, **(env or {})}
     _chown(root, "postgres")
     data, log = root / "data", root / "server.log"
     pwfile = root / "pw"
@@ -171,7 +178,7 @@ def start_postgres(base: Path) -> Server:
     subprocess.run(
         [
             *_as_user("postgres"),
-            _pg_bin("initdb"),
+            binary("initdb"),
             "-D",
             str(data),
             "-U",
@@ -185,6 +192,7 @@ def start_postgres(base: Path) -> Server:
         ],
         check=True,
         capture_output=True,
+        env=run_env,
     )
     port = free_port()
     with open(log, "wb") as logf:
@@ -192,7 +200,7 @@ def start_postgres(base: Path) -> Server:
         proc = subprocess.Popen(
             [
                 *_as_user("postgres"),
-                _pg_bin("postgres"),
+                binary("postgres"),
                 "-D",
                 str(data),
                 "-p",
@@ -213,6 +221,7 @@ def start_postgres(base: Path) -> Server:
             stdout=logf,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env=run_env,
         )
 
     admin, ready = pg_admin(port)

@@ -166,7 +166,7 @@ def retry_line(r: LockRetry) -> str:
     where = f" at statement {r.statement}" if r.statement else ""
     return (
         f"   {markers()['warn']} v{r.version}{where}: waiting for a lock held by {r.held_by}, "
-        f"retry {r.attempt + 1}/{r.tries} in {r.delay_seconds:.1f} s"
+        f"retry {r.attempt + 1}{'' if r.tries is None else f'/{r.tries}'} in {r.delay_seconds:.1f} s"
     )
 
 
@@ -210,6 +210,10 @@ def applied_text(r: ApplyResult) -> list[str]:
     """After a real ``apply`` (the per-step lines were printed as they ran)."""
     m = markers()
     lines = [f"   v{s.version} was applied meanwhile by another runner" for s in r.steps if s.skipped]
+    if r.applied_meanwhile:
+        versions = ", ".join(f"v{v}" for v in r.applied_meanwhile)
+        were = "was" if len(r.applied_meanwhile) == 1 else "were"
+        lines.append(f"   {versions} {were} applied by another runner while this one waited")
     if not r.steps:
         lines.append(f"{m['ok']} Already at version {shown(r.to_version)}; nothing to apply")
     else:

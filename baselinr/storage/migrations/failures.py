@@ -62,7 +62,7 @@ def lock_failed(step: PlannedStep, retry: LockRetry, *, rolled_back: bool) -> Mi
     if step.direction == "down":
         where = " (rollback)" + where
     message = (
-        f"Migration v{step.version}{where} gave up after {retry.tries} tries, each waiting "
+        f"Migration v{step.version}{where} gave up after {retry.attempt} tries{_within(retry)}, each waiting "
         f"{retry.lock_timeout:g}s for a lock held by {retry.held_by}."
     )
     if rolled_back:
@@ -118,3 +118,8 @@ def step_failed(
             "or undo the change by hand and run 'baselinr migrate repair'."
         )
     return MigrationFailed(f"Migration v{step.version}{where} failed: {said}", version=step.version, hint=hint)
+
+
+def _within(retry: LockRetry) -> str:
+    """ " in N s" when the tries were bounded by the guard's time budget rather than a count."""
+    return f" in {retry.budget_seconds:g} s" if retry.budget_seconds is not None else ""

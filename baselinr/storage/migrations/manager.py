@@ -56,13 +56,14 @@ class MigrationManager:
         migrations_package: str = DEFAULT_PACKAGE,
         lock_timeout: float = 60.0,
         ddl_lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
-        ddl_lock_tries: int = DEFAULT_TRIES,
+        ddl_lock_tries: int | None = DEFAULT_TRIES,
     ) -> None:
         self.settings = connection
         self.lock_timeout = lock_timeout
-        # How long each migration's DDL may wait for a table lock (0: no bound) and how often it is tried.
+        # How long each migration's DDL may wait for a table lock (0: no bound) and how often it is
+        # tried (None: for as long as the guard's time budget allows).
         self.ddl_lock_timeout = ddl_lock_timeout
-        self.ddl_lock_tries = max(1, ddl_lock_tries)
+        self.ddl_lock_tries = None if ddl_lock_tries is None else max(1, ddl_lock_tries)
         self.migrations_package = migrations_package
         self.db = Database(connection, table_names=table_names, lock_timeout=lock_timeout)
         self._chain: Chain | None = None
@@ -197,7 +198,10 @@ class MigrationManager:
                 if done_already is not None:
                     return ApplyResult(target, target, target, False, done_already)
             bare = rows is not NO_QUICK_PATH and self._bare_for(rows or [], target, "up")
-            return self._runner().run_plan("up", target, resume, on_step, on_retry, on_progress, bare=bare, lock_conn=lock_conn)
+            seen = history.applied_versions(rows or []) if rows is not NO_QUICK_PATH else None
+            return self._runner().run_plan(
+                "up", target, resume, on_step, on_retry, on_progress, bare=bare, lock_conn=lock_conn, seen=seen
+            )
 
     def _bare_for(self, rows: list[HistoryRow], target: int, direction: str) -> bool:
         """Whether to run on the bare driver: SQLAlchemy is not loaded for this database
