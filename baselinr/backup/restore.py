@@ -228,7 +228,9 @@ def _build_schema(conn: Connection, plan: _Plan, existing: list[str]) -> None:
     history.ensure_table(conn, dialect)
     for m in plan.chain.between(0, plan.version):
         for stmt in m.up_statements(dialect, db.names):
-            run_statement(conn, stmt)
+            runnable = dialect.for_fresh_schema(stmt)
+            if runnable is not None:
+                run_statement(conn, runnable)
         if m.up_python is not None:
             m.up_python(conn)
     live = {n.lower() for n in plan.codec.table_names(conn)}
@@ -279,8 +281,8 @@ def _load(conn: Connection, plan: _Plan, progress: ProgressCallback | None) -> N
             raise BackupError(
                 f"table {target} at schema v{plan.version} has no column(s) {', '.join(missing)} that the backup holds"
             )
-        if target == VERSION_TABLE_NAME:
-            conn.exec_driver_sql(f"DELETE FROM {VERSION_TABLE_NAME}")
+        # The backup holds every row: rows the migrations just wrote (a seed, the version rows) go first.
+        conn.exec_driver_sql(f"DELETE FROM {plan.db.dialect.quote(target)}")
         try:
             with open_table(plan.path, entry, progress, phase="restore") as reader:
                 plan.codec.load(conn, target, entry.column_names, reader)

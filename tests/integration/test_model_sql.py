@@ -376,3 +376,43 @@ def test_following_the_advice_operations_beside_the_sql_makes_it_the_models(
     assert _cli(capsys, database, pkg, "migrate", "apply").code == 0
     target = _target(database, tmp_path, request)
     _round_trip(capsys, database, target, pkg, tmp_path / "backups", "SELECT run_id, dataset_name FROM baselinr_runs_archive")
+
+
+def test_a_migration_that_seeds_rows_round_trips(
+    capsys: pytest.CaptureFixture[str], database: Database, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    # The restore replays the migrations (which insert their seed row) and then loads the backup's rows.
+    up = (
+        "CREATE TABLE baselinr_settings (k VARCHAR(20) PRIMARY KEY, v VARCHAR(50));\n"
+        "INSERT INTO baselinr_settings (k, v) VALUES ('mode', 'seeded');"
+    )
+    pkg = write_package(tmp_path / "pkgs", {2: sql_migration(2, up)})
+    assert _cli(capsys, database, pkg, "migrate", "apply").code == 0
+    _sql(database, pkg, "UPDATE baselinr_settings SET v = 'changed'", "INSERT INTO baselinr_settings (k, v) VALUES ('x', 'y')")
+    target = _target(database, tmp_path, request)
+    _round_trip(capsys, database, target, pkg, tmp_path / "backups", "SELECT k, v FROM baselinr_settings ORDER BY k")
+    assert _rows(target, pkg, "SELECT v FROM baselinr_settings WHERE k = 'mode'") == [("changed",)]
+
+
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)
+def test_a_chain_with_create_index_concurrently_restores(
+    capsys: pytest.CaptureFixture[str], database: Database, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    # A restore builds the schema in one transaction, where CONCURRENTLY cannot run.
+    up = "CREATE INDEX CONCURRENTLY idx_runs_status ON baselinr_runs (status);\nVACUUM baselinr_runs;"
+    pkg = write_package(tmp_path / "pkgs", {2: sql_migration(2, up, "DROP INDEX CONCURRENTLY idx_runs_status")})
+    assert _cli(capsys, database, pkg, "migrate", "apply").code == 0
+    _sql(
+        database,
+        pkg,
+        "INSERT INTO baselinr_runs (run_id, dataset_name, profiled_at, status) VALUES ('r1', 'd', '2024-01-01', 'ok')",
+    )
+    target = _target(database, tmp_path, request)
+    _round_trip(capsys, database, target, pkg, tmp_path / "backups", "SELECT run_id, status FROM baselinr_runs")
+    from sqlalchemy import inspect
+
+    mgr = MigrationManager.from_settings(load_config(target.config), migrations_package=pkg)
+    try:
+        assert "idx_runs_status" in {i["name"] for i in inspect(mgr.engine).get_indexes("baselinr_runs")}
+    finally:
+        mgr.engine.dispose()

@@ -299,6 +299,11 @@ class Dialect:
         """True for a statement the database refuses inside a transaction."""
         return False
 
+    def for_fresh_schema(self, statement: str) -> str | None:
+        """``statement`` as it can run inside one transaction that builds an empty schema (a
+        restore), or ``None`` when it changes no schema there and is left out."""
+        return statement
+
     @classmethod
     def is_missing_object(cls, exc: BaseException) -> bool:
         """True if ``exc`` (a driver error) says a table or column does not exist,

@@ -33,6 +33,9 @@ _PG_NO_TRANSACTION = re.compile(
 )
 
 
+_CONCURRENT_INDEX = re.compile(r"^(\s*(?:CREATE|DROP)\s+(?:UNIQUE\s+)?INDEX)\s+CONCURRENTLY\b", re.IGNORECASE)
+
+
 class PostgresDialect(Dialect):
     name = "postgres"
     aliases = ("postgresql",)
@@ -88,6 +91,15 @@ class PostgresDialect(Dialect):
 
     def needs_autocommit(self, statement: str) -> bool:
         return bool(_PG_NO_TRANSACTION.search(statement))
+
+    def for_fresh_schema(self, statement: str) -> str | None:
+        # On tables just created and still empty, CONCURRENTLY buys nothing and cannot run in the
+        # restore's transaction: the plain index is the same index. VACUUM, REINDEX and the like
+        # change no schema.
+        if not self.needs_autocommit(statement):
+            return statement
+        plain, n = _CONCURRENT_INDEX.subn(r"\1", statement, count=1)
+        return plain if n else None
 
     def dbapi_server_version(self, dbapi_conn: Any) -> tuple[int, ...] | None:
         # psycopg2: 150004 for 15.4, 90624 for 9.6.24.
