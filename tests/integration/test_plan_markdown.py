@@ -127,7 +127,8 @@ def test_dry_run_text_shows_the_lint_findings(database: Database, tmp_path: Path
     data = json.loads(as_json.out)
     errors = sum(1 for f in data["lint"]["findings"] if f["severity"] == "error")
     assert errors == (2 if database.dialect == "postgres" else 1)  # PostgreSQL: the index build blocks writes too
-    assert lint[-1] == f"❌ 2 migration(s) on {database.dialect}: {errors} error(s), 0 warning(s), 0 acknowledged"
+    assert lint[-2] == f"❌ 2 migration(s) on {database.dialect}: {errors} error(s), 0 warning(s), 0 acknowledged"
+    assert lint[-1].startswith("This dry run exits 0; 'baselinr migrate lint' (same --config) exits 1 on these errors")
     marks = [line.split(" [")[0] for line in lint if line.startswith("❌ v")]
     assert len(marks) == errors
 
