@@ -30,6 +30,7 @@ from tests.helm.helm import EXAMPLE_APP, OPERATOR_CHART, ROOT, SCHEMA_CHART, Hel
 from tests.support.packages import sql_migration, write_package
 
 from .cluster import Cluster
+from .waiting import forbidden
 
 pytestmark = pytest.mark.e2e
 
@@ -196,7 +197,7 @@ def test_upgrade_waits_for_the_schema(good_app: App) -> None:
         for log in (app.k8s.control_plane.work_dir / "node" / app.namespace).glob("op-*/containers/operator/log")
     ) if app.k8s.control_plane is not None else ""  # fmt: skip
     assert app.k8s.control_plane is None or operator_log, "the operator process wrote a log"
-    assert "Forbidden" not in operator_log and "403" not in operator_log, operator_log[-3000:]
+    assert not forbidden(operator_log), operator_log[-3000:]
 
     # Uninstalling the application leaves the schema (and the database) alone.
     app.helm.run("uninstall", "app", "-n", app.namespace, "--wait", check=True)

@@ -39,3 +39,12 @@ def wait_for(
         if time.monotonic() >= deadline:
             raise WaitTimeout(f"timed out after {timeout:g}s waiting for {what}; last seen: {last!r}")
         time.sleep(interval)
+
+
+def forbidden(log: str) -> bool:
+    """True when an operator log shows the API server refusing it (403 / Forbidden): the log's own
+    timestamps (``23:55:26,403``) are taken out first, so a millisecond of 403 is not a refusal."""
+    import re
+
+    text = re.sub(r"\d{2}:\d{2}:\d{2}[,.]\d{3}", "", log)
+    return "Forbidden" in text or re.search(r"\b403\b", text) is not None
