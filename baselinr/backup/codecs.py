@@ -18,9 +18,10 @@ import functools
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
-from baselinr.backup import pg_catalog, pg_copy, rows, tables
+from baselinr.backup import pg_copy, rows, tables
 from baselinr.backup.manifest import ColumnEntry
 from baselinr.errors import UsageError
+from baselinr.storage import reflection
 from baselinr.storage.dialects import Dialect, MySQLDialect, PostgresDialect, SQLiteDialect
 
 if TYPE_CHECKING:
@@ -112,20 +113,20 @@ class PostgresCodec(Codec):
         return conn
 
     def table_names(self, conn: Connection) -> list[str]:
-        return pg_catalog.table_names(conn)
+        return reflection.pg_table_names(conn)
 
     def describe(self, conn: Connection, names: Iterable[str]) -> dict[str, tuple[list[ColumnEntry], list[str]]]:
-        return pg_catalog.describe(conn, names)
+        return tables.entries(reflection.pg_describe(conn, names))
 
     def column_names(self, conn: Connection, table: str) -> list[str]:
-        return pg_catalog.column_names(conn, table)
+        return reflection.pg_column_names(conn, table)
 
     def prepare_load(self, conn: Connection) -> None:
         pg_copy.prepare_session(conn)
 
     def drop_table(self, conn: Connection, table: str) -> None:
         # CASCADE: views or foreign keys of other tables must not block a replace.
-        conn.exec_driver_sql(f"DROP TABLE {pg_catalog.quote(table)} CASCADE")
+        conn.exec_driver_sql(f"DROP TABLE {pg_copy.quote(table)} CASCADE")
 
     def dump(self, conn: Connection, table: str, columns: Sequence[str], sink: HashingGzipWriter) -> None:
         pg_copy.dump_copy(conn, table, columns, sink)

@@ -18,7 +18,7 @@ larger sort memory made PostgreSQL's parallel index builds slower, not
 faster.
 
 Every statement here works on SQLAlchemy's connection and on the bare
-driver's (``storage.dbapi``); identifiers are always quoted (``pg_catalog.quote``).
+driver's (``storage.dbapi``); identifiers are always quoted (``quote``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from baselinr.backup.pg_catalog import quote
 from baselinr.backup.streams import CHUNK, ReadAhead, block_writer
 
 if TYPE_CHECKING:
@@ -130,3 +129,8 @@ def reset_sequences(conn: Connection, table: str, columns: Sequence[str]) -> lis
             )
             done.append(str(seq))
     return done
+
+
+def quote(ident: str) -> str:
+    """An identifier quoted for PostgreSQL, always: the catalog's own spelling, whatever its case."""
+    return '"' + ident.replace('"', '""') + '"'

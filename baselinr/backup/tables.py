@@ -2,9 +2,8 @@
 
 Used by ``writer`` (discover the tables and describe them for the manifest)
 and ``restore`` (find what a target already has), through each dialect's
-codec. Reflection here goes through ``storage.reflection`` (SQLAlchemy's
-inspector); PostgreSQL's codec reads its catalog instead (``pg_catalog``),
-with the same results.
+codec. The live schema is read by ``storage.reflection`` (the inspector;
+PostgreSQL's codec its catalog query, with the same results).
 Types are recorded in the source dialect's own spelling, for ``trust`` to
 compare with the model. Which of these tables are
 Baselinr's, and how to create them, is ``catalog``'s business: nothing here
@@ -21,6 +20,8 @@ from baselinr.storage.version_table import VERSION_TABLE_NAME
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
+
+    from baselinr.storage.reflection import Described
 
 PREFIX = "baselinr_"
 
@@ -44,25 +45,15 @@ def table_names(conn: Connection) -> list[str]:
 
 
 def describe(conn: Connection, names: Iterable[str]) -> dict[str, tuple[list[ColumnEntry], list[str]]]:
-    """For each table: its columns (name, type as this dialect spells it, nullability) and primary key,
-    each kind read for all of ``names`` at once where the dialect batches reflection."""
-    from baselinr.storage.reflection import Reflection, inspector
+    """For each table: its columns (name, type as this dialect spells it, nullability) and primary key."""
+    from baselinr.storage import reflection
 
-    raw = inspector(conn)
-    wanted = list(names)
-    insp = Reflection(raw, wanted)
-    out = {}
-    for table in wanted:
-        columns = []
-        for c in insp.get_columns(table):
-            try:
-                spelled = c["type"].compile(dialect=conn.dialect)
-            except Exception:  # noqa: BLE001 - a type SQLAlchemy reflects but cannot render
-                spelled = str(c["type"])
-            columns.append(ColumnEntry(c["name"], spelled, bool(c.get("nullable", True))))
-        pk = list((insp.get_pk_constraint(table) or {}).get("constrained_columns") or [])
-        out[table] = (columns, pk)
-    return out
+    return entries(reflection.describe(conn, names))
+
+
+def entries(described: Described) -> dict[str, tuple[list[ColumnEntry], list[str]]]:
+    """The manifest's column entries of what ``storage.reflection`` read."""
+    return {t: ([ColumnEntry(c.name, c.type, c.nullable) for c in cols], pk) for t, (cols, pk) in described.items()}
 
 
 def logical_names(runs_table: str, results_table: str) -> Mapping[str, str]:

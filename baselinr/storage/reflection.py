@@ -1,4 +1,4 @@
-"""The one reader of the live schema through SQLAlchemy's inspector.
+"""The one reader of the live schema: SQLAlchemy's inspector, and PostgreSQL's catalog on the bare driver.
 
 ``Reflection`` asks each kind (columns, primary keys, indexes, unique keys)
 for all tables at once where the dialect batches reflection (``get_multi_*``:
@@ -6,18 +6,40 @@ one round trip per kind on PostgreSQL) and per table elsewhere. Used by
 ``drift`` (validate, repair, baseline: the live schema against the model),
 ``adopt`` (what a database the profiler made already has), ``take``
 (``migrate test``'s snapshots of the whole live schema) and the backup's
-table discovery and description (``backup.tables``). PostgreSQL backups
-read the catalog with one query on the bare driver instead
-(``backup.pg_catalog``), to the letter of what the inspector returns.
+table discovery and description (``describe``, for ``backup.tables``).
+
+PostgreSQL backups and restores run on the bare driver, without importing
+SQLAlchemy: they describe their tables with one catalog query
+(``pg_describe``), which gives what ``describe`` gives through the
+inspector to the letter (a test holds the two equal): column names in table
+order, the type as SQLAlchemy's PostgreSQL dialect spells it
+(``VARCHAR(255)``, ``TIMESTAMP WITHOUT TIME ZONE``), nullability, and the
+primary key in key order. Tables are those of the connection's current
+schema, as ``search_path`` (``storage.connection.schema``) makes it.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
+
+
+@dataclass(frozen=True)
+class LiveColumn:
+    """A live column: its name, its type as the dialect spells it, and whether it takes NULL."""
+
+    name: str
+    type: str
+    nullable: bool = True
+
+
+# Table → (its columns in table order, its primary key's columns in key order).
+Described = dict[str, tuple[list[LiveColumn], list[str]]]
 
 
 def inspector(conn: Connection) -> Any:
@@ -120,3 +142,90 @@ def _table(insp: Any, name: str, indexes: bool) -> TableShape:
         if i.get("name")
     }
     return TableShape(name, columns, pk, unique, found)
+
+
+def describe(conn: Connection, names: Iterable[str]) -> Described:
+    """Columns (type as this dialect spells it) and primary key of each of ``names``, through the
+    inspector, each kind read for all of them at once where the dialect batches reflection."""
+    raw = inspector(conn)
+    wanted = list(names)
+    insp = Reflection(raw, wanted)
+    out: Described = {}
+    for table in wanted:
+        columns = []
+        for c in insp.get_columns(table):
+            try:
+                type_ = c["type"].compile(dialect=conn.dialect)
+            except Exception:  # noqa: BLE001 - a type SQLAlchemy reflects but cannot render
+                type_ = str(c["type"])
+            columns.append(LiveColumn(c["name"], type_, bool(c.get("nullable", True))))
+        out[table] = (columns, list((insp.get_pk_constraint(table) or {}).get("constrained_columns") or []))
+    return out
+
+
+# --- PostgreSQL's catalog, on the bare driver --------------------------------------------
+
+
+TABLES_SQL = (
+    "SELECT c.relname FROM pg_catalog.pg_class c "
+    "WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p') ORDER BY c.relname"
+)
+COLUMNS_SQL = (
+    "SELECT c.relname, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull, "
+    "array_position(i.indkey::int2[], a.attnum) "
+    "FROM pg_catalog.pg_class c "
+    "JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+    "LEFT JOIN pg_catalog.pg_index i ON i.indrelid = c.oid AND i.indisprimary "
+    "WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p') AND c.relname = ANY(%(names)s) "
+    "ORDER BY c.relname, a.attnum"
+)
+
+# format_type's spelling -> SQLAlchemy's, for the types SQLAlchemy renders differently.
+_SPELLED = {
+    "character varying": "VARCHAR",
+    "character": "CHAR",
+    "bpchar": "CHAR",
+    "timestamp without time zone": "TIMESTAMP WITHOUT TIME ZONE",
+    "timestamp with time zone": "TIMESTAMP WITH TIME ZONE",
+    "time without time zone": "TIME WITHOUT TIME ZONE",
+    "time with time zone": "TIME WITH TIME ZONE",
+    "double precision": "DOUBLE PRECISION",
+    "bit varying": "BIT VARYING",
+}
+_TYPE = re.compile(r"(?P<base>[a-z][a-z0-9_ ]*?)(?:\((?P<args>[0-9, ]+)\))?(?P<rest>(?: [a-z ]+)?)")
+
+
+def spelled(format_type: str) -> str:
+    """A type as ``format_type`` gives it, spelled as SQLAlchemy's PostgreSQL dialect compiles it."""
+    m = _TYPE.fullmatch(format_type)
+    if m is None:
+        return format_type.upper()
+    base = (m["base"] + m["rest"]).strip()
+    name = _SPELLED.get(base, base.upper())
+    if m["args"] is None:
+        return name
+    args = ", ".join(a.strip() for a in m["args"].split(","))
+    if base.startswith(("timestamp ", "time ")):
+        head, _, zone = name.partition(" ")
+        return f"{head}({args}) {zone}"
+    return f"{name}({args})"
+
+
+def pg_table_names(conn: Connection) -> list[str]:
+    return [str(r[0]) for r in conn.exec_driver_sql(TABLES_SQL).fetchall()]
+
+
+def pg_describe(conn: Connection, tables: Iterable[str]) -> Described:
+    """Columns and primary key of each of ``tables`` (a table that does not exist is left out)."""
+    found: dict[str, tuple[list[LiveColumn], list[tuple[int, str]]]] = {}
+    for table, column, type_, notnull, key_position in conn.exec_driver_sql(COLUMNS_SQL, {"names": list(tables)}).fetchall():
+        columns, pk = found.setdefault(str(table), ([], []))
+        columns.append(LiveColumn(str(column), spelled(str(type_)), not notnull))
+        if key_position is not None:
+            pk.append((int(key_position), str(column)))
+    return {t: (columns, [c for _, c in sorted(pk)]) for t, (columns, pk) in found.items()}
+
+
+def pg_column_names(conn: Connection, table: str) -> list[str]:
+    described = pg_describe(conn, [table]).get(table)
+    return [c.name for c in described[0]] if described else []

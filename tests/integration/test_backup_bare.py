@@ -2,7 +2,7 @@
 
 ``backup create`` and ``backup restore`` on PostgreSQL run on psycopg2
 alone (``Database.connect(bare=True)``) and describe every table with one
-catalog query (``backup.pg_catalog``) instead of SQLAlchemy's inspector.
+catalog query (``storage.reflection.pg_describe``) instead of SQLAlchemy's inspector.
 These tests show, on a real server, that the catalog gives exactly what the
 inspector gives (names, type spellings, nullability, key order) for every
 Baselinr table and for a table of many other types; that a backup and a
@@ -22,8 +22,9 @@ from typing import Any
 
 import pytest
 
-from baselinr.backup import deflate, pg_catalog, tables
+from baselinr.backup import deflate, tables
 from baselinr.backup.streams import HashingGzipReader, HashingGzipWriter
+from baselinr.storage import reflection
 from tests.conftest import Database, make_database
 from tests.integration.test_backup import _engine, assert_same, ours, populate, snapshot
 from tests.integration.test_bare_apply import _imported
@@ -57,12 +58,12 @@ def test_the_catalog_describes_every_table_as_sqlalchemys_inspector_does(
             conn.exec_driver_sql(f"CREATE TABLE baselinr_many_types ({MANY_TYPES})")
         with engine.connect() as conn:
             names = tables.table_names(conn)
-            assert sorted(pg_catalog.table_names(conn)) == sorted(names)
+            assert sorted(reflection.pg_table_names(conn)) == sorted(names)
             assert "baselinr_many_types" in names and len(names) >= 15
             by_inspector = tables.describe(conn, names)
-            by_catalog = pg_catalog.describe(conn, names)
+            by_catalog = tables.entries(reflection.pg_describe(conn, names))
             many = by_inspector["baselinr_many_types"][0]
-            assert pg_catalog.column_names(conn, "baselinr_many_types") == [c.name for c in many]
+            assert reflection.pg_column_names(conn, "baselinr_many_types") == [c.name for c in many]
     finally:
         engine.dispose()
     assert by_catalog == by_inspector
