@@ -160,7 +160,12 @@ def pg_admin(port: int) -> tuple[Callable[[str], None], Callable[[], bool]]:
     return admin, ready
 
 
-def start_postgres(base: Path) -> Server:
+def start_postgres(base: Path, *, bridge: tuple[str, str] | None = None) -> Server:
+    """Start PostgreSQL on loopback; with ``bridge`` = (address, subnet) also on that address.
+
+    With a bridge (the real node tier's), clients in ``subnet`` (its pods) may log in with a
+    password, and :class:`Server` names the bridge address, which both the tests and the pods reach.
+    """
     root = base / f"pg-{uuid.uuid4().hex[:6]}"
     root.mkdir(parents=True)
     _chown(root, "postgres")
@@ -186,6 +191,11 @@ def start_postgres(base: Path) -> Server:
         check=True,
         capture_output=True,
     )
+    listen = "127.0.0.1"
+    if bridge is not None:
+        listen += f",{bridge[0]}"
+        with (data / "pg_hba.conf").open("a") as hba:
+            hba.write(f"host all all {bridge[1]} scram-sha-256\n")
     port = free_port()
     with open(log, "wb") as logf:
         _chown(log, "postgres")
@@ -200,7 +210,7 @@ def start_postgres(base: Path) -> Server:
                 "-k",
                 str(root),
                 "-c",
-                "listen_addresses=127.0.0.1",
+                f"listen_addresses={listen}",
                 "-c",
                 "fsync=off",
                 "-c",
@@ -217,7 +227,8 @@ def start_postgres(base: Path) -> Server:
 
     admin, ready = pg_admin(port)
     _wait(ready, 60, "PostgreSQL", log, proc)
-    return Server("postgres", "127.0.0.1", port, "postgres", PG_PASSWORD, proc, root, admin)
+    host = bridge[0] if bridge is not None else "127.0.0.1"
+    return Server("postgres", host, port, "postgres", PG_PASSWORD, proc, root, admin)
 
 
 def start_mariadb(base: Path) -> Server:
