@@ -1,7 +1,7 @@
 """Fixtures of the real node tier: the control plane with a real kubelet beside it.
 
 ``node_network`` takes the one-node-per-machine lock and creates the test's bridge;
-``pg_server`` (overriding the suite's) also listens on the bridge address, where pods
+``pg_server`` and ``mysql_server`` (overriding the suite's) also listen on the bridge address, where pods
 reach it; ``k8s`` (session) starts the control plane on the bridge address and a
 ``RealNode`` (containerd, kubelet, kube-scheduler, both images imported) and tears
 all of it down at the end. When a test fails, the tail of every log is added to its
@@ -24,7 +24,7 @@ import pytest
 
 from tests.e2e.cluster import BUILD_SCRIPT, BUILD_TIMEOUT, Cluster, ControlPlane, ensure_binaries
 from tests.e2e.waiting import wait_for
-from tests.support.servers import Server, start_postgres
+from tests.support.servers import Server, start_mariadb, start_postgres
 
 from .node import Bridge, NodeLock, RealNode
 
@@ -65,6 +65,13 @@ def node_network() -> Iterator[Bridge]:
 @pytest.fixture(scope="session")
 def pg_server(server_root: Path, node_network: Bridge) -> Iterator[Server]:
     server = start_postgres(server_root, bridge=(node_network.address, node_network.subnet))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def mysql_server(server_root: Path, node_network: Bridge) -> Iterator[Server]:
+    server = start_mariadb(server_root, bridge=(node_network.address, node_network.subnet))
     yield server
     server.stop()
 

@@ -231,7 +231,8 @@ def start_postgres(base: Path, *, bridge: tuple[str, str] | None = None) -> Serv
     return Server("postgres", host, port, "postgres", PG_PASSWORD, proc, root, admin)
 
 
-def start_mariadb(base: Path) -> Server:
+def start_mariadb(base: Path, *, bridge: tuple[str, str] | None = None) -> Server:
+    """Start MariaDB on loopback; with ``bridge`` = (address, subnet) also on that address (see start_postgres)."""
     root = base / f"maria-{uuid.uuid4().hex[:6]}"
     root.mkdir(parents=True)
     _chown(root, "mysql")
@@ -255,7 +256,7 @@ def start_mariadb(base: Path) -> Server:
                 f"--datadir={data}",
                 f"--socket={sock}",
                 f"--port={port}",
-                "--bind-address=127.0.0.1",
+                "--bind-address=127.0.0.1" + (f",{bridge[0]}" if bridge is not None else ""),
                 f"--pid-file={root / 'mysqld.pid'}",
                 "--skip-log-bin",
                 "--innodb-buffer-pool-size=128M",
@@ -299,7 +300,14 @@ def start_mariadb(base: Path) -> Server:
 
     _wait(ready, 60, "MariaDB", log, proc)
     escaped = MYSQL_PASSWORD.replace("'", "''")
-    for host in ("127.0.0.1", "localhost"):
+    hosts = ["127.0.0.1", "localhost"]
+    if bridge is not None:
+        network, prefix = bridge[1].split("/")
+        if prefix != "24":
+            raise ValueError(f"start_mariadb: bridge subnet {bridge[1]}: only a /24 is supported")
+        hosts += [bridge[0], network.rsplit(".", 1)[0] + ".%"]
+    for host in hosts:
         admin(f"CREATE USER 'baselinr'@'{host}' IDENTIFIED BY '{escaped}'")
         admin(f"GRANT ALL PRIVILEGES ON *.* TO 'baselinr'@'{host}'")
-    return Server("mysql", "127.0.0.1", port, "baselinr", MYSQL_PASSWORD, proc, root, admin)
+    host = bridge[0] if bridge is not None else "127.0.0.1"
+    return Server("mysql", host, port, "baselinr", MYSQL_PASSWORD, proc, root, admin)
