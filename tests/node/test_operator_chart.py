@@ -1,7 +1,7 @@
 """The operator as users install it, on a real node: the chart's Deployment running our image,
 a BaselinrSchema in a namespace that enforces Pod Security ``restricted``, backup and migrate
 Jobs as pods of our image with the config Secret mounted and backups on a PVC bound to a
-local PersistentVolume, against PostgreSQL.
+local PersistentVolume, against PostgreSQL and MariaDB.
 
 Nothing here stands in for a kubelet: containerd and runc run the containers, with the
 image's entrypoint, user and environment and the pods' security contexts applied.
@@ -24,7 +24,7 @@ import yaml
 from baselinr.storage.schema_version import CURRENT_SCHEMA_VERSION as LATEST
 from tests.e2e.cluster import Cluster
 from tests.e2e.waiting import WaitTimeout, wait_for
-from tests.helm.helm import OPERATOR_CHART, Helm, helm_binary
+from tests.helm.helm import OPERATOR_CHART, SCHEMA_CHART, Helm, helm_binary
 from tests.support.servers import Server
 
 from .conftest import restricted_namespace
@@ -185,22 +185,32 @@ def wait_ready(inst: Installed, name: str, current: int, timeout: float = 240) -
 
 
 def history(server: Server, database: str) -> list[tuple[int, str]]:
-    import psycopg2
+    """(version, status) rows of the database's version table, read over the bridge address."""
+    query = "SELECT version, status FROM baselinr_schema_version ORDER BY version, applied_at"
+    conn: Any
+    if server.kind == "postgres":
+        import psycopg2
 
-    conn = psycopg2.connect(host=server.host, port=server.port, user=server.user, password=server.password, dbname=database)
+        conn = psycopg2.connect(host=server.host, port=server.port, user=server.user, password=server.password, dbname=database)
+    else:
+        import pymysql
+
+        conn = pymysql.connect(host=server.host, port=server.port, user=server.user, password=server.password, database=database)
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT version, status FROM baselinr_schema_version ORDER BY version, applied_at")
+            cur.execute(query)
             return [(int(v), str(s)) for v, s in cur.fetchall()]
     finally:
         conn.close()
 
 
-def test_operator_from_chart_backs_up_and_migrates_postgres_in_restricted_pods(
-    installed: Installed, backup_volume: Path, pg_server: Server, tmp_path: Path
+@pytest.mark.parametrize("dialect", ["postgres", "mysql"])
+def test_operator_from_chart_backs_up_and_migrates_in_restricted_pods(
+    dialect: str, installed: Installed, backup_volume: Path, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     k8s, ns = installed.k8s, installed.namespace
-    database = config_secret(k8s, ns, pg_server, tmp_path)
+    server: Server = request.getfixturevalue("pg_server" if dialect == "postgres" else "mysql_server")
+    database = config_secret(k8s, ns, server, tmp_path)
 
     # The operator's own pod: our image, the chart's service account, admitted under "restricted".
     pods = k8s.get_json("pods", "-n", installed.operator_namespace)["items"]
@@ -213,7 +223,7 @@ def test_operator_from_chart_backs_up_and_migrates_postgres_in_restricted_pods(
     k8s.apply(json.dumps(schema("analytics", LATEST - 1)), ns).check_returncode()
     status = wait_ready(installed, "analytics", LATEST - 1)
     assert status["lastBackup"]["skipped"] is True
-    assert history(pg_server, database) == [(v, "applied") for v in range(1, LATEST)]
+    assert history(server, database) == [(v, "applied") for v in range(1, LATEST)]
 
     # -> the latest: a real backup onto the PVC first, then the migration.
     k8s.kubectl(
@@ -231,7 +241,7 @@ def test_operator_from_chart_backs_up_and_migrates_postgres_in_restricted_pods(
     assert status["valid"] is True
     assert status["lastBackup"]["skipped"] is False and status["lastBackup"]["version"] == LATEST - 1
     assert status["lastMigration"]["from"] == LATEST - 1 and status["lastMigration"]["to"] == LATEST
-    assert history(pg_server, database) == [(v, "applied") for v in range(1, LATEST + 1)]
+    assert history(server, database) == [(v, "applied") for v in range(1, LATEST + 1)]
 
     # The backup landed on the local PersistentVolume, written as the image's user.
     manifests = list(backup_volume.glob("**/manifest.json"))
@@ -259,4 +269,95 @@ def test_operator_from_chart_backs_up_and_migrates_postgres_in_restricted_pods(
     # The container's own output is there for kubectl logs (served by the kubelet).
     logs = k8s.kubectl("logs", "-n", ns, f"job/analytics-migrate-v{LATEST}-2", check=True).stdout
     assert logs.strip()
-    assert pg_server.password not in logs
+    assert server.password not in logs
+
+
+def test_failed_migration_reports_the_engine_message_then_retry_succeeds(
+    installed: Installed, pg_server: Server, tmp_path: Path
+) -> None:
+    """A role that may not create tables (PostgreSQL 15 grants no CREATE on ``public``): Failed with the
+    engine's message; after the grant, the ``baselinr.io/retry`` annotation takes it to the target."""
+    import psycopg2
+
+    k8s, ns = installed.k8s, installed.namespace
+    database = pg_server.create_database("node")
+    role = f"limited_{secrets.token_hex(3)}"
+    password = secrets.token_urlsafe(12)
+    pg_server.admin(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+    connection = {**pg_server.connection(database), "username": role, "password": password}
+    config = tmp_path / "config.yml"
+    config.write_text(yaml.safe_dump({"environment": "test", "storage": {"connection": connection}}))
+    k8s.kubectl("create", "secret", "generic", SECRET, "-n", ns, f"--from-file=config.yml={config}", check=True)
+    config.unlink()
+    body = schema("analytics", LATEST)
+    body["spec"]["backup"] = {"mode": "Skip"}
+    k8s.apply(json.dumps(body), ns).check_returncode()
+
+    def failed() -> dict[str, Any] | None:
+        status: dict[str, Any] = (k8s.get_json("bschema", "analytics", "-n", ns) or {}).get("status") or {}
+        return status if status.get("phase") == "Failed" else None
+
+    try:
+        status = wait_for(failed, timeout=180, what="analytics to fail", interval=0.5)
+    except WaitTimeout as exc:
+        raise AssertionError(f"{exc}{describe(k8s, ns)}\n--- operator log\n{installed.logs()}") from None
+    assert "permission denied" in status["message"], status["message"]
+    assert password not in json.dumps(status)
+    conditions = {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}
+    assert conditions["Ready"][0] == "False" and conditions["Stalled"][0] == "True"
+    (pod,) = k8s.get_json("pods", "-n", ns)["items"]
+    (container,) = pod["status"]["containerStatuses"]
+    assert container["image"] == IMAGE and container["state"]["terminated"]["exitCode"] != 0
+
+    conn = psycopg2.connect(
+        host=pg_server.host, port=pg_server.port, user=pg_server.user, password=pg_server.password, dbname=database
+    )
+    with conn, conn.cursor() as cur:
+        cur.execute(f"GRANT CREATE ON SCHEMA public TO {role}")
+    conn.close()
+    k8s.kubectl("annotate", "bschema", "analytics", "-n", ns, "baselinr.io/retry=1", check=True)
+    status = wait_ready(installed, "analytics", LATEST)
+    assert status["retryToken"] == "1" and status["valid"] is True
+    assert history(pg_server, database) == [(v, "applied") for v in range(1, LATEST + 1)]
+
+
+def test_helm_hook_sets_the_target_and_waits_on_install_and_upgrade(
+    installed: Installed, backup_volume: Path, pg_server: Server, tmp_path: Path
+) -> None:
+    """``helm/baselinr-schema``'s pre-install/pre-upgrade hook Job, a restricted pod of our image with its
+    own ServiceAccount, sets the target and blocks the release until the operator reports it reached."""
+    assert installed.k8s.control_plane is not None
+    k8s, ns, cp = installed.k8s, installed.namespace, installed.k8s.control_plane
+    database = config_secret(k8s, ns, pg_server, tmp_path)
+
+    def release(verb: str, target: int) -> None:
+        values = {
+            "targetVersion": target,
+            "configSecretRef": {"name": SECRET},
+            "backup": {"mode": "Required", "volume": {"persistentVolumeClaim": {"claimName": CLAIM}}},
+            "wait": {
+                "timeoutSeconds": 240,
+                "image": {"pullPolicy": "Never"},
+                "extraEnv": [
+                    {"name": "KUBERNETES_SERVICE_HOST", "value": cp.address},
+                    {"name": "KUBERNETES_SERVICE_PORT", "value": str(cp.apiserver_port)},
+                ],
+            },
+        }
+        values_file = tmp_path / f"schema-{target}.yaml"
+        values_file.write_text(yaml.safe_dump(values))
+        proc = installed.helm.run(verb, "app", str(SCHEMA_CHART), "-n", ns, "-f", str(values_file), "--timeout=300s", timeout=330)
+        assert proc.returncode == 0, proc.stdout + proc.stderr + describe(k8s, ns) + "\n--- operator log\n" + installed.logs()
+
+    release("install", LATEST - 1)
+    (resource,) = k8s.get_json("bschema", "-n", ns)["items"]
+    status = resource["status"]
+    assert (status["phase"], status["currentVersion"]) == ("Ready", LATEST - 1)
+    assert history(pg_server, database) == [(v, "applied") for v in range(1, LATEST)]
+
+    release("upgrade", LATEST)
+    status = k8s.get_json("bschema", resource["metadata"]["name"], "-n", ns)["status"]
+    assert (status["phase"], status["currentVersion"]) == ("Ready", LATEST)
+    assert status["lastBackup"]["skipped"] is False
+    assert history(pg_server, database) == [(v, "applied") for v in range(1, LATEST + 1)]
+    assert len(list(backup_volume.glob("**/manifest.json"))) == 1
