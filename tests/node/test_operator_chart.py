@@ -361,3 +361,29 @@ def test_helm_hook_sets_the_target_and_waits_on_install_and_upgrade(
     assert status["lastBackup"]["skipped"] is False
     assert history(pg_server, database) == [(v, "applied") for v in range(1, LATEST + 1)]
     assert len(list(backup_volume.glob("**/manifest.json"))) == 1
+
+
+def test_a_config_key_missing_from_the_secret_fails_with_a_message_naming_it(
+    installed: Installed, pg_server: Server, tmp_path: Path
+) -> None:
+    """A kubelet cannot mount a Secret item whose key is missing: the pod would wait in ContainerCreating
+    with only a FailedMount Event to say why. The run must end with a status that names the key."""
+    k8s, ns = installed.k8s, installed.namespace
+    config_secret(k8s, ns, pg_server, tmp_path)
+    body = schema("analytics", LATEST)
+    body["spec"]["backup"] = {"mode": "Skip"}
+    body["spec"]["configSecretRef"]["key"] = "nope.yml"
+    k8s.apply(json.dumps(body), ns).check_returncode()
+
+    def ended() -> dict[str, Any] | None:
+        status: dict[str, Any] = (k8s.get_json("bschema", "analytics", "-n", ns) or {}).get("status") or {}
+        return status if status.get("phase") == "Failed" else None
+
+    try:
+        status = wait_for(ended, timeout=120, what="analytics to fail", interval=0.5)
+    except WaitTimeout as exc:
+        status = (k8s.get_json("bschema", "analytics", "-n", ns) or {}).get("status")
+        raise AssertionError(f"{exc}\nstatus: {json.dumps(status)}{describe(k8s, ns)}") from None
+    assert "nope.yml" in status["message"] and SECRET in status["message"], status["message"]
+    conditions = {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}
+    assert conditions["Stalled"][0] == "True"

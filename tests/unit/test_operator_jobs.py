@@ -55,6 +55,9 @@ def test_migrate_job_mounts_the_secret_and_runs_the_engine() -> None:
     secret = pod["volumes"][0]["secret"]
     assert secret["secretName"] == "baselinr-storage" and secret["items"] == [{"key": "config.yml", "path": "config.yml"}]
     assert {"name": "config", "mountPath": "/etc/baselinr", "readOnly": True} in c["volumeMounts"]
+    # A kubelet never starts a Pod whose Secret or key is missing; optional, the engine reports it, naming both.
+    assert secret["optional"] is True
+    assert {"name": "BASELINR_CONFIG_SOURCE", "value": "key 'config.yml' of Secret 'baselinr-storage'"} in c["env"]
     assert c["securityContext"]["readOnlyRootFilesystem"] is True
     assert c["securityContext"]["allowPrivilegeEscalation"] is False
     assert pod["securityContext"]["runAsNonRoot"] is True
