@@ -387,3 +387,29 @@ def test_a_config_key_missing_from_the_secret_fails_with_a_message_naming_it(
     assert "nope.yml" in status["message"] and SECRET in status["message"], status["message"]
     conditions = {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}
     assert conditions["Stalled"][0] == "True"
+
+
+def test_a_job_killed_for_its_memory_limit_says_so(installed: Installed, pg_server: Server, tmp_path: Path) -> None:
+    """Under a memory limit too small for Python, the kernel kills the Job's container (cgroup OOM):
+    the status names OOMKilled and the setting to raise, not only an exit code."""
+    k8s, ns = installed.k8s, installed.namespace
+    config_secret(k8s, ns, pg_server, tmp_path)
+    body = schema("analytics", LATEST)
+    body["spec"]["backup"] = {"mode": "Skip"}
+    body["spec"]["backoffLimit"] = 0
+    body["spec"]["jobTemplate"] = {"resources": {"requests": {"memory": "16Mi"}, "limits": {"memory": "16Mi"}}}
+    k8s.apply(json.dumps(body), ns).check_returncode()
+
+    def told() -> dict[str, Any] | None:
+        status: dict[str, Any] = (k8s.get_json("bschema", "analytics", "-n", ns) or {}).get("status") or {}
+        return status if "OOMKilled" in str(status.get("message")) else None
+
+    try:
+        status = wait_for(told, timeout=120, what="analytics to report OOMKilled", interval=0.5)
+    except WaitTimeout as exc:
+        status = (k8s.get_json("bschema", "analytics", "-n", ns) or {}).get("status")
+        raise AssertionError(f"{exc}\nstatus: {json.dumps(status)}{describe(k8s, ns)}") from None
+    assert "spec.jobTemplate.resources.limits.memory" in status["message"]
+    assert status["phase"] != "Ready"
+    pods = k8s.get_json("pods", "-n", ns)["items"]
+    assert any(p["status"]["containerStatuses"][0]["state"].get("terminated", {}).get("reason") == "OOMKilled" for p in pods)

@@ -150,6 +150,10 @@ def test_outcome_reads_the_engine_result_from_the_termination_message() -> None:
     killed = job_outcome(_job("Failed"), [_pod(137, "Traceback ... killed")])
     assert killed.transient and "BackoffLimitExceeded" in killed.error and "exited with code 137" in killed.error
     assert "Traceback" not in killed.error  # raw container output never reaches the status
+    oom = _pod(137, "")
+    oom["status"]["containerStatuses"][0]["state"]["terminated"]["reason"] = "OOMKilled"  # type: ignore[index]
+    killed = job_outcome(_job("Failed"), [oom])
+    assert "OOMKilled" in killed.error and "spec.jobTemplate.resources.limits.memory" in killed.error
     long = job_outcome(_job("Failed"), [_pod(4, json.dumps({**result, "error": "x" * 5000}))])
     assert len(long.error) == 1024
 
