@@ -413,3 +413,50 @@ def test_a_job_killed_for_its_memory_limit_says_so(installed: Installed, pg_serv
     assert status["phase"] != "Ready"
     pods = k8s.get_json("pods", "-n", ns)["items"]
     assert any(p["status"]["containerStatuses"][0]["state"].get("terminated", {}).get("reason") == "OOMKilled" for p in pods)
+
+
+def test_operator_pod_deleted_mid_run_the_new_pod_adopts_the_running_job(
+    installed: Installed, pg_server: Server, tmp_path: Path
+) -> None:
+    """The migrate Job waits for the engine's advisory lock, held here; meanwhile the operator's pod is
+    deleted. The Deployment's new pod adopts the run: one migrate Job, and Ready once the lock is let go."""
+    import zlib
+
+    import psycopg2
+
+    from baselinr.storage.dialects.postgres import LOCK_NAME
+
+    k8s, ns = installed.k8s, installed.namespace
+    database = config_secret(k8s, ns, pg_server, tmp_path)
+    holder = psycopg2.connect(
+        host=pg_server.host, port=pg_server.port, user=pg_server.user, password=pg_server.password, dbname=database
+    )
+    holder.autocommit = True
+    try:
+        with holder.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(%s)", (zlib.crc32(f"{LOCK_NAME}:public".encode()),))
+        body = schema("analytics", LATEST)
+        body["spec"]["backup"] = {"mode": "Skip"}
+        k8s.apply(json.dumps(body), ns).check_returncode()
+        job = f"analytics-migrate-v{LATEST}-1"
+
+        def job_running() -> bool:
+            pods = k8s.get_json("pods", "-n", ns, "-l", f"job-name={job}")["items"]
+            return any(p["status"].get("phase") == "Running" for p in pods)
+
+        wait_for(job_running, timeout=120, what=f"{job}'s pod running (waiting for the lock)")
+        (old,) = k8s.get_json("pods", "-n", installed.operator_namespace)["items"]
+        k8s.kubectl("delete", "pod", old["metadata"]["name"], "-n", installed.operator_namespace, "--wait=false", check=True)
+
+        def new_operator_running() -> bool:
+            pods = k8s.get_json("pods", "-n", installed.operator_namespace)["items"]
+            return any(p["metadata"]["name"] != old["metadata"]["name"] and p["status"].get("phase") == "Running" for p in pods)
+
+        wait_for(new_operator_running, timeout=120, what="the Deployment's new operator pod running")
+        assert job_running()  # still waiting: the run is in progress when the new operator takes it up
+    finally:
+        holder.close()  # lets the lock go
+    status = wait_ready(installed, "analytics", LATEST)
+    assert status["lastMigration"]["job"] == job
+    assert sorted(j["metadata"]["name"] for j in k8s.get_json("jobs", "-n", ns)["items"]) == [job]
+    assert history(pg_server, database) == [(v, "applied") for v in range(1, LATEST + 1)]
