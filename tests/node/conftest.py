@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import re
 import secrets
 import subprocess
@@ -99,6 +100,7 @@ def k8s(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     try:
         control_plane.start()
         node.start()
+        (control_plane.work_dir / "logs" / "node-timings.json").write_text(json.dumps(node.timings, indent=1))
         yield Cluster(control_plane.kubeconfig, kubectl=str(bin_dir / "kubectl"), control_plane=control_plane)
     finally:
         atexit.unregister(stop)

@@ -382,8 +382,8 @@ def test_a_config_key_missing_from_the_secret_fails_with_a_message_naming_it(
     try:
         status = wait_for(ended, timeout=120, what="analytics to fail", interval=0.5)
     except WaitTimeout as exc:
-        status = (k8s.get_json("bschema", "analytics", "-n", ns) or {}).get("status")
-        raise AssertionError(f"{exc}\nstatus: {json.dumps(status)}{describe(k8s, ns)}") from None
+        seen = (k8s.get_json("bschema", "analytics", "-n", ns) or {}).get("status")
+        raise AssertionError(f"{exc}\nstatus: {json.dumps(seen)}{describe(k8s, ns)}") from None
     assert "nope.yml" in status["message"] and SECRET in status["message"], status["message"]
     conditions = {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}
     assert conditions["Stalled"][0] == "True"
@@ -407,8 +407,8 @@ def test_a_job_killed_for_its_memory_limit_says_so(installed: Installed, pg_serv
     try:
         status = wait_for(told, timeout=120, what="analytics to report OOMKilled", interval=0.5)
     except WaitTimeout as exc:
-        status = (k8s.get_json("bschema", "analytics", "-n", ns) or {}).get("status")
-        raise AssertionError(f"{exc}\nstatus: {json.dumps(status)}{describe(k8s, ns)}") from None
+        seen = (k8s.get_json("bschema", "analytics", "-n", ns) or {}).get("status")
+        raise AssertionError(f"{exc}\nstatus: {json.dumps(seen)}{describe(k8s, ns)}") from None
     assert "spec.jobTemplate.resources.limits.memory" in status["message"]
     assert status["phase"] != "Ready"
     pods = k8s.get_json("pods", "-n", ns)["items"]
@@ -424,7 +424,7 @@ def test_operator_pod_deleted_mid_run_the_new_pod_adopts_the_running_job(
 
     import psycopg2
 
-    from baselinr.storage.dialects.postgres import LOCK_NAME
+    from baselinr.storage.dialects import LOCK_NAME
 
     k8s, ns = installed.k8s, installed.namespace
     database = config_secret(k8s, ns, pg_server, tmp_path)
