@@ -30,6 +30,27 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
 _NOT_STORAGE = ("bigquery", "redshift")
+# The keys of storage.connection: the released profiler's ConnectionConfig (spec/BASELINR_STORAGE.md)
+# and the Snowflake key-pair settings this tool adds. Any other key is ignored by both, so it is a
+# warning, not an error: the profiler reads the same file and accepts it.
+CONNECTION_KEYS = (
+    "type",
+    "database",
+    "host",
+    "port",
+    "username",
+    "password",
+    "schema",
+    "schema_",
+    "account",
+    "warehouse",
+    "role",
+    "filepath",
+    "extra_params",
+    "private_key_path",
+    "private_key_file",
+    "private_key_passphrase",
+)
 _ENV_PREFIX = "BASELINR_"
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::([^}]*))?\}")
 # Fields of storage.connection whose override values are never coerced.
@@ -89,6 +110,8 @@ class StorageSettings:
     runs_table: str = "baselinr_runs"
     results_table: str = "baselinr_results"
     create_tables: bool = True
+    # Read for one piece of advice only: Baselinr's profiler 0.9.0 cannot learn expectations on SQLite.
+    enable_expectation_learning: bool = False
 
 
 @dataclass(frozen=True)
@@ -98,6 +121,8 @@ class Settings:
     storage: StorageSettings
     environment: str | None = None
     source: str = "<inline>"
+    # Things in the file that are probably mistakes but do not stop us (an unknown key).
+    warnings: tuple[str, ...] = ()
 
 
 def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Settings:
@@ -196,6 +221,8 @@ def settings_from_dict(raw: Mapping[str, Any], *, env: Mapping[str, str], source
     if not isinstance(conn, dict):
         raise ConfigError(f"{source}: missing section 'storage.connection'", hint="Add type and database under it.")
     connection = _connection(conn, source, env)
+    unknown = [key for key in conn if key not in CONNECTION_KEYS]
+    warnings = (_unknown_keys(unknown, source),) if unknown else ()
     runs = storage.get("runs_table") or "baselinr_runs"
     results = storage.get("results_table") or "baselinr_results"
     for key, name in (("runs_table", runs), ("results_table", results)):
@@ -208,9 +235,35 @@ def settings_from_dict(raw: Mapping[str, Any], *, env: Mapping[str, str], source
             runs_table=runs,
             results_table=results,
             create_tables=bool(storage.get("create_tables", True)),
+            enable_expectation_learning=_flag(storage.get("enable_expectation_learning", False)),
         ),
         environment=str(environment) if environment is not None else None,
         source=source,
+        warnings=warnings,
+    )
+
+
+def _flag(value: Any) -> bool:
+    """A YAML boolean, or the text an environment override leaves ("true", "yes", "1")."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "yes", "1", "on")
+    return bool(value)
+
+
+def _unknown_keys(keys: list[object], source: str) -> str:
+    """One warning for the keys of storage.connection that nothing reads, each with the key it
+    most likely meant, and the known ones."""
+    import difflib
+
+    named = []
+    for key in keys[:10]:
+        name = str(key)[:40]
+        close = difflib.get_close_matches(name.lower(), CONNECTION_KEYS, n=1, cutoff=0.6)
+        named.append(f"storage.connection.{name}" + (f" (did you mean '{close[0]}'?)" if close else ""))
+    verb = "is not a connection setting and is" if len(keys) == 1 else "are not connection settings and are"
+    return (
+        f"{source}: {', '.join(named)} {verb} ignored; "
+        f"the known ones are: {', '.join(k for k in CONNECTION_KEYS if k != 'schema_')}"
     )
 
 

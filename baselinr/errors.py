@@ -15,6 +15,8 @@ and exits with ``exit_code``. Library callers catch ``BaselinrError``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 EXIT_OK = 0
 EXIT_INVALID = 1
 EXIT_USAGE = 2
@@ -33,8 +35,10 @@ class BaselinrError(Exception):
         self.hint = hint
 
     def __str__(self) -> str:
+        """The message and the hint as two sentences (a full stop between them if the message has none)."""
         if self.hint:
-            return f"{self.message} {self.hint}"
+            stop = "" if self.message.rstrip().endswith((".", "!", "?")) else "."
+            return f"{self.message}{stop} {self.hint}"
         return self.message
 
 
@@ -76,3 +80,20 @@ class MigrationFailed(BaselinrError):
     def __init__(self, message: str, *, version: int, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.version = version
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with each secret replaced by ``***`` where it stands as a value: in a URL's
+    user info (as written or percent-encoded), after ``password=`` in a DSN, quoted as a
+    parameter, or on its own. Not inside a longer word nor as a DSN's key: with the password ``p``,
+    ``postgres://`` stays as it is, and with ``host``, ``localhost``."""
+    import re
+    from urllib.parse import quote, quote_plus
+
+    for secret in secrets:
+        if not secret:
+            continue
+        for form in sorted({secret, quote(secret, safe=""), quote_plus(secret)}, key=len, reverse=True):
+            # Not inside a word, and not a DSN's key ("host=" when the password is "host").
+            text = re.sub(rf"(?<![A-Za-z0-9_]){re.escape(form)}(?![A-Za-z0-9_=])", "***", text)
+    return text

@@ -190,7 +190,7 @@ def _time(value: Any) -> datetime | None:
 
 # The engine's line for a DDL lock timeout (``baselinr.cli.render.migrate.retry_line``): "... v3 at statement 1: waiting
 # for a lock held by <sessions>, retry 2/5 in 1.3 s". The sessions are the engine's ``Blocker.describe`` texts.
-LOCK_WAIT_LINE = re.compile(r": waiting for a lock held by (?P<held>.{1,600}?), retry \d+/\d+ in [0-9.]+ s\s*$")
+LOCK_WAIT_LINE = re.compile(r": waiting for a lock held by (?P<held>.{1,600}?), retry \d+(?:/\d+)? in [0-9.]+ s\s*$")
 HELD_BY = re.compile(r"^(?:another session|(?:(?:PostgreSQL backend|connection) \d+ \([^()]{0,400}\))(?:; |$))+$")
 
 

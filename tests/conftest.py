@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.pg16 import start_postgres16
+from tests.support.pooler import Pooler, Poolers
 from tests.support.servers import Server, start_mariadb, start_postgres
 
 DIALECTS = ("sqlite", "postgres", "mysql")
@@ -33,6 +35,28 @@ def server_root() -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def pg_server(server_root: Path) -> Iterator[Server]:
     server = start_postgres(server_root)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def poolers(pg_server: Server, server_root: Path) -> Iterator[Poolers]:
+    """Real PgBouncers in front of ``pg_server``, one per pooling mode, each started on first use."""
+    started = Poolers(pg_server, server_root)
+    yield started
+    started.stop()
+
+
+@pytest.fixture(scope="session", params=("transaction", "session"))
+def pgbouncer(request: pytest.FixtureRequest, poolers: Poolers) -> Pooler:
+    """PgBouncer in transaction pooling, and in session pooling."""
+    return poolers.get(request.param)
+
+
+@pytest.fixture(scope="session")
+def pg16_server(server_root: Path) -> Iterator[Server]:
+    """A second PostgreSQL major: 16, from the pgserver wheel's binaries."""
+    server = start_postgres16(server_root)
     yield server
     server.stop()
 

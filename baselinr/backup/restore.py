@@ -46,9 +46,9 @@ from baselinr.backup.tables import select_baselinr
 from baselinr.backup.trust import kept_columns, logical_of
 from baselinr.errors import BaselinrError
 from baselinr.storage.connection import first_line, redact, run_statement
-from baselinr.storage.families import describe, spelled_sql_type
+from baselinr.storage.families import closed_spelling
 from baselinr.storage.migrations import history
-from baselinr.storage.model import Column, CreateTable
+from baselinr.storage.model import CreateTable
 from baselinr.storage.version_table import APPLIED, VERSION_TABLE_NAME
 
 if TYPE_CHECKING:
@@ -228,7 +228,9 @@ def _build_schema(conn: Connection, plan: _Plan, existing: list[str]) -> None:
     history.ensure_table(conn, dialect)
     for m in plan.chain.between(0, plan.version):
         for stmt in m.up_statements(dialect, db.names):
-            run_statement(conn, stmt)
+            runnable = dialect.for_fresh_schema(stmt)
+            if runnable is not None:
+                run_statement(conn, runnable)
         if m.up_python is not None:
             m.up_python(conn)
     live = {n.lower() for n in plan.codec.table_names(conn)}
@@ -251,7 +253,8 @@ def _build_schema(conn: Connection, plan: _Plan, existing: list[str]) -> None:
 
 def _add_kept_columns(conn: Connection, plan: _Plan) -> None:
     """Add back the columns no migration made that the backup kept (``kept_columns``): the name was
-    checked as a plain identifier, the type is rendered from the model's family, never copied."""
+    checked as a plain identifier, the type is rebuilt from the closed list of spellings
+    (``families.closed_spelling``: base name, digits, time zone), never copied."""
     kept = kept_columns(plan.manifest)
     for entry in plan.manifest.tables:
         target = plan.targets[entry.name]
@@ -259,12 +262,13 @@ def _add_kept_columns(conn: Connection, plan: _Plan) -> None:
         if not wanted:
             continue
         live = {c.lower() for c in plan.codec.column_names(conn, target)}
+        q = plan.db.dialect.quote
         for c in wanted:
-            sql_type = spelled_sql_type(c.type)
-            if c.name.lower() in live or sql_type is None:
+            spelled = closed_spelling(c.type)
+            if c.name.lower() in live or spelled is None:
                 continue
-            run_statement(conn, plan.db.dialect.render_add_column(target, Column(c.name, sql_type)))
-            plan.notes.append(f"added {target}.{c.name} back ({describe(sql_type)}): no migration makes it")
+            run_statement(conn, f"ALTER TABLE {q(target)} ADD COLUMN {q(c.name)} {spelled}")
+            plan.notes.append(f"added {target}.{c.name} back ({spelled}): no migration makes it")
 
 
 def _load(conn: Connection, plan: _Plan, progress: ProgressCallback | None) -> None:
@@ -277,8 +281,8 @@ def _load(conn: Connection, plan: _Plan, progress: ProgressCallback | None) -> N
             raise BackupError(
                 f"table {target} at schema v{plan.version} has no column(s) {', '.join(missing)} that the backup holds"
             )
-        if target == VERSION_TABLE_NAME:
-            conn.exec_driver_sql(f"DELETE FROM {VERSION_TABLE_NAME}")
+        # The backup holds every row: rows the migrations just wrote (a seed, the version rows) go first.
+        conn.exec_driver_sql(f"DELETE FROM {plan.db.dialect.quote(target)}")
         try:
             with open_table(plan.path, entry, progress, phase="restore") as reader:
                 plan.codec.load(conn, target, entry.column_names, reader)

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from baselinr.backup.catalog import RENAMABLE, Catalog, catalog
 from baselinr.backup.manifest import FORMAT_VERSION, Manifest, TableEntry
-from baselinr.storage.families import accepts, describe, spelled_sql_type, type_family
+from baselinr.storage.families import accepts, closed_spelling, describe, type_family
 from baselinr.storage.model import Column, SqlType, Table
 
 if TYPE_CHECKING:
@@ -192,7 +192,7 @@ def _check_columns(entry: TableEntry, table: Table, version: int, problem: _Repo
             # No migration made it; the backup holds it under a type of the model's closed list.
             if key in names:
                 problem("duplicate_column", shown, f"column {c.name} is listed twice")
-            elif spelled_sql_type(c.type) is None:
+            elif closed_spelling(c.type) is None:
                 problem("type", shown, f"column {c.name} has type {_shown(c.type)}, which is none of the model's types")
             names.add(key)
             continue

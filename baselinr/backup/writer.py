@@ -41,7 +41,7 @@ from baselinr.backup.streams import HashingGzipWriter
 from baselinr.backup.tables import logical_names, select_baselinr
 from baselinr.backup.trust import check_manifest
 from baselinr.errors import UsageError
-from baselinr.storage.families import spelled_sql_type
+from baselinr.storage.families import closed_spelling
 from baselinr.storage.migrations import history
 
 if TYPE_CHECKING:
@@ -249,7 +249,7 @@ def _columns_outside_model(
                 excluded.seen_columns.append(f"{table}.{c.name}")
             elif in_model:
                 continue
-            elif _IDENTIFIER.fullmatch(c.name) and spelled_sql_type(c.type) is not None:
+            elif _IDENTIFIER.fullmatch(c.name) and closed_spelling(c.type) is not None:
                 kept.append(f"{table}.{c.name}")
             else:
                 refused.append(f"{table}.{c.name} ({c.type})")

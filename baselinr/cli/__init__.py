@@ -7,7 +7,8 @@ command records its output format and its config's secrets there, and
 nothing is kept at module level. Errors are caught once, in ``main``: a
 ``BaselinrError`` is printed as one line (one JSON document on stdout too
 under ``--output json``) and becomes the exit code of DESIGN.md; a usage
-mistake click finds is exit 2, one line, the same way; a connection the
+mistake click finds is exit 2, one line, the same way, and so is a file or
+directory this user may not open (a backup to restore); a connection the
 server dropped is exit 3. ``--debug`` adds the traceback and changes nothing
 else.
 """
@@ -46,8 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cli.main(args=args, prog_name="baselinr", standalone_mode=False, obj=session)
     except click.exceptions.Exit as exc:
+        session.report_warnings()
         return int(exc.exit_code)
     except SystemExit as exc:
+        session.report_warnings()
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except click.exceptions.Abort:
         print("Aborted.", file=sys.stderr)
@@ -59,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return 130
+    except PermissionError as exc:
+        # A file or directory the user named (a backup, a destination) that this user may not open.
+        return fail(_permission_denied(exc))
     except Exception as exc:  # noqa: BLE001 - the boundary: nothing escapes as a traceback
         lost = _connection_lost(exc)
         if lost is not None:
@@ -69,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
                 hint="Rerun with --debug for details.",
             )
         )
+    session.report_warnings()
     return 0
 
 
@@ -99,19 +106,42 @@ def _one_line(exc: object) -> str:
     return message[:500]
 
 
+def _permission_denied(exc: PermissionError) -> BaselinrError:
+    """Exit 2 naming the path, its mode and owner where they can be read, and what to do."""
+    import os
+
+    from baselinr.errors import UsageError
+
+    path = str(exc.filename) if exc.filename is not None else None
+    if path is None:
+        return UsageError(f"Permission denied: {exc.strerror or exc}", hint="Check the permissions of the files named.")
+    try:
+        st = os.stat(path)
+        mode = f" (mode {st.st_mode & 0o777:04o}, owner uid {st.st_uid})"
+    except OSError:
+        mode = ""
+    return UsageError(
+        f"Permission denied: this user cannot open {path}{mode}",
+        hint=f"Give this user access to it and to the directories above it (e.g. chmod u+rwX {path}), or run as its owner.",
+    )
+
+
 def _connection_lost(exc: BaseException) -> BaselinrError | None:
     """A DB-API error that means the server went away (or never answered):
     exit 3 with the driver's own first line, not "Unexpected error"."""
     sqlalchemy = sys.modules.get("sqlalchemy")
-    if sqlalchemy is None:
+    # The bare driver's connection (storage/dbapi.py) marks a driver error that lost the connection.
+    lost = getattr(exc, "connection_invalidated", False) is True
+    if sqlalchemy is not None and isinstance(exc, sqlalchemy.exc.DBAPIError):
+        lost = exc.connection_invalidated or isinstance(exc, sqlalchemy.exc.InterfaceError)
+    if not lost:
         return None
     from baselinr.errors import DatabaseUnavailable
 
-    if isinstance(exc, sqlalchemy.exc.DBAPIError) and (
-        exc.connection_invalidated or isinstance(exc, sqlalchemy.exc.InterfaceError)
-    ):
-        orig = getattr(exc, "orig", None) or exc
-        text = str(orig).strip()
-        detail = text.splitlines()[0] if text else type(orig).__name__
-        return DatabaseUnavailable(f"Lost the connection to the database: {detail}", hint="Check that the server is running.")
-    return None
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip()
+    detail = text.splitlines()[0] if text else type(orig).__name__
+    return DatabaseUnavailable(
+        f"Lost the connection to the database: {detail}",
+        hint="Check that the server is running (behind PgBouncer: that its pool_mode is not statement).",
+    )

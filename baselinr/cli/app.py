@@ -95,15 +95,18 @@ def migrate() -> None:
 @migrations_option
 def status(config_path: str | None, output: str, migrations_package: str | None) -> None:
     """Show the database's schema version against the code's."""
-    mgr = current(output).manager(config_path, migrations_package=migrations_package)
+    session = current(output)
+    settings = session.settings(config_path)
+    mgr = session.manager(config_path, migrations_package=migrations_package, settings=settings)
     result = mgr.status()
+    note = render.profiler_learning_note(settings.storage.connection.type, settings.storage.enable_expectation_learning)
     if output == "json":
-        emit_json({**result.to_dict(), "ok": result.ok})
+        emit_json({**result.to_dict(), "ok": result.ok, **({"warnings": note} if note else {})})
     else:
         lines = ["", *render.status_text(result)]
         if result.state == "unadopted":
             lines += render.unadopted_text(result)
-        echo(lines)
+        echo(lines + (["", *note] if note else []))
     sys.exit(EXIT_OK if result.ok else EXIT_INVALID)
 
 
@@ -123,7 +126,7 @@ def apply(
     resume: bool,
     lock_timeout: float,
     ddl_lock_timeout: float,
-    ddl_lock_tries: int,
+    ddl_lock_tries: int | None,
     output: str,
     migrations_package: str | None,
 ) -> None:
@@ -148,7 +151,8 @@ def apply(
         if output == "json":
             emit_json({**result.to_dict(), "ok": True})
         else:
-            echo(render.applied_text(result))
+            # The database last, so that the lines the guide shows stay together as it shows them.
+            echo([*render.applied_text(result), render.database_line(mgr.settings.describe())])
         return
     from baselinr.lint.review import review
 
@@ -160,7 +164,7 @@ def apply(
 
         echo(plan_markdown(result, reviewed))
     else:
-        echo(render.apply_text(result) + render.dry_run_lint_text(reviewed.lint))
+        echo(render.apply_text(result, database=mgr.settings.describe()) + render.dry_run_lint_text(reviewed.lint))
 
 
 @migrate.command()
@@ -179,7 +183,7 @@ def rollback(
     resume: bool,
     lock_timeout: float,
     ddl_lock_timeout: float,
-    ddl_lock_tries: int,
+    ddl_lock_tries: int | None,
     output: str,
     migrations_package: str | None,
 ) -> None:
@@ -231,14 +235,18 @@ def validate(config_path: str | None, output: str, migrations_package: str | Non
 @output_option
 @migrations_option
 def repair(config_path: str | None, dry_run: bool, lock_timeout: float, output: str, migrations_package: str | None) -> None:
-    """Clear failed or interrupted migration records after fixing the schema by hand, and adopt a
+    """Clear failed or interrupted migration records after fixing the schema by hand; record each
+    migration file's checksum where the recorded one differs (noting the old value); and adopt a
     database Baselinr's profiler stamped: create what its versions lack (never touching data) and record them."""
-    mgr = current(output).manager(config_path, lock_timeout=lock_timeout, migrations_package=migrations_package)
+    session = current(output)
+    settings = session.settings(config_path)
+    mgr = session.manager(config_path, lock_timeout=lock_timeout, migrations_package=migrations_package, settings=settings)
     result = mgr.repair(dry_run=dry_run)
+    note = render.profiler_learning_note(settings.storage.connection.type, settings.storage.enable_expectation_learning)
     if output == "json":
-        emit_json({**result.to_dict(), "ok": True})
+        emit_json({**result.to_dict(), "ok": True, **({"warnings": note} if note else {})})
     else:
-        echo(render.repair_text(result))
+        echo(render.repair_text(result) + note)
 
 
 @migrate.command()

@@ -89,10 +89,10 @@ ddl_lock_options = (
     click.option(
         "--ddl-lock-tries",
         type=click.IntRange(1, 100),
-        default=5,
-        show_default=True,
+        default=None,
         metavar="N",
-        help="How many times a migration is tried when its DDL times out waiting for a lock (1 to 100).",
+        help="How many times a migration is tried when its DDL times out waiting for a lock (1 to 100). "
+        "Default: again and again, with backoff, for up to 10 minutes.",
     ),
 )
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from baselinr.errors import BaselinrError, ConfigError
+from baselinr.errors import BaselinrError, ConfigError, redact
 
 if TYPE_CHECKING:
     from baselinr.config import Settings
@@ -31,6 +31,9 @@ class Session:
 
     output: str = "text"  # the format of the command's report: text | json | markdown
     secrets: tuple[str, ...] = ()
+    # The config's warnings (an unknown key): printed after the command, or as part of its error
+    # line, so that an error stays one line.
+    warnings: tuple[str, ...] = ()
 
     def use(self, output: str) -> Session:
         """The command's ``--output``: errors follow it (JSON under json, one line otherwise)."""
@@ -38,9 +41,7 @@ class Session:
         return self
 
     def redact(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-        return text
+        return redact(text, self.secrets)
 
     def settings(self, config_path: str | None) -> Settings:
         """The validated config of ``--config``; its secrets are redacted from then on."""
@@ -50,6 +51,7 @@ class Session:
 
         settings = load_config(config_path)
         self.secrets = tuple(settings.storage.connection.secrets)
+        self.warnings = settings.warnings
         return settings
 
     def manager(
@@ -74,10 +76,19 @@ class Session:
         """An error as one line on stderr (and as one JSON document on stdout with --output json)."""
         from baselinr.cli.render import emit_json, markers, one_line
 
-        message = one_line(self.redact(str(exc)))
+        message = one_line(self.redact(" Note: ".join([str(exc), *self.warnings])))
         if self.output == "json":
             emit_json({"ok": False, "error": message, "exit_code": exc.exit_code, "error_type": type(exc).__name__})
         print(f"{markers(sys.stderr)['error']} {message}", file=sys.stderr)
+
+
+    def report_warnings(self) -> None:
+        """The config's warnings, on stderr, one line each (after a command that did not fail)."""
+        if self.warnings:
+            from baselinr.cli.render import markers, one_line
+
+            for warning in self.warnings:
+                print(f"{markers(sys.stderr)['warn']} {one_line(self.redact(warning))}", file=sys.stderr)
 
 
 def current(output: str | None = None) -> Session:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from baselinr.config import ConnectionSettings
 from baselinr.errors import AuthenticationFailed, BaselinrError, ConfigError, DatabaseUnavailable
+from baselinr.errors import redact as redact_secrets
 from baselinr.storage.dbapi import AS_WRITTEN
 from baselinr.storage.dialects import Dialect, dialect_for
 
@@ -68,7 +69,8 @@ def open_connection(engine: Engine, settings: ConnectionSettings) -> Iterator[Co
 
 def connect_error(err: BaseException, settings: ConnectionSettings) -> BaselinrError:
     """What a failed connect means: a driver option the driver refuses (from
-    ``extra_params``) is a config error (exit 2); anything else is unreachable (3)."""
+    ``extra_params``), or a setting the server (or a pooler in front of it) refuses, is a
+    config error (exit 2); anything else is unreachable (3)."""
     orig = getattr(err, "orig", None) or err
     refused_option = isinstance(orig, (TypeError, ValueError)) or type(orig).__name__ == "ProgrammingError"
     if refused_option:
@@ -76,6 +78,9 @@ def connect_error(err: BaseException, settings: ConnectionSettings) -> BaselinrE
             f"Invalid connection settings for {settings.describe()}: {redact(first_line(orig), settings)}",
             hint="Check storage.connection.extra_params.",
         )
+    hint = dialect_for(settings.type).refused_setting(orig, settings)
+    if hint is not None:
+        return ConfigError(f"Cannot connect to {settings.describe()}: {redact(first_line(orig), settings)}", hint=hint)
     return unavailable(err, settings)
 
 
@@ -88,6 +93,9 @@ def unavailable(err: BaseException, settings: ConnectionSettings) -> DatabaseUna
             f"Cannot connect to {settings.describe()}: the server refused the credentials: {said}.",
             hint="Check storage.connection's username and password (or key); retrying with the same ones will not help.",
         )
+    problem = dialect_for(settings.type).storage_problem(settings, orig)
+    if problem is not None:
+        return DatabaseUnavailable(problem[0], hint=problem[1])
     return DatabaseUnavailable(
         f"Cannot connect to {settings.describe()}: {redact(detail, settings)}",
         hint="Check storage.connection in the config and that the server is running.",
@@ -100,9 +108,8 @@ def first_line(err: object) -> str:
 
 
 def redact(text: str, settings: ConnectionSettings) -> str:
-    for secret in settings.secrets:
-        text = text.replace(secret, "***")
-    return text
+    """``text`` without ``settings``' secrets, where they stand as values (``errors.redact``)."""
+    return redact_secrets(text, settings.secrets)
 
 
 def run_statement(conn: Connection, statement: str) -> None:

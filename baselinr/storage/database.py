@@ -115,7 +115,7 @@ class Database:
         (the caller's, used for nothing else while the lock is held) or a new one."""
         with ExitStack() as stack:
             lock_conn = conn if conn is not None else stack.enter_context(self.connect(bare=bare))
-            stack.enter_context(self.dialect.lock(lock_conn, self.lock_timeout))
+            stack.enter_context(self.dialect.lock(lock_conn, self.lock_timeout, self.connector(bare=bare)))
             yield
 
     def open_bare(self) -> DbapiConnection | Any | None:

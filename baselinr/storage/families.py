@@ -125,10 +125,25 @@ def sql_type(base: str, p: int | None = None, s: int | None = None) -> SqlType |
     return SqlType(found[0], length=found[1])
 
 
-def spelled_sql_type(spelled: str) -> SqlType | None:
-    """The model type of a type as a dialect spells it (``NUMERIC(10, 4)``); ``None`` if no model type."""
+# What may follow a type's parameters and still be one of the closed list's spellings.
+_RESTS = frozenset({"", "WITH TIME ZONE", "WITHOUT TIME ZONE", "PRECISION", "UNSIGNED"})
+
+
+def closed_spelling(spelled: str) -> str | None:
+    """The type as a dialect spelled it, rebuilt only from the closed list (base names of
+    ``FAMILIES``, digits, ``_RESTS``); ``None`` when it is anything else. Restore adds a column
+    the backup kept with this text, so the time zone and precision it had are kept too, and
+    nothing of the manifest's text reaches SQL but what this list allows."""
     parsed = _parse(spelled)
-    return sql_type(*parsed) if parsed is not None else None
+    m = _TYPE.fullmatch(spelled.strip()) if parsed is not None else None
+    if parsed is None or m is None or family(*parsed) is None:
+        return None
+    base, p, s = parsed
+    rest = " ".join(m["rest"].upper().split())
+    if rest not in _RESTS:
+        return None
+    params = "" if p is None else (f"({p})" if s is None else f"({p}, {s})")
+    return " ".join(part for part in (" ".join(base.upper().split()) + params, rest) if part)
 
 
 def describe(t: SqlType) -> str:

@@ -33,7 +33,7 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
 ]
 
-# v3's ALTER waits at most 3 s for its lock per try, 5 tries with backoff: the reader is let go long before.
+# v3's ALTER waits at most 3 s for its lock per try, tried again with backoff: the reader is let go long before.
 ALTER_V3 = (
     "migration = Migration(version=3, description='Add op_two.note', up_sql='ALTER TABLE op_two ADD COLUMN note TEXT', "
     "down_sql='ALTER TABLE op_two DROP COLUMN note', lock_timeout=3)\n"

@@ -41,6 +41,11 @@ def _apply(config: Path, *extra: str) -> tuple[int, str, set[str]]:
     return r.code, r.out, _imported(r.err)
 
 
+def _same_output(out: str) -> str:
+    """The output but its ``Database:`` line, which names each twin's own database."""
+    return "\n".join(line for line in out.splitlines() if not line.startswith("Database: "))
+
+
 def _rows(db: MigrationManager) -> list[tuple[Any, ...]]:
     with db.engine.connect() as conn:
         return [tuple(r) for r in conn.execute(text(_ROW)).fetchall()]
@@ -70,7 +75,7 @@ def test_sql_only_apply_and_rollback_never_import_sqlalchemy(
         assert {"postgres": "psycopg2", "mysql": "pymysql", "sqlite": "sqlite3"}[dialect] in modules
         sqla_code, sqla_out, sqla_modules = _apply(sqla.config, *args)
         assert "sqlalchemy" in sqla_modules  # the comparison is with the other path
-        assert (code, out) == (sqla_code, sqla_out), args
+        assert (code, _same_output(out)) == (sqla_code, _same_output(sqla_out)), args
     bare_mgr, sqla_mgr = MigrationManager.from_config(str(bare.config)), MigrationManager.from_config(str(sqla.config))
     rows = _rows(bare_mgr)
     assert rows == _rows(sqla_mgr)

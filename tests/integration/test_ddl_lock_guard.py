@@ -332,3 +332,32 @@ def test_rollback_is_guarded_too(database: Database, tmp_path: Path) -> None:
     assert mgr.status().retried == []  # rolled back: its retries no longer describe anything in place
     mgr.apply()
     assert mgr.status().retried == []  # applied again without a wait: the old rows are gone
+
+
+def test_by_default_a_long_reader_is_ridden_out(database: Database, tmp_path: Path) -> None:
+    """No --ddl-lock-tries: the migration is tried past the old default of five tries, as long as
+    the reader holds the table (here until the fifth try timed out), and applies once it lets go."""
+    import os
+    import subprocess
+    import sys
+
+    pkg = write_package(tmp_path / "p", {2: sql_migration(2, TWO_STEPS)})
+    mgr = manager(database, pkg)
+    mgr.apply(1)
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path / 'p'}:{ROOT}"}
+    cmd = [sys.executable, "-m", "baselinr", "migrate", "apply", "-c", str(database.config), "--migrations", pkg]
+    cmd += ["--ddl-lock-timeout", "0.2"]
+    with reading(mgr) as reader, subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    ) as proc:
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "retry 6 in" in line:  # the fifth try timed out (the old default gave up there): let go
+                reader.release()
+        code = proc.wait(timeout=120)
+    out = "".join(lines)
+    assert code == 0, out
+    assert "retry 6 in" in out and "Successfully migrated to version 2" in out, out
+    assert "guard_b" in columns(mgr, "baselinr_results")

@@ -8,6 +8,7 @@ import re
 import shutil
 from pathlib import Path
 
+from baselinr.config import load_config
 from baselinr.storage.schema_version import CURRENT_SCHEMA_VERSION as LATEST
 from tests.conftest import Database
 from tests.support.cli import ROOT, run_process
@@ -60,7 +61,10 @@ def test_guide_workflow(database: Database, tmp_path: Path) -> None:
 
     code, out, _ = cli("migrate", "status", "--config", cfg)
     assert code == 1
-    assert out.endswith(f"⚠️  Database schema is behind (v{LATEST} < v{new})\nRun: baselinr migrate apply --target {new}\n")
+    assert out.endswith(
+        f"⚠️  Database schema is behind (v{LATEST} < v{new})\nRun: baselinr migrate apply --target {new}\n"
+        f"Database: {load_config(cfg).storage.connection.describe()}\n"
+    )
 
     source = new_file.read_text()
     source = re.sub(r'up_sql="""\n.*?"""', lambda _: COST_SQL, source, flags=re.DOTALL)
@@ -77,7 +81,10 @@ def test_guide_workflow(database: Database, tmp_path: Path) -> None:
     # 8. Apply
     code, out, err = cli("migrate", "apply", "--config", cfg, "--target", str(new))
     assert code == 0, err
-    assert out == f"Applying migration v{new}: Add cost tracking fields\n✅ Successfully migrated to version {new}\n"
+    assert out == (
+        f"Applying migration v{new}: Add cost tracking fields\n✅ Successfully migrated to version {new}\n"
+        f"Database: {load_config(cfg).storage.connection.describe()}\n"
+    )
 
     # 9. Verify
     code, out, _ = cli("migrate", "status", "--config", cfg)

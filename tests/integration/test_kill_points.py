@@ -196,11 +196,16 @@ POSTGRES_V2 = (
 )
 
 
+@pytest.mark.parametrize("via", ["direct", "pgbouncer"])
 @pytest.mark.parametrize("point", points(2))
 def test_postgres_every_kill_point_resumes(
-    point: str, tmp_path: Path, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
+    point: str, via: str, tmp_path: Path, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
 ) -> None:
     db: Database = make_database("postgres", tmp_path, request)
+    if via == "pgbouncer":  # the killed runner and the one that resumes, through transaction pooling
+        pooler = request.getfixturevalue("poolers").get("transaction")
+        db.connection = pooler.connection(db.connection["database"])
+        db.write_config()
     pkg_root = tmp_path / "pkgs"
     pkg = write_package(pkg_root, {2: sql_migration(2, POSTGRES_V2)})
     cfg = str(db.config)

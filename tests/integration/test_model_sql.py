@@ -219,13 +219,18 @@ def test_hand_added_column_is_kept_and_restored(
 ) -> None:
     pkg = write_package(tmp_path / "pkgs", {})
     assert _cli(capsys, database, pkg, "migrate", "apply").code == 0
+    seen = {"postgres": "TIMESTAMP WITH TIME ZONE", "mysql": "DATETIME(6)", "sqlite": "TIMESTAMP"}[database.dialect]
     _sql(
         database,
         pkg,
         "ALTER TABLE baselinr_runs ADD COLUMN notes VARCHAR(50)",
         "ALTER TABLE baselinr_runs ADD COLUMN cost DECIMAL(10, 4)",
-        "INSERT INTO baselinr_runs (run_id, dataset_name, profiled_at, notes, cost) "
-        "VALUES ('r1', 'd', '2024-01-01', 'keep me', 1.25)",
+        f"ALTER TABLE baselinr_runs ADD COLUMN seen {seen}",
+        "INSERT INTO baselinr_runs (run_id, dataset_name, profiled_at, notes, cost, seen) "
+        "VALUES ('r1', 'd', '2024-01-01', 'keep me', 1.25, '2024-05-01 10:00:00.123456+02:00')"
+        if database.dialect == "postgres"
+        else "INSERT INTO baselinr_runs (run_id, dataset_name, profiled_at, notes, cost, seen) "
+        "VALUES ('r1', 'd', '2024-01-01', 'keep me', 1.25, '2024-05-01 10:00:00.123456')",
     )
     dest = tmp_path / "backups"
     r = _cli(capsys, database, pkg, "backup", "create", "--dest", str(dest), "--name", "b1", "--output", "json")
@@ -233,15 +238,16 @@ def test_hand_added_column_is_kept_and_restored(
     warnings = json.loads(r.out)["warnings"]
     assert any("baselinr_runs.notes" in w and "restore adds them back" in w for w in warnings), warnings
     manifest = json.loads((dest / "b1" / "manifest.json").read_text())
-    assert manifest["kept_columns"] == ["baselinr_runs.notes", "baselinr_runs.cost"]
+    assert manifest["kept_columns"] == ["baselinr_runs.notes", "baselinr_runs.cost", "baselinr_runs.seen"]
     r = run(capsys, "backup", "verify", "b1", "--dest", str(dest), "--migrations", pkg)
     assert r.code == 0 and "no migration made them (restore adds them back): baselinr_runs.notes" in r.out, r.out
     target = _target(database, tmp_path, request)
     r = _cli(capsys, target, pkg, "backup", "restore", "b1", "--dest", str(dest))
     assert r.code == 0, r.out + r.err
-    assert "added baselinr_runs.notes back (string(50))" in r.out, r.out
-    q = "SELECT run_id, notes, cost FROM baselinr_runs"
-    assert _rows(target, pkg, q) == _rows(database, pkg, q) == [("r1", "keep me", 1.25)]
+    assert "added baselinr_runs.notes back (VARCHAR(50))" in r.out and f"baselinr_runs.seen back ({seen})" in r.out, r.out
+    q = "SELECT run_id, notes, cost, seen FROM baselinr_runs"
+    assert _rows(target, pkg, q) == _rows(database, pkg, q)
+    assert _rows(target, pkg, q)[0][:3] == ("r1", "keep me", 1.25)
     # validate still says the model does not know it (a warning, with what to do).
     r = _cli(capsys, target, pkg, "migrate", "validate")
     assert r.code == 0 and "baselinr_runs.notes is not in the schema model" in r.out, r.out
@@ -370,3 +376,43 @@ def test_following_the_advice_operations_beside_the_sql_makes_it_the_models(
     assert _cli(capsys, database, pkg, "migrate", "apply").code == 0
     target = _target(database, tmp_path, request)
     _round_trip(capsys, database, target, pkg, tmp_path / "backups", "SELECT run_id, dataset_name FROM baselinr_runs_archive")
+
+
+def test_a_migration_that_seeds_rows_round_trips(
+    capsys: pytest.CaptureFixture[str], database: Database, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    # The restore replays the migrations (which insert their seed row) and then loads the backup's rows.
+    up = (
+        "CREATE TABLE baselinr_settings (k VARCHAR(20) PRIMARY KEY, v VARCHAR(50));\n"
+        "INSERT INTO baselinr_settings (k, v) VALUES ('mode', 'seeded');"
+    )
+    pkg = write_package(tmp_path / "pkgs", {2: sql_migration(2, up)})
+    assert _cli(capsys, database, pkg, "migrate", "apply").code == 0
+    _sql(database, pkg, "UPDATE baselinr_settings SET v = 'changed'", "INSERT INTO baselinr_settings (k, v) VALUES ('x', 'y')")
+    target = _target(database, tmp_path, request)
+    _round_trip(capsys, database, target, pkg, tmp_path / "backups", "SELECT k, v FROM baselinr_settings ORDER BY k")
+    assert _rows(target, pkg, "SELECT v FROM baselinr_settings WHERE k = 'mode'") == [("changed",)]
+
+
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)
+def test_a_chain_with_create_index_concurrently_restores(
+    capsys: pytest.CaptureFixture[str], database: Database, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    # A restore builds the schema in one transaction, where CONCURRENTLY cannot run.
+    up = "CREATE INDEX CONCURRENTLY idx_runs_status ON baselinr_runs (status);\nVACUUM baselinr_runs;"
+    pkg = write_package(tmp_path / "pkgs", {2: sql_migration(2, up, "DROP INDEX CONCURRENTLY idx_runs_status")})
+    assert _cli(capsys, database, pkg, "migrate", "apply").code == 0
+    _sql(
+        database,
+        pkg,
+        "INSERT INTO baselinr_runs (run_id, dataset_name, profiled_at, status) VALUES ('r1', 'd', '2024-01-01', 'ok')",
+    )
+    target = _target(database, tmp_path, request)
+    _round_trip(capsys, database, target, pkg, tmp_path / "backups", "SELECT run_id, status FROM baselinr_runs")
+    from sqlalchemy import inspect
+
+    mgr = MigrationManager.from_settings(load_config(target.config), migrations_package=pkg)
+    try:
+        assert "idx_runs_status" in {i["name"] for i in inspect(mgr.engine).get_indexes("baselinr_runs")}
+    finally:
+        mgr.engine.dispose()

@@ -29,6 +29,8 @@ from tests.support.wire import WireLog
 
 HISTORY = "SELECT version, status, description"
 JOURNAL_DELETE = "DELETE FROM _baselinr_migration_journal"
+# The lock: its transaction opened and the lock tried in one round trip, then ROLLBACK ends both.
+TAKE = "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL idle_in_transaction_session_timeout = 0; SELECT pg_try_advisory_xact_lock"
 
 
 def statements(v: int) -> list[str]:
@@ -104,7 +106,7 @@ def test_each_migration_is_four_round_trips_and_the_set_up_one_transaction(wired
     assert [s.split("(")[0] for s in lock] == ["SELECT version, status, description, applied_at, checksum, migration_script, "
                                                "applied_by, execution_time_ms, statements_done, statements_total, error_message, "
                                                "checksum_algorithm FROM baselinr_schema_version ORDER BY version",
-                                               "SELECT pg_try_advisory_lock", "SELECT pg_advisory_unlock"]  # fmt: skip
+                                               TAKE, "ROLLBACK"]  # fmt: skip
     # Under the lock, one transaction: the history again, the journal's versions, the live
     # tables and the backend pid for the lock guard; nothing created, nothing read twice.
     setup = runner[: runner.index(statements(3)[0]) - 1]
@@ -117,7 +119,7 @@ def test_each_migration_is_four_round_trips_and_the_set_up_one_transaction(wired
     ]
     for v in (3, 4, 5):
         begin, *written, last = migration_sends(runner, v)
-        assert begin == "BEGIN; SET LOCAL lock_timeout = '2000ms'"
+        assert begin == "BEGIN; SET LOCAL lock_timeout = '2000ms'; SELECT pg_backend_pid()"  # the guard's session
         assert written == statements(v)  # alone, as written
         assert last.startswith("INSERT INTO baselinr_schema_version (version") and last.endswith("; COMMIT")
         assert "DELETE" not in last  # the journal holds nothing for v
@@ -154,7 +156,7 @@ def test_a_no_op_apply_is_one_connection_and_one_read(wired: Wired, tmp_path: Pa
     result = mgr.apply()
     assert result.steps == [] and result.to_version == 3
     [[read]] = wired.wire.connections  # no lock: nothing to do is decided from committed rows
-    assert read.startswith(HISTORY) and "pg_try_advisory_lock" not in read
+    assert read.startswith(HISTORY) and "pg_try_advisory" not in read
     mgr.close()
 
 
@@ -203,10 +205,10 @@ def test_a_rollback_shares_the_lock_connection_and_batches_the_same_way(wired: W
     mgr = applied_then_fresh(wired, package(tmp_path, 3))
     assert [s.version for s in mgr.rollback(1).steps] == [3, 2]
     lock, runner = wired.wire.connections
-    assert lock[0].startswith(HISTORY) and lock[1].startswith("SELECT pg_try_advisory_lock") and len(lock) == 3
+    assert lock[0].startswith(HISTORY) and lock[1].startswith(TAKE) and len(lock) == 3
     for v in (3, 2):
         i = runner.index(f"DROP TABLE rt_{v}")
-        assert runner[i - 1] == "BEGIN; SET LOCAL lock_timeout = '2000ms'"
+        assert runner[i - 1] == "BEGIN; SET LOCAL lock_timeout = '2000ms'; SELECT pg_backend_pid()"
         assert runner[i + 1] == f"DELETE FROM baselinr_schema_version WHERE version = {v}; COMMIT"
     assert [r[0] for r in wired.sql("SELECT version FROM baselinr_schema_version")] == [1]
     mgr.close()

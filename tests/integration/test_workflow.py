@@ -8,12 +8,13 @@ import sys
 
 import pytest
 
+from baselinr.config import load_config
 from baselinr.storage.migrations.versions import ALL_MIGRATIONS
 from baselinr.storage.schema_version import CURRENT_SCHEMA_VERSION as LATEST
 from tests.conftest import Database
 from tests.support.cli import run
 
-GUIDE_STATUS = f"""
+GUIDE_STATUS = """
 ============================================================
 SCHEMA VERSION STATUS
 ============================================================
@@ -21,6 +22,7 @@ Current database version: {LATEST}
 Current code version: {LATEST}
 
 ✅ Schema version is up to date
+Database: {database}
 """
 
 
@@ -35,6 +37,7 @@ def test_fresh_database_to_latest_then_status_and_validate(database: Database, c
     assert r.out.splitlines() == [
         "Applying migration v1: Initial schema with runs, results, events, and table_state tables",
         "✅ Successfully migrated to version 1",
+        f"Database: {load_config(database.config).storage.connection.describe()}",
     ]
     r = run(capsys, "migrate", "status", "--config", cfg)
     assert r.code == 1
@@ -45,11 +48,12 @@ def test_fresh_database_to_latest_then_status_and_validate(database: Database, c
     assert r.out.splitlines() == [
         *(f"Applying migration v{m.version}: {m.description}" for m in ALL_MIGRATIONS[1:]),
         f"✅ Successfully migrated to version {LATEST}",
+        f"Database: {load_config(database.config).storage.connection.describe()}",
     ]
 
     r = run(capsys, "migrate", "status", "--config", cfg)
     assert r.code == 0
-    assert r.out == GUIDE_STATUS
+    assert r.out == GUIDE_STATUS.format(database=load_config(database.config).storage.connection.describe(), LATEST=LATEST)
 
     r = run(capsys, "migrate", "validate", "--config", cfg)
     assert r.code == 0, r.out

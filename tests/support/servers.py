@@ -160,14 +160,27 @@ def pg_admin(port: int) -> tuple[Callable[[str], None], Callable[[], bool]]:
     return admin, ready
 
 
-def start_postgres(base: Path, *, bridge: tuple[str, str] | None = None) -> Server:
-    """Start PostgreSQL on loopback; with ``bridge`` = (address, subnet) also on that address.
+def start_postgres(
+    base: Path,
+    install: Path | None = None,
+    env: dict[str, str] | None = None,
+    *,
+    bridge: tuple[str, str] | None = None,
+) -> Server:
+    """A PostgreSQL server of Debian's package, or of the binaries under ``install`` (its
+    ``bin/``; ``env`` for them, e.g. ``LD_LIBRARY_PATH``), on loopback.
 
-    With a bridge (the real node tier's), clients in ``subnet`` (its pods) may log in with a
-    password, and :class:`Server` names the bridge address, which both the tests and the pods reach.
+    With ``bridge`` = (address, subnet) it also listens on that address (the real node tier's),
+    clients in ``subnet`` (its pods) may log in with a password, and :class:`Server` names the
+    bridge address, which both the tests and the pods reach.
     """
     root = base / f"pg-{uuid.uuid4().hex[:6]}"
     root.mkdir(parents=True)
+
+    def binary(name: str) -> str:
+        return str(install / "bin" / name) if install is not None else _pg_bin(name)
+
+    run_env = {**os.environ, **(env or {})}
     _chown(root, "postgres")
     data, log = root / "data", root / "server.log"
     pwfile = root / "pw"
@@ -176,7 +189,7 @@ def start_postgres(base: Path, *, bridge: tuple[str, str] | None = None) -> Serv
     subprocess.run(
         [
             *_as_user("postgres"),
-            _pg_bin("initdb"),
+            binary("initdb"),
             "-D",
             str(data),
             "-U",
@@ -190,6 +203,7 @@ def start_postgres(base: Path, *, bridge: tuple[str, str] | None = None) -> Serv
         ],
         check=True,
         capture_output=True,
+        env=run_env,
     )
     listen = "127.0.0.1"
     if bridge is not None:
@@ -202,7 +216,7 @@ def start_postgres(base: Path, *, bridge: tuple[str, str] | None = None) -> Serv
         proc = subprocess.Popen(
             [
                 *_as_user("postgres"),
-                _pg_bin("postgres"),
+                binary("postgres"),
                 "-D",
                 str(data),
                 "-p",
@@ -223,6 +237,7 @@ def start_postgres(base: Path, *, bridge: tuple[str, str] | None = None) -> Serv
             stdout=logf,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env=run_env,
         )
 
     admin, ready = pg_admin(port)

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from baselinr.cli import main
-from baselinr.storage.migrations.guard import BACKOFF_CAP, _Alarms, backoff
+from baselinr.storage.migrations.guard import BACKOFF_CAP, DEFAULT_BUDGET, GuardSettings, _Alarms, backoff
 from baselinr.storage.migrations.migration import Migration
 from baselinr.storage.migrations.results import Blocker, LockRetry
 
@@ -104,3 +104,30 @@ def test_one_thread_serves_every_alarm() -> None:
     for alarm in ids:
         alarms.cancel(alarm, wait=0.0)
     assert threading.active_count() <= before + 1
+
+
+def test_by_default_the_tries_are_bounded_by_time_not_a_count() -> None:
+    guard = GuardSettings(lock_timeout=2.0)
+    assert guard.tries is None and guard.budget == DEFAULT_BUDGET >= 300
+    # A reader of minutes is ridden out: the sixth, twentieth, ... try still comes.
+    elapsed, attempt = 0.0, 1
+    while not guard.gives_up(attempt, elapsed + 2.0, backoff(attempt, lambda: 1.0)):
+        elapsed += 2.0 + backoff(attempt, lambda: 1.0)
+        attempt += 1
+    assert attempt > 20
+    # The last try ends within the budget, and a try after it would not.
+    assert elapsed + 2.0 <= DEFAULT_BUDGET < elapsed + 2.0 + BACKOFF_CAP + 2.0 + 2.0
+    # Asked for a count, the count bounds it, as before.
+    bounded = GuardSettings(lock_timeout=2.0, tries=5)
+    assert [bounded.gives_up(n, 0.0, 0.0) for n in (4, 5)] == [False, True]
+    assert bounded.gives_up(5, 10_000.0, 0.0) and not bounded.gives_up(4, 10_000.0, 0.0)
+
+
+def test_a_budget_retry_reads_without_a_count() -> None:
+    from baselinr.cli.render.migrate import retry_line
+    from baselinr_operator.outcome import lock_holder
+
+    blocker = Blocker(42, "bob", "dashboard")
+    line = retry_line(LockRetry(2, "up", 1, 7, None, 10.0, 2.0, [blocker], "postgres", DEFAULT_BUDGET))
+    assert line.endswith("retry 8 in 10.0 s")
+    assert lock_holder(line + "\n") == blocker.describe("postgres")  # the operator's status.lockWait

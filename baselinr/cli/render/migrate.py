@@ -57,13 +57,33 @@ def status_text(r: StatusResult) -> list[str]:
     elif r.state == "ahead":
         lines += [
             f"{m['error']} Database schema is ahead (v{r.database_version} > v{r.code_version})",
-            "Update Baselinr package to match database version",
+            f"Use the Baselinr package or image (or --migrations package) that has v{r.database_version}: keep running "
+            f"that one, or run 'baselinr migrate rollback --target {r.code_version}' there to come back to this code",
         ]
     elif r.state == "up_to_date":
         lines.append(f"{m['ok']} Schema version is up to date")
     if r.retried:
         lines += ["", *(retried_line(x) for x in r.retried)]
+    if r.database:
+        # Last, so that the block the guide shows stays as it shows it.
+        lines.append(database_line(r.database))
     return lines
+
+
+def profiler_learning_note(dialect: str, learning: bool) -> list[str]:
+    """The released profiler's defect that this database's config switches on (issue: SQLite
+    storage with expectation learning), and the workaround; nothing otherwise."""
+    if dialect != "sqlite" or not learning:
+        return []
+    return [
+        f"{markers()['warn']} Baselinr's profiler (0.9.0) cannot learn expectations on SQLite storage: with "
+        "storage.enable_expectation_learning on, once baselinr_expectations exists each learned expectation "
+        "waits SQLite's 5 s busy timeout and fails (it is written on a second connection while the profiler's "
+        "own write transaction is open), so 'baselinr profile' runs for minutes and learns nothing",
+        "Set storage.enable_expectation_learning: false while Baselinr's storage is on SQLite, or move the "
+        "storage to MySQL/MariaDB, where 0.9.0 learns them (baselinr backup create, then restore there; on "
+        "PostgreSQL it does not wait but learns none either: its learner's own query fails there)",
+    ]
 
 
 def retried_line(r: RetriedMigration) -> str:
@@ -117,7 +137,7 @@ def step_sql(step: PlannedStep) -> list[str]:
     return body
 
 
-def apply_text(r: ApplyResult, verbose_sql: bool = True) -> list[str]:
+def apply_text(r: ApplyResult, verbose_sql: bool = True, database: str | None = None) -> list[str]:
     m = markers()
     lines: list[str] = []
     if r.dry_run:
@@ -130,8 +150,15 @@ def apply_text(r: ApplyResult, verbose_sql: bool = True) -> list[str]:
             lines.append(f"[DRY RUN] Would {verb} v{step.version}: {step.description}")
             if verbose_sql:
                 lines += step_sql(step)
+        if database:
+            lines.append(database_line(database))
         return lines
     return lines
+
+
+def database_line(database: str) -> str:
+    """The database a command acts on (SQLite: its absolute path), so a mistyped config shows."""
+    return f"Database: {database}"
 
 
 def retry_line(r: LockRetry) -> str:
@@ -139,7 +166,7 @@ def retry_line(r: LockRetry) -> str:
     where = f" at statement {r.statement}" if r.statement else ""
     return (
         f"   {markers()['warn']} v{r.version}{where}: waiting for a lock held by {r.held_by}, "
-        f"retry {r.attempt + 1}/{r.tries} in {r.delay_seconds:.1f} s"
+        f"retry {r.attempt + 1}{'' if r.tries is None else f'/{r.tries}'} in {r.delay_seconds:.1f} s"
     )
 
 
@@ -183,6 +210,10 @@ def applied_text(r: ApplyResult) -> list[str]:
     """After a real ``apply`` (the per-step lines were printed as they ran)."""
     m = markers()
     lines = [f"   v{s.version} was applied meanwhile by another runner" for s in r.steps if s.skipped]
+    if r.applied_meanwhile:
+        versions = ", ".join(f"v{v}" for v in r.applied_meanwhile)
+        were = "was" if len(r.applied_meanwhile) == 1 else "were"
+        lines.append(f"   {versions} {were} applied by another runner while this one waited")
     if not r.steps:
         lines.append(f"{m['ok']} Already at version {shown(r.to_version)}; nothing to apply")
     else:
@@ -203,17 +234,33 @@ def dry_run_lint_text(report: LintReport) -> list[str]:
 
     if not report.units:
         return []
-    return ["", "Lint of the planned migrations:", *lint_text(report)]
+    lines = ["", "Lint of the planned migrations:", *lint_text(report)]
+    if not report.ok:
+        # Decided: a dry run shows the plan and exits 0 (CI posts it either way); the gate is lint's exit code.
+        lines.append(
+            "This dry run exits 0; 'baselinr migrate lint' (same --config) exits 1 on these errors "
+            "until they are fixed or acknowledged."
+        )
+    return lines
 
 
 def repair_text(r: RepairResult) -> list[str]:
     m = markers()
-    if not r.removed and not r.adopted:
-        return [f"{m['ok']} Nothing to repair: no failed or interrupted migration is recorded"]
+    if not r.removed and not r.adopted and not r.realigned:
+        return [
+            f"{m['ok']} Nothing to repair: no failed or interrupted migration is recorded, "
+            "and every recorded checksum matches its migration file"
+        ]
     lines = []
     verb = "Would clear" if r.dry_run else "Cleared"
     for row in r.removed:
         lines.append(f"{verb} the {row.status} record of v{row.version}: {row.description}")
+    for fix in r.realigned:
+        lines.append(
+            f"{'Would realign' if r.dry_run else 'Realigned'} the recorded checksum of v{fix.version} ({fix.script}) "
+            f"with its file: {fix.recorded[:12]}... -> {fix.file[:12]}..."
+            + ("" if r.dry_run else " (the old value is noted in the row's description)")
+        )
     for step in r.adopted:
         what = ", ".join(step.created) if step.created else "nothing to create"
         if step.found:
@@ -226,6 +273,8 @@ def repair_text(r: RepairResult) -> list[str]:
     elif r.adopted:
         top = r.adopted[-1].version
         lines.append(f"{m['ok']} Adopted: versions 1..{top} are recorded; run 'baselinr migrate apply' to continue")
+    elif not r.removed:
+        lines.append(f"{m['ok']} Repaired; run 'baselinr migrate validate' to check the database")
     else:
         lines.append(f"{m['ok']} Repaired; run 'baselinr migrate apply' to apply them again")
     return lines

@@ -20,7 +20,7 @@ import random
 import socket
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from baselinr.config import ConnectionSettings
 
 LOCK_NAME = "baselinr_schema_migration"
+# Opens a new connection like the one the lock was given (see Dialect.lock).
+Reconnect = Callable[[], "AbstractContextManager[Connection]"]
 CONNECT_TIMEOUT = 10  # seconds: TCP connect and, on MySQL, the server's greeting
 # A table being rebuilt (RebuildTable) exists under its name plus this suffix until renamed.
 REBUILD_SUFFIX = "__rebuild"
@@ -277,13 +279,30 @@ class Dialect:
         """True if ``exc`` means another runner holds the lock."""
         return False
 
+    def refused_setting(self, exc: BaseException, settings: ConnectionSettings) -> str | None:
+        """What to do when the connect error ``exc`` says a setting of the config cannot reach the
+        server (e.g. a pooler in front of it refuses it); ``None`` for any other error."""
+        return None
+
     def is_authentication_error(self, exc: BaseException) -> bool:
         """True if the driver's connect error ``exc`` means the credentials were refused."""
         return False
 
+    @classmethod
+    def storage_problem(cls, settings: ConnectionSettings, exc: BaseException) -> tuple[str, str] | None:
+        """What is wrong with where the database lives, when ``exc`` says it cannot be opened or
+        written (a file database: its path or its permissions), as (message, what to do);
+        ``None`` when ``exc`` says something else or the dialect has no such place."""
+        return None
+
     def needs_autocommit(self, statement: str) -> bool:
         """True for a statement the database refuses inside a transaction."""
         return False
+
+    def for_fresh_schema(self, statement: str) -> str | None:
+        """``statement`` as it can run inside one transaction that builds an empty schema (a
+        restore), or ``None`` when it changes no schema there and is left out."""
+        return statement
 
     @classmethod
     def is_missing_object(cls, exc: BaseException) -> bool:
@@ -298,8 +317,10 @@ class Dialect:
         return False
 
     @contextmanager
-    def lock(self, conn: Connection, timeout: float) -> Iterator[None]:
-        """Hold the migration lock on ``conn`` (a dedicated connection) for the block."""
+    def lock(self, conn: Connection, timeout: float, reconnect: Reconnect | None = None) -> Iterator[None]:
+        """Hold the migration lock on ``conn`` (a dedicated connection) for the block. Where
+        ``reconnect`` is given, a dialect may close ``conn`` and hold the lock on a new
+        connection of ``reconnect()`` instead (PostgreSQL does, to wait holding none)."""
         yield
 
     # --- tracked (non-transactional) migrations ---------------------------
@@ -356,6 +377,10 @@ class Dialect:
     def lock_wait_seconds(self, seconds: float) -> float:
         """The lock wait the server can be told, for a wish of ``seconds`` (> 0)."""
         return seconds
+
+    # True where a connection's transactions may each run on another server session (PostgreSQL
+    # behind a transaction pooler): the DDL lock guard then reads the session in each one.
+    session_moves: ClassVar[bool] = False
 
     def session_id(self, conn: Connection) -> int | None:
         """The server's id of ``conn``'s session, which a second connection can look up."""

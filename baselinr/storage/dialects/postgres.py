@@ -2,7 +2,9 @@
 
 Registered in the package's ``__init__``. Statements PostgreSQL refuses in a
 transaction (``CREATE INDEX CONCURRENTLY`` and the like) make a migration run
-tracked; the lock is a session-level advisory lock keyed by the schema.
+tracked; the lock is a transaction-scoped advisory lock keyed by the schema, held
+by a transaction kept open for the run (``pgpooler.py``), so that it holds through
+PgBouncer in session or transaction pooling and ends with its runner.
 """
 
 from __future__ import annotations
@@ -22,12 +24,16 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from baselinr.config import ConnectionSettings
+    from baselinr.storage.dialects.base import Reconnect
 
 _PG_NO_TRANSACTION = re.compile(
     r"^\s*((CREATE|DROP)\s+(UNIQUE\s+)?INDEX\s+CONCURRENTLY|REINDEX\b.*\bCONCURRENTLY|VACUUM\b|"
     r"CREATE\s+DATABASE|DROP\s+DATABASE|ALTER\s+SYSTEM)",
     re.IGNORECASE | re.DOTALL,
 )
+
+
+_CONCURRENT_INDEX = re.compile(r"^(\s*(?:CREATE|DROP)\s+(?:UNIQUE\s+)?INDEX)\s+CONCURRENTLY\b", re.IGNORECASE)
 
 
 class PostgresDialect(Dialect):
@@ -86,6 +92,15 @@ class PostgresDialect(Dialect):
     def needs_autocommit(self, statement: str) -> bool:
         return bool(_PG_NO_TRANSACTION.search(statement))
 
+    def for_fresh_schema(self, statement: str) -> str | None:
+        # On tables just created and still empty, CONCURRENTLY buys nothing and cannot run in the
+        # restore's transaction: the plain index is the same index. VACUUM, REINDEX and the like
+        # change no schema.
+        if not self.needs_autocommit(statement):
+            return statement
+        plain, n = _CONCURRENT_INDEX.subn(r"\1", statement, count=1)
+        return plain if n else None
+
     def dbapi_server_version(self, dbapi_conn: Any) -> tuple[int, ...] | None:
         # psycopg2: 150004 for 15.4, 90624 for 9.6.24.
         v = int(dbapi_conn.server_version)
@@ -93,6 +108,16 @@ class PostgresDialect(Dialect):
 
     def set_dbapi_isolation(self, dbapi_conn: Any, level: str | None, *, readonly: bool) -> None:
         dbapi_conn.set_session(isolation_level=level, readonly=readonly)
+
+    def refused_setting(self, exc: BaseException, settings: ConnectionSettings) -> str | None:
+        # PgBouncer refuses libpq's ``options`` start-up parameter, which carries ``schema``.
+        if settings.schema and "unsupported startup parameter: options" in str(exc):
+            return (
+                "A pooler in front of PostgreSQL (PgBouncer) refuses the search_path that storage.connection.schema "
+                "sets: leave schema out and set it for the role instead (ALTER ROLE ... IN DATABASE ... "
+                "SET search_path = ...), or connect to PostgreSQL directly."
+            )
+        return None
 
     def is_authentication_error(self, exc: BaseException) -> bool:
         # invalid_password / invalid_authorization_specification; libpq gives no
@@ -156,6 +181,8 @@ class PostgresDialect(Dialect):
             sets.append(f"SET LOCAL statement_timeout = '{max(1, round(statement_timeout * 1000))}ms'")
         return sets, []
 
+    session_moves = True  # PgBouncer in transaction pooling
+
     def session_id(self, conn: Connection) -> int | None:
         return int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
 
@@ -176,7 +203,10 @@ class PostgresDialect(Dialect):
         if not rows:
             rows = conn.exec_driver_sql(
                 self._ACTIVITY + f"WHERE a.datname = current_database() AND a.pid NOT IN (pg_backend_pid(), {pid}) "
-                f"AND a.xact_start <= now() - make_interval(secs => {age!r}) ORDER BY a.xact_start LIMIT 5"
+                f"AND a.xact_start <= now() - make_interval(secs => {age!r}) "
+                # Not the runner's own lock, held by a transaction open for the whole run.
+                "AND a.pid NOT IN (SELECT l.pid FROM pg_locks l WHERE l.locktype = 'advisory' AND l.classid = 0 "
+                f"AND l.objid = {self.lock_key}) ORDER BY a.xact_start LIMIT 5"
             ).fetchall()
         return [
             Blocker(int(r[0]), r[1], r[2] or None, _when(r[3]), _when(r[4]), r[5], _squash(r[6])) for r in rows
@@ -187,21 +217,13 @@ class PostgresDialect(Dialect):
         return zlib.crc32(f"{LOCK_NAME}:{self.schema or 'public'}".encode())
 
     @contextmanager
-    def lock(self, conn: Connection, timeout: float) -> Iterator[None]:
-        # Session-level lock on a dedicated connection: a transaction-scoped
-        # lock would deadlock with CREATE INDEX CONCURRENTLY, and a blocking
-        # pg_advisory_lock ignores our timeout.
-        with self._server_lock(
-            conn,
-            timeout,
-            take="SELECT pg_try_advisory_lock(%(k)s)",
-            holder="SELECT a.pid, a.application_name, a.client_addr FROM pg_locks l "
-            "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' "
-            "AND l.granted AND l.classid = 0 AND l.objid = %(k)s",
-            release="SELECT pg_advisory_unlock(%(k)s)",
-            params={"k": self.lock_key},
-            who=lambda row: f"PostgreSQL backend {row[0]} ({row[1] or 'no name'})",
-        ):
+    def lock(self, conn: Connection, timeout: float, reconnect: Reconnect | None = None) -> Iterator[None]:
+        # A transaction-scoped advisory lock, held by a transaction left open on a dedicated
+        # connection for the whole run (see pgpooler.py): a session-level one stays granted to
+        # whichever server connection a transaction pooler gave that statement, after we end.
+        from baselinr.storage.dialects.pgpooler import hold_lock
+
+        with hold_lock(self, conn, timeout, reconnect):
             yield
 
 

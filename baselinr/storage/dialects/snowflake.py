@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Connection
 
     from baselinr.config import ConnectionSettings
+    from baselinr.storage.dialects.base import Reconnect
 
 
 class SnowflakeDialect(Dialect):
@@ -186,7 +187,7 @@ class SnowflakeDialect(Dialect):
         return getattr(getattr(exc, "orig", None) or exc, "errno", None) == 625
 
     @contextmanager
-    def lock(self, conn: Connection, timeout: float) -> Iterator[None]:
+    def lock(self, conn: Connection, timeout: float, reconnect: Reconnect | None = None) -> Iterator[None]:
         from baselinr.storage.snowflake import Lease, hold
 
         conn.execution_options(isolation_level="AUTOCOMMIT")

@@ -45,7 +45,42 @@ class SQLiteDialect(Dialect):
 
     @classmethod
     def describe(cls, settings: ConnectionSettings) -> str:
-        return f"sqlite:{settings.filepath or settings.database}"
+        # The absolute path: a relative one names a different file in every working directory.
+        path = settings.filepath or settings.database
+        if path == ":memory:" or path.startswith("file:"):
+            return f"sqlite:{path}"
+        return f"sqlite:{os.path.abspath(path)}"
+
+    @classmethod
+    def storage_problem(cls, settings: ConnectionSettings, exc: BaseException) -> tuple[str, str] | None:
+        text = str(getattr(exc, "orig", None) or exc).lower()
+        if "readonly database" not in text and "unable to open database file" not in text:
+            return None
+        given = settings.filepath or settings.database
+        if given == ":memory:" or given.startswith("file:"):
+            return None
+        path = os.path.abspath(given)
+        folder = os.path.dirname(path)
+        where = "storage.connection.filepath" if settings.filepath else "storage.connection.database"
+        if not os.path.isdir(folder):
+            return (
+                f"SQLite database {path}: its directory {folder} does not exist",
+                f"Create it (mkdir -p {folder}), or point {where} at an existing directory.",
+            )
+        if os.path.isdir(path):
+            return f"SQLite database {path} is a directory, not a file", f"Point {where} at a file."
+        if os.path.exists(path) and not os.access(path, os.R_OK | os.W_OK):
+            return (
+                f"SQLite database {path} is read-only for this user (mode {_mode(path)})",
+                f"Give this user read and write permission on it (e.g. chmod u+rw {path}), or run as its owner.",
+            )
+        if not os.access(folder, os.W_OK | os.X_OK):
+            return (
+                f"SQLite database {path}: this user cannot write to its directory {folder} (mode {_mode(folder)}), "
+                "where SQLite creates the database and its journal",
+                f"Give this user write permission on the directory (e.g. chmod u+w {folder}), or move the database.",
+            )
+        return None
 
     def autoincrement_column(self, c: Column) -> str:
         # INTEGER PRIMARY KEY is the rowid alias; SERIAL would leave ids NULL.
@@ -123,3 +158,9 @@ class SQLiteDialect(Dialect):
             if options.get("isolation_level") == "AUTOCOMMIT":
                 return
             conn.exec_driver_sql(self.begin_sql(bool(options.get("baselinr_write"))) or "BEGIN")
+
+
+def _mode(path: str) -> str:
+    """``0444, owner uid 0``: what a permission message shows of a file or directory."""
+    st = os.stat(path)
+    return f"{st.st_mode & 0o777:04o}, owner uid {st.st_uid}"

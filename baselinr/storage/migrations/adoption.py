@@ -104,18 +104,52 @@ def repair(db: Database, chain: Chain, *, dry_run: bool = False) -> RepairResult
     if found is not None:
         refuse_blocking(found[1], found[0][-1].version)
     planned = found[0] if found is not None else []
+    realigned = checksums_to_realign(db, chain, rows)
     if dry_run:
-        return RepairResult(True, bad, planned, stamped)
-    if not bad and not planned:
+        return RepairResult(True, bad, planned, stamped, realigned)
+    if not bad and not planned and not realigned:
         return RepairResult(False, bad)
     with db.locked():
-        if bad:
+        if bad or realigned:
             with db.connect() as conn:
                 with conn.execution_options(baselinr_write=True).begin():
                     for r in bad:
                         history.delete(conn, r.version)
+                    # Re-read under the lock: only what still differs is realigned.
+                    realigned = checksums_to_realign(db, chain, history.read_history(conn) or [])
+                    for fix in realigned:
+                        _realign(conn, fix, rows)
         planned = _adopt(db, chain)
-    return RepairResult(False, bad, planned, stamped)
+    return RepairResult(False, bad, planned, stamped, realigned)
+
+
+def checksums_to_realign(db: Database, chain: Chain, rows: list[HistoryRow]) -> list[Any]:
+    """Applied versions whose recorded checksum is not their file's (Flyway's repair realigns
+    them too): the record was changed by hand or by another tool, or the file was edited after
+    it was applied, which ``validate`` reports and only the user can tell apart."""
+    from baselinr.storage.migrations.upkeep_results import RealignedChecksum
+
+    stamped = {r.version for r in adopt.unverified(rows)}
+    found = []
+    for row in rows:
+        if row.status != "applied" or row.checksum is None or row.version in stamped or row.version not in chain.migrations:
+            continue
+        m = chain.get(row.version)
+        file = m.checksum(db.dialect, db.names)
+        if row.checksum != file:
+            found.append(RealignedChecksum(row.version, m.script or m.description, row.checksum, file))
+    return found
+
+
+def _realign(conn: Connection, fix: Any, rows: list[HistoryRow]) -> None:
+    """Record the file's checksum, with a note in the row's description of what it replaced."""
+    from baselinr.storage.migrations.history import now
+
+    before = next((r.description for r in rows if r.version == fix.version), None) or ""
+    note = f" [checksum realigned by repair {now():%Y-%m-%d %H:%M:%S} UTC by {runner_id()}: was {fix.recorded[:64]}]"
+    history.realign_checksum(
+        conn, fix.version, checksum=fix.file, algorithm=CHECKSUM_ALGORITHM, description=before[: 500 - len(note)] + note
+    )
 
 
 def _adopt(db: Database, chain: Chain) -> list[Any]:

@@ -9,17 +9,19 @@ is also a ``ValueError`` so code written against the guide's
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from baselinr.errors import UsageError
 from baselinr.storage.migrations.migration import Migration
 from baselinr.storage.model import Schema
+from baselinr.storage.version_table import VERSION_TABLE
 
 if TYPE_CHECKING:
     from baselinr.storage.follow import Unfollowed
-from baselinr.storage.version_table import VERSION_TABLE
 
 DEFAULT_PACKAGE = "baselinr.storage.migrations.versions"
 
@@ -105,7 +107,11 @@ def load_chain(package: str = DEFAULT_PACKAGE) -> Chain:
     try:
         module = importlib.import_module(package)
     except ModuleNotFoundError as exc:
-        raise UsageError(f"Cannot import migrations package '{package}': {exc}") from None
+        if exc.name is not None and (package == exc.name or package.startswith(exc.name + ".")):
+            raise UsageError(f"Cannot import migrations package '{package}': {exc}") from None
+        raise _broken(package, exc) from None
+    except Exception as exc:  # noqa: BLE001 - any error a migration module raises on import is the package's
+        raise _broken(package, exc) from None
     migrations: Sequence[Migration] = getattr(module, "ALL_MIGRATIONS", None) or []
     code_version = getattr(module, "CURRENT_SCHEMA_VERSION", None)
     if code_version is None:
@@ -116,6 +122,68 @@ def load_chain(package: str = DEFAULT_PACKAGE) -> Chain:
         else:
             code_version = max((m.version for m in migrations), default=0)
     return check_chain(migrations, code_version, package)
+
+
+def _broken(package: str, exc: BaseException) -> UsageError:
+    """A migrations package that fails to import, as one line naming the file and line at fault:
+    for a syntax error where the parser stopped, otherwise the innermost frame of the import."""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        where, line, what = exc.filename, exc.lineno, f"{type(exc).__name__}: {exc.msg}"
+    else:
+        import importlib.util
+        import traceback
+
+        try:
+            spec = importlib.util.find_spec(package)
+            roots = list(spec.submodule_search_locations or []) if spec is not None else []
+        except (ImportError, ValueError):
+            roots = []
+        frames = [(f.filename, f.lineno) for f in traceback.extract_tb(exc.__traceback__)] or [("?", None)]
+        # The package's own line (a migration calling into the engine fails there, not in the engine).
+        ours = [f for f in frames if any(f[0].startswith(root) for root in roots)]
+        where, line = (ours or frames)[-1]
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        what = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+    return UsageError(
+        f"Cannot import migrations package '{package}': {where}, line {line}: {what}",
+        hint="Fix that line, then run the command again.",
+    )
+
+
+def registry_looks_whole(package: str, code_version: int) -> bool:
+    """Whether ``package``'s ``__init__.py`` registers ``v1_*`` .. ``v{code_version}_*`` once
+    each in ``ALL_MIGRATIONS``, read as text without importing a migration (``status``
+    stays cheap). ``False`` whenever it cannot tell: then the caller loads the chain,
+    whose check is the one that decides and names the fault."""
+    import ast
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(package)
+        origin = spec.origin if spec is not None else None
+        if origin is None or not origin.endswith("__init__.py"):
+            return False
+        tree = ast.parse(Path(origin).read_text(encoding="utf-8"))
+    except (ImportError, OSError, SyntaxError, ValueError, UnicodeDecodeError):
+        return False
+    modules: dict[str, str] = {}
+    registered: list[str] | None = None
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
+            modules.update({alias.asname or alias.name: node.module for alias in node.names})
+        elif isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "ALL_MIGRATIONS" for t in node.targets):
+            if not isinstance(node.value, ast.List) or not all(isinstance(e, ast.Name) for e in node.value.elts):
+                return False
+            registered = [e.id for e in node.value.elts if isinstance(e, ast.Name)]
+    if registered is None:
+        return False
+    versions = []
+    for name in registered:
+        found = re.fullmatch(r"v([0-9]+)_\w*", modules.get(name, ""))
+        if found is None:
+            return False
+        versions.append(int(found.group(1)))
+    return sorted(versions) == list(range(1, code_version + 1))
 
 
 def check_chain(migrations: Sequence[Migration], code_version: int, package: str = DEFAULT_PACKAGE) -> Chain:
@@ -132,6 +200,16 @@ def check_chain(migrations: Sequence[Migration], code_version: int, package: str
     top = max(by_version, default=0)
     missing = set(range(1, max(top, code_version) + 1)) - set(by_version)
     if missing:
+        unregistered = _unregistered_files(package, missing)
+        if unregistered:
+            init, files = unregistered
+            first = files[0].removesuffix(".py")
+            raise ChainError(
+                f"{', '.join(files)} {'is' if len(files) == 1 else 'are'} in {init.parent} but not registered "
+                f"in ALL_MIGRATIONS (missing migrations for versions: {_fmt(missing)})",
+                hint=f"Import {'it' if len(files) == 1 else 'each'} in {init} (e.g. 'from .{first} import migration as "
+                f"{first.split('_')[0]}_migration') and add {'it' if len(files) == 1 else 'them'} to ALL_MIGRATIONS there.",
+            )
         raise ChainError(f"Missing migrations for versions: {_fmt(missing)}", hint="All intermediate migrations must exist.")
     if code_version != top:
         raise ChainError(
@@ -139,6 +217,27 @@ def check_chain(migrations: Sequence[Migration], code_version: int, package: str
             hint="Update baselinr/storage/schema_version.py to match ALL_MIGRATIONS.",
         )
     return Chain(by_version, code_version, package)
+
+
+def _unregistered_files(package: str, missing: set[int]) -> tuple[Path, list[str]] | None:
+    """The package's ``__init__.py`` and its ``vN_*.py`` files for ``missing`` versions, if any
+    are there: written but not registered."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or spec.origin is None or not spec.origin.endswith("__init__.py"):
+        return None
+    init = Path(spec.origin)
+    found = {}
+    for f in init.parent.glob("v*_*.py"):
+        m = re.fullmatch(r"v([0-9]+)_\w*\.py", f.name)
+        if m is not None and int(m.group(1)) in missing:
+            found[f.name] = int(m.group(1))
+    files = sorted(found, key=found.__getitem__)
+    return (init, files) if files else None
 
 
 def _fmt(versions: set[int]) -> str:

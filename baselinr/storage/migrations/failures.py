@@ -11,6 +11,7 @@ from __future__ import annotations
 from baselinr.config import ConnectionSettings
 from baselinr.errors import BaselinrError, DatabaseUnavailable, LockTimeout, MigrationFailed
 from baselinr.storage.connection import first_line, redact
+from baselinr.storage.dialects import dialect_for
 from baselinr.storage.migrations.results import HistoryRow, LockRetry, PlannedStep
 from baselinr.storage.version_table import FAILED, VERSION_TABLE_NAME
 
@@ -34,6 +35,9 @@ def bookkeeping_failed(exc: BaseException, settings: ConnectionSettings, version
     A connection the server dropped stays a connection error (exit 3)."""
     if isinstance(exc, BaselinrError):
         return exc
+    problem = dialect_for(settings.type).storage_problem(settings, exc)
+    if problem is not None:
+        return DatabaseUnavailable(problem[0], hint=problem[1])
     said = detail(exc, settings)
     if getattr(exc, "connection_invalidated", False):
         return DatabaseUnavailable(f"Lost the connection to {settings.describe()}: {said}")
@@ -58,7 +62,7 @@ def lock_failed(step: PlannedStep, retry: LockRetry, *, rolled_back: bool) -> Mi
     if step.direction == "down":
         where = " (rollback)" + where
     message = (
-        f"Migration v{step.version}{where} gave up after {retry.tries} tries, each waiting "
+        f"Migration v{step.version}{where} gave up after {retry.attempt} tries{_within(retry)}, each waiting "
         f"{retry.lock_timeout:g}s for a lock held by {retry.held_by}."
     )
     if rolled_back:
@@ -86,6 +90,10 @@ def step_failed(
     rolled_back: bool,
 ) -> BaselinrError:
     """Statement ``statement`` (0: the Python step or the bookkeeping) of ``step`` raised ``exc``."""
+    problem = dialect_for(settings.type).storage_problem(settings, exc)
+    if problem is not None:
+        # Not the migration's fault: the database cannot be written where it lives.
+        return DatabaseUnavailable(problem[0], hint=problem[1])
     said = detail(exc, settings)
     where = f" at statement {statement} of {len(step.statements)}" if statement else ""
     if step.direction == "down":
@@ -110,3 +118,8 @@ def step_failed(
             "or undo the change by hand and run 'baselinr migrate repair'."
         )
     return MigrationFailed(f"Migration v{step.version}{where} failed: {said}", version=step.version, hint=hint)
+
+
+def _within(retry: LockRetry) -> str:
+    """ " in N s" when the tries were bounded by the guard's time budget rather than a count."""
+    return f" in {retry.budget_seconds:g} s" if retry.budget_seconds is not None else ""

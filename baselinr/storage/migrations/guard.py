@@ -6,8 +6,9 @@ later writer behind it; with the guard it gives up after ``lock_timeout``
 seconds (the dialect sets PostgreSQL's ``lock_timeout`` or MySQL's
 ``lock_wait_timeout``), the migration's transaction is rolled back (or, where
 DDL is not transactional, the timed-out statement is tried again) after a
-backoff with jitter, and after ``tries`` timeouts the run fails naming the
-blocking session. While a statement waits longer than half the lock timeout,
+backoff with jitter, and after ``tries`` timeouts (by default: once another try
+would end past a time budget of minutes) the run fails naming the blocking
+session. While a statement waits longer than half the lock timeout,
 ``BlockerWatch`` asks a second connection which sessions block it, since once
 the wait has ended the server no longer says.
 """
@@ -32,7 +33,11 @@ if TYPE_CHECKING:
     from baselinr.storage.dialects import Dialect
 
 DEFAULT_LOCK_TIMEOUT = 2.0  # seconds a DDL statement may wait for its lock
-DEFAULT_TRIES = 5
+# Without a bound on tries (--ddl-lock-tries), a migration is tried again for this long: a reader
+# of minutes (a dashboard query) is ridden out, while each try still lets the profiler's writers
+# pass within the lock timeout.
+DEFAULT_BUDGET = 600.0
+DEFAULT_TRIES: int | None = None  # None: the time budget bounds the tries
 MAX_TRIES = 100
 BACKOFF_BASE = 0.5  # seconds before the second try; doubled for each one after
 BACKOFF_CAP = 10.0
@@ -40,11 +45,21 @@ BACKOFF_CAP = 10.0
 
 @dataclass(frozen=True)
 class GuardSettings:
-    """The guard of one migration: its lock wait (0: none), tries and statement bound."""
+    """The guard of one migration: its lock wait (0: none), tries (``None``: as many as the
+    time budget allows), statement bound and time budget (seconds from its first try)."""
 
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
-    tries: int = DEFAULT_TRIES
+    tries: int | None = DEFAULT_TRIES
     statement_timeout: float | None = None
+    budget: float = DEFAULT_BUDGET
+
+    def gives_up(self, attempt: int, elapsed: float, delay: float) -> bool:
+        """Whether try ``attempt``, which timed out ``elapsed`` seconds after the first try began, is
+        the last: out of tries, or (without a bound on tries) another one, after ``delay`` seconds of
+        backoff, could not end within the budget."""
+        if self.tries is not None:
+            return attempt >= self.tries
+        return elapsed + delay + self.lock_timeout > self.budget
 
     @property
     def active(self) -> bool:
@@ -146,6 +161,17 @@ class BlockerWatch:
         # (half the timeout): asking for the whole timeout missed it at that look.
         self._age = self._delay
         self.found: list[Blocker] = []
+
+    @property
+    def watches(self) -> bool:
+        """Whether a session is watched (a lock bound is set and the dialect names sessions)."""
+        return self._session is not None
+
+    def follow(self, session: int | None) -> None:
+        """Watch ``session`` from now on: the server session of the transaction that is open,
+        where a transaction pooler may give each transaction another one."""
+        if session is not None:
+            self._session = session
 
     def _look(self) -> None:
         if self._session is None:

@@ -264,6 +264,16 @@ def fail(conn: Connection, version: int, message: str) -> None:
     )
 
 
+def realign_checksum(conn: Connection, version: int, *, checksum: str, algorithm: str, description: str) -> None:
+    """Record ``checksum`` (the migration file's) for an applied ``version``, and ``description``
+    (which carries the note of what was realigned, from what, when and by whom)."""
+    execute(
+        conn,
+        f"UPDATE {VERSION_TABLE_NAME} SET checksum = :c, checksum_algorithm = :a, description = :d WHERE version = :v",
+        {"c": checksum, "a": algorithm, "d": description[:500], "v": version},
+    )
+
+
 def delete(conn: Connection, version: int, *, deferred: bool = False) -> None:
     execute(conn, f"DELETE FROM {VERSION_TABLE_NAME} WHERE version = :v", {"v": version}, deferred=deferred)
 

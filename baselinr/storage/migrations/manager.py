@@ -23,7 +23,7 @@ from baselinr.storage.database import NO_QUICK_PATH, Database
 from baselinr.storage.dbapi import DbapiConnection
 from baselinr.storage.dialects import Dialect
 from baselinr.storage.migrations import adopt, adoption, history, journal, planner
-from baselinr.storage.migrations.chain import DEFAULT_PACKAGE, Chain, ChainError, load_chain
+from baselinr.storage.migrations.chain import DEFAULT_PACKAGE, Chain, ChainError, load_chain, registry_looks_whole
 from baselinr.storage.migrations.guard import DEFAULT_LOCK_TIMEOUT, DEFAULT_TRIES
 from baselinr.storage.migrations.migration import Migration
 from baselinr.storage.migrations.results import (
@@ -56,13 +56,14 @@ class MigrationManager:
         migrations_package: str = DEFAULT_PACKAGE,
         lock_timeout: float = 60.0,
         ddl_lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
-        ddl_lock_tries: int = DEFAULT_TRIES,
+        ddl_lock_tries: int | None = DEFAULT_TRIES,
     ) -> None:
         self.settings = connection
         self.lock_timeout = lock_timeout
-        # How long each migration's DDL may wait for a table lock (0: no bound) and how often it is tried.
+        # How long each migration's DDL may wait for a table lock (0: no bound) and how often it is
+        # tried (None: for as long as the guard's time budget allows).
         self.ddl_lock_timeout = ddl_lock_timeout
-        self.ddl_lock_tries = max(1, ddl_lock_tries)
+        self.ddl_lock_tries = None if ddl_lock_tries is None else max(1, ddl_lock_tries)
         self.migrations_package = migrations_package
         self.db = Database(connection, table_names=table_names, lock_timeout=lock_timeout)
         self._chain: Chain | None = None
@@ -95,10 +96,13 @@ class MigrationManager:
     @property
     def code_version(self) -> int:
         if self._chain is None and self.migrations_package == DEFAULT_PACKAGE:
-            # status needs only the number: skip importing every migration.
+            # status needs only the number: skip importing every migration, unless the
+            # registry read as text shows a fault (a version registered twice, or not bumped):
+            # then the chain is loaded and its check names the fault.
             from baselinr.storage.schema_version import CURRENT_SCHEMA_VERSION
 
-            return CURRENT_SCHEMA_VERSION
+            if registry_looks_whole(DEFAULT_PACKAGE, CURRENT_SCHEMA_VERSION):
+                return CURRENT_SCHEMA_VERSION
         return self.chain.code_version
 
     def names(self, logical: str) -> str:
@@ -194,7 +198,10 @@ class MigrationManager:
                 if done_already is not None:
                     return ApplyResult(target, target, target, False, done_already)
             bare = rows is not NO_QUICK_PATH and self._bare_for(rows or [], target, "up")
-            return self._runner().run_plan("up", target, resume, on_step, on_retry, on_progress, bare=bare, lock_conn=lock_conn)
+            seen = history.applied_versions(rows or []) if rows is not NO_QUICK_PATH else None
+            return self._runner().run_plan(
+                "up", target, resume, on_step, on_retry, on_progress, bare=bare, lock_conn=lock_conn, seen=seen
+            )
 
     def _bare_for(self, rows: list[HistoryRow], target: int, direction: str) -> bool:
         """Whether to run on the bare driver: SQLAlchemy is not loaded for this database
@@ -246,7 +253,11 @@ class MigrationManager:
         try:
             chain = self.chain
         except ChainError as exc:
-            return ValidationResult(None, self.code_version, False, [str(exc)])
+            if self.migrations_package != DEFAULT_PACKAGE:
+                raise  # as before: the chain's own error, exit 2
+            from baselinr.storage.schema_version import CURRENT_SCHEMA_VERSION
+
+            return ValidationResult(None, CURRENT_SCHEMA_VERSION, False, [str(exc)])
         return validation.validate(self.db, chain)
 
     def repair(self, *, dry_run: bool = False) -> RepairResult:

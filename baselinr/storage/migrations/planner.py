@@ -78,6 +78,7 @@ def plan(
     applied = history.applied_versions(rows)
     current = max(applied, default=None)
     base = current or 0
+    refuse_ahead(chain, rows)
     if target > chain.latest:
         # Named one by one only when few: a typo like 10**20 must not build a set of them.
         if target - chain.latest <= 10:
@@ -162,6 +163,29 @@ def down_plan(
     check_downs(chain, p)
     refuse_unfinished([r for r in rows if r.direction == "down"], p, resume)
     return p
+
+
+def refuse_ahead(chain: Chain, rows: list[HistoryRow]) -> None:
+    """Refuse any plan on a database that recorded versions this code does not have: it can
+    neither apply past them nor roll them back (it lacks their down migrations), so only the
+    code that has them can go on from there."""
+    beyond = sorted({r.version: r for r in rows if r.version > chain.latest}.values(), key=lambda r: r.version)
+    if not beyond:
+        return
+    top = max(r.version for r in beyond)
+    named = ", ".join(f"v{r.version}" + (f" ({r.description})" if r.description else "") for r in beyond)
+    raise UsageError(
+        f"The database is at v{top}, ahead of this code (latest v{chain.latest}): it has no migration for "
+        f"{named}, so it can neither apply nor roll back {fmt_list([r.version for r in beyond])}.",
+        hint=f"Use the Baselinr package or image (or --migrations package) that has v{top}: keep running that one, "
+        f"or run 'baselinr migrate rollback --target {chain.latest}' there to bring the database back to this code.",
+    )
+
+
+def fmt_list(versions: list[int]) -> str:
+    """``v2`` or ``v2 and v3`` or ``v2, v3 and v4``: versions in a sentence."""
+    names = [f"v{v}" for v in versions]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def refuse_preexisting(plan: Plan, existing: Mapping[int, list[str]]) -> None:

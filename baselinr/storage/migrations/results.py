@@ -147,11 +147,12 @@ class LockRetry(_Result):
     direction: str
     statement: int  # 1-based; 0 when the wait was outside the migration's statements (its Python step)
     attempt: int  # the try that timed out
-    tries: int  # the bound on tries
+    tries: int | None  # the bound on tries; None: bounded by budget_seconds
     delay_seconds: float  # backoff before the next try
     lock_timeout: float
     blockers: list[Blocker] = field(default_factory=list)
     dialect: str = ""
+    budget_seconds: float | None = None  # how long the migration is tried, where tries is None
 
     @property
     def held_by(self) -> str:
@@ -187,3 +188,6 @@ class ApplyResult(_Result):
     dry_run: bool
     plan: Plan
     steps: list[StepResult] = field(default_factory=list)
+    # Versions missing when this runner read the history, found applied under the lock: another
+    # runner applied them while this one waited (nothing failed; this one had nothing to do for them).
+    applied_meanwhile: list[int] = field(default_factory=list)

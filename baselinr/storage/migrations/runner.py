@@ -72,10 +72,13 @@ class Connections:
         self._tx: Connection | None = None
         self._auto: Connection | None = None
         self.recorded: set[int] = set()  # versions with a row, at the last read
+        self.applied: set[int] = set()  # versions applied, at the read under the lock
         # What the journal holds per version, read under the lock (None: not read, may hold anything).
         self.journal: dict[int, set[str]] | None = None
         self.on_retry = on_retry
         self._sessions: dict[int, int | None] = {}
+        # When the first try of a (version, direction, statement) began, for the guard's time budget.
+        self.first_try: dict[tuple[int, str, int], float] = {}
 
     def watch(self, conn: Connection, guard: GuardSettings) -> BlockerWatch:
         """Who blocks ``conn`` while a statement of it waits (nothing is watched without a lock bound)."""
@@ -150,7 +153,7 @@ def needs_sqlalchemy(chain: Chain, plan: Plan) -> bool:
 class Runner:
     """Runs plans of one chain against one database, under the lock and the DDL lock guard."""
 
-    def __init__(self, db: Database, chain: Chain, *, ddl_lock_timeout: float, ddl_lock_tries: int) -> None:
+    def __init__(self, db: Database, chain: Chain, *, ddl_lock_timeout: float, ddl_lock_tries: int | None) -> None:
         self.db = db
         self.chain = chain
         self.ddl_lock_timeout = ddl_lock_timeout
@@ -186,9 +189,11 @@ class Runner:
         *,
         bare: bool = False,
         lock_conn: Connection | None = None,
+        seen: set[int] | None = None,
     ) -> ApplyResult:
         """Apply (``direction`` "up") or roll back ("down") to ``target`` under the lock, on
-        the bare driver's connections if ``bare``; the lock on ``lock_conn`` if given.
+        the bare driver's connections if ``bare``; the lock on ``lock_conn`` if given. ``seen``:
+        the versions applied at the caller's read before the lock, if it made one.
 
         Connections: the lock keeps one of its own (``lock_conn``, the one ``apply`` read the
         history on first, or a new one), never one that runs migrations: a migration's SQL
@@ -200,13 +205,17 @@ class Runner:
         with self.db.locked(bare=bare, conn=lock_conn), ExitStack() as stack:
             conns = stack.enter_context(Connections(self.db, on_retry, on_progress, bare=bare))
             plan = self._under_lock(conns, direction, target, resume)
+            applied = conns.applied
             conns = self._able(plan, conns, stack)
             done = self._run_all(plan, conns, on_step)
+        meanwhile: list[int] = []
         if direction == "up":
             final = max([plan.current_version or 0] + [s.version for s in done]) if done else plan.current_version
+            if seen is not None:
+                meanwhile = sorted(v for v in applied if v not in seen and v <= target)
         else:
             final = target if done else plan.current_version
-        return ApplyResult(plan.current_version, final, target, False, plan, done)
+        return ApplyResult(plan.current_version, final, target, False, plan, done, meanwhile)
 
     def _under_lock(self, conns: Connections, direction: str, target: int, resume: bool) -> Plan:
         """Under the lock, in one transaction of the migrations' connection: re-read the
@@ -242,6 +251,7 @@ class Runner:
             raise failures.bookkeeping_failed(exc, db.settings) from exc
         rows = found or []
         conns.recorded = {r.version for r in rows}
+        conns.applied = history.applied_versions(rows)
         try:
             if direction == "up":
                 plan = self.up_plan(target, resume, rows, conn)
@@ -309,22 +319,31 @@ class Runner:
         dialect = self.db.dialect
         if guard.lock_timeout <= 0 or not dialect.is_lock_wait_timeout(exc):
             return None
+        # A transactional step's every try runs all of it (it may time out at another statement
+        # each time): one budget for the step. A tracked step tries each statement on its own.
+        key = (step.version, step.direction, 0 if step.transactional else statement)
+        now = time.monotonic()
+        if attempt == 1:
+            conns.first_try[key] = now - guard.lock_timeout  # the first try began a lock timeout ago
+        delay = backoff(attempt)
+        last = guard.gives_up(attempt, now - conns.first_try.get(key, now), delay)
         retry = LockRetry(
             step.version,
             step.direction,
             statement,
             attempt,
             guard.tries,
-            backoff(attempt) if attempt < guard.tries else 0.0,
+            0.0 if last else delay,
             guard.lock_timeout,
             watch.take(),
             dialect.name,
+            None if guard.tries is not None else guard.budget,
         )
         conns.remember(retry)
-        if attempt >= guard.tries:
+        if last:
             raise LockGaveUp(retry) from exc
         retries.append(retry)
-        log.info("v%s: lock timeout at statement %s, try %s of %s", step.version, statement, attempt, guard.tries)
+        log.info("v%s: lock timeout at statement %s, try %s", step.version, statement, attempt)
         if conns.on_retry is not None:
             conns.on_retry(retry)
         time.sleep(retry.delay_seconds)
@@ -358,10 +377,16 @@ class Runner:
                         return False
                     # With BEGIN, in one round trip where the connection batches (dbapi.py).
                     sets = dialect.guard_statements(conn, guard.lock_timeout, guard.statement_timeout, in_transaction=True)[0]
-                    for sql in sets[:-1]:
+                    # Where a transaction pooler may run each transaction on another server session,
+                    # the session the guard watches is read in this one (in the same round trip).
+                    moving = dialect.session_moves and watch.watches
+                    for sql in sets if moving else sets[:-1]:
                         defer(conn, sql)
-                    for sql in sets[-1:]:
-                        conn.exec_driver_sql(sql)
+                    if moving:
+                        watch.follow(dialect.session_id(conn))
+                    else:
+                        for sql in sets[-1:]:
+                            conn.exec_driver_sql(sql)
                     for number, stmt in enumerate(step.statements, 1):
                         current = number
                         with watch.watching():

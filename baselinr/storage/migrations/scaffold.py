@@ -69,6 +69,7 @@ def new_migration(description: str, package: str = DEFAULT_PACKAGE, today: dt.da
     module = importlib.import_module(package)
     init = Path(module.__file__ or "")
     folder = init.parent
+    _refuse_installed(package, folder)
     target = folder / f"v{version}_{slugify(description)}.py"
     if target.exists():
         raise UsageError(f"{target} already exists")
@@ -76,6 +77,9 @@ def new_migration(description: str, package: str = DEFAULT_PACKAGE, today: dt.da
     source = _register(source, version, target.stem, init)
     version_file = _version_file(package, init)
     version_source = _bump(version_file.read_text(encoding="utf-8"), version, description, today or dt.date.today(), version_file)
+    # Never write a file that cannot be read back: check both edits parse, and register v{version}.
+    _check_parses(source, init, f"v{version}_migration")
+    _check_parses(version_source, version_file, None)
     target.write_text(
         TEMPLATE.format(version=version, title=description, description=json.dumps(description, ensure_ascii=False)),
         encoding="utf-8",
@@ -98,10 +102,56 @@ def _register(source: str, version: int, stem: str, where: Path) -> str:
         raise UsageError(f"Cannot find ALL_MIGRATIONS = [...] in {where}")
     end = m.end() - 1
     body = source[m.start(1) : end]
-    sep = "" if body.rstrip().endswith(",") or not body.strip() else ","
-    stripped = body.rstrip()
-    new_body = stripped + sep + f"\n    {name},\n"
+    # The last entry as code (a comment after it, "v15_migration  # hybrid,", is not its comma).
+    code = "\n".join(_strip_comment(line) for line in body.splitlines()).rstrip()
+    lines = body.rstrip().splitlines()
+    if code and not code.endswith(","):
+        last = max(i for i, line in enumerate(lines) if _strip_comment(line).strip())
+        entry = _strip_comment(lines[last]).rstrip()
+        lines[last] = entry + "," + lines[last][len(entry) :]
+    new_body = "\n".join(lines) + f"\n    {name},\n"
     return source[: m.start(1)] + new_body + source[end:]
+
+
+def _strip_comment(line: str) -> str:
+    """``line`` without its ``#`` comment (a registry line holds names, not strings)."""
+    return line.split("#", 1)[0]
+
+
+def _check_parses(source: str, where: Path, registers: str | None) -> None:
+    """Refuse (before anything is written) an edit that would leave ``where`` unparsable, or
+    that does not put ``registers`` into its ``ALL_MIGRATIONS``."""
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        raise UsageError(
+            f"Registering the new migration would break {where} (line {exc.lineno}: {exc.msg}); nothing was written",
+            hint="Tidy ALL_MIGRATIONS there (one name per line), or register the migration by hand.",
+        ) from None
+    if registers is None:
+        return
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "ALL_MIGRATIONS" for t in node.targets):
+            if isinstance(node.value, ast.List) and any(isinstance(e, ast.Name) and e.id == registers for e in node.value.elts):
+                return
+    raise UsageError(
+        f"Could not register {registers} in ALL_MIGRATIONS of {where}; nothing was written",
+        hint="Tidy ALL_MIGRATIONS there (one name per line), or register the migration by hand.",
+    )
+
+
+def _refuse_installed(package: str, folder: Path) -> None:
+    """A migrations package under site-packages is an installed copy: a file written there is
+    lost on the next install and never reaches the code's history."""
+    if {"site-packages", "dist-packages"} & set(folder.resolve().parts):
+        raise UsageError(
+            f"The migrations package '{package}' is an installed copy ({folder}), not a source checkout; "
+            "nothing was written",
+            hint="Run 'baselinr migrate new' in a checkout of the code that holds it "
+            "(installed there with 'pip install -e .', or with the checkout on PYTHONPATH).",
+        )
 
 
 def _version_file(package: str, init: Path) -> Path:

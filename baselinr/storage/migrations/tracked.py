@@ -85,7 +85,7 @@ def run_tracked(
     faults.kill_point(f"{where}:before-statements")
     first = index
     if not d.guards_tracked:
-        guard = GuardSettings(0.0, guard.tries, None)
+        guard = GuardSettings(0.0, guard.tries, None, guard.budget)
     sets, resets = d.guard_statements(conn, guard.lock_timeout, guard.statement_timeout, in_transaction=False)
     watch = conns.watch(conn, guard)
     try:
@@ -124,7 +124,7 @@ def run_tracked(
         cause = exc.__cause__ if gave_up is not None and exc.__cause__ is not None else exc
         message = failures.detail(cause, db.settings)
         if gave_up is not None:
-            message = f"gave up after {gave_up.tries} lock timeouts, held by {gave_up.held_by}: {message}"
+            message = f"gave up after {gave_up.attempt} lock timeouts, held by {gave_up.held_by}: {message}"
         try:
             for sql in resets:
                 conn.exec_driver_sql(sql)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from baselinr.storage.migrations.results import HistoryRow, _Result
 
-__all__ = ["AdoptedVersion", "BaselineResult", "RepairResult", "ValidationResult"]
+__all__ = ["AdoptedVersion", "BaselineResult", "RealignedChecksum", "RepairResult", "ValidationResult"]
 
 
 @dataclass(frozen=True)
@@ -36,11 +36,22 @@ class AdoptedVersion(_Result):
 
 
 @dataclass(frozen=True)
+class RealignedChecksum(_Result):
+    """An applied version whose recorded checksum ``repair`` replaces with its file's."""
+
+    version: int
+    script: str
+    recorded: str
+    file: str
+
+
+@dataclass(frozen=True)
 class RepairResult(_Result):
     dry_run: bool
     removed: list[HistoryRow] = field(default_factory=list)
     adopted: list[AdoptedVersion] = field(default_factory=list)
     stamped_by_profiler: list[HistoryRow] = field(default_factory=list)
+    realigned: list[RealignedChecksum] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -97,8 +97,10 @@ def _validate_rows(
             warnings.append(f"v{row.version} has no recorded checksum (recorded by another tool)")
         elif row.checksum != m.checksum(db.dialect, db.names):
             errors.append(
-                f"v{row.version} ({m.script or m.description}) was modified after it was applied: "
-                "checksum differs. Revert the edit and add a new migration instead."
+                f"v{row.version} ({m.script or m.description}) was modified after it was applied, or its recorded "
+                "checksum was changed: the two differ. If the file was edited, revert the edit and add a new migration instead; "
+                "if the file is right (the record was changed by hand or by another tool), run "
+                "'baselinr migrate repair' to record the file's checksum ('--dry-run' shows it first)."
             )
     from baselinr.storage.migrations.drift import compare, split
 
