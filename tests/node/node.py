@@ -47,6 +47,7 @@ FIXED_PATHS = (
     Path("/run/containerd"),
 )
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+IPTABLES_TABLES = ("filter", "nat", "mangle")
 RUNC = "/usr/sbin/runc"
 CNI_BIN = "/usr/lib/cni"
 
@@ -122,6 +123,9 @@ class RealNode:
         self.processes: list[ManagedProcess] = []
         self.sysctls: dict[str, str] = {}
         self.existing_paths = {p for p in FIXED_PATHS if p.exists()}
+        # What was there before this node: left alone by the teardown.
+        self.existing_cgroups = {c for c in CGROUP_ROOT.iterdir() if (c / "kubepods").is_dir()} if CGROUP_ROOT.is_dir() else set()
+        self.existing_rules = {table: self._kube_rules(table) for table in IPTABLES_TABLES}
         self.timings: dict[str, float] = {}
 
     @property
@@ -400,7 +404,7 @@ oom_score = 0
     def _remove_cgroups(self) -> None:
         for controller in CGROUP_ROOT.iterdir():
             tree = controller / "kubepods"
-            if not tree.is_dir() or tree.is_symlink():
+            if not tree.is_dir() or tree.is_symlink() or controller in self.existing_cgroups:
                 continue
             for path in sorted((p for p in tree.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
                 try:
@@ -412,13 +416,18 @@ oom_score = 0
             except OSError:
                 pass
 
+    @staticmethod
+    def _kube_rules(table: str) -> set[str]:
+        """The ``KUBE-*`` chains (``-N``) and the rules that mention them (``-A``) of one iptables table."""
+        listing = _sh("iptables", "-t", table, "-S", check=False).stdout.splitlines()
+        return {line for line in listing if "KUBE-" in line and line.startswith(("-N ", "-A "))}
+
     def _remove_iptables_chains(self) -> None:
-        for table in ("filter", "nat", "mangle"):
-            listing = _sh("iptables", "-t", table, "-S", check=False).stdout.splitlines()
-            rules = [line for line in listing if line.startswith("-A ") and "KUBE-" in line]
-            for rule in rules:
+        for table in IPTABLES_TABLES:
+            made = self._kube_rules(table) - self.existing_rules.get(table, set())
+            for rule in (line for line in made if line.startswith("-A ")):
                 _sh("iptables", "-t", table, *("-D " + rule[3:]).split(), check=False)
-            chains = [line.split()[1] for line in listing if line.startswith("-N KUBE-")]
+            chains = [line.split()[1] for line in made if line.startswith("-N ")]
             for chain in chains:
                 _sh("iptables", "-t", table, "-F", chain, check=False)
             for chain in chains:
