@@ -60,6 +60,9 @@ _BOOL_FIELDS = {"create_tables"}
 # alias "billion laughs" that expands to millions of nodes is refused.
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 MAX_EXPANDED_NODES = 100_000
+#: Where an operator Job's config file comes from (e.g. "key 'config.yml' of Secret 'db'"), set by the
+#: operator's Job builder so that ``baselinr job`` reports a missing file as that Secret or key missing.
+CONFIG_SOURCE_ENV = "BASELINR_CONFIG_SOURCE"
 
 
 @dataclass(frozen=True)

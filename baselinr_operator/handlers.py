@@ -84,12 +84,15 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.login()
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-    # $KUBECONFIG is read now (the kubernetes library reads it at import time); in a Pod, the service account.
+    # $KUBECONFIG is read now (the kubernetes library reads it at import time). In a Pod, the service
+    # account through the kubernetes library, as ``kube`` does: the API server named by
+    # KUBERNETES_SERVICE_HOST/PORT. (kopf.login_with_service_account dials kubernetes.default.svc,
+    # which needs cluster DNS: the two clients of one operator could reach different servers.)
     import os
 
     if os.environ.get("KUBECONFIG"):
         return kopf.login_with_kubeconfig(**kwargs)
-    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+    return kopf.login_via_client(**kwargs)
 
 
 @kopf.on.probe(id="claims")

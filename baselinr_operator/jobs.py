@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from baselinr.config import CONFIG_SOURCE_ENV
 from baselinr.errors import EXIT_INVALID, EXIT_MIGRATION_FAILED, EXIT_USAGE
 from baselinr_operator import API_VERSION, KIND, MANAGED_BY
 from baselinr_operator.outcome import job_finished
@@ -143,7 +144,12 @@ def _job(
         "imagePullPolicy": "IfNotPresent",
         "command": ["baselinr"],
         "args": args,
-        "env": [{"name": "HOME", "value": "/tmp"}, {"name": "TMPDIR", "value": "/tmp"}, *_env(spec)],
+        "env": [
+            {"name": "HOME", "value": "/tmp"},
+            {"name": "TMPDIR", "value": "/tmp"},
+            {"name": CONFIG_SOURCE_ENV, "value": f"key {spec.secret_key!r} of Secret {spec.secret_name!r}"},
+            *_env(spec),
+        ],
         "volumeMounts": [
             {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
             {"name": "tmp", "mountPath": "/tmp"},
@@ -169,6 +175,10 @@ def _job(
                     "secretName": spec.secret_name,
                     "items": [{"key": spec.secret_key, "path": "config.yml"}],
                     "defaultMode": 0o440,
+                    # A kubelet cannot mount a missing Secret or key: the Pod would wait in ContainerCreating
+                    # with only a FailedMount Event to say why. Optional, the container starts and the engine
+                    # reports the file missing, naming the Secret and key (CONFIG_SOURCE_ENV).
+                    "optional": True,
                 },
             },
             {"name": "tmp", "emptyDir": {}},

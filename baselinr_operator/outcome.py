@@ -119,7 +119,13 @@ def job_outcome(
         text = terminated.get("message") or ""
         result = parse_result(text)
         if not result and not succeeded:
-            message = f"{message} (the container exited with code {exit_code} without writing a result)".lstrip()
+            if terminated.get("reason") == "OOMKilled":
+                message = (
+                    f"{message} (the container was OOMKilled, exit code {exit_code}, before writing a result: "
+                    "raise spec.jobTemplate.resources.limits.memory)"
+                ).lstrip()
+            else:
+                message = f"{message} (the container exited with code {exit_code} without writing a result)".lstrip()
     completed = _time(status.get("completionTime")) or _time(cond.get("lastTransitionTime"))
     return JobOutcome(name, True, succeeded, exit_code, result, message, started, completed)
 

@@ -16,6 +16,7 @@ password.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -34,7 +35,7 @@ from baselinr.cli.options import (
 )
 from baselinr.cli.render.job import fit
 from baselinr.cli.session import Session, current
-from baselinr.errors import EXIT_INVALID, BaselinrError
+from baselinr.errors import EXIT_INVALID, BaselinrError, ConfigError
 
 if TYPE_CHECKING:
     from baselinr.config import Settings
@@ -53,6 +54,19 @@ def _manager(
 
 
 Work = Callable[[Session, dict[str, Any]], int]
+
+def _settings(session: Session, config_path: str | None) -> Settings:
+    """The Job's config; a file missing from its mounted Secret names the Secret and key it should come from."""
+    from baselinr.config import CONFIG_SOURCE_ENV
+
+    source = os.environ.get(CONFIG_SOURCE_ENV)
+    if source and config_path and not os.path.exists(config_path):
+        raise ConfigError(
+            f"Config file not found: {config_path} ({source}): the Secret or that key does not exist.",
+            hint="Create it, or point spec.configSecretRef at the Secret and key that hold config.yml, "
+            "then set the baselinr.io/retry annotation.",
+        )
+    return session.settings(config_path)
 
 
 def _finish(command: str, result_file: str, work: Work) -> None:
@@ -110,7 +124,7 @@ def migrate(
         from baselinr.storage.migrations.reconcile import decide, reconcile
 
         data["target_version"] = target
-        mgr = _manager(session, session.settings(config_path), migrations_package, lock_timeout)
+        mgr = _manager(session, _settings(session, config_path), migrations_package, lock_timeout)
         try:
             before = mgr.status()
             data.update(database=before.database, code_version=before.code_version, from_version=before.database_version)
@@ -140,7 +154,7 @@ def validate(config_path: str | None, result_file: str, migrations_package: str 
     """Validate the schema (history, checksums, live tables) and change nothing."""
 
     def work(session: Session, data: dict[str, Any]) -> int:
-        mgr = _manager(session, session.settings(config_path), migrations_package)
+        mgr = _manager(session, _settings(session, config_path), migrations_package)
         try:
             data["database"] = mgr.settings.describe()
             _validated(mgr, data)
@@ -163,7 +177,7 @@ def backup(config_path: str | None, dest: str, keep: int | None, result_file: st
     def work(session: Session, data: dict[str, Any]) -> int:
         from baselinr.backup.api import create_backup
 
-        settings = session.settings(config_path)
+        settings = _settings(session, config_path)
         data["database"] = settings.storage.connection.describe()
         if not _has_tables(session, settings, migrations_package):
             data.update(skipped=True, reason="The database has no Baselinr tables yet: nothing to back up.")

@@ -113,6 +113,7 @@ def _issue(
     common_name: str,
     organization: str | None = None,
     server: bool = False,
+    extra_ips: tuple[str, ...] = (),
 ) -> CertPair:
     key = _key()
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -148,6 +149,7 @@ def _issue(
                 [
                     x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
                     x509.IPAddress(ipaddress.ip_address("10.0.0.1")),
+                    *(x509.IPAddress(ipaddress.ip_address(ip)) for ip in extra_ips),
                     x509.DNSName("localhost"),
                     x509.DNSName("kubernetes"),
                     x509.DNSName("kubernetes.default"),
@@ -164,11 +166,17 @@ def _issue(
     return pair
 
 
-def generate(directory: Path) -> ClusterCerts:
-    """Write a fresh set of certificates and keys into ``directory``."""
+def generate(directory: Path, *, extra_ips: tuple[str, ...] = ()) -> ClusterCerts:
+    """Write a fresh set of certificates and keys into ``directory``.
+
+    ``extra_ips`` are further addresses of the API server's serving
+    certificate (the real node tier's bridge address, which its pods dial).
+    """
     directory.mkdir(parents=True, exist_ok=True)
     ca, ca_cert, ca_key = _make_ca(directory)
-    serving = _issue(directory, "apiserver", ca_cert, ca_key, common_name="kube-apiserver", server=True)
+    serving = _issue(
+        directory, "apiserver", ca_cert, ca_key, common_name="kube-apiserver", server=True, extra_ips=extra_ips
+    )
     admin = _issue(directory, "admin", ca_cert, ca_key, common_name="e2e-admin", organization="system:masters")
     controller_manager = _issue(
         directory,
@@ -188,3 +196,11 @@ def generate(directory: Path) -> ClusterCerts:
         sa_private.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     return ClusterCerts(ca, serving, admin, controller_manager, sa_key, sa_pub)
+
+
+def issue_client(pki: ClusterCerts, stem: str, *, common_name: str, organization: str | None = None) -> CertPair:
+    """A further client certificate signed by ``pki``'s CA, written beside it (e.g. a kubelet's)."""
+    ca_cert = x509.load_pem_x509_certificate(pki.ca.cert.read_bytes())
+    ca_key = serialization.load_pem_private_key(pki.ca.key.read_bytes(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    return _issue(pki.ca.cert.parent, stem, ca_cert, ca_key, common_name=common_name, organization=organization)

@@ -59,6 +59,9 @@ CONTROLLERS = (
     "replicaset-controller",
     "deployment-controller",
 )
+#: Further controllers for a real node (``tests/node``): the node lifecycle controller removes
+#: the not-ready taint (else pods stay Pending), the binder binds PVCs to PersistentVolumes.
+NODE_CONTROLLERS = ("node-lifecycle-controller", "persistentvolume-binder-controller")
 
 _PR_SET_PDEATHSIG = 1
 
@@ -204,17 +207,25 @@ def write_kubeconfig(path: Path, *, server: str, ca: Path, cert: Path, key: Path
 
 
 class ControlPlane:
-    """etcd + kube-apiserver + kube-controller-manager (+ node agent) on loopback."""
+    """etcd + kube-apiserver + kube-controller-manager (+ node agent) on loopback.
 
-    def __init__(self, bin_dir: Path, work_dir: Path, *, node_agent: bool = True) -> None:
+    With ``address`` (the real node tier's bridge address), the API server listens there
+    instead, so that pods can reach it, authorizes kubelets (``Node,RBAC``,
+    ``NodeRestriction``), reaches them with a client certificate, and the controller manager
+    also runs :data:`NODE_CONTROLLERS`; no node agent is started then.
+    """
+
+    def __init__(self, bin_dir: Path, work_dir: Path, *, node_agent: bool = True, address: str | None = None) -> None:
         self.bin_dir = bin_dir
         self.work_dir = work_dir
-        self.node_agent = node_agent
+        self.real_node = address is not None
+        self.node_agent = node_agent and not self.real_node
+        self.address = address or "127.0.0.1"
         self.processes: list[ManagedProcess] = []
         self.kubeconfig = work_dir / "admin.kubeconfig"
         self.etcd_port = free_port()
         self.apiserver_port = free_port()
-        self.server = f"https://127.0.0.1:{self.apiserver_port}"
+        self.server = f"https://{self.address}:{self.apiserver_port}"
         self.certs: certs.ClusterCerts | None = None
         self.startup_seconds = 0.0
 
@@ -233,7 +244,7 @@ class ControlPlane:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         logs = self.work_dir / "logs"
         logs.mkdir(exist_ok=True)
-        pki = certs.generate(self.work_dir / "pki")
+        pki = certs.generate(self.work_dir / "pki", extra_ips=(self.address,) if self.real_node else ())
         self.certs = pki
         write_kubeconfig(
             self.kubeconfig,
@@ -339,17 +350,29 @@ class ControlPlane:
         ]
 
     def _apiserver_argv(self, pki: certs.ClusterCerts) -> list[str]:
+        if self.real_node:
+            kubelet_client = certs.issue_client(
+                pki, "apiserver-kubelet-client", common_name="kube-apiserver-kubelet-client", organization="system:masters"
+            )
+            node_args = [
+                "--authorization-mode=Node,RBAC",
+                "--enable-admission-plugins=NodeRestriction",
+                f"--kubelet-client-certificate={kubelet_client.cert}",
+                f"--kubelet-client-key={kubelet_client.key}",
+            ]
+        else:
+            node_args = ["--authorization-mode=RBAC"]
         return [
             str(self.bin_dir / "kube-apiserver"),
             f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
+            f"--bind-address={self.address}",
+            f"--advertise-address={self.address}",
             f"--secure-port={self.apiserver_port}",
             f"--tls-cert-file={pki.serving.cert}",
             f"--tls-private-key-file={pki.serving.key}",
             f"--client-ca-file={pki.ca.cert}",
             f"--cert-dir={self.work_dir / 'apiserver-certs'}",
-            "--authorization-mode=RBAC",
+            *node_args,
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-account-key-file={pki.sa_pub}",
             f"--service-account-signing-key-file={pki.sa_key}",
@@ -364,7 +387,7 @@ class ControlPlane:
         return [
             str(self.bin_dir / "kube-controller-manager"),
             f"--kubeconfig={kubeconfig}",
-            f"--controllers={','.join(CONTROLLERS)}",
+            f"--controllers={','.join(CONTROLLERS + (NODE_CONTROLLERS if self.real_node else ()))}",
             f"--service-account-private-key-file={pki.sa_key}",
             f"--root-ca-file={pki.ca.cert}",
             "--leader-elect=false",

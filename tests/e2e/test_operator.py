@@ -49,7 +49,20 @@ def setup(k8s: Cluster, namespace: str, pg_server: Server, tmp_path: Path, crd: 
     gc.collect()
 
 
+def metric_value(text: str, sample: str) -> float:
+    """The value of one sample line (name with labels) of a Prometheus text exposition; 0 when absent."""
+    for line in text.splitlines():
+        if line.startswith(sample + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
 def test_create_backup_migrate_ready_then_upgrade(setup: Setup, monkeypatch: pytest.MonkeyPatch) -> None:
+    from prometheus_client import REGISTRY, generate_latest
+
+    # The operator runs in this process: its counters are process-wide and may carry other tests'
+    # migrations. Assert what this test adds to them.
+    before = generate_latest(REGISTRY).decode()
     port, health = free_port(), free_port()
     metrics_env = {"BASELINR_OPERATOR_METRICS_PORT": str(port)}
     with operator(setup.k8s, setup.namespace, monkeypatch, liveness_port=health, **metrics_env) as runner:
@@ -102,10 +115,12 @@ def test_create_backup_migrate_ready_then_upgrade(setup: Setup, monkeypatch: pyt
 
         assert json.loads(metrics_text(health, "/healthz"))["claims"] == 0  # the liveness probe answers
         metrics = metrics_text(port)
-        assert 'baselinr_operator_migrations_total{result="succeeded"} 2.0' in metrics
+        succeeded = 'baselinr_operator_migrations_total{result="succeeded"}'
+        assert metric_value(metrics, succeeded) - metric_value(before, succeeded) == 2
         assert f'baselinr_schema_current_version{{name="analytics",namespace="{setup.namespace}"}} 3.0' in metrics
         assert f'baselinr_schema_target_version{{name="analytics",namespace="{setup.namespace}"}} 3.0' in metrics
-        assert "baselinr_operator_migration_duration_seconds_count 2.0" in metrics
+        durations = "baselinr_operator_migration_duration_seconds_count"
+        assert metric_value(metrics, durations) - metric_value(before, durations) == 2
         texts = cluster_texts(setup, "analytics")
     assert runner.exception is None, runner.output
     texts["operator log"] = runner.output

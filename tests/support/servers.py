@@ -160,9 +160,20 @@ def pg_admin(port: int) -> tuple[Callable[[str], None], Callable[[], bool]]:
     return admin, ready
 
 
-def start_postgres(base: Path, install: Path | None = None, env: dict[str, str] | None = None) -> Server:
+def start_postgres(
+    base: Path,
+    install: Path | None = None,
+    env: dict[str, str] | None = None,
+    *,
+    bridge: tuple[str, str] | None = None,
+) -> Server:
     """A PostgreSQL server of Debian's package, or of the binaries under ``install`` (its
-    ``bin/``; ``env`` for them, e.g. ``LD_LIBRARY_PATH``)."""
+    ``bin/``; ``env`` for them, e.g. ``LD_LIBRARY_PATH``), on loopback.
+
+    With ``bridge`` = (address, subnet) it also listens on that address (the real node tier's),
+    clients in ``subnet`` (its pods) may log in with a password, and :class:`Server` names the
+    bridge address, which both the tests and the pods reach.
+    """
     root = base / f"pg-{uuid.uuid4().hex[:6]}"
     root.mkdir(parents=True)
 
@@ -194,6 +205,11 @@ def start_postgres(base: Path, install: Path | None = None, env: dict[str, str] 
         capture_output=True,
         env=run_env,
     )
+    listen = "127.0.0.1"
+    if bridge is not None:
+        listen += f",{bridge[0]}"
+        with (data / "pg_hba.conf").open("a") as hba:
+            hba.write(f"host all all {bridge[1]} scram-sha-256\n")
     port = free_port()
     with open(log, "wb") as logf:
         _chown(log, "postgres")
@@ -208,7 +224,7 @@ def start_postgres(base: Path, install: Path | None = None, env: dict[str, str] 
                 "-k",
                 str(root),
                 "-c",
-                "listen_addresses=127.0.0.1",
+                f"listen_addresses={listen}",
                 "-c",
                 "fsync=off",
                 "-c",
@@ -226,10 +242,12 @@ def start_postgres(base: Path, install: Path | None = None, env: dict[str, str] 
 
     admin, ready = pg_admin(port)
     _wait(ready, 60, "PostgreSQL", log, proc)
-    return Server("postgres", "127.0.0.1", port, "postgres", PG_PASSWORD, proc, root, admin)
+    host = bridge[0] if bridge is not None else "127.0.0.1"
+    return Server("postgres", host, port, "postgres", PG_PASSWORD, proc, root, admin)
 
 
-def start_mariadb(base: Path) -> Server:
+def start_mariadb(base: Path, *, bridge: tuple[str, str] | None = None) -> Server:
+    """Start MariaDB on loopback; with ``bridge`` = (address, subnet) also on that address (see start_postgres)."""
     root = base / f"maria-{uuid.uuid4().hex[:6]}"
     root.mkdir(parents=True)
     _chown(root, "mysql")
@@ -253,7 +271,7 @@ def start_mariadb(base: Path) -> Server:
                 f"--datadir={data}",
                 f"--socket={sock}",
                 f"--port={port}",
-                "--bind-address=127.0.0.1",
+                "--bind-address=127.0.0.1" + (f",{bridge[0]}" if bridge is not None else ""),
                 f"--pid-file={root / 'mysqld.pid'}",
                 "--skip-log-bin",
                 "--innodb-buffer-pool-size=128M",
@@ -297,7 +315,14 @@ def start_mariadb(base: Path) -> Server:
 
     _wait(ready, 60, "MariaDB", log, proc)
     escaped = MYSQL_PASSWORD.replace("'", "''")
-    for host in ("127.0.0.1", "localhost"):
+    hosts = ["127.0.0.1", "localhost"]
+    if bridge is not None:
+        network, prefix = bridge[1].split("/")
+        if prefix != "24":
+            raise ValueError(f"start_mariadb: bridge subnet {bridge[1]}: only a /24 is supported")
+        hosts += [bridge[0], network.rsplit(".", 1)[0] + ".%"]
+    for host in hosts:
         admin(f"CREATE USER 'baselinr'@'{host}' IDENTIFIED BY '{escaped}'")
         admin(f"GRANT ALL PRIVILEGES ON *.* TO 'baselinr'@'{host}'")
-    return Server("mysql", "127.0.0.1", port, "baselinr", MYSQL_PASSWORD, proc, root, admin)
+    host = bridge[0] if bridge is not None else "127.0.0.1"
+    return Server("mysql", host, port, "baselinr", MYSQL_PASSWORD, proc, root, admin)

@@ -52,6 +52,18 @@ def test_refusals_have_engine_exit_codes(tmp_path: Path, capsys: pytest.CaptureF
     assert r.code == 2 and json.loads(result.read_text())["error_type"] == "ConfigError"
 
 
+def test_a_config_missing_from_its_secret_names_the_secret_and_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BASELINR_CONFIG_SOURCE", "key 'nope.yml' of Secret 'db'")
+    result = tmp_path / "termination-log"
+    r = run(capsys, "job", "migrate", "--config", str(tmp_path / "config.yml"), "--target", "1", "--result-file", str(result))
+    data = json.loads(result.read_text())
+    assert r.code == 2 and data["error_type"] == "ConfigError"
+    assert "key 'nope.yml' of Secret 'db'" in data["error"] and "baselinr.io/retry" in data["error"]
+    assert "Pass --config" not in data["error"]  # not the CLI's advice: the Job's command line is not the user's
+
+
 def test_unreachable_database_is_exit_3_without_the_password(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     password = "s3cr:t/p@ss"
     conn = {"type": "postgres", "host": "127.0.0.1", "port": free_port(), "database": "x", "username": "u", "password": password}

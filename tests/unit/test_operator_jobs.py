@@ -55,6 +55,9 @@ def test_migrate_job_mounts_the_secret_and_runs_the_engine() -> None:
     secret = pod["volumes"][0]["secret"]
     assert secret["secretName"] == "baselinr-storage" and secret["items"] == [{"key": "config.yml", "path": "config.yml"}]
     assert {"name": "config", "mountPath": "/etc/baselinr", "readOnly": True} in c["volumeMounts"]
+    # A kubelet never starts a Pod whose Secret or key is missing; optional, the engine reports it, naming both.
+    assert secret["optional"] is True
+    assert {"name": "BASELINR_CONFIG_SOURCE", "value": "key 'config.yml' of Secret 'baselinr-storage'"} in c["env"]
     assert c["securityContext"]["readOnlyRootFilesystem"] is True
     assert c["securityContext"]["allowPrivilegeEscalation"] is False
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -147,6 +150,10 @@ def test_outcome_reads_the_engine_result_from_the_termination_message() -> None:
     killed = job_outcome(_job("Failed"), [_pod(137, "Traceback ... killed")])
     assert killed.transient and "BackoffLimitExceeded" in killed.error and "exited with code 137" in killed.error
     assert "Traceback" not in killed.error  # raw container output never reaches the status
+    oom = _pod(137, "")
+    oom["status"]["containerStatuses"][0]["state"]["terminated"]["reason"] = "OOMKilled"  # type: ignore[index]
+    killed = job_outcome(_job("Failed"), [oom])
+    assert "OOMKilled" in killed.error and "spec.jobTemplate.resources.limits.memory" in killed.error
     long = job_outcome(_job("Failed"), [_pod(4, json.dumps({**result, "error": "x" * 5000}))])
     assert len(long.error) == 1024
 

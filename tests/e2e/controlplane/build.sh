@@ -3,13 +3,16 @@
 # proxy: kube-apiserver, kube-controller-manager and kubectl from the
 # k8s.io/kubernetes module, and etcd from go.etcd.io/etcd/server/v3, all
 # through the wrapper module in this directory (go.mod / go.sum / tools.go).
+# With --node: kubelet and kube-scheduler of the real node tier (tests/node),
+# from the same k8s.io/kubernetes module, in a cache directory of their own.
 #
 # The binaries are cached outside the repository, keyed by version:
 #   ${BASELINR_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/baselinr-test}/k8s-vX.Y.Z-etcd-vA.B.C/bin
+#   ${BASELINR_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/baselinr-test}/k8s-vX.Y.Z-node/bin (--node)
 # A second run finds them and returns at once. A lock file serialises
 # concurrent runs, so only one of them builds.
 #
-# Usage: tests/e2e/controlplane/build.sh [--print-dir]
+# Usage: tests/e2e/controlplane/build.sh [--node] [--print-dir]
 #   Progress goes to stderr; the bin directory is the only line on stdout.
 #   --print-dir prints the bin directory without building anything.
 # Environment:
@@ -32,11 +35,26 @@ if [[ -z "$kube_version" || -z "$etcd_version" ]]; then
     exit 1
 fi
 
+node=0
+print_dir=0
+for arg in "$@"; do
+    case "$arg" in
+        --node) node=1 ;;
+        --print-dir) print_dir=1 ;;
+        *) echo "build.sh: unknown argument $arg (usage: build.sh [--node] [--print-dir])" >&2; exit 2 ;;
+    esac
+done
+
 cache_root="${BASELINR_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/baselinr-test}"
-key="k8s-${kube_version}-etcd-${etcd_version}"
+if [[ "$node" == 1 ]]; then
+    key="k8s-${kube_version}-node"
+    binaries=(kubelet kube-scheduler)
+else
+    key="k8s-${kube_version}-etcd-${etcd_version}"
+    binaries=(kube-apiserver kube-controller-manager kubectl etcd)
+fi
 out_dir="$cache_root/$key"
 bin_dir="$out_dir/bin"
-binaries=(kube-apiserver kube-controller-manager kubectl etcd)
 
 is_built() {
     [[ -f "$out_dir/.complete" ]] || return 1
@@ -46,7 +64,7 @@ is_built() {
     done
 }
 
-if [[ "${1:-}" == "--print-dir" ]]; then
+if [[ "$print_dir" == 1 ]]; then
     echo "$bin_dir"
     exit 0
 fi
@@ -114,6 +132,12 @@ echo "build.sh: building $key with $("$go_cmd" version) (-p $jobs) into $out_dir
 echo "build.sh: this takes a while on the first run (see tests/e2e/README.md)" >&2
 (
     cd "$here"
+    if [[ "$node" == 1 ]]; then
+        "$go_cmd" build -p "$jobs" -trimpath -ldflags "$ldflags" -o "$tmp_dir/bin/" \
+            k8s.io/kubernetes/cmd/kubelet \
+            k8s.io/kubernetes/cmd/kube-scheduler
+        exit 0
+    fi
     "$go_cmd" build -p "$jobs" -trimpath -ldflags "$ldflags" -o "$tmp_dir/bin/" \
         k8s.io/kubernetes/cmd/kube-apiserver \
         k8s.io/kubernetes/cmd/kube-controller-manager \

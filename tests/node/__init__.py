@@ -1,0 +1,1 @@
+"""The real node tier: pods on kubelet + containerd (see README.md)."""
