@@ -72,6 +72,23 @@ def _rows(db: Database, pkg: str, sql: str) -> list[tuple[Any, ...]]:
         mgr.engine.dispose()
 
 
+def _applied_with(capsys: pytest.CaptureFixture[str], database: Database, pkg: str, *rows: str) -> None:
+    """Apply the whole chain of ``pkg``, then write ``rows`` (SQL statements)."""
+    r = _cli(capsys, database, pkg, "migrate", "apply")
+    assert r.code == 0, r.out + r.err
+    _sql(database, pkg, *rows)
+
+
+def _index_names(db: Database, pkg: str, table: str) -> set[str]:
+    from sqlalchemy import inspect
+
+    mgr = MigrationManager.from_settings(load_config(db.config), migrations_package=pkg)
+    try:
+        return {str(i["name"]) for i in inspect(mgr.engine).get_indexes(table)}
+    finally:
+        mgr.engine.dispose()
+
+
 def _target(database: Database, tmp_path: Path, request: pytest.FixtureRequest) -> Database:
     (tmp_path / "target").mkdir()
     return make_database(database.dialect, tmp_path / "target", request)
@@ -107,8 +124,8 @@ def test_guide_step_2_sql_round_trips(
     capsys: pytest.CaptureFixture[str], database: Database, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     pkg = write_package(tmp_path / "pkgs", {2: sql_migration(2, COST_TRACKING_UP, COST_TRACKING_DOWN)})
-    assert _cli(capsys, database, pkg, "migrate", "apply").code == 0
-    _sql(
+    _applied_with(
+        capsys,
         database,
         pkg,
         "INSERT INTO baselinr_runs (run_id, dataset_name, profiled_at, cost_dollars, bytes_scanned) "
@@ -135,8 +152,8 @@ def test_guide_new_table_round_trips_with_its_rows_and_index(
 ) -> None:
     up = NEW_TABLE_SQL.format(id=NEW_TABLE[database.dialect])
     pkg = write_package(tmp_path / "pkgs", {2: sql_migration(2, up)})
-    assert _cli(capsys, database, pkg, "migrate", "apply").code == 0
-    _sql(
+    _applied_with(
+        capsys,
         database,
         pkg,
         "INSERT INTO baselinr_new_feature (feature_name, created_at) VALUES ('a', '2024-03-01 12:00:00')",
@@ -154,13 +171,7 @@ def test_guide_new_table_round_trips_with_its_rows_and_index(
     # The generated key continues after the rows restored, and the index is there.
     _sql(target, pkg, "INSERT INTO baselinr_new_feature (feature_name) VALUES ('c')")
     assert _rows(target, pkg, "SELECT id FROM baselinr_new_feature WHERE feature_name = 'c'")[0][0] > 2
-    mgr = MigrationManager.from_settings(load_config(target.config), migrations_package=pkg)
-    try:
-        from sqlalchemy import inspect
-
-        assert "idx_feature_name" in {i["name"] for i in inspect(mgr.engine).get_indexes("baselinr_new_feature")}
-    finally:
-        mgr.engine.dispose()
+    assert "idx_feature_name" in _index_names(target, pkg, "baselinr_new_feature")
 
 
 def test_type_change_and_rename_round_trip(
@@ -204,8 +215,8 @@ def test_sqlite_copy_and_swap_rebuild_round_trips(
 ) -> None:
     database = make_database("sqlite", tmp_path, request)
     pkg = write_package(tmp_path / "pkgs", {2: sql_migration(2, SQLITE_RECREATE)})  # the guide's, every column written
-    assert _cli(capsys, database, pkg, "migrate", "apply").code == 0
-    _sql(
+    _applied_with(
+        capsys,
         database,
         pkg,
         "INSERT INTO baselinr_runs (run_id, dataset_name, profiled_at, new_field) VALUES ('r1', 'd', '2024-01-01', 'x')",
@@ -401,18 +412,12 @@ def test_a_chain_with_create_index_concurrently_restores(
     # A restore builds the schema in one transaction, where CONCURRENTLY cannot run.
     up = "CREATE INDEX CONCURRENTLY idx_runs_status ON baselinr_runs (status);\nVACUUM baselinr_runs;"
     pkg = write_package(tmp_path / "pkgs", {2: sql_migration(2, up, "DROP INDEX CONCURRENTLY idx_runs_status")})
-    assert _cli(capsys, database, pkg, "migrate", "apply").code == 0
-    _sql(
+    _applied_with(
+        capsys,
         database,
         pkg,
         "INSERT INTO baselinr_runs (run_id, dataset_name, profiled_at, status) VALUES ('r1', 'd', '2024-01-01', 'ok')",
     )
     target = _target(database, tmp_path, request)
     _round_trip(capsys, database, target, pkg, tmp_path / "backups", "SELECT run_id, status FROM baselinr_runs")
-    from sqlalchemy import inspect
-
-    mgr = MigrationManager.from_settings(load_config(target.config), migrations_package=pkg)
-    try:
-        assert "idx_runs_status" in {i["name"] for i in inspect(mgr.engine).get_indexes("baselinr_runs")}
-    finally:
-        mgr.engine.dispose()
+    assert "idx_runs_status" in _index_names(target, pkg, "baselinr_runs")

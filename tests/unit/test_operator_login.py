@@ -18,7 +18,14 @@ import pytest
 from kubernetes import client
 from kubernetes.config import incluster_config
 
-from baselinr_operator import handlers, kube
+
+def _operator() -> tuple[Any, Any]:
+    """The handlers module and the client module, imported when a test runs: importing the handlers
+    registers them with kopf's process-wide registry, which any other operator that the same test
+    session runs in-process (``tests/e2e/test_controlplane.py``'s sample) would then run too."""
+    from baselinr_operator import handlers, kube
+
+    return handlers, kube
 
 
 @pytest.fixture
@@ -37,6 +44,7 @@ def pod_account(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Non
 
 
 def test_login_in_a_pod_dials_the_service_host_not_cluster_dns(pod_account: None) -> None:
+    handlers, kube = _operator()
     login: Any = handlers.login  # kopf's decorator types it as a generic activity
     info = login(logger=logging.getLogger("test"), settings=kopf.OperatorSettings())
     assert info is not None
