@@ -417,3 +417,35 @@ def test_sql_migrations_round_trip_through_backup_with_every_value(
     assert other.query(q) == sf.query(q) and sf.query(q)[0][1:] == (1.5, 1000, "x", 1, "by hand")
     q = "SELECT id, feature_name, created_at FROM baselinr_new_feature"
     assert other.query(q) == sf.query(q) and len(sf.query(q)) == 1
+
+
+def test_a_type_change_and_a_rename_round_trip_through_backup(
+    capsys: pytest.CaptureFixture[str], sf: SF, snowflake_server: SnowflakeEmulator, tmp_path: Path
+) -> None:
+    versions = {
+        2: "ALTER TABLE baselinr_runs ALTER COLUMN status SET DATA TYPE VARCHAR(200);",
+        # An INTEGER column: the emulator (DuckDB underneath) forgets a VARCHAR's declared length on RENAME,
+        # which Snowflake keeps.
+        3: "ALTER TABLE baselinr_runs RENAME COLUMN row_count TO row_total;",
+    }
+    pkg = write_package(tmp_path / "pkgs", {v: sql_migration(v, s) for v, s in versions.items()})
+    r = cli(capsys, sf, "migrate", "apply", "--migrations", pkg)
+    assert r.code == 0, r.out + r.err
+    sf.query(
+        "INSERT INTO baselinr_runs (run_id, dataset_name, profiled_at, status, row_total) "
+        f"VALUES ('r1', 'orders', '2024-05-01 10:00:00', '{'x' * 150}', 42)"
+    )
+    r = cli(capsys, sf, "migrate", "validate", "--migrations", pkg, "--output", "json")
+    data = json.loads(r.out)
+    # As in test_whole_chain_applies_and_validates: only the emulator's unlisted unique keys may be reported.
+    assert all(e.startswith("Unique key on ") for e in data["errors"]), data["errors"]
+    assert not [w for w in data["warnings"] if "schema model" in w], r.out
+    dest = sf.tmp / "backups"
+    r = cli(capsys, sf, "backup", "create", "--dest", str(dest), "--name", "b1", "--migrations", pkg, "--output", "json")
+    assert r.code == 0 and json.loads(r.out)["warnings"] == [], r.out + r.err
+    (sf.tmp / "other").mkdir()
+    other = SF(snowflake_server, sf.tmp / "other")
+    r = run(capsys, "backup", "restore", "b1", "--dest", str(dest), "--config", str(other.config), "--migrations", pkg)
+    assert r.code == 0, r.out + r.err
+    q = "SELECT run_id, status, row_total FROM baselinr_runs"
+    assert other.query(q) == sf.query(q) == [("r1", "x" * 150, 42)]
