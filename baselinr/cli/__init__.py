@@ -137,11 +137,9 @@ def _connection_lost(exc: BaseException) -> BaselinrError | None:
     if not lost:
         return None
     from baselinr.errors import DatabaseUnavailable
+    from baselinr.storage.connection import first_line
 
-    orig = getattr(exc, "orig", None) or exc
-    text = str(orig).strip()
-    detail = text.splitlines()[0] if text else type(orig).__name__
     return DatabaseUnavailable(
-        f"Lost the connection to the database: {detail}",
+        f"Lost the connection to the database: {first_line(getattr(exc, 'orig', None) or exc)}",
         hint="Check that the server is running (behind PgBouncer: that its pool_mode is not statement).",
     )
