@@ -3,8 +3,9 @@
 Watches the namespaces of ``BASELINR_OPERATOR_NAMESPACES`` (default: all),
 serves the liveness probe on ``BASELINR_OPERATOR_HEALTH_PORT`` at
 ``/healthz`` and metrics on ``BASELINR_OPERATOR_METRICS_PORT``. Extra
-arguments go to ``kopf run`` (e.g. ``--verbose``). Runs standalone: one
-replica, no peering.
+arguments go to ``kopf run`` (e.g. ``--verbose``). Runs ``--standalone``
+(kopf's peering is not used): with several replicas, ``BASELINR_OPERATOR_LEADER_ELECTION``
+lets only the holder of a Lease act (``leader``).
 """
 
 from __future__ import annotations

@@ -4,9 +4,10 @@ Used by ``handlers`` around the planner. The operator never reads the
 config Secret, so a database is known by the keys it can see: the Secret
 reference (namespace, name, key) and, once a Job has reported it, the
 database the engine connected to (``status.database``, no credentials). A
-resource holds its keys while it has a run in flight. One operator process
-owns the claims (it runs standalone); at start-up it rebuilds them from the
-resources' statuses before it handles anything. The engine's own database
+resource holds its keys while it has a run in flight. The one process that
+acts (the only replica, or the leader of several) owns the claims; at start-up,
+or when elected, it rebuilds them from the resources' statuses before it
+handles anything. The engine's own database
 lock stays the last line of defence.
 """
 

@@ -34,6 +34,7 @@ import kopf
 from baselinr_operator import GROUP, KIND, MANAGED_BY, PLURAL, RETRY_ANNOTATION, VERSION, kube, metrics
 from baselinr_operator.claims import database_keys
 from baselinr_operator.jobs import CONTAINER, Owner, build_job, expired_jobs, selector_labels
+from baselinr_operator.leader import ElectionSettings, Elector, Leadership
 from baselinr_operator.outcome import job_finished, job_outcome, lock_holder, running_pod
 from baselinr_operator.planner import STARTED, Facts, is_active, next_due, plan, rejected
 from baselinr_operator.runtime import Runtime
@@ -65,14 +66,22 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.server_timeout = 300
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="baselinr.io")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="baselinr.io", key="last-handled")
-    await asyncio.to_thread(_resume_claims, rt)
     metrics.start(rt.settings.metrics_port)
+    if rt.settings.leader_election:
+        rt.leadership = Leadership(enabled=True)
+        rt.elector = Elector(_election_settings(rt.settings), rt.leadership, lambda: _take_over(rt), lambda: _stand_by(rt))
+        rt.elector.start()
+    else:
+        await asyncio.to_thread(_resume_claims, rt)
+    metrics.leading(rt.leadership.leads())
     rt.scheduler = asyncio.create_task(_schedule_loop(rt))
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     rt = memo.get("runtime")
+    if isinstance(rt, Runtime) and rt.elector is not None:
+        await asyncio.to_thread(rt.elector.stop)  # stop acting, then hand the Lease over at once
     if isinstance(rt, Runtime) and rt.scheduler is not None:
         rt.scheduler.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -80,6 +89,34 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         rt.scheduler = None
     metrics.stop()
     kube.close()
+
+
+def _election_settings(settings: OperatorSettings) -> ElectionSettings:
+    import os
+    import secrets
+
+    namespace = settings.lease_namespace or kube.own_namespace()
+    identity = f"{os.environ.get('HOSTNAME') or 'baselinr-operator'}_{secrets.token_hex(3)}"
+    return ElectionSettings(
+        lease_name=settings.lease_name,
+        lease_namespace=namespace,
+        identity=identity,
+        lease_seconds=settings.lease_seconds,
+        renew_deadline=settings.renew_deadline,
+        retry_period=settings.retry_period,
+    )
+
+
+def _take_over(rt: Runtime) -> None:
+    """Just elected: what is in flight and what is due, then every resource once (a standby acted on no event)."""
+    metrics.leading(True)
+    _resume_claims(rt, everything=True)
+
+
+def _stand_by(rt: Runtime) -> None:
+    """No longer the leader: forget claims and schedule; the next leader starts from the cluster's state."""
+    metrics.leading(False)
+    rt.reset()
 
 
 @kopf.on.login()
@@ -98,6 +135,11 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 @kopf.on.probe(id="claims")
 def probe_claims(memo: kopf.Memo, **_: Any) -> int:
     return len(_runtime(memo).claims.holders())
+
+
+@kopf.on.probe(id="leader")
+def probe_leader(memo: kopf.Memo, **_: Any) -> bool:
+    return _runtime(memo).leadership.leads()
 
 
 # --- triggers ---------------------------------------------------------------------------
@@ -129,9 +171,23 @@ def job_event(event: kopf.RawEvent, body: kopf.Body, namespace: str | None, memo
             _reconcile_or_reschedule(rt, namespace, ref["name"])
 
 
+class NotLeading(Exception):
+    """This replica lost the lead during a reconcile: it writes nothing more; the leader takes it from here."""
+
+
+def _act(rt: Runtime) -> None:
+    """Before every write: only the leader (or the one replica, without leader election) acts."""
+    if not rt.leadership.leads():
+        raise NotLeading
+
+
 def _reconcile_or_reschedule(rt: Runtime, namespace: str, name: str) -> None:
+    if not rt.leadership.leads():
+        return  # a standby: the leader handles it
     try:
         reconcile(rt, namespace, name)
+    except NotLeading:
+        log.info("Not reconciling %s/%s further: this replica no longer leads", namespace, name)
     except kopf.TemporaryError as exc:
         log.warning("Reconciling %s/%s failed for now, retrying in %ss: %s", namespace, name, exc.delay, exc)
         rt.schedule((namespace, name), datetime.now(timezone.utc) + timedelta(seconds=float(exc.delay or 5)))
@@ -161,6 +217,7 @@ def reconcile(rt: Runtime, namespace: str, name: str) -> None:
             if token:
                 draft.set(retryToken=token)  # seen: a waiter for this retry reads the verdict below
             draft.invalid_spec(str(exc))
+            _act(rt)
             _write(namespace, name, draft.patch())
             return
         run = status.get("run") or {}
@@ -200,18 +257,21 @@ def reconcile(rt: Runtime, namespace: str, name: str) -> None:
             else:
                 claims.release(key)
         try:
+            _act(rt)
             _write(namespace, name, p.draft.patch())
         except Exception:
             if not is_active(status):
                 claims.release(key)
             raise
         if p.delete_job:
+            _act(rt)
             rt.deleting((namespace, p.delete_job))
             kube.delete_job(namespace, p.delete_job)
         create = p.create
         if create is not None:
             job_spec = dataclasses.replace(spec, target_version=create.target)
             manifest = build_job(create.step, Owner.of(body), job_spec, create.run, settings.image, create.name)
+            _act(rt)
             try:
                 _, created = kube.create_job(manifest, meta["uid"])
             except kube.JobRejected as exc:
@@ -225,6 +285,7 @@ def reconcile(rt: Runtime, namespace: str, name: str) -> None:
                 if not created:
                     log.info("Adopted the existing Job %s/%s", namespace, manifest["metadata"]["name"])
         for e in p.events:
+            _act(rt)
             kube.post_event(body, e.type, e.reason, e.message)
         if p.finished is not None:
             metrics.finished(p.finished.step, p.finished.succeeded, p.finished.seconds)
@@ -273,17 +334,22 @@ async def _schedule_loop(rt: Runtime) -> None:
                 log.exception("Scheduled reconcile of %s/%s failed", namespace, name)
 
 
-def _resume_claims(rt: Runtime) -> None:
-    """Before handling anything: who has a run in flight (after a restart), and what is scheduled."""
+def _resume_claims(rt: Runtime, everything: bool = False) -> None:
+    """Before handling anything: who has a run in flight (after a restart), and what is scheduled
+    (``everything``: each resource at once, as a newly elected leader does)."""
     now = datetime.now(timezone.utc)
     for body in kube.list_schemas(rt.settings.namespaces):
         meta, status, raw_spec = body["metadata"], body.get("status") or {}, body.get("spec") or {}
+        key = (meta["namespace"], meta["name"])
         if is_active(status):
-            rt.claims.hold(f"{meta['namespace']}/{meta['name']}", database_keys(meta["namespace"], raw_spec, status))
+            rt.claims.hold(f"{key[0]}/{key[1]}", database_keys(meta["namespace"], raw_spec, status))
+        if everything:
+            rt.schedule(key, now)
+            continue
         try:
             spec = parse_spec(raw_spec)
         except SpecError:
             continue
         due = next_due(status, spec)
         if due is not None:
-            rt.schedule((meta["namespace"], meta["name"]), min(due, now + timedelta(seconds=rt.settings.tick_seconds)))
+            rt.schedule(key, min(due, now + timedelta(seconds=rt.settings.tick_seconds)))

@@ -262,6 +262,54 @@ def list_schemas(namespaces: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     return items
 
 
+# --- the leader election's Lease ------------------------------------------------------
+
+
+def own_namespace() -> str:
+    """The operator's namespace: its service account's in a pod, else $KUBECONFIG's context's, else "default"."""
+    try:
+        return Path(SA_NAMESPACE_FILE).read_text().strip() or "default"
+    except OSError:
+        pass
+    path = os.environ.get("KUBECONFIG")
+    if path:
+        try:
+            _, namespace = configuration(path)
+        except (config.ConfigException, OSError, TypeError, ValueError):
+            namespace = None
+        if namespace:
+            return namespace
+    return "default"
+
+
+def get_lease(namespace: str, name: str) -> dict[str, Any] | None:
+    """The ``coordination.k8s.io/v1`` Lease, or None when there is none."""
+    api = client.CoordinationV1Api(api_client())
+    found: dict[str, Any] | None = _call(f"get lease {name}", api.read_namespaced_lease, name, namespace, missing_ok=True)
+    return found
+
+
+def write_lease(namespace: str, lease: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Create the Lease (no ``resourceVersion``) or replace it (with the one read): None when another
+    writer got there first (409 Conflict or AlreadyExists), so that only one of two candidates wins."""
+    api = client.CoordinationV1Api(api_client())
+    name = lease["metadata"]["name"]
+    replace = bool(lease["metadata"].get("resourceVersion"))
+    try:
+        if replace:
+            response = api.replace_namespaced_lease(name, namespace, dict(lease), _preload_content=False)
+        else:
+            response = api.create_namespaced_lease(namespace, dict(lease), _preload_content=False)
+    except ApiException as exc:
+        if exc.status == 409:
+            return None
+        return _call(f"{'update' if replace else 'create'} lease {name}", _raise, exc)  # type: ignore[no-any-return]
+    except OSError as exc:
+        raise kopf.TemporaryError(f"write lease {name}: {exc}", delay=2) from None
+    written: dict[str, Any] = json.loads(response.data or "null")
+    return written
+
+
 # --- a client of its own for the waiter -----------------------------------------------
 
 

@@ -8,6 +8,7 @@ Updated by ``handlers`` after each reconcile:
     baselinr_schema_current_version{namespace,name}      status.currentVersion per resource
     baselinr_schema_target_version{namespace,name}       spec.targetVersion per resource
     baselinr_schema_ready{namespace,name}                1 when Ready, else 0
+    baselinr_operator_leader                             1 while this replica acts (always, without leader election)
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ DURATION = Histogram(
 CURRENT = Gauge("baselinr_schema_current_version", "status.currentVersion of each BaselinrSchema.", ["namespace", "name"])
 TARGET = Gauge("baselinr_schema_target_version", "spec.targetVersion of each BaselinrSchema.", ["namespace", "name"])
 READY = Gauge("baselinr_schema_ready", "1 when the BaselinrSchema is Ready.", ["namespace", "name"])
+
+LEADER = Gauge("baselinr_operator_leader", "1 while this replica is the one that acts.")
 
 _server: Any = None
 
@@ -68,3 +71,7 @@ def forget(namespace: str, name: str) -> None:
             gauge.remove(namespace, name)
         except KeyError:
             pass
+
+
+def leading(leads: bool) -> None:
+    LEADER.set(1 if leads else 0)

@@ -5,7 +5,7 @@ handler a shallow copy of that memo, so all of them share this one object,
 and an operator started again in the same process (as the tests do) starts
 from a fresh one. It holds the settings, the database claims, one lock per
 resource (a reconcile of a resource never overlaps another of the same
-one), the Jobs seen deleted before they finished, and the schedule: when each
+one), the Jobs seen deleted before they finished, whether it leads (``leader``), and the schedule: when each
 resource is next looked at (a retry or drift check due, a Job that may be
 stuck, an API error to retry). The schedule is run by ``handlers``' own
 task, not by ``kopf.timer``: kopf's timers and daemons put a finalizer on
@@ -19,9 +19,14 @@ import asyncio
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from baselinr_operator.claims import Claims
+from baselinr_operator.leader import Leadership
 from baselinr_operator.settings import OperatorSettings
+
+if TYPE_CHECKING:
+    from baselinr_operator.leader import Elector
 
 Key = tuple[str, str]  # (namespace, name)
 
@@ -31,6 +36,8 @@ class Runtime:
     settings: OperatorSettings
     claims: Claims = field(default_factory=Claims)
     scheduler: asyncio.Task[None] | None = None
+    leadership: Leadership = field(default_factory=lambda: Leadership(enabled=False))
+    elector: Elector | None = None
     _schedule: dict[Key, datetime] = field(default_factory=dict)
     _locks: dict[Key, threading.Lock] = field(default_factory=dict)
     _deleted: set[Key] = field(default_factory=set)  # unfinished Jobs seen deleted, until their resource took it in
@@ -57,6 +64,14 @@ class Runtime:
             for k in due:
                 del self._schedule[k]
         return due
+
+    def reset(self) -> None:
+        """Forget claims, schedule and deletions seen (a replica that stopped leading)."""
+        with self._guard:
+            self._schedule.clear()
+            self._deleted.clear()
+            self._own_deletions.clear()
+        self.claims.clear()
 
     def forget(self, key: Key) -> None:
         """The resource is gone."""

@@ -12,6 +12,17 @@ passed down explicitly. Every variable is optional:
     BASELINR_OPERATOR_TICK_SECONDS     how often scheduled work (retries, drift checks) is looked at (default 10)
     BASELINR_OPERATOR_KEEP_JOBS        finished Jobs kept per resource, the newest; older ones are deleted (default 5)
 
+Leader election, for more than one replica (``leader``; the chart turns it on):
+
+    BASELINR_OPERATOR_LEADER_ELECTION  "true": only the replica that holds the Lease acts (default: off, one
+                                       replica acts alone)
+    BASELINR_OPERATOR_LEASE_NAME       the Lease's name (default baselinr-operator)
+    BASELINR_OPERATOR_LEASE_NAMESPACE  its namespace (default: the pod's own, from its service account)
+    BASELINR_OPERATOR_LEASE_SECONDS    how long a Lease not renewed stays its holder's (default 15)
+    BASELINR_OPERATOR_RENEW_DEADLINE   how long the leader acts without a successful renewal (default 10;
+                                       less than the lease duration)
+    BASELINR_OPERATOR_RETRY_PERIOD     how often the leader renews and a standby looks (default 2)
+
 What a BaselinrSchema may put into its Jobs (its editors need no rights on
 Pods, Jobs or Secrets, so the operator must not lend them its own):
 
@@ -29,6 +40,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -44,6 +56,12 @@ class OperatorSettings:
     allowed_images: tuple[str, ...] = ()  # empty: the repository of ``image`` only
     allowed_service_accounts: tuple[str, ...] = ()
     allowed_volume_kinds: tuple[str, ...] = ("persistentVolumeClaim",)
+    leader_election: bool = False
+    lease_name: str = "baselinr-operator"
+    lease_namespace: str = ""  # empty: the service account's namespace
+    lease_seconds: float = 15.0
+    renew_deadline: float = 10.0
+    retry_period: float = 2.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
@@ -63,11 +81,34 @@ class OperatorSettings:
             allowed_images=_list(e, "BASELINR_OPERATOR_ALLOWED_IMAGES"),
             allowed_service_accounts=_list(e, "BASELINR_OPERATOR_ALLOWED_SERVICE_ACCOUNTS"),
             allowed_volume_kinds=d.allowed_volume_kinds if kinds is None else kinds,
+            **_election(e, d),
         )
 
     def retry_delay(self, failures: int) -> float:
         """Exponential backoff: retry_seconds, then twice that, ... capped at one hour."""
         return float(min(self.retry_seconds * 2 ** max(failures - 1, 0), 3600.0))
+
+
+def _election(e: Mapping[str, str], d: OperatorSettings) -> dict[str, Any]:
+    flag = e.get("BASELINR_OPERATOR_LEADER_ELECTION", "").strip().lower()
+    if flag not in ("", "true", "false", "1", "0", "yes", "no"):
+        raise SystemExit(f"BASELINR_OPERATOR_LEADER_ELECTION={flag!r} is not true or false")
+    lease = _number(e, "BASELINR_OPERATOR_LEASE_SECONDS", d.lease_seconds, float)
+    deadline = _number(e, "BASELINR_OPERATOR_RENEW_DEADLINE", d.renew_deadline, float)
+    period = _number(e, "BASELINR_OPERATOR_RETRY_PERIOD", d.retry_period, float)
+    if not 0 < period < deadline < lease:
+        raise SystemExit(
+            "leader election needs 0 < BASELINR_OPERATOR_RETRY_PERIOD < BASELINR_OPERATOR_RENEW_DEADLINE < "
+            f"BASELINR_OPERATOR_LEASE_SECONDS; got {period}, {deadline}, {lease}"
+        )
+    return {
+        "leader_election": flag in ("true", "1", "yes"),
+        "lease_name": e.get("BASELINR_OPERATOR_LEASE_NAME", "").strip() or d.lease_name,
+        "lease_namespace": e.get("BASELINR_OPERATOR_LEASE_NAMESPACE", "").strip(),
+        "lease_seconds": lease,
+        "renew_deadline": deadline,
+        "retry_period": period,
+    }
 
 
 def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:

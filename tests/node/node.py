@@ -134,6 +134,16 @@ class RealNode:
 
     # -- lifecycle ---------------------------------------------------------
 
+    def container_pid(self, container_id: str) -> int:
+        """The host PID of a running container's first process (``containerd://<id>`` or the bare id)."""
+        wanted = container_id.split("://", 1)[-1]
+        listing = _sh(*self.ctr, "-n", "k8s.io", "tasks", "ls").stdout
+        for line in listing.splitlines()[1:]:
+            fields = line.split()
+            if len(fields) >= 2 and fields[0] == wanted:
+                return int(fields[1])
+        raise LookupError(f"no running task {wanted} in containerd:\n{listing}")
+
     def start(self) -> None:
         for name in SYSCTLS:
             self.sysctls[name] = (Path("/proc/sys") / name).read_text().strip()

@@ -63,7 +63,11 @@ def test_helm_lint_strict(helm: Helm, chart: Path, args: list[str]) -> None:
 def test_operator_deployment_defaults(helm: Helm) -> None:
     docs = helm.template(OPERATOR_CHART, namespace="baselinr-system", release="baselinr-operator")
     dep = one(docs, "Deployment")
-    assert dep["spec"]["replicas"] == 1 and dep["spec"]["strategy"] == {"type": "Recreate"}
+    # Two replicas, one leader: a rolling update never leaves none running; the Lease keeps one acting.
+    assert dep["spec"]["replicas"] == 2
+    assert dep["spec"]["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
+    pdb = one(docs, "PodDisruptionBudget")
+    assert pdb["spec"] == {"minAvailable": 1, "selector": dep["spec"]["selector"]}
     pod = dep["spec"]["template"]["spec"]
     container = one([{"kind": "c", **c} for c in pod["containers"]], "c")
     assert container["command"] == ["baselinr-operator"]
@@ -79,9 +83,34 @@ def test_operator_deployment_defaults(helm: Helm) -> None:
     assert ports == {"health": 8081, "metrics": 8080}
     assert env["BASELINR_OPERATOR_HEALTH_PORT"] == "8081" and env["BASELINR_OPERATOR_METRICS_PORT"] == "8080"
     assert env["BASELINR_OPERATOR_NAMESPACES"] == "" and env["BASELINR_OPERATOR_IMAGE"] == "baselinr:0.1.0"
+    assert env["BASELINR_OPERATOR_LEADER_ELECTION"] == "true"
+    assert env["BASELINR_OPERATOR_LEASE_NAME"] == "baselinr-operator"
+    assert env["BASELINR_OPERATOR_LEASE_NAMESPACE"] == "baselinr-system"
     assert pod["serviceAccountName"] == one(docs, "ServiceAccount")["metadata"]["name"] == "baselinr-operator"
     assert by_kind(docs, "Service") == []
     assert [c["metadata"]["name"] for c in by_kind(docs, "CustomResourceDefinition")] == ["baselinrschemas.baselinr.io"]
+
+
+def test_operator_without_leader_election_is_one_replica_recreated(helm: Helm) -> None:
+    docs = helm.template(OPERATOR_CHART, "--set", "leaderElection.enabled=false", "--set", "replicas=3", release="op")
+    dep = one(docs, "Deployment")
+    assert dep["spec"]["replicas"] == 1 and dep["spec"]["strategy"] == {"type": "Recreate"}
+    env = {e["name"]: e["value"] for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["BASELINR_OPERATOR_LEADER_ELECTION"] == "false" and "BASELINR_OPERATOR_LEASE_NAME" not in env
+    assert by_kind(docs, "PodDisruptionBudget") == [] and by_kind(docs, "Role") == []
+
+
+def test_operator_lease_rights_are_its_one_lease(helm: Helm) -> None:
+    docs = helm.template(OPERATOR_CHART, namespace="ops", release="op")
+    role, binding = one(docs, "Role"), one(docs, "RoleBinding")
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "ops"
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "op-baselinr-operator", "namespace": "ops"}]
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": ["op-baselinr-operator"],
+         "verbs": ["get", "update"]},
+    ]  # fmt: skip
 
 
 def test_operator_env_is_the_operators_documented_settings(helm: Helm) -> None:
@@ -98,7 +127,7 @@ def test_operator_cluster_wide_rbac(helm: Helm) -> None:
     binding = one(docs, "ClusterRoleBinding")
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "op-baselinr-operator", "namespace": "ops"}]
-    assert by_kind(docs, "RoleBinding") == []
+    assert [b["metadata"]["name"] for b in by_kind(docs, "RoleBinding")] == ["op-baselinr-operator-leader"]  # its Lease
     resources = {r for rule in role["rules"] for r in rule["resources"]}
     assert "secrets" not in resources, "the operator never reads database credentials"
     assert resources == {"baselinrschemas", "baselinrschemas/status", "jobs", "pods", "pods/log", "events"}
@@ -111,7 +140,7 @@ def test_operator_cluster_wide_rbac(helm: Helm) -> None:
 def test_operator_watched_namespaces_rbac(helm: Helm) -> None:
     docs = helm.template(OPERATOR_CHART, "--set", "operator.watchNamespaces={team-a,team-b}", namespace="ops", release="op")
     assert by_kind(docs, "ClusterRoleBinding") == []
-    bindings = by_kind(docs, "RoleBinding")
+    bindings = [b for b in by_kind(docs, "RoleBinding") if not b["metadata"]["name"].endswith("-leader")]
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
     assert all(b["subjects"][0]["namespace"] == "ops" for b in bindings)
     env = {e["name"]: e["value"] for e in one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]}
@@ -122,7 +151,7 @@ def test_operator_rbac_and_service_account_can_be_left_out(helm: Helm) -> None:
     docs = helm.template(OPERATOR_CHART, "--set", "rbac.create=false", "--set", "serviceAccount.create=false", "--set",
                          "serviceAccount.name=platform-sa")
     kinds = {d["kind"] for d in docs}
-    assert kinds == {"CustomResourceDefinition", "Deployment"}
+    assert kinds == {"CustomResourceDefinition", "Deployment", "PodDisruptionBudget"}
     assert one(docs, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "platform-sa"
 
 

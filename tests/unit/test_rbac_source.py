@@ -63,3 +63,10 @@ def test_a_changed_copy_is_caught(tmp_path: Path) -> None:
     role = one(docs, "ClusterRole")
     role["rules"][-1]["apiGroups"].append("events.k8s.io")
     assert rules_of(role) != source_rules()
+
+
+def test_deploy_grants_the_charts_lease_rights(helm: Helm) -> None:
+    """The leader election's Role: the chart's (for its release's Lease) and ``deploy/operator.yaml``'s agree."""
+    chart = one(helm.template(OPERATOR_CHART, namespace="ops", release="baselinr-operator"), "Role")
+    docs = [d for d in yaml.safe_load_all((ROOT / "deploy" / "operator.yaml").read_text()) if d]
+    assert rules_of(one(docs, "Role")) == rules_of(chart)
