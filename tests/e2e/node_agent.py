@@ -83,6 +83,18 @@ and the Pod is removed (grace period 0), as a kubelet does.
 
 Run: ``python node_agent.py --kubeconfig PATH --node-name NAME --root DIR``.
 It only needs the standard library and PyYAML.
+
+Why it stays beside the real node
+---------------------------------
+Scenarios whose outcome depends on what runs in a pod (the image, its user
+and entrypoint, security contexts, mounts, the kubelet's own reasons, its
+``pods/log``) run on a real kubelet and containerd in ``tests/node``. This
+agent runs the rest of ``tests/e2e``: the operator's decisions with
+migrations the test writes (a broken or slow version, one above the image's)
+that a real node could run only from an image built per test (45 to 50 s
+each here), with the operator inside the test process so that its metrics
+and log are read directly; and it lets that tier run on machines without
+root or cgroups. See ``tests/e2e/README.md``.
 """
 
 from __future__ import annotations

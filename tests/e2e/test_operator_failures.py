@@ -109,54 +109,6 @@ def test_failing_required_backup_runs_no_migration(make: object, monkeypatch: py
     assert runner.exception is None, runner.output
 
 
-def test_required_backup_of_a_table_no_migration_made_fails_and_no_migration_runs(
-    make: object, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    setup: Setup = make()  # type: ignore[operator]
-    with operator(setup.k8s, setup.namespace, monkeypatch) as runner:
-        setup.apply(setup.schema("analytics", 1, **SKIP_BACKUP)).check_returncode()
-        setup.wait_phase("analytics", "Ready", currentVersion=1)
-        import psycopg2
-
-        conn = psycopg2.connect(host=setup.server.host, port=setup.server.port, user=setup.server.user,
-                                password=setup.password, dbname=setup.database)  # fmt: skip
-        with conn, conn.cursor() as cur:
-            cur.execute("CREATE TABLE baselinr_by_hand (id INTEGER)")
-            cur.execute("INSERT INTO baselinr_by_hand VALUES (1)")
-        conn.close()
-        required = setup.schema("x", 2)["spec"]["backup"]  # Required, into a writable directory
-        setup.patch("analytics", {"spec": {"targetVersion": 2, "backup": required}}).check_returncode()
-        status = setup.wait_phase("analytics", "Failed")
-        conditions = {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}
-        assert conditions["BackedUp"] == ("False", "BackupFailed")
-        assert "baselinr_by_hand" in status["message"] and "--exclude-table baselinr_by_hand" in status["message"]
-        assert status["currentVersion"] == 1
-        assert not [n for n in setup.job_names() if "-migrate-v2-" in n]
-        assert setup.history() == [(1, "applied")]
-        assert not [p for p in setup.backups.iterdir() if not p.name.startswith(".")]  # nothing published
-    assert runner.exception is None, runner.output
-
-
-def test_operator_restarted_mid_migration_adopts_the_running_job(make: object, monkeypatch: pytest.MonkeyPatch) -> None:
-    setup: Setup = make(slow_versions(8))  # type: ignore[operator]
-    with operator(setup.k8s, setup.namespace, monkeypatch) as first:
-        setup.apply(setup.schema("analytics", 2, **SKIP_BACKUP)).check_returncode()
-        setup.wait_phase("analytics", "Migrating")
-        wait_for(lambda: setup.jobs(), timeout=30, what="the migrate Job")
-    assert first.exception is None, first.output
-    # The operator is gone; its Job keeps running.
-    job = setup.k8s.get_json("job", "analytics-migrate-v2-1", "-n", setup.namespace)
-    assert not any(c["type"] in ("Complete", "Failed") for c in job.get("status", {}).get("conditions", []))
-    with operator(setup.k8s, setup.namespace, monkeypatch) as second:
-        status = setup.wait_phase("analytics", "Ready", currentVersion=2)
-        assert status["lastMigration"]["job"] == "analytics-migrate-v2-1"
-        assert setup.job_names() == ["analytics-migrate-v2-1"]
-        pods = setup.k8s.get_json("pods", "-n", setup.namespace, "-l", "batch.kubernetes.io/job-name=analytics-migrate-v2-1")
-        assert len(pods["items"]) == 1
-    assert second.exception is None, second.output
-    assert setup.history() == [(1, "applied"), (2, "applied")]
-
-
 def test_concurrent_edit_during_reconcile_still_ends_ready(make: object, monkeypatch: pytest.MonkeyPatch) -> None:
     setup: Setup = make(slow_versions(5))  # type: ignore[operator]
     with operator(setup.k8s, setup.namespace, monkeypatch) as runner:

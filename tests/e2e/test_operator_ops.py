@@ -9,7 +9,6 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg2
 import pytest
 import yaml
 
@@ -25,7 +24,7 @@ from .operator_support import (
     operator,
     service_account_kubeconfig,
 )
-from .waiting import forbidden, wait_for
+from .waiting import forbidden
 
 pytestmark = [pytest.mark.e2e, pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")]
 
@@ -138,21 +137,3 @@ def test_two_resources_on_one_database_never_migrate_at_once(setup: Setup, monke
     assert runner.exception is None, runner.output
 
 
-def test_periodic_validate_detects_drift_and_applies_nothing(setup: Setup, monkeypatch: pytest.MonkeyPatch) -> None:
-    with operator(setup.k8s, setup.namespace, monkeypatch) as runner:
-        setup.apply(setup.schema("analytics", 1, validateInterval="3s", **SKIP_BACKUP)).check_returncode()
-        setup.wait_phase("analytics", "Ready", currentVersion=1)
-        wait_for(lambda: any("-validate-" in n for n in setup.job_names()), timeout=60, what="a validate Job")
-        conn = psycopg2.connect(host=setup.server.host, port=setup.server.port, user=setup.server.user,
-                                password=setup.password, dbname=setup.database)  # fmt: skip
-        with conn, conn.cursor() as cur:
-            cur.execute("DROP TABLE baselinr_events")
-        conn.close()
-        status = setup.wait_phase("analytics", "Failed", valid=False, timeout=90)
-        conditions = {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}
-        assert conditions["Validated"] == ("False", "ValidationFailed")
-        assert "baselinr_events" in " ".join(status["validation"]["errors"])
-        assert status["currentVersion"] == 1
-        assert [n for n in setup.job_names() if "-validate-" not in n] == ["analytics-migrate-v1-1"]
-        assert any(e["type"] == "Warning" and e["reason"] == "ValidationFailed" for e in setup.events("analytics"))
-    assert runner.exception is None, runner.output

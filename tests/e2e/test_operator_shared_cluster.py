@@ -24,11 +24,9 @@ from tests.support.servers import Server
 
 from .cluster import Cluster
 from .operator_support import (
-    SECRET,
     Setup,
     install_crd,
     make_setup,
-    no_password_anywhere,
     operator,
     service_account_kubeconfig,
 )
@@ -439,73 +437,7 @@ def test_unknown_targets_rollback_events_and_suspend_at_the_target(make: Any, mo
     assert runner.exception is None, runner.output
 
 
-def config_secret(setup: Setup, password: str) -> None:
-    """(Re)write the config Secret with ``password`` for the test's database."""
-    k8s, ns = setup.k8s, setup.namespace
-    connection = {**setup.server.connection(setup.database), "password": password}
-    config = yaml.safe_dump({"environment": "test", "storage": {"connection": connection}})
-    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": SECRET}, "stringData": {"config.yml": config}}
-    k8s.kubectl("delete", "secret", SECRET, "-n", ns, "--ignore-not-found", check=True)
-    k8s.apply(json.dumps(secret), ns).check_returncode()
-
-
-@pytest.mark.parametrize("backup", ["Skip", "Optional"])
-def test_a_wrong_password_stalls_after_one_job_and_a_fixed_secret_runs_on_retry(
-    make: Any, monkeypatch: pytest.MonkeyPatch, backup: str
-) -> None:
-    """Refused credentials are not retried (an account lockout waits behind that): one Job, Stalled with the
-    engine's message, no password anywhere; the fixed Secret and the retry annotation run it to Ready. With an
-    Optional backup, the refused backup Job ends the run too: the migration would try the same credentials."""
-    setup: Setup = make()
-    k8s, ns = setup.k8s, setup.namespace
-    wrong = "not-the-Password-4f7a"
-    config_secret(setup, wrong)
-    step, reason = ("migrate", "MigrationFailed") if backup == "Skip" else ("backup", "BackupFailed")
-    first = f"analytics-{step}-v1-1"
-    manifest = setup.schema("analytics", 1)
-    manifest["spec"]["backup"]["mode"] = backup
-    with operator(k8s, ns, monkeypatch) as runner:  # retries after 2 s, 4 s, ... were they transient
-        setup.apply(manifest).check_returncode()
-        status = wait_stalled(setup, "analytics", reason, timeout=60)
-        assert status["phase"] == "Failed", status
-        assert status["message"].startswith(f"{step.capitalize()} Job {first} failed: Cannot connect to"), status
-        assert "the server refused the credentials" in status["message"], status["message"]
-        assert "(retry 1 of" not in status["message"] and "gave up after" not in status["message"], status["message"]
-        assert "notBefore" not in (status.get("retry") or {}), status
-        # A short wait (several retry delays): no Job is created again by itself.
-        seen: set[str] = set()
-        for _ in range(16):
-            seen.update(setup.job_names())
-            threading.Event().wait(0.5)
-        assert seen == {first}, seen
-        pods = k8s.get_json("pods", "-n", ns)["items"]
-        assert [p["metadata"]["labels"]["job-name"] for p in pods] == [first]
-        (event,) = warnings(setup, "analytics", reason)
-        assert "refused the credentials" in event, event
-        assert conditions(setup.status("analytics"))["Stalled"] == ("True", reason)
-        texts = {"status": json.dumps(setup.get("analytics")), "events": json.dumps(setup.events()),
-                 "jobs": json.dumps(setup.jobs())}  # fmt: skip
-        no_password_anywhere(setup, texts, password=wrong)
-        # Fixed: the right password in the Secret, then the retry annotation.
-        config_secret(setup, setup.password)
-        k8s.kubectl("annotate", "bschema", "analytics", "-n", ns, "baselinr.io/retry=fixed-password", check=True)
-        status = setup.wait_phase("analytics", "Ready", currentVersion=1)
-        assert status["lastMigration"]["job"] == "analytics-migrate-v1-2"
-        assert conditions(status)["Ready"] == ("True", "AtTargetVersion")
-        assert setup.history() == [(1, "applied")]
-    no_password_anywhere(setup, {"operator log": runner.output}, password=wrong)
-    assert runner.exception is None, runner.output
-
-
 # --- 7. pods that cannot start ----------------------------------------------------------------------------
-
-
-def missing_key_schema(setup: Setup) -> dict[str, Any]:
-    manifest = setup.schema("analytics", 1, **SKIP_BACKUP)
-    manifest["spec"]["jobTemplate"]["env"].append(
-        {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "baselinr-storage", "key": "password"}}}
-    )
-    return manifest
 
 
 def wait_message(setup: Setup, name: str, text: str, timeout: float = 60) -> dict[str, Any]:
@@ -514,42 +446,6 @@ def wait_message(setup: Setup, name: str, text: str, timeout: float = 60) -> dic
         return s if text in str(s.get("message")) else None
 
     return wait_for(probe, timeout=timeout, what=f"{text!r} in the status message of {name}", interval=0.3)
-
-
-def test_a_pod_that_cannot_start_is_reported_at_once_then_fails_as_a_configuration_error(
-    make: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    setup: Setup = make()
-    k8s, ns = setup.k8s, setup.namespace
-    with operator(k8s, ns, monkeypatch) as runner:
-        setup.apply(missing_key_schema(setup)).check_returncode()
-        status = wait_message(setup, "analytics", "CreateContainerConfigError", timeout=60)
-        assert status["phase"] == "Migrating"
-        assert "couldn't find key password in Secret" in status["message"]
-        assert conditions(status)["Reconciling"] == ("True", "PodNotStarting")
-        assert any("CreateContainerConfigError" in m for m in warnings(setup, "analytics", "PodNotStarting"))
-        status = wait_stalled(setup, "analytics", "PodCannotStart", timeout=90)
-        assert "Migrate Job analytics-migrate-v1-1 cannot start" in status["message"]
-        assert "notBefore" not in (status.get("retry") or {})  # a configuration error is not retried by itself
-        wait_for(lambda: setup.job_names() == [], timeout=30, what="the Job that cannot start deleted")
-        # Fixed: the spec no longer asks for that key.
-        setup.patch("analytics", {"spec": {"jobTemplate": {"env": setup.schema("x", 1)["spec"]["jobTemplate"]["env"]}}})
-        setup.wait_phase("analytics", "Ready", currentVersion=1, observedGeneration=2)
-    assert runner.exception is None, runner.output
-
-
-def test_a_spec_change_supersedes_a_run_whose_pod_cannot_start(make: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    setup: Setup = make()
-    k8s, ns = setup.k8s, setup.namespace
-    with operator(k8s, ns, monkeypatch) as runner:
-        setup.apply(missing_key_schema(setup)).check_returncode()
-        wait_message(setup, "analytics", "CreateContainerConfigError", timeout=60)
-        setup.patch("analytics", {"spec": {"jobTemplate": {"env": setup.schema("x", 1)["spec"]["jobTemplate"]["env"]}}})
-        status = setup.wait_phase("analytics", "Ready", currentVersion=1, observedGeneration=2)
-        assert status["lastMigration"]["job"] == "analytics-migrate-v1-2"
-        assert any(e["reason"] == "Superseded" and "analytics-migrate-v1-1" in e["message"] for e in setup.events("analytics"))
-        wait_for(lambda: setup.job_names() == ["analytics-migrate-v1-2"], timeout=30, what="the stuck Job deleted")
-    assert runner.exception is None, runner.output
 
 
 def test_a_drift_check_that_finds_another_version_leads_to_a_run_back_to_the_target(

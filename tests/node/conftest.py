@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import json
 import re
 import secrets
@@ -27,6 +28,7 @@ from tests.e2e.cluster import BUILD_SCRIPT, BUILD_TIMEOUT, Cluster, ControlPlane
 from tests.e2e.waiting import wait_for
 from tests.support.servers import Server, start_mariadb, start_postgres
 
+from .chart import Installed, assert_no_traceback, install_operator, local_volume
 from .node import Bridge, NodeLock, RealNode
 
 _NODE = pytest.StashKey[RealNode]()
@@ -131,6 +133,51 @@ def restricted_namespace(k8s: Cluster, name: str) -> None:
         timeout=30,
         what=f"service account default in namespace {name}",
     )
+
+
+@pytest.fixture
+def real_node(k8s: Cluster, request: pytest.FixtureRequest) -> RealNode:
+    """The session's node (containerd, kubelet), for what only the node itself can do: signal a container."""
+    return request.config.stash[_NODE]
+
+
+@pytest.fixture(scope="session")
+def helm_bin() -> str:
+    from tests.helm.helm import helm_binary
+
+    return helm_binary()
+
+
+@pytest.fixture(scope="module")
+def module_operator(k8s: Cluster, helm_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
+    """The operator as the chart installs it by default (two replicas, cluster-wide RBAC), for every test of a
+    module that leaves the operator's pods alone; uninstalled when the module ends, and no replica's log may
+    hold a traceback then."""
+    values = {"allowedImages": ["baselinr", "127.0.0.1:1/"]}  # test_pod_scenarios' image the node cannot pull
+    with install_operator(k8s, helm_bin, tmp_path_factory.mktemp("operator"), watch=[], operator_values=values) as made:
+        yield made
+        assert_no_traceback(made.all_logs())
+
+
+@pytest.fixture
+def installed(module_operator: Installed, namespace: str) -> Installed:
+    """The module's operator, with this test's ``namespace`` as the one its helpers look at."""
+    return dataclasses.replace(module_operator, namespace=namespace)
+
+
+@pytest.fixture
+def own_operator(k8s: Cluster, namespace: str, helm_bin: str, tmp_path: Path) -> Iterator[Installed]:
+    """An operator of this test's own, watching only its ``namespace``: for tests that delete, freeze or roll
+    the operator's pods."""
+    with install_operator(k8s, helm_bin, tmp_path, watch=[namespace], release="baselinr-operator-own") as made:
+        yield made
+
+
+@pytest.fixture
+def backup_volume(k8s: Cluster, namespace: str) -> Iterator[Path]:
+    """A local PersistentVolume on the node and the PVC ``baselinr-backups`` of ``namespace`` bound to it."""
+    with local_volume(k8s, namespace) as directory:
+        yield directory
 
 
 @pytest.hookimpl(wrapper=True)

@@ -11,10 +11,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import shutil
-import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,186 +18,17 @@ import pytest
 import yaml
 
 from baselinr.storage.schema_version import CURRENT_SCHEMA_VERSION as LATEST
-from tests.e2e.cluster import Cluster
 from tests.e2e.waiting import WaitTimeout, wait_for
-from tests.helm.helm import OPERATOR_CHART, SCHEMA_CHART, Helm, helm_binary
+from tests.helm.helm import SCHEMA_CHART
 from tests.support.servers import Server
 
-from .conftest import restricted_namespace
+from .chart import CLAIM, SECRET, Installed, config_secret, describe, history, schema, wait_ready
 from .images import IMAGE
 from .node import NODE_NAME
 
-SECRET = "baselinr-storage"
-CLAIM = "baselinr-backups"
 CRD = "baselinrschemas.baselinr.io"
 
 pytestmark = pytest.mark.node
-
-
-@pytest.fixture(scope="module")
-def helm_bin() -> str:
-    return helm_binary()
-
-
-@dataclass
-class Installed:
-    """The operator installed by its chart in its own namespace, watching ``namespace``."""
-
-    k8s: Cluster
-    helm: Helm
-    release: str
-    operator_namespace: str
-    namespace: str
-
-    def logs(self) -> str:
-        proc = self.k8s.kubectl("logs", "-n", self.operator_namespace, "deployment/" + self.release, "--tail=80")
-        return proc.stdout + proc.stderr
-
-
-@pytest.fixture
-def installed(k8s: Cluster, namespace: str, helm_bin: str, tmp_path: Path) -> Iterator[Installed]:
-    assert k8s.control_plane is not None
-    helm = Helm(helm_bin, tmp_path / "helm-home", kubeconfig=k8s.kubeconfig)
-    operator_namespace = f"baselinr-system-{secrets.token_hex(3)}"
-    restricted_namespace(k8s, operator_namespace)
-    values = {
-        "image": {"pullPolicy": "Never"},
-        "operator": {
-            "watchNamespaces": [namespace],
-            "retrySeconds": 2,
-            "tickSeconds": 1,
-            # No kube-proxy here: the pods dial the API server on the bridge address
-            # instead of the kubernetes Service's cluster IP.
-            "extraEnv": [
-                {"name": "KUBERNETES_SERVICE_HOST", "value": k8s.control_plane.address},
-                {"name": "KUBERNETES_SERVICE_PORT", "value": str(k8s.control_plane.apiserver_port)},
-            ],
-        },
-    }
-    values_file = tmp_path / "values.yaml"
-    values_file.write_text(yaml.safe_dump(values))
-    release = "baselinr-operator"
-    helm.run("install", release, str(OPERATOR_CHART), "-n", operator_namespace, "-f", str(values_file), check=True)
-    made = Installed(k8s, helm, release, operator_namespace, namespace)
-    rollout = k8s.kubectl("rollout", "status", f"deployment/{release}", "-n", operator_namespace, "--timeout=120s", timeout=140)
-    assert rollout.returncode == 0, rollout.stdout + rollout.stderr + describe(k8s, operator_namespace) + made.logs()
-    yield made
-    helm.run("uninstall", release, "-n", operator_namespace, "--wait", "--timeout=60s")
-    k8s.kubectl("delete", "namespace", operator_namespace, "--wait=false")
-
-
-def describe(k8s: Cluster, namespace: str) -> str:
-    """Pods and Events of ``namespace``, for a failure message."""
-    pods = k8s.kubectl("get", "pods", "-n", namespace, "-o", "wide").stdout
-    events = k8s.kubectl("get", "events", "-n", namespace, "--sort-by=.lastTimestamp").stdout
-    return f"\n--- pods\n{pods}\n--- events\n{events[-4000:]}"
-
-
-@pytest.fixture
-def backup_volume(k8s: Cluster, namespace: str) -> Iterator[Path]:
-    """A local PersistentVolume on the node (a directory made here) and a PVC bound to it."""
-    directory = Path(tempfile.mkdtemp(prefix="baselinr-node-pv-", dir="/var/tmp"))
-    pv_name = f"{namespace}-backups"
-    manifests = [
-        {
-            "apiVersion": "v1",
-            "kind": "PersistentVolume",
-            "metadata": {"name": pv_name},
-            "spec": {
-                "capacity": {"storage": "1Gi"},
-                "accessModes": ["ReadWriteOnce"],
-                "persistentVolumeReclaimPolicy": "Retain",
-                "storageClassName": "baselinr-local",
-                "claimRef": {"namespace": namespace, "name": CLAIM},
-                "local": {"path": str(directory)},
-                "nodeAffinity": {
-                    "required": {
-                        "nodeSelectorTerms": [
-                            {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": [NODE_NAME]}]}
-                        ]
-                    }
-                },
-            },
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "PersistentVolumeClaim",
-            "metadata": {"name": CLAIM, "namespace": namespace},
-            "spec": {
-                "accessModes": ["ReadWriteOnce"],
-                "storageClassName": "baselinr-local",
-                "resources": {"requests": {"storage": "1Gi"}},
-            },
-        },
-    ]
-    for manifest in manifests:
-        k8s.apply(json.dumps(manifest)).check_returncode()
-    wait_for(
-        lambda: (k8s.get_json("pvc", CLAIM, "-n", namespace) or {}).get("status", {}).get("phase") == "Bound",
-        timeout=60,
-        what=f"PVC {CLAIM} to be Bound",
-    )
-    yield directory
-    k8s.kubectl("delete", "pvc", CLAIM, "-n", namespace, "--wait=false")
-    k8s.kubectl("delete", "pv", pv_name, "--wait=false")
-    shutil.rmtree(directory, ignore_errors=True)
-
-
-def config_secret(k8s: Cluster, namespace: str, server: Server, tmp_path: Path) -> str:
-    """A database on ``server`` and the Secret holding its config.yml; returns the database's name."""
-    database = server.create_database("node")
-    config = tmp_path / "config.yml"
-    config.write_text(yaml.safe_dump({"environment": "test", "storage": {"connection": server.connection(database)}}))
-    k8s.kubectl("create", "secret", "generic", SECRET, "-n", namespace, f"--from-file=config.yml={config}", check=True)
-    config.unlink()
-    return database
-
-
-def schema(name: str, target: int) -> dict[str, Any]:
-    return {
-        "apiVersion": "baselinr.io/v1alpha1",
-        "kind": "BaselinrSchema",
-        "metadata": {"name": name},
-        "spec": {
-            "targetVersion": target,
-            "configSecretRef": {"name": SECRET, "key": "config.yml"},
-            "backup": {"mode": "Required", "volume": {"persistentVolumeClaim": {"claimName": CLAIM}}},
-        },
-    }
-
-
-def wait_ready(inst: Installed, name: str, current: int, timeout: float = 240) -> dict[str, Any]:
-    k8s, ns = inst.k8s, inst.namespace
-
-    def probe() -> dict[str, Any] | None:
-        status: dict[str, Any] = (k8s.get_json("bschema", name, "-n", ns) or {}).get("status") or {}
-        return status if status.get("phase") == "Ready" and status.get("currentVersion") == current else None
-
-    try:
-        return wait_for(probe, timeout=timeout, what=f"{name} Ready at v{current}", interval=0.5)
-    except WaitTimeout as exc:
-        status = json.dumps((k8s.get_json("bschema", name, "-n", ns) or {}).get("status"), indent=1)
-        raise AssertionError(f"{exc}\nstatus: {status}{describe(k8s, ns)}\n--- operator log\n{inst.logs()}") from None
-
-
-def history(server: Server, database: str) -> list[tuple[int, str]]:
-    """(version, status) rows of the database's version table, read over the bridge address."""
-    query = "SELECT version, status FROM baselinr_schema_version ORDER BY version, applied_at"
-    conn: Any
-    if server.kind == "postgres":
-        import psycopg2
-
-        conn = psycopg2.connect(host=server.host, port=server.port, user=server.user, password=server.password, dbname=database)
-    else:
-        import pymysql
-
-        conn = pymysql.connect(host=server.host, port=server.port, user=server.user, password=server.password, database=database)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(query)
-            return [(int(v), str(s)) for v, s in cur.fetchall()]
-    finally:
-        conn.close()
 
 
 @pytest.mark.parametrize("dialect", ["postgres", "mysql"])
@@ -212,12 +39,14 @@ def test_operator_from_chart_backs_up_and_migrates_in_restricted_pods(
     server: Server = request.getfixturevalue("pg_server" if dialect == "postgres" else "mysql_server")
     database = config_secret(k8s, ns, server, tmp_path)
 
-    # The operator's own pod: our image, the chart's service account, admitted under "restricted".
-    pods = k8s.get_json("pods", "-n", installed.operator_namespace)["items"]
-    assert len(pods) == 1
-    operator_pod = pods[0]
-    assert operator_pod["spec"]["serviceAccountName"] == installed.release
-    assert operator_pod["status"]["containerStatuses"][0]["imageID"]  # containerd ran it
+    # The operator's own pods (the chart's two replicas, one holding the Lease): our image, the chart's
+    # service account, admitted under "restricted".
+    pods = installed.pods()
+    assert len(pods) == 2
+    for operator_pod in pods:
+        assert operator_pod["spec"]["serviceAccountName"] == installed.release
+        assert operator_pod["status"]["containerStatuses"][0]["imageID"]  # containerd ran it
+    assert installed.leader() in {p["metadata"]["name"] for p in pods}
 
     # Empty database -> one version below the latest: the backup is skipped (nothing to back up).
     k8s.apply(json.dumps(schema("analytics", LATEST - 1)), ns).check_returncode()
@@ -413,50 +242,3 @@ def test_a_job_killed_for_its_memory_limit_says_so(installed: Installed, pg_serv
     assert status["phase"] != "Ready"
     pods = k8s.get_json("pods", "-n", ns)["items"]
     assert any(p["status"]["containerStatuses"][0]["state"].get("terminated", {}).get("reason") == "OOMKilled" for p in pods)
-
-
-def test_operator_pod_deleted_mid_run_the_new_pod_adopts_the_running_job(
-    installed: Installed, pg_server: Server, tmp_path: Path
-) -> None:
-    """The migrate Job waits for the engine's advisory lock, held here; meanwhile the operator's pod is
-    deleted. The Deployment's new pod adopts the run: one migrate Job, and Ready once the lock is let go."""
-    import zlib
-
-    import psycopg2
-
-    from baselinr.storage.dialects import LOCK_NAME
-
-    k8s, ns = installed.k8s, installed.namespace
-    database = config_secret(k8s, ns, pg_server, tmp_path)
-    holder = psycopg2.connect(
-        host=pg_server.host, port=pg_server.port, user=pg_server.user, password=pg_server.password, dbname=database
-    )
-    holder.autocommit = True
-    try:
-        with holder.cursor() as cur:
-            cur.execute("SELECT pg_advisory_lock(%s)", (zlib.crc32(f"{LOCK_NAME}:public".encode()),))
-        body = schema("analytics", LATEST)
-        body["spec"]["backup"] = {"mode": "Skip"}
-        k8s.apply(json.dumps(body), ns).check_returncode()
-        job = f"analytics-migrate-v{LATEST}-1"
-
-        def job_running() -> bool:
-            pods = k8s.get_json("pods", "-n", ns, "-l", f"job-name={job}")["items"]
-            return any(p["status"].get("phase") == "Running" for p in pods)
-
-        wait_for(job_running, timeout=120, what=f"{job}'s pod running (waiting for the lock)")
-        (old,) = k8s.get_json("pods", "-n", installed.operator_namespace)["items"]
-        k8s.kubectl("delete", "pod", old["metadata"]["name"], "-n", installed.operator_namespace, "--wait=false", check=True)
-
-        def new_operator_running() -> bool:
-            pods = k8s.get_json("pods", "-n", installed.operator_namespace)["items"]
-            return any(p["metadata"]["name"] != old["metadata"]["name"] and p["status"].get("phase") == "Running" for p in pods)
-
-        wait_for(new_operator_running, timeout=120, what="the Deployment's new operator pod running")
-        assert job_running()  # still waiting: the run is in progress when the new operator takes it up
-    finally:
-        holder.close()  # lets the lock go
-    status = wait_ready(installed, "analytics", LATEST)
-    assert status["lastMigration"]["job"] == job
-    assert sorted(j["metadata"]["name"] for j in k8s.get_json("jobs", "-n", ns)["items"]) == [job]
-    assert history(pg_server, database) == [(v, "applied") for v in range(1, LATEST + 1)]
