@@ -21,20 +21,39 @@ from typing import TYPE_CHECKING
 from baselinr.cli.app import cli
 
 if TYPE_CHECKING:
+    from baselinr.cli.session import Session
     from baselinr.errors import BaselinrError
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console entry point; returns the process exit code."""
-    import click
-
+    """Console entry point; returns the process exit code. The whole run is one span when
+    ``OTEL_*`` switches tracing on (``baselinr.tracing``), named after the command it ran."""
+    from baselinr import tracing
     from baselinr.cli.session import Session
-    from baselinr.errors import BaselinrError, UsageError
 
     args = sys.argv[1:] if argv is None else argv
-    debug = "--debug" in args
     # Until the command reads its own --output, errors follow what the line asks for.
     session = Session(output="json" if _wants_json(args) else "text")
+    problem = tracing.start()
+    if problem is not None:
+        from baselinr.cli.render import markers
+
+        print(f"{markers(sys.stderr)['warn']} {problem}", file=sys.stderr)
+    with tracing.span("baselinr") as span:
+        code = _run(args, session)
+        tracing.annotate(span, command=session.command, exit_code=code)
+        tracing.end_command(span, session.command or "baselinr", code)
+    tracing.finish()
+    return code
+
+
+def _run(args: list[str], session: Session) -> int:
+    """Run the command of ``args``; its exit code. Nothing escapes as a traceback."""
+    import click
+
+    from baselinr.errors import BaselinrError, UsageError
+
+    debug = "--debug" in args
 
     def fail(error: BaselinrError) -> int:
         if debug:

@@ -34,6 +34,7 @@ class Session:
     # The config's warnings (an unknown key): printed after the command, or as part of its error
     # line, so that an error stays one line.
     warnings: tuple[str, ...] = ()
+    command: str | None = None  # the command path that ran (``baselinr migrate apply``), for its trace span
 
     def use(self, output: str) -> Session:
         """The command's ``--output``: errors follow it (JSON under json, one line otherwise)."""
@@ -93,5 +94,7 @@ class Session:
 
 def current(output: str | None = None) -> Session:
     """This invocation's session (a fresh one when a command runs outside ``main``), set to ``output``."""
-    session = click.get_current_context().ensure_object(Session)
+    ctx = click.get_current_context()
+    session = ctx.ensure_object(Session)
+    session.command = ctx.command_path
     return session.use(output) if output is not None else session
