@@ -113,22 +113,33 @@ def finish() -> None:
         provider.shutdown()
 
 
-def span(name: str, **attributes: Any) -> contextlib.AbstractContextManager[Any]:
+def span(name: str, /, *, parent: str | None = None, **attributes: Any) -> contextlib.AbstractContextManager[Any]:
     """A context manager around one step: a span named ``name`` when tracing is on, else a no-op.
 
     ``attributes`` are added as ``baselinr.<key>`` unless the key holds a dot already
     (``db.operation.name``); ``None`` values are left out; ``dialect`` adds ``db.system.name``
-    too. It yields the span (or ``None``)."""
+    too. ``parent``: a W3C ``traceparent`` to continue instead of the current span (the
+    operator's run, kept in the resource's status). It yields the span (or ``None``)."""
     tracer = _state.get("tracer")
     if tracer is None:
         return _NOOP
-    return _span(tracer, name, attributes)
+    return _span(tracer, name, parent, attributes)
+
+
+def _context(parent: str | None) -> Any:
+    if not parent:
+        return None
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    return TraceContextTextMapPropagator().extract({"traceparent": parent})
 
 
 @contextlib.contextmanager
-def _span(tracer: Any, name: str, attributes: dict[str, Any]) -> Iterator[Any]:
+def _span(tracer: Any, name: str, parent: str | None, attributes: dict[str, Any]) -> Iterator[Any]:
     trace = _state["trace"]
-    with tracer.start_as_current_span(name, record_exception=False, set_status_on_exception=False) as current:
+    with tracer.start_as_current_span(
+        name, context=_context(parent), record_exception=False, set_status_on_exception=False
+    ) as current:
         annotate(current, **attributes)
         try:
             yield current
@@ -185,6 +196,29 @@ def statement(sql: str) -> contextlib.AbstractContextManager[Any]:
 def db_system(dialect: str) -> str:
     """OpenTelemetry's ``db.system.name`` for one of our dialect names."""
     return {"postgres": "postgresql"}.get(dialect, dialect)
+
+
+def open_span(name: str, /, **attributes: Any) -> tuple[Any, str | None]:
+    """A span under the current one that outlives this call (a Job, from its creation to its end),
+    and its ``traceparent`` to hand to what it covers; ``(None, None)`` when off. End it with ``close_span``."""
+    tracer = _state.get("tracer")
+    if tracer is None:
+        return None, None
+    opened = tracer.start_span(name, record_exception=False, set_status_on_exception=False)
+    annotate(opened, **attributes)
+    ctx = opened.get_span_context()
+    return opened, f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
+
+
+def close_span(opened: Any, *, failed: bool = False, **attributes: Any) -> None:
+    """End a span from ``open_span`` with its last attributes (an error status if ``failed``)."""
+    if opened is None or "tracer" not in _state:
+        return
+    annotate(opened, **attributes)
+    if failed:
+        trace = _state["trace"]
+        opened.set_status(trace.Status(trace.StatusCode.ERROR, "failed"))
+    opened.end()
 
 
 def traceparent() -> str | None:

@@ -22,6 +22,13 @@ Pods, Jobs or Secrets, so the operator must not lend them its own):
                                                 may name (default: none, the Jobs run as "default")
     BASELINR_OPERATOR_ALLOWED_VOLUME_KINDS      comma-separated volume kinds backup.volume may be
                                                 (default: persistentVolumeClaim)
+
+Tracing (``baselinr.tracing``): the standard ``OTEL_*`` variables switch it on
+for the operator (service name ``baselinr-operator`` unless
+``OTEL_SERVICE_NAME``); the Jobs get those of ``TRACE_ENV_PASSED`` and the
+Job's ``TRACEPARENT``. ``OTEL_EXPORTER_OTLP_HEADERS`` is not passed on (it
+may hold a token, and a Job's spec is readable by more people than the
+operator's): give the Jobs a collector that needs no headers.
 """
 
 from __future__ import annotations
@@ -29,6 +36,18 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+TRACE_ENV_PASSED = (
+    "OTEL_TRACES_EXPORTER",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    "OTEL_TRACES_SAMPLER",
+    "OTEL_TRACES_SAMPLER_ARG",
+    "OTEL_SDK_DISABLED",
+    "BASELINR_TRACE_SQL",
+)
 
 
 @dataclass(frozen=True)
@@ -44,6 +63,8 @@ class OperatorSettings:
     allowed_images: tuple[str, ...] = ()  # empty: the repository of ``image`` only
     allowed_service_accounts: tuple[str, ...] = ()
     allowed_volume_kinds: tuple[str, ...] = ("persistentVolumeClaim",)
+    # The OTEL_* settings the Jobs get from the operator's environment (TRACE_ENV_PASSED), when it traces.
+    trace_env: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
@@ -63,6 +84,7 @@ class OperatorSettings:
             allowed_images=_list(e, "BASELINR_OPERATOR_ALLOWED_IMAGES"),
             allowed_service_accounts=_list(e, "BASELINR_OPERATOR_ALLOWED_SERVICE_ACCOUNTS"),
             allowed_volume_kinds=d.allowed_volume_kinds if kinds is None else kinds,
+            trace_env=tuple((k, e[k].strip()) for k in TRACE_ENV_PASSED if e.get(k, "").strip()),
         )
 
     def retry_delay(self, failures: int) -> float:
