@@ -68,6 +68,23 @@ class Jaeger:
                 return []
             raise
 
+    def trace(self, trace_id: str, *, until: Any = None, timeout: float = 30) -> list[Span]:
+        """The spans of one trace, once ``until(spans)`` holds (or ``timeout`` has passed)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                found = [s for t in self._get(f"/api/traces/{trace_id}")["data"] or [] for s in flatten(t)]
+            except urllib.error.HTTPError as exc:
+                if exc.code != 404:
+                    raise
+                found = []
+            if (found and (until is None or until(found))) or time.monotonic() > deadline:
+                return found
+            time.sleep(0.3)
+
+    def raw_trace(self, trace_id: str) -> Any:
+        return self._get(f"/api/traces/{trace_id}")
+
     def spans(self, service: str, *, at_least: int = 1, timeout: float = 30) -> list[Span]:
         """The spans of every trace ``service`` took part in, once ``at_least`` of ``service``'s
         own have arrived (spans are exported in batches, after the process has exited)."""
