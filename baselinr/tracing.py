@@ -31,6 +31,7 @@ from typing import Any
 # The variables that switch tracing on (any one of them, set and not empty).
 SWITCHES = ("OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 SQL_SWITCH = "BASELINR_TRACE_SQL"
+DEFAULT_EXPORT_TIMEOUT = 2.0  # seconds, unless OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT says otherwise
 INSTALL_HINT = "pip install 'baselinr[tracing]'"
 
 _NOOP: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
@@ -52,10 +53,12 @@ def active() -> bool:
     return "tracer" in _state
 
 
-def start(service: str = "baselinr") -> str | None:
+def start(service: str = "baselinr", *, quiet: bool = True) -> str | None:
     """Set tracing up if the environment asks for it; a warning to print if it cannot (else ``None``).
 
-    Idempotent. ``service`` is the default ``service.name`` (``OTEL_SERVICE_NAME`` wins)."""
+    Idempotent. ``service`` is the default ``service.name`` (``OTEL_SERVICE_NAME`` wins).
+    ``quiet`` (the CLI): the SDK's own complaints (a receiver that is down) are not logged as
+    they come, but summed up in one line by ``finish``; the operator logs them instead."""
     if active() or not wanted():
         return None
     exporter_name = os.environ.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() or "otlp"
@@ -86,13 +89,17 @@ def start(service: str = "baselinr") -> str | None:
     else:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        exporter = OTLPSpanExporter()
+        timeout = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT") or os.environ.get("OTEL_EXPORTER_OTLP_TIMEOUT")
+        # A receiver that is down costs a command this long at exit (the SDK's default is 10 s, with retries).
+        exporter = OTLPSpanExporter(timeout=None if timeout else DEFAULT_EXPORT_TIMEOUT)
     provider.add_span_processor(BatchSpanProcessor(exporter))
     carrier = {k.lower(): v for k in ("TRACEPARENT", "TRACESTATE") if (v := os.environ.get(k, "").strip())}
     if carrier:
         from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
         _state["token"] = context.attach(TraceContextTextMapPropagator().extract(carrier))
+    if quiet:
+        _state["complaints"] = _quiet_sdk_logs()
     _state["provider"] = provider
     _state["tracer"] = provider.get_tracer("baselinr")
     _state["trace"] = trace
@@ -100,10 +107,12 @@ def start(service: str = "baselinr") -> str | None:
     return None
 
 
-def finish() -> None:
-    """Export what is left and stop (the CLI calls it before it exits; a no-op when off)."""
+def finish() -> str | None:
+    """Export what is left and stop (the CLI calls it before it exits; a no-op when off). A warning
+    to print when spans could not be exported (``start(quiet=True)``), else ``None``."""
     provider = _state.pop("provider", None)
     token = _state.pop("token", None)
+    complaints = _state.pop("complaints", None)
     _state.clear()
     if token is not None:
         from opentelemetry import context
@@ -111,6 +120,36 @@ def finish() -> None:
         context.detach(token)
     if provider is not None:
         provider.shutdown()
+    if complaints is None:
+        return None
+    import logging
+
+    sdk = logging.getLogger("opentelemetry")
+    sdk.removeHandler(complaints)
+    sdk.propagate = True
+    if not complaints.count:
+        return None
+    return (
+        "Tracing: spans could not be exported to the receiver of OTEL_EXPORTER_OTLP_ENDPOINT (the command's result "
+        "is not affected). Check that the receiver is up and takes OTLP over HTTP (port 4318)."
+    )
+
+
+def _quiet_sdk_logs() -> Any:
+    """Count the SDK's warnings and errors instead of printing them (multi-line, one per retry)."""
+    import logging
+
+    class Counter(logging.Handler):
+        count = 0
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.count += 1
+
+    handler = Counter(logging.WARNING)
+    sdk = logging.getLogger("opentelemetry")
+    sdk.addHandler(handler)
+    sdk.propagate = False
+    return handler
 
 
 def span(name: str, /, *, parent: str | None = None, **attributes: Any) -> contextlib.AbstractContextManager[Any]:

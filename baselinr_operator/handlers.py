@@ -60,7 +60,7 @@ def _runtime(memo: kopf.Memo) -> Runtime:
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     rt = memo["runtime"] = Runtime(OperatorSettings.from_env())
-    problem = tracing.start("baselinr-operator")  # off unless OTEL_* asks for it
+    problem = tracing.start("baselinr-operator", quiet=False)  # off unless OTEL_* asks for it
     if problem is not None:
         log.warning("%s", problem)
     settings.posting.level = logging.ERROR  # our own Events say what happens; kopf posts only errors

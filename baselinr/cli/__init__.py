@@ -34,17 +34,21 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     # Until the command reads its own --output, errors follow what the line asks for.
     session = Session(output="json" if _wants_json(args) else "text")
-    problem = tracing.start()
-    if problem is not None:
-        from baselinr.cli.render import markers
-
-        print(f"{markers(sys.stderr)['warn']} {problem}", file=sys.stderr)
+    _warn(tracing.start())
     with tracing.span("baselinr") as span:
         code = _run(args, session)
         tracing.annotate(span, command=session.command, exit_code=code)
         tracing.end_command(span, session.command or "baselinr", code)
-    tracing.finish()
+    _warn(tracing.finish())
     return code
+
+
+def _warn(problem: str | None) -> None:
+    """A tracing problem as one warning line on stderr (tracing never changes a command's result)."""
+    if problem is not None:
+        from baselinr.cli.render import markers
+
+        print(f"{markers(sys.stderr)['warn']} {problem}", file=sys.stderr)
 
 
 def _run(args: list[str], session: Session) -> int:

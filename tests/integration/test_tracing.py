@@ -22,7 +22,7 @@ import pytest
 from tests.conftest import Database, make_database
 from tests.support.cli import ROOT, run_process
 from tests.support.jaeger import Jaeger, Span
-from tests.support.servers import PG_PASSWORD
+from tests.support.servers import PG_PASSWORD, free_port
 
 pytestmark = pytest.mark.postgres
 
@@ -174,3 +174,14 @@ def test_a_backup_is_a_span_per_table_with_counts_not_values(db: Database, jaege
     assert tables["baselinr_runs"].tags["baselinr.rows"] == 1 and tables["baselinr_results"].tags["baselinr.rows"] == 0
     assert tables["baselinr_runs"].tags["baselinr.bytes"] > 0
     no_secret_in(jaeger, name, ROW_VALUE, PG_PASSWORD, "p@ss")
+
+
+def test_a_receiver_that_is_down_is_one_warning_and_changes_no_result(db: Database) -> None:
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{free_port()}"}  # nothing listens there
+    r = run_process("migrate", "apply", "--target", "2", "--config", str(db.config), env=env)
+    assert r.code == 0 and "Successfully migrated to version 2" in r.out, r.out + r.err
+    (line,) = r.err.splitlines()
+    assert "Tracing: spans could not be exported" in line and "Traceback" not in r.err
+    r = run_process("migrate", "status", "--output", "json", "--config", str(db.config), env=env)
+    assert r.code == 1 and json.loads(r.out)["database_version"] == 2  # stdout stays the command's own
+    assert len(r.err.splitlines()) == 1
