@@ -260,6 +260,16 @@ def close_span(opened: Any, *, failed: bool = False, **attributes: Any) -> None:
     opened.end()
 
 
+def current_ids() -> tuple[str | None, str | None]:
+    """The trace and span ids of the current span, in hex, for a log line; ``(None, None)`` when off or outside."""
+    if "tracer" not in _state:
+        return None, None
+    ctx = _state["trace"].get_current_span().get_span_context()
+    if not ctx.is_valid:
+        return None, None
+    return f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}"
+
+
 def traceparent() -> str | None:
     """The W3C ``traceparent`` of the current span, for a child process's environment (``None`` when off)."""
     if "tracer" not in _state:

@@ -2,7 +2,8 @@
 
 Watches the namespaces of ``BASELINR_OPERATOR_NAMESPACES`` (default: all),
 serves the liveness probe on ``BASELINR_OPERATOR_HEALTH_PORT`` at
-``/healthz`` and metrics on ``BASELINR_OPERATOR_METRICS_PORT``. Extra
+``/healthz`` and metrics on ``BASELINR_OPERATOR_METRICS_PORT``; logs JSON lines
+with ``BASELINR_OPERATOR_LOG_FORMAT=json``. Extra
 arguments go to ``kopf run`` (e.g. ``--verbose``). Runs standalone: one
 replica, no peering.
 """
@@ -19,6 +20,8 @@ def kopf_args(settings: OperatorSettings, extra: list[str]) -> list[str]:
     args += [f"--namespace={ns}" for ns in settings.namespaces] or ["--all-namespaces"]
     if settings.health_port:
         args.append(f"--liveness=http://0.0.0.0:{settings.health_port}/healthz")
+    if settings.log_format == "json":
+        args.append("--log-format=json")  # kopf's JSON lines; baselinr.logs adds level, resource and trace ids
     return args + extra
 
 

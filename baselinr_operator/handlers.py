@@ -31,7 +31,7 @@ from typing import Any
 
 import kopf
 
-from baselinr import tracing
+from baselinr import logs, tracing
 from baselinr_operator import GROUP, KIND, MANAGED_BY, PLURAL, RETRY_ANNOTATION, VERSION, kube, metrics
 from baselinr_operator.claims import database_keys
 from baselinr_operator.jobs import CONTAINER, Owner, build_job, expired_jobs, selector_labels
@@ -60,6 +60,9 @@ def _runtime(memo: kopf.Memo) -> Runtime:
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     rt = memo["runtime"] = Runtime(OperatorSettings.from_env())
+    logs.install()  # records carry level, resource and trace ids (shown by --log-format=json)
+    for handler in logging.getLogger().handlers:  # kopf's, made by `kopf run`
+        handler.addFilter(logs.KubeObjects())
     problem = tracing.start("baselinr-operator", quiet=False)  # off unless OTEL_* asks for it
     if problem is not None:
         log.warning("%s", problem)
@@ -156,7 +159,8 @@ def reconcile(rt: Runtime, namespace: str, name: str) -> None:
         body = kube.get_schema(namespace, name)
         status = (body or {}).get("status") or {}
         parent = (status.get("run") or {}).get("traceparent") if is_active(status) else None
-        with tracing.span("reconcile", parent=parent, resource=f"{namespace}/{name}") as span:
+        resource = f"{namespace}/{name}"
+        with logs.bound_resource(resource), tracing.span("reconcile", parent=parent, resource=resource) as span:
             _reconcile(rt, namespace, name, body)
             tracing.annotate(span, generation=(body or {}).get("metadata", {}).get("generation"))
 
@@ -233,7 +237,8 @@ def _reconcile(rt: Runtime, namespace: str, name: str, body: dict[str, Any] | No
     if create is not None:
         job_spec = dataclasses.replace(spec, target_version=create.target)
         job_span, trace = _job_span_starts(rt, namespace, create.name, create.step, create.target)
-        manifest = build_job(create.step, Owner.of(body), job_spec, create.run, settings.image, create.name, trace)
+        env = {**({"BASELINR_LOG_FORMAT": "json"} if settings.log_format == "json" else {}), **(trace or {})}
+        manifest = build_job(create.step, Owner.of(body), job_spec, create.run, settings.image, create.name, env)
         try:
             _, created = kube.create_job(manifest, meta["uid"])
         except kube.JobRejected as exc:
@@ -271,6 +276,7 @@ def _job_span_starts(rt: Runtime, namespace: str, job: str, step: str, target: i
         return None, None
     rt.job_spans[(namespace, job)] = opened
     return opened, {**dict(rt.settings.trace_env), "TRACEPARENT": traceparent}
+
 
 
 def _job_span_ends(rt: Runtime, namespace: str, outcome: Any) -> None:

@@ -29,6 +29,7 @@ from typing import Any
 
 from baselinr.config import CONFIG_SOURCE_ENV
 from baselinr.errors import EXIT_INVALID, EXIT_MIGRATION_FAILED, EXIT_USAGE
+from baselinr.logs import RESOURCE_ENV
 from baselinr_operator import API_VERSION, KIND, MANAGED_BY
 from baselinr_operator.outcome import job_finished
 from baselinr_operator.policy import CONTAINER_FIELDS, ENV_SOURCES, LOOSENING_ANNOTATIONS, POD_FIELDS, tightened
@@ -90,7 +91,7 @@ def selector_labels(owner_name: str) -> dict[str, str]:
 
 
 def build_backup_job(
-    owner: Owner, spec: SchemaSpec, run: int, default_image: str, name: str | None = None, trace: Mapping[str, str] | None = None
+    owner: Owner, spec: SchemaSpec, run: int, default_image: str, name: str | None = None, env: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
     args = ["job", "backup", "--config", CONFIG_PATH, "--dest", BACKUP_DIR, "--result-file", RESULT_PATH]
     if spec.backup.keep:
@@ -99,35 +100,36 @@ def build_backup_job(
     if spec.backup.sub_path:
         mount["subPath"] = spec.backup.sub_path
     volume = {**copy.deepcopy(dict(spec.backup.volume or {"emptyDir": {}})), "name": "backups"}
-    return _job(owner, spec, Step.BACKUP, run, default_image, args, name, trace, extra_mounts=[mount], extra_volumes=[volume])
+    return _job(owner, spec, Step.BACKUP, run, default_image, args, name, env, extra_mounts=[mount], extra_volumes=[volume])
 
 
 def build_migrate_job(
-    owner: Owner, spec: SchemaSpec, run: int, default_image: str, name: str | None = None, trace: Mapping[str, str] | None = None
+    owner: Owner, spec: SchemaSpec, run: int, default_image: str, name: str | None = None, env: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
     args = ["job", "migrate", "--config", CONFIG_PATH, "--target", str(spec.target_version), "--result-file", RESULT_PATH]
     if spec.allow_downgrade:
         args.append("--allow-downgrade")
-    return _job(owner, spec, Step.MIGRATE, run, default_image, args, name, trace)
+    return _job(owner, spec, Step.MIGRATE, run, default_image, args, name, env)
 
 
 def build_validate_job(
-    owner: Owner, spec: SchemaSpec, run: int, default_image: str, name: str | None = None, trace: Mapping[str, str] | None = None
+    owner: Owner, spec: SchemaSpec, run: int, default_image: str, name: str | None = None, env: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
     args = ["job", "validate", "--config", CONFIG_PATH, "--result-file", RESULT_PATH]
-    return _job(owner, spec, Step.VALIDATE, run, default_image, args, name, trace)
+    return _job(owner, spec, Step.VALIDATE, run, default_image, args, name, env)
 
 
 BUILDERS = {Step.BACKUP: build_backup_job, Step.MIGRATE: build_migrate_job, Step.VALIDATE: build_validate_job}
 
 
 def build_job(
-    step: str, owner: Owner, spec: SchemaSpec, run: int, default_image: str, name: str, trace: Mapping[str, str] | None = None
+    step: str, owner: Owner, spec: SchemaSpec, run: int, default_image: str, name: str, env: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
-    """The Job of ``step`` under ``name``, the one the planner recorded in ``status.run.job``; ``trace``:
-    the environment that continues the operator's trace in its Pod (``TRACEPARENT`` and the ``OTEL_*``
-    settings of ``OperatorSettings.trace_env``), which wins over the template's entries of those names."""
-    return BUILDERS[step](owner, spec, run, default_image, name, trace)
+    """The Job of ``step`` under ``name``, the one the planner recorded in ``status.run.job``; ``env``:
+    the operator's own entries for its Pod (``TRACEPARENT`` and the ``OTEL_*`` settings of
+    ``OperatorSettings.trace_env`` that continue its trace, ``BASELINR_LOG_FORMAT``), which win over
+    the template's entries of those names."""
+    return BUILDERS[step](owner, spec, run, default_image, name, env)
 
 
 def _job(
@@ -138,7 +140,7 @@ def _job(
     default_image: str,
     args: list[str],
     name: str | None,
-    trace: Mapping[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
     *,
     extra_mounts: list[dict[str, Any]] | None = None,
     extra_volumes: list[dict[str, Any]] | None = None,
@@ -161,8 +163,9 @@ def _job(
             {"name": "HOME", "value": "/tmp"},
             {"name": "TMPDIR", "value": "/tmp"},
             {"name": CONFIG_SOURCE_ENV, "value": f"key {spec.secret_key!r} of Secret {spec.secret_name!r}"},
-            *(e for e in _env(spec) if e.get("name") not in (trace or {})),
-            *({"name": k, "value": v} for k, v in (trace or {}).items()),
+            {"name": RESOURCE_ENV, "value": f"{owner.namespace}/{owner.name}"},  # the resource its log lines name
+            *(e for e in _env(spec) if e.get("name") not in (env or {}) and e.get("name") != RESOURCE_ENV),
+            *({"name": k, "value": v} for k, v in (env or {}).items()),
         ],
         "volumeMounts": [
             {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},

@@ -11,6 +11,8 @@ passed down explicitly. Every variable is optional:
     BASELINR_OPERATOR_RETRY_LIMIT      transient failures before giving up (default 5)
     BASELINR_OPERATOR_TICK_SECONDS     how often scheduled work (retries, drift checks) is looked at (default 10)
     BASELINR_OPERATOR_KEEP_JOBS        finished Jobs kept per resource, the newest; older ones are deleted (default 5)
+    BASELINR_OPERATOR_LOG_FORMAT       text (default) or json: one JSON object per line with level, message,
+                                       resource, trace_id and span_id, for the operator and its Jobs
 
 What a BaselinrSchema may put into its Jobs (its editors need no rights on
 Pods, Jobs or Secrets, so the operator must not lend them its own):
@@ -63,6 +65,7 @@ class OperatorSettings:
     allowed_images: tuple[str, ...] = ()  # empty: the repository of ``image`` only
     allowed_service_accounts: tuple[str, ...] = ()
     allowed_volume_kinds: tuple[str, ...] = ("persistentVolumeClaim",)
+    log_format: str = "text"  # text | json (kopf's JSON lines, with level, resource, trace_id, span_id)
     # The OTEL_* settings the Jobs get from the operator's environment (TRACE_ENV_PASSED), when it traces.
     trace_env: tuple[tuple[str, str], ...] = ()
 
@@ -84,6 +87,7 @@ class OperatorSettings:
             allowed_images=_list(e, "BASELINR_OPERATOR_ALLOWED_IMAGES"),
             allowed_service_accounts=_list(e, "BASELINR_OPERATOR_ALLOWED_SERVICE_ACCOUNTS"),
             allowed_volume_kinds=d.allowed_volume_kinds if kinds is None else kinds,
+            log_format="json" if e.get("BASELINR_OPERATOR_LOG_FORMAT", "").strip().lower() == "json" else "text",
             trace_env=tuple((k, e[k].strip()) for k in TRACE_ENV_PASSED if e.get(k, "").strip()),
         )
 

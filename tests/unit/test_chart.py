@@ -154,6 +154,15 @@ def test_operator_tracing_is_off_until_an_endpoint_is_set(helm: Helm) -> None:
     assert "BASELINR_TRACE_SQL" not in ratio
 
 
+def test_operator_log_format_switches_to_json(helm: Helm) -> None:
+    def env(*args: str) -> dict[str, str]:
+        container = one(helm.template(OPERATOR_CHART, *args), "Deployment")["spec"]["template"]["spec"]["containers"][0]
+        return {e["name"]: e["value"] for e in container["env"]}
+
+    assert env()["BASELINR_OPERATOR_LOG_FORMAT"] == "text"
+    assert env("--set", "operator.logFormat=json")["BASELINR_OPERATOR_LOG_FORMAT"] == "json"
+
+
 # --- values: camelCase and documented -----------------------------------------------------
 
 

@@ -35,6 +35,7 @@ def env_of(job: dict[str, Any]) -> dict[str, str]:
 def test_every_job_continues_the_trace_it_is_given(step: str) -> None:
     trace = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector.tracing:4318", "TRACEPARENT": PARENT}
     env = env_of(build_job(step, OWNER, SPEC, 1, "baselinr:0.1.0", f"analytics-{step.lower()}-v3-1", trace))
+    assert env["BASELINR_RESOURCE"] == "data/analytics"  # what the Pod's JSON log lines name
     assert env["TRACEPARENT"] == PARENT  # the operator's, not the one the resource's template asked for
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://collector.tracing:4318"
     assert env["TZ"] == "UTC"  # the template's other entries stay
