@@ -134,40 +134,40 @@ def binary() -> Path:
 
 
 @contextmanager
-def start_jaeger(workdir: Path) -> Iterator[Jaeger]:
-    """Run Jaeger on free loopback ports until the block ends."""
+def start_jaeger(workdir: Path, host: str = "127.0.0.1") -> Iterator[Jaeger]:
+    """Run Jaeger on free ports of ``host`` (loopback; a test bridge's address for pods) until the block ends."""
     workdir.mkdir(parents=True, exist_ok=True)
     ports = {name: free_port() for name in ("otlp_http", "otlp_grpc", "query_http", "query_grpc", "admin", "http", "grpc")}
     args = [
         str(binary()),
-        f"--collector.otlp.http.host-port=127.0.0.1:{ports['otlp_http']}",
-        f"--collector.otlp.grpc.host-port=127.0.0.1:{ports['otlp_grpc']}",
-        f"--collector.http-server.host-port=127.0.0.1:{ports['http']}",
-        f"--collector.grpc-server.host-port=127.0.0.1:{ports['grpc']}",
-        f"--query.http-server.host-port=127.0.0.1:{ports['query_http']}",
-        f"--query.grpc-server.host-port=127.0.0.1:{ports['query_grpc']}",
-        f"--admin.http.host-port=127.0.0.1:{ports['admin']}",
+        f"--collector.otlp.http.host-port={host}:{ports['otlp_http']}",
+        f"--collector.otlp.grpc.host-port={host}:{ports['otlp_grpc']}",
+        f"--collector.http-server.host-port={host}:{ports['http']}",
+        f"--collector.grpc-server.host-port={host}:{ports['grpc']}",
+        f"--query.http-server.host-port={host}:{ports['query_http']}",
+        f"--query.grpc-server.host-port={host}:{ports['query_grpc']}",
+        f"--admin.http.host-port={host}:{ports['admin']}",
     ]
     log = workdir / "jaeger.log"
     with log.open("wb") as out:
         # Its own traces would land in the store the tests read: off.
         env = {"PATH": "/usr/bin:/bin", "SPAN_STORAGE_TYPE": "memory", "OTEL_TRACES_EXPORTER": "none"}
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=workdir)
-    jaeger = Jaeger(f"http://127.0.0.1:{ports['otlp_http']}", f"http://127.0.0.1:{ports['query_http']}", proc, log)
+    jaeger = Jaeger(f"http://{host}:{ports['otlp_http']}", f"http://{host}:{ports['query_http']}", proc, log)
     try:
-        _wait_ready(jaeger, ports["admin"])
+        _wait_ready(jaeger, host, ports["admin"])
         yield jaeger
     finally:
         jaeger.stop()
 
 
-def _wait_ready(jaeger: Jaeger, admin_port: int, timeout: float = 60) -> None:
+def _wait_ready(jaeger: Jaeger, host: str, admin_port: int, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if jaeger.proc.poll() is not None:
             raise RuntimeError(f"jaeger exited with {jaeger.proc.returncode}:\n{jaeger.log.read_text(errors='replace')[-3000:]}")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/", timeout=2) as r:
+            with urllib.request.urlopen(f"http://{host}:{admin_port}/", timeout=2) as r:
                 if r.status == 200 and json.load(r).get("status") == "Server available":
                     return
         except (OSError, ValueError):
