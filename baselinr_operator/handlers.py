@@ -31,6 +31,7 @@ from typing import Any
 
 import kopf
 
+from baselinr import logs, tracing
 from baselinr_operator import GROUP, KIND, MANAGED_BY, PLURAL, RETRY_ANNOTATION, VERSION, kube, metrics
 from baselinr_operator.claims import database_keys
 from baselinr_operator.jobs import CONTAINER, Owner, build_job, expired_jobs, selector_labels
@@ -60,6 +61,12 @@ def _runtime(memo: kopf.Memo) -> Runtime:
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     rt = memo["runtime"] = Runtime(OperatorSettings.from_env())
+    logs.install()  # records carry level, resource and trace ids (shown by --log-format=json)
+    for handler in logging.getLogger().handlers:  # kopf's, made by `kopf run`
+        handler.addFilter(logs.KubeObjects())
+    problem = tracing.start("baselinr-operator", quiet=False)  # off unless OTEL_* asks for it
+    if problem is not None:
+        log.warning("%s", problem)
     settings.posting.level = logging.ERROR  # our own Events say what happens; kopf posts only errors
     settings.scanning.disabled = True  # no CRD or namespace watching: fewer rights needed
     settings.execution.max_workers = 16
@@ -89,6 +96,7 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         rt.scheduler = None
     metrics.stop()
     kube.close()
+    tracing.finish()
 
 
 def _election_settings(settings: OperatorSettings) -> ElectionSettings:
@@ -199,105 +207,143 @@ def _reconcile_or_reschedule(rt: Runtime, namespace: str, name: str) -> None:
 
 
 def reconcile(rt: Runtime, namespace: str, name: str) -> None:
-    """Bring one resource a step closer to its target; safe to call any time, from any trigger."""
-    settings, claims = rt.settings, rt.claims
+    """Bring one resource a step closer to its target; safe to call any time, from any trigger.
+
+    One trace span per call; while a run is in flight it continues the run's trace
+    (``status.run.traceparent``, the span of the reconcile that started it)."""
     with rt.lock_for((namespace, name)):
         body = kube.get_schema(namespace, name)
-        key = f"{namespace}/{name}"
-        if body is None or body["metadata"].get("deletionTimestamp"):
+        status = (body or {}).get("status") or {}
+        parent = (status.get("run") or {}).get("traceparent") if is_active(status) else None
+        resource = f"{namespace}/{name}"
+        with logs.bound_resource(resource), tracing.span("reconcile", parent=parent, resource=resource) as span:
+            _reconcile(rt, namespace, name, body)
+            tracing.annotate(span, generation=(body or {}).get("metadata", {}).get("generation"))
+
+
+def _reconcile(rt: Runtime, namespace: str, name: str, body: dict[str, Any] | None) -> None:
+    settings, claims = rt.settings, rt.claims
+    key = f"{namespace}/{name}"
+    if body is None or body["metadata"].get("deletionTimestamp"):
+        claims.release(key)
+        return
+    meta, status = body["metadata"], dict(body.get("status") or {})
+    now = datetime.now(timezone.utc)
+    try:
+        spec = parse_spec(body.get("spec") or {})
+    except SpecError as exc:
+        draft = StatusDraft(status, int(meta.get("generation", 0)), now)
+        token = (meta.get("annotations") or {}).get(RETRY_ANNOTATION)
+        if token:
+            draft.set(retryToken=token)  # seen: a waiter for this retry reads the verdict below
+        draft.invalid_spec(str(exc))
+        _act(rt)
+        _write(namespace, name, draft.patch())
+        return
+    run = status.get("run") or {}
+    outcome = None
+    job_gone = False
+    holder = None
+    if is_active(status) and run.get("job"):
+        job = kube.get_job(namespace, run["job"])
+        seen_deleted = rt.seen_deleted((namespace, run["job"]))
+        if job is not None and not job_finished(job) and job["metadata"].get("deletionTimestamp"):
+            job, seen_deleted = None, True
+        if job is not None:
+            pods = kube.job_pods(namespace, run["job"])
+            events = kube.job_events(namespace, job) if not pods and not job_finished(job) else []
+            outcome = job_outcome(job, pods, events)
+            if outcome.finished:
+                _job_span_ends(rt, namespace, outcome)
+            if run.get("step") == Step.MIGRATE and not outcome.finished:
+                holder = _lock_holder(namespace, pods)
+        job_gone = job is None and seen_deleted
+    keys = database_keys(namespace, body.get("spec") or {}, status)
+    with claims.lock:
+        busy = claims.conflict(key, keys)
+        facts = Facts(
+            name=name,
+            generation=int(meta.get("generation", 0)),
+            spec=spec,
+            status=status,
+            now=now,
+            retry_token=(meta.get("annotations") or {}).get(RETRY_ANNOTATION),
+            job=outcome,
+            job_gone=job_gone,
+            busy_with=busy,
+            lock_holder=holder,
+        )
+        p = plan(facts, settings)
+        traceparent = tracing.traceparent()
+        if traceparent and p.status.get("run", {}).get("id") != run.get("id"):  # a new run: its trace is this reconcile's
+            p.draft.run.update(traceparent=traceparent)
+        if is_active(p.status):
+            claims.hold(key, database_keys(namespace, body.get("spec") or {}, p.status))
+        else:
             claims.release(key)
-            return
-        meta, status = body["metadata"], dict(body.get("status") or {})
-        now = datetime.now(timezone.utc)
+    try:
+        _act(rt)
+        _write(namespace, name, p.draft.patch())
+    except Exception:
+        if not is_active(status):
+            claims.release(key)
+        raise
+    if p.delete_job:
+        _act(rt)
+        rt.deleting((namespace, p.delete_job))
+        kube.delete_job(namespace, p.delete_job)
+    create = p.create
+    if create is not None:
+        job_spec = dataclasses.replace(spec, target_version=create.target)
+        job_span, trace = _job_span_starts(rt, namespace, create.name, create.step, create.target)
+        env = {**({"BASELINR_LOG_FORMAT": "json"} if settings.log_format == "json" else {}), **(trace or {})}
+        manifest = build_job(create.step, Owner.of(body), job_spec, create.run, settings.image, create.name, env)
+        _act(rt)
         try:
-            spec = parse_spec(body.get("spec") or {})
-        except SpecError as exc:
-            draft = StatusDraft(status, int(meta.get("generation", 0)), now)
-            token = (meta.get("annotations") or {}).get(RETRY_ANNOTATION)
-            if token:
-                draft.set(retryToken=token)  # seen: a waiter for this retry reads the verdict below
-            draft.invalid_spec(str(exc))
-            _act(rt)
-            _write(namespace, name, draft.patch())
-            return
-        run = status.get("run") or {}
-        outcome = None
-        job_gone = False
-        holder = None
-        if is_active(status) and run.get("job"):
-            job = kube.get_job(namespace, run["job"])
-            seen_deleted = rt.seen_deleted((namespace, run["job"]))
-            if job is not None and not job_finished(job) and job["metadata"].get("deletionTimestamp"):
-                job, seen_deleted = None, True
-            if job is not None:
-                pods = kube.job_pods(namespace, run["job"])
-                events = kube.job_events(namespace, job) if not pods and not job_finished(job) else []
-                outcome = job_outcome(job, pods, events)
-                if run.get("step") == Step.MIGRATE and not outcome.finished:
-                    holder = _lock_holder(namespace, pods)
-            job_gone = job is None and seen_deleted
-        keys = database_keys(namespace, body.get("spec") or {}, status)
-        with claims.lock:
-            busy = claims.conflict(key, keys)
-            facts = Facts(
-                name=name,
-                generation=int(meta.get("generation", 0)),
-                spec=spec,
-                status=status,
-                now=now,
-                retry_token=(meta.get("annotations") or {}).get(RETRY_ANNOTATION),
-                job=outcome,
-                job_gone=job_gone,
-                busy_with=busy,
-                lock_holder=holder,
-            )
-            p = plan(facts, settings)
-            if is_active(p.status):
-                claims.hold(key, database_keys(namespace, body.get("spec") or {}, p.status))
-            else:
+            _, created = kube.create_job(manifest, meta["uid"])
+        except kube.JobRejected as exc:
+            tracing.close_span(rt.job_spans.pop((namespace, create.name), job_span), failed=True, outcome="rejected")
+            started = [e for e in p.events if e.reason not in STARTED]
+            p = rejected(dataclasses.replace(facts, status=p.status), str(exc))
+            p.events[:0] = started
+            with claims.lock:
                 claims.release(key)
-        try:
-            _act(rt)
             _write(namespace, name, p.draft.patch())
-        except Exception:
-            if not is_active(status):
-                claims.release(key)
-            raise
-        if p.delete_job:
-            _act(rt)
-            rt.deleting((namespace, p.delete_job))
-            kube.delete_job(namespace, p.delete_job)
-        create = p.create
-        if create is not None:
-            job_spec = dataclasses.replace(spec, target_version=create.target)
-            manifest = build_job(create.step, Owner.of(body), job_spec, create.run, settings.image, create.name)
-            _act(rt)
-            try:
-                _, created = kube.create_job(manifest, meta["uid"])
-            except kube.JobRejected as exc:
-                started = [e for e in p.events if e.reason not in STARTED]
-                p = rejected(dataclasses.replace(facts, status=p.status), str(exc))
-                p.events[:0] = started
-                with claims.lock:
-                    claims.release(key)
-                _write(namespace, name, p.draft.patch())
-            else:
-                if not created:
-                    log.info("Adopted the existing Job %s/%s", namespace, manifest["metadata"]["name"])
-        for e in p.events:
-            _act(rt)
-            kube.post_event(body, e.type, e.reason, e.message)
-        if p.finished is not None:
-            metrics.finished(p.finished.step, p.finished.succeeded, p.finished.seconds)
-            _clean_up(settings, namespace, name, p.status)
-        ready = p.status.get("phase") == Phase.READY
-        metrics.versions(namespace, name, p.status.get("currentVersion"), spec.target_version, ready)
-        due = next_due(p.status, spec)
-        if p.status.get("phase") == Phase.PENDING and busy:
-            due = now + timedelta(seconds=settings.tick_seconds)
-        if is_active(p.status):  # a Job that cannot start changes nothing a watch would see: look again
-            due = now + timedelta(seconds=max(settings.tick_seconds, STUCK_CHECK_SECONDS))
-        rt.schedule((namespace, name), due)
+        else:
+            if not created:  # its Pod has the TRACEPARENT of the span that created it
+                tracing.close_span(rt.job_spans.pop((namespace, create.name), job_span), outcome="adopted")
+                log.info("Adopted the existing Job %s/%s", namespace, manifest["metadata"]["name"])
+    for e in p.events:
+        _act(rt)
+        kube.post_event(body, e.type, e.reason, e.message)
+    if p.finished is not None:
+        metrics.finished(p.finished.step, p.finished.succeeded, p.finished.seconds)
+        _clean_up(settings, namespace, name, p.status)
+    ready = p.status.get("phase") == Phase.READY
+    metrics.versions(namespace, name, p.status.get("currentVersion"), spec.target_version, ready)
+    due = next_due(p.status, spec)
+    if p.status.get("phase") == Phase.PENDING and busy:
+        due = now + timedelta(seconds=settings.tick_seconds)
+    if is_active(p.status):  # a Job that cannot start changes nothing a watch would see: look again
+        due = now + timedelta(seconds=max(settings.tick_seconds, STUCK_CHECK_SECONDS))
+    rt.schedule((namespace, name), due)
+
+
+def _job_span_starts(rt: Runtime, namespace: str, job: str, step: str, target: int) -> tuple[Any, dict[str, str] | None]:
+    """The span of a Job about to be created (open until it finishes) and the environment that hands
+    it to the Job's Pod (``TRACEPARENT`` and the operator's ``OTEL_*``); ``(None, None)`` untraced."""
+    opened, traceparent = tracing.open_span(f"job {step.lower()}", job=job, step=step, target=target)
+    if opened is None or traceparent is None:
+        return None, None
+    rt.job_spans[(namespace, job)] = opened
+    return opened, {**dict(rt.settings.trace_env), "TRACEPARENT": traceparent}
+
+
+
+def _job_span_ends(rt: Runtime, namespace: str, outcome: Any) -> None:
+    """A Job this process created has finished: its span ends (one of another process's is not known here)."""
+    opened = rt.job_spans.pop((namespace, outcome.name), None)
+    tracing.close_span(opened, failed=not outcome.succeeded, succeeded=outcome.succeeded, exit_code=outcome.exit_code)
 
 
 def _lock_holder(namespace: str, pods: list[dict[str, Any]]) -> str | None:

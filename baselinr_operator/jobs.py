@@ -10,7 +10,9 @@ builders take that name (without one, as for a Job outside a run, they derive
 it the same way).
 The Job mounts the config Secret read-only at ``/etc/baselinr`` and runs
 ``baselinr job <step>``, which writes its JSON result to the termination
-message (``terminationMessagePolicy: File``: never the container's output).
+message (``terminationMessagePolicy: File``: never the container's output). With tracing on, the Pod's environment carries the
+operator's ``TRACEPARENT`` (the Job's span) and ``OTEL_*`` settings, so the
+engine's spans continue the operator's trace.
 Pods follow the Pod Security "restricted" profile (non-root, read-only root
 filesystem, no privilege escalation, all capabilities dropped, RuntimeDefault
 seccomp) and mount no service-account token; a resource can only tighten
@@ -27,6 +29,7 @@ from typing import Any
 
 from baselinr.config import CONFIG_SOURCE_ENV
 from baselinr.errors import EXIT_INVALID, EXIT_MIGRATION_FAILED, EXIT_USAGE
+from baselinr.logs import RESOURCE_ENV
 from baselinr_operator import API_VERSION, KIND, MANAGED_BY
 from baselinr_operator.outcome import job_finished
 from baselinr_operator.policy import CONTAINER_FIELDS, ENV_SOURCES, LOOSENING_ANNOTATIONS, POD_FIELDS, tightened
@@ -87,7 +90,9 @@ def selector_labels(owner_name: str) -> dict[str, str]:
     return {"app.kubernetes.io/managed-by": MANAGED_BY, LABEL_SCHEMA: _label_value(owner_name)}
 
 
-def build_backup_job(owner: Owner, spec: SchemaSpec, run: int, default_image: str, name: str | None = None) -> dict[str, Any]:
+def build_backup_job(
+    owner: Owner, spec: SchemaSpec, run: int, default_image: str, name: str | None = None, env: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     args = ["job", "backup", "--config", CONFIG_PATH, "--dest", BACKUP_DIR, "--result-file", RESULT_PATH]
     if spec.backup.keep:
         args += ["--keep", str(spec.backup.keep)]
@@ -95,27 +100,36 @@ def build_backup_job(owner: Owner, spec: SchemaSpec, run: int, default_image: st
     if spec.backup.sub_path:
         mount["subPath"] = spec.backup.sub_path
     volume = {**copy.deepcopy(dict(spec.backup.volume or {"emptyDir": {}})), "name": "backups"}
-    return _job(owner, spec, Step.BACKUP, run, default_image, args, name, extra_mounts=[mount], extra_volumes=[volume])
+    return _job(owner, spec, Step.BACKUP, run, default_image, args, name, env, extra_mounts=[mount], extra_volumes=[volume])
 
 
-def build_migrate_job(owner: Owner, spec: SchemaSpec, run: int, default_image: str, name: str | None = None) -> dict[str, Any]:
+def build_migrate_job(
+    owner: Owner, spec: SchemaSpec, run: int, default_image: str, name: str | None = None, env: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     args = ["job", "migrate", "--config", CONFIG_PATH, "--target", str(spec.target_version), "--result-file", RESULT_PATH]
     if spec.allow_downgrade:
         args.append("--allow-downgrade")
-    return _job(owner, spec, Step.MIGRATE, run, default_image, args, name)
+    return _job(owner, spec, Step.MIGRATE, run, default_image, args, name, env)
 
 
-def build_validate_job(owner: Owner, spec: SchemaSpec, run: int, default_image: str, name: str | None = None) -> dict[str, Any]:
+def build_validate_job(
+    owner: Owner, spec: SchemaSpec, run: int, default_image: str, name: str | None = None, env: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     args = ["job", "validate", "--config", CONFIG_PATH, "--result-file", RESULT_PATH]
-    return _job(owner, spec, Step.VALIDATE, run, default_image, args, name)
+    return _job(owner, spec, Step.VALIDATE, run, default_image, args, name, env)
 
 
 BUILDERS = {Step.BACKUP: build_backup_job, Step.MIGRATE: build_migrate_job, Step.VALIDATE: build_validate_job}
 
 
-def build_job(step: str, owner: Owner, spec: SchemaSpec, run: int, default_image: str, name: str) -> dict[str, Any]:
-    """The Job of ``step`` under ``name``, the one the planner recorded in ``status.run.job``."""
-    return BUILDERS[step](owner, spec, run, default_image, name)
+def build_job(
+    step: str, owner: Owner, spec: SchemaSpec, run: int, default_image: str, name: str, env: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The Job of ``step`` under ``name``, the one the planner recorded in ``status.run.job``; ``env``:
+    the operator's own entries for its Pod (``TRACEPARENT`` and the ``OTEL_*`` settings of
+    ``OperatorSettings.trace_env`` that continue its trace, ``BASELINR_LOG_FORMAT``), which win over
+    the template's entries of those names."""
+    return BUILDERS[step](owner, spec, run, default_image, name, env)
 
 
 def _job(
@@ -126,6 +140,7 @@ def _job(
     default_image: str,
     args: list[str],
     name: str | None,
+    env: Mapping[str, str] | None = None,
     *,
     extra_mounts: list[dict[str, Any]] | None = None,
     extra_volumes: list[dict[str, Any]] | None = None,
@@ -148,7 +163,9 @@ def _job(
             {"name": "HOME", "value": "/tmp"},
             {"name": "TMPDIR", "value": "/tmp"},
             {"name": CONFIG_SOURCE_ENV, "value": f"key {spec.secret_key!r} of Secret {spec.secret_name!r}"},
-            *_env(spec),
+            {"name": RESOURCE_ENV, "value": f"{owner.namespace}/{owner.name}"},  # the resource its log lines name
+            *(e for e in _env(spec) if e.get("name") not in (env or {}) and e.get("name") != RESOURCE_ENV),
+            *({"name": k, "value": v} for k, v in (env or {}).items()),
         ],
         "volumeMounts": [
             {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},

@@ -201,11 +201,22 @@ def lock_holder(log: str) -> str | None:
     characters): the rest of the log never reaches the status.
     """
     for line in reversed(log.splitlines()[-50:]):
-        found = LOCK_WAIT_LINE.search(line)
+        found = LOCK_WAIT_LINE.search(_message(line))
         if found:
             held = "".join(ch for ch in found.group("held") if ch.isprintable())
             return cap(held, 512) if HELD_BY.match(held) else None
     return None
+
+
+def _message(line: str) -> str:
+    """The message of a JSON log line (``--log-format json``), else the line itself."""
+    if not line.startswith("{"):
+        return line
+    try:
+        message = json.loads(line).get("message")
+    except (ValueError, AttributeError):
+        return line
+    return message if isinstance(message, str) else line
 
 
 def running_pod(pods: Sequence[Mapping[str, Any]], container: str) -> str | None:

@@ -5,7 +5,8 @@ handler a shallow copy of that memo, so all of them share this one object,
 and an operator started again in the same process (as the tests do) starts
 from a fresh one. It holds the settings, the database claims, one lock per
 resource (a reconcile of a resource never overlaps another of the same
-one), the Jobs seen deleted before they finished, whether it leads (``leader``), and the schedule: when each
+one), the Jobs seen deleted before they finished, whether it leads (``leader``), the
+open trace span of each Job it created (tracing on), and the schedule: when each
 resource is next looked at (a retry or drift check due, a Job that may be
 stuck, an API error to retry). The schedule is run by ``handlers``' own
 task, not by ``kopf.timer``: kopf's timers and daemons put a finalizer on
@@ -19,7 +20,7 @@ import asyncio
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from baselinr_operator.claims import Claims
 from baselinr_operator.leader import Leadership
@@ -43,6 +44,8 @@ class Runtime:
     _deleted: set[Key] = field(default_factory=set)  # unfinished Jobs seen deleted, until their resource took it in
     _own_deletions: set[Key] = field(default_factory=set)  # unfinished Jobs the operator deleted itself
     _guard: threading.Lock = field(default_factory=threading.Lock)
+    # The open span of each Job this process created, ended when the Job finishes (tracing on only).
+    job_spans: dict[Key, Any] = field(default_factory=dict)
 
     def lock_for(self, key: Key) -> threading.Lock:
         with self._guard:

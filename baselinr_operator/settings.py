@@ -11,6 +11,8 @@ passed down explicitly. Every variable is optional:
     BASELINR_OPERATOR_RETRY_LIMIT      transient failures before giving up (default 5)
     BASELINR_OPERATOR_TICK_SECONDS     how often scheduled work (retries, drift checks) is looked at (default 10)
     BASELINR_OPERATOR_KEEP_JOBS        finished Jobs kept per resource, the newest; older ones are deleted (default 5)
+    BASELINR_OPERATOR_LOG_FORMAT       text (default) or json: one JSON object per line with level, message,
+                                       resource, trace_id and span_id, for the operator and its Jobs
 
 Leader election, for more than one replica (``leader``; the chart turns it on):
 
@@ -33,6 +35,13 @@ Pods, Jobs or Secrets, so the operator must not lend them its own):
                                                 may name (default: none, the Jobs run as "default")
     BASELINR_OPERATOR_ALLOWED_VOLUME_KINDS      comma-separated volume kinds backup.volume may be
                                                 (default: persistentVolumeClaim)
+
+Tracing (``baselinr.tracing``): the standard ``OTEL_*`` variables switch it on
+for the operator (service name ``baselinr-operator`` unless
+``OTEL_SERVICE_NAME``); the Jobs get those of ``TRACE_ENV_PASSED`` and the
+Job's ``TRACEPARENT``. ``OTEL_EXPORTER_OTLP_HEADERS`` is not passed on (it
+may hold a token, and a Job's spec is readable by more people than the
+operator's): give the Jobs a collector that needs no headers.
 """
 
 from __future__ import annotations
@@ -41,6 +50,18 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+TRACE_ENV_PASSED = (
+    "OTEL_TRACES_EXPORTER",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    "OTEL_TRACES_SAMPLER",
+    "OTEL_TRACES_SAMPLER_ARG",
+    "OTEL_SDK_DISABLED",
+    "BASELINR_TRACE_SQL",
+)
 
 
 @dataclass(frozen=True)
@@ -62,6 +83,9 @@ class OperatorSettings:
     lease_seconds: float = 15.0
     renew_deadline: float = 10.0
     retry_period: float = 2.0
+    log_format: str = "text"  # text | json (kopf's JSON lines, with level, resource, trace_id, span_id)
+    # The OTEL_* settings the Jobs get from the operator's environment (TRACE_ENV_PASSED), when it traces.
+    trace_env: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
@@ -82,6 +106,8 @@ class OperatorSettings:
             allowed_service_accounts=_list(e, "BASELINR_OPERATOR_ALLOWED_SERVICE_ACCOUNTS"),
             allowed_volume_kinds=d.allowed_volume_kinds if kinds is None else kinds,
             **_election(e, d),
+            log_format="json" if e.get("BASELINR_OPERATOR_LOG_FORMAT", "").strip().lower() == "json" else "text",
+            trace_env=tuple((k, e[k].strip()) for k in TRACE_ENV_PASSED if e.get(k, "").strip()),
         )
 
     def retry_delay(self, failures: int) -> float:

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.jaeger import Jaeger, start_jaeger
 from tests.support.pg16 import start_postgres16
 from tests.support.pooler import Pooler, Poolers
 from tests.support.servers import Server, start_mariadb, start_postgres
@@ -59,6 +60,13 @@ def pg16_server(server_root: Path) -> Iterator[Server]:
     server = start_postgres16(server_root)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def jaeger(server_root: Path) -> Iterator[Jaeger]:
+    """Jaeger's all-in-one on loopback: the OTLP receiver traces go to, and its query API."""
+    with start_jaeger(server_root / "jaeger") as receiver:
+        yield receiver
 
 
 @pytest.fixture(scope="session")

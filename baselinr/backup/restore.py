@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from baselinr import tracing
 from baselinr.backup.catalog import Catalog, catalog
 from baselinr.backup.codecs import Codec, codec_for
 from baselinr.backup.errors import BackupDamaged, BackupError, ManifestRejected, RestoreFailed, RestoreRefused
@@ -283,21 +284,23 @@ def _load(conn: Connection, plan: _Plan, progress: ProgressCallback | None) -> N
             )
         # The backup holds every row: rows the migrations just wrote (a seed, the version rows) go first.
         conn.exec_driver_sql(f"DELETE FROM {plan.db.dialect.quote(target)}")
-        try:
-            with open_table(plan.path, entry, progress, phase="restore") as reader:
-                plan.codec.load(conn, target, entry.column_names, reader)
-                reader.drain()
-                summary = reader.summary()
-        except BaselinrError:
-            raise
-        except Exception as exc:
-            # Damage in the file shows up as whatever broke first (a bad row, a COPY
-            # syntax error, a gzip error): check the file itself before blaming the database.
-            check = check_table(plan.path, entry)
-            if not check.ok:
-                raise BackupDamaged(f"{entry.name}: {check.problem}") from exc
-            detail = redact(first_line(getattr(exc, "orig", None) or exc), plan.db.settings)
-            raise RestoreFailed(f"loading {target}: {detail}") from exc
+        with tracing.span("restore table", table=target, dialect=plan.db.dialect.name) as span:
+            try:
+                with open_table(plan.path, entry, progress, phase="restore") as reader:
+                    plan.codec.load(conn, target, entry.column_names, reader)
+                    reader.drain()
+                    summary = reader.summary()
+            except BaselinrError:
+                raise
+            except Exception as exc:
+                # Damage in the file shows up as whatever broke first (a bad row, a COPY
+                # syntax error, a gzip error): check the file itself before blaming the database.
+                check = check_table(plan.path, entry)
+                if not check.ok:
+                    raise BackupDamaged(f"{entry.name}: {check.problem}") from exc
+                detail = redact(first_line(getattr(exc, "orig", None) or exc), plan.db.settings)
+                raise RestoreFailed(f"loading {target}: {detail}") from exc
+            tracing.annotate(span, rows=summary.rows, bytes=summary.file_bytes)
         problem = mismatch(entry, summary)
         if problem:
             raise BackupDamaged(f"{entry.name}: {problem}")

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from baselinr import tracing
 from baselinr.backup.catalog import Catalog, catalog
 from baselinr.backup.codecs import codec_for
 from baselinr.backup.errors import BackupError, ManifestRejected, SchemaOutsideModel
@@ -143,10 +144,12 @@ def write_backup(
                     if progress is not None:
                         progress("backup", table, n, None)
 
-                with store.create_file(work, file) as f:
-                    sink = HashingGzipWriter(f, on_rows=report)
-                    codec.dump(conn, table, [c.name for c in columns], sink)
-                    s = sink.close()
+                with tracing.span("backup table", table=table, columns=len(columns), dialect=db.dialect.name) as span:
+                    with store.create_file(work, file) as f:
+                        sink = HashingGzipWriter(f, on_rows=report)
+                        codec.dump(conn, table, [c.name for c in columns], sink)
+                        s = sink.close()
+                    tracing.annotate(span, rows=s.rows, bytes=s.file_bytes)
                 report(s.rows)
                 entries.append(
                     TableEntry(

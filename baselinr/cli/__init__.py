@@ -21,20 +21,85 @@ from typing import TYPE_CHECKING
 from baselinr.cli.app import cli
 
 if TYPE_CHECKING:
+    import logging
+
+    from baselinr.cli.session import Session
     from baselinr.errors import BaselinrError
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console entry point; returns the process exit code."""
-    import click
-
+    """Console entry point; returns the process exit code. The whole run is one span when
+    ``OTEL_*`` switches tracing on (``baselinr.tracing``), named after the command it ran."""
+    from baselinr import tracing
     from baselinr.cli.session import Session
-    from baselinr.errors import BaselinrError, UsageError
 
     args = sys.argv[1:] if argv is None else argv
-    debug = "--debug" in args
     # Until the command reads its own --output, errors follow what the line asks for.
-    session = Session(output="json" if _wants_json(args) else "text")
+    session = Session(output="json" if _wants_json(args) else "text", log_format=_log_format(args))
+    handler = _json_logs() if session.log_format == "json" else None
+    try:
+        _warn(session, tracing.start())
+        with tracing.span("baselinr") as span:
+            code = _run(args, session)
+            tracing.annotate(span, command=session.command, exit_code=code)
+            tracing.end_command(span, session.command or "baselinr", code)
+        _warn(session, tracing.finish())
+    finally:
+        if handler is not None:
+            import logging
+
+            logging.getLogger().removeHandler(handler)
+    return code
+
+
+def _warn(session: Session, problem: str | None) -> None:
+    """A tracing problem as one warning line on stderr (tracing never changes a command's result)."""
+    if problem is not None:
+        from baselinr.cli.render import markers
+
+        session.say("warning", problem, f"{markers(sys.stderr)['warn']} {problem}")
+
+
+def _log_format(args: list[str]) -> str:
+    """``--log-format`` as the line gives it (read before click, so that every error follows it), else
+    ``BASELINR_LOG_FORMAT``; click checks the value itself when it parses the line."""
+    import os
+
+    fmt = os.environ.get("BASELINR_LOG_FORMAT", "text")
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg == "--log-format" and i + 1 < len(args):
+            fmt = args[i + 1]
+        elif arg.startswith("--log-format="):
+            fmt = arg.removeprefix("--log-format=")
+    return "json" if fmt.strip().lower() == "json" else "text"
+
+
+def _json_logs() -> logging.Handler:
+    """Log records (the engine's from INFO, others' from WARNING) as JSON lines on stderr; the handler."""
+    import logging
+
+    from baselinr.logs import JsonLines, install
+
+    install()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLines())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    if root.level == logging.NOTSET or root.level > logging.WARNING:
+        root.setLevel(logging.WARNING)
+    logging.getLogger("baselinr").setLevel(logging.INFO)
+    return handler
+
+
+def _run(args: list[str], session: Session) -> int:
+    """Run the command of ``args``; its exit code. Nothing escapes as a traceback."""
+    import click
+
+    from baselinr.errors import BaselinrError, UsageError
+
+    debug = "--debug" in args
 
     def fail(error: BaselinrError) -> int:
         if debug:

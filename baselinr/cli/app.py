@@ -79,8 +79,16 @@ def _step_printer(output: str) -> Any:
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    envvar="BASELINR_LOG_FORMAT",
+    help="json: every line on stderr (errors, warnings, the engine's log) is one JSON object with level, message, "
+    "resource, trace_id and span_id.",
+)
 @click.version_option(package_name="baselinr", prog_name="baselinr", message="%(prog)s %(version)s")
-def cli(debug: bool) -> None:
+def cli(debug: bool, log_format: str) -> None:
     """Baselinr's schema toolkit: migrations and backups of its storage tables."""
 
 

@@ -89,10 +89,10 @@ def _finish(command: str, result_file: str, work: Work) -> None:
         with open(result_file, "w", encoding="utf-8") as f:
             f.write(text)
     except OSError as exc:
-        print(f"Cannot write the result to {result_file}: {exc.strerror}", file=sys.stderr)
+        session.say("error", f"Cannot write the result to {result_file}: {exc.strerror}")
     click.echo(text)
     if data.get("error"):
-        print(session.redact(str(data["error"])), file=sys.stderr)
+        session.say("error", session.redact(str(data["error"])))
     sys.exit(code)
 
 
@@ -218,7 +218,7 @@ def _retry_logger(session: Session) -> Callable[[LockRetry], None]:
     from baselinr.cli.render.migrate import retry_line
 
     def log(retry: LockRetry) -> None:
-        print(session.redact(retry_line(retry).strip()), file=sys.stderr, flush=True)
+        session.say("warning", session.redact(retry_line(retry).strip()))
 
     return log
 

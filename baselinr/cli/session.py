@@ -34,6 +34,8 @@ class Session:
     # The config's warnings (an unknown key): printed after the command, or as part of its error
     # line, so that an error stays one line.
     warnings: tuple[str, ...] = ()
+    command: str | None = None  # the command path that ran (``baselinr migrate apply``), for its trace span
+    log_format: str = "text"  # --log-format: json makes every stderr line (and log record) one JSON object
 
     def use(self, output: str) -> Session:
         """The command's ``--output``: errors follow it (JSON under json, one line otherwise)."""
@@ -79,7 +81,7 @@ class Session:
         message = one_line(self.redact(" Note: ".join([str(exc), *self.warnings])))
         if self.output == "json":
             emit_json({"ok": False, "error": message, "exit_code": exc.exit_code, "error_type": type(exc).__name__})
-        print(f"{markers(sys.stderr)['error']} {message}", file=sys.stderr)
+        self.say("error", message, f"{markers(sys.stderr)['error']} {message}")
 
 
     def report_warnings(self) -> None:
@@ -88,10 +90,23 @@ class Session:
             from baselinr.cli.render import markers, one_line
 
             for warning in self.warnings:
-                print(f"{markers(sys.stderr)['warn']} {one_line(self.redact(warning))}", file=sys.stderr)
+                line = one_line(self.redact(warning))
+                self.say("warning", line, f"{markers(sys.stderr)['warn']} {line}")
+
+    def say(self, level: str, message: str, text: str | None = None) -> None:
+        """One line on stderr: ``text`` (default ``message``) as it is, or under ``--log-format json``
+        a JSON object (``baselinr.logs``) with ``level`` and ``message``."""
+        if self.log_format == "json":
+            import logging
+
+            logging.getLogger("baselinr.cli").log(logging.ERROR if level == "error" else logging.WARNING, message)
+        else:
+            print(message if text is None else text, file=sys.stderr, flush=True)
 
 
 def current(output: str | None = None) -> Session:
     """This invocation's session (a fresh one when a command runs outside ``main``), set to ``output``."""
-    session = click.get_current_context().ensure_object(Session)
+    ctx = click.get_current_context()
+    session = ctx.ensure_object(Session)
+    session.command = ctx.command_path
     return session.use(output) if output is not None else session

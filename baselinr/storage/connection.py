@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from baselinr import tracing
 from baselinr.config import ConnectionSettings
 from baselinr.errors import AuthenticationFailed, BaselinrError, ConfigError, DatabaseUnavailable
 from baselinr.errors import redact as redact_secrets
@@ -122,6 +123,7 @@ def run_statement(conn: Connection, statement: str) -> None:
     ``AS_WRITTEN``: the bare driver's connection sends it by itself, never
     batched with the engine's own statements (``dbapi.py``).
     """
-    if conn.dialect.paramstyle in ("format", "pyformat"):
-        statement = statement.replace("%", "%%")
-    conn.exec_driver_sql(statement, None, {AS_WRITTEN: True})
+    with tracing.statement(statement):
+        if conn.dialect.paramstyle in ("format", "pyformat"):
+            statement = statement.replace("%", "%%")
+        conn.exec_driver_sql(statement, None, {AS_WRITTEN: True})

@@ -167,6 +167,31 @@ def test_operator_metrics_service_and_metrics_off(helm: Helm) -> None:
     assert [p["name"] for p in container["ports"]] == ["health"]
 
 
+def test_operator_tracing_is_off_until_an_endpoint_is_set(helm: Helm) -> None:
+    def env(*args: str) -> dict[str, str]:
+        container = one(helm.template(OPERATOR_CHART, *args), "Deployment")["spec"]["template"]["spec"]["containers"][0]
+        return {e["name"]: e["value"] for e in container["env"]}
+
+    assert not any(k.startswith("OTEL_") or k == "BASELINR_TRACE_SQL" for k in env())
+    on = env("--set", "tracing.otlpEndpoint=http://otel-collector.observability:4318", "--set", "tracing.sqlText=true")
+    assert on["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector.observability:4318"
+    assert on["OTEL_SERVICE_NAME"] == "baselinr-operator" and on["OTEL_TRACES_SAMPLER"] == "parentbased_always_on"
+    assert on["BASELINR_TRACE_SQL"] == "1" and "OTEL_TRACES_SAMPLER_ARG" not in on
+    ratio = env("--set", "tracing.otlpEndpoint=http://c:4318", "--set", "tracing.sampler=parentbased_traceidratio",
+                "--set-string", "tracing.samplerArg=0.1")
+    assert ratio["OTEL_TRACES_SAMPLER"] == "parentbased_traceidratio" and ratio["OTEL_TRACES_SAMPLER_ARG"] == "0.1"
+    assert "BASELINR_TRACE_SQL" not in ratio
+
+
+def test_operator_log_format_switches_to_json(helm: Helm) -> None:
+    def env(*args: str) -> dict[str, str]:
+        container = one(helm.template(OPERATOR_CHART, *args), "Deployment")["spec"]["template"]["spec"]["containers"][0]
+        return {e["name"]: e["value"] for e in container["env"]}
+
+    assert env()["BASELINR_OPERATOR_LOG_FORMAT"] == "text"
+    assert env("--set", "operator.logFormat=json")["BASELINR_OPERATOR_LOG_FORMAT"] == "json"
+
+
 # --- values: camelCase and documented -----------------------------------------------------
 
 

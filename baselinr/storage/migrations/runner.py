@@ -21,6 +21,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
+from baselinr import tracing
 from baselinr.errors import BaselinrError
 from baselinr.storage.connection import run_statement
 from baselinr.storage.dbapi import defer
@@ -202,7 +203,9 @@ class Runner:
         or hand it to another role, while we still run; and a statement that kills its own
         connection would take the lock along mid-run. The migrations run on a second one
         (and tracked ones on a third, in autocommit)."""
-        with self.db.locked(bare=bare, conn=lock_conn), ExitStack() as stack:
+        with ExitStack() as stack:
+            with tracing.span("lock", dialect=self.db.dialect.name):  # the wait for the single-runner lock
+                stack.enter_context(self.db.locked(bare=bare, conn=lock_conn))
             conns = stack.enter_context(Connections(self.db, on_retry, on_progress, bare=bare))
             plan = self._under_lock(conns, direction, target, resume)
             applied = conns.applied
@@ -294,11 +297,16 @@ class Runner:
         started = time.monotonic()
         retries: list[LockRetry] = []
         guard = self.guard(m)
-        if step.transactional:
-            replace = m.version in conns.recorded
-            ran = self._run_transactional(conns.tx(), m, step, fn, started, replace, guard, conns, retries)
-        else:
-            ran = run_tracked(self, conns.auto(), m, step, fn, started, guard, conns, retries)
+        with tracing.span(
+            f"migration v{m.version}", version=m.version, description=m.description, direction=step.direction,
+            dialect=self.db.dialect.name, statements=len(step.statements), python=fn is not None, outcome="failed",
+        ) as span:  # the outcome until the step ends well
+            if step.transactional:
+                replace = m.version in conns.recorded
+                ran = self._run_transactional(conns.tx(), m, step, fn, started, replace, guard, conns, retries)
+            else:
+                ran = run_tracked(self, conns.auto(), m, step, fn, started, guard, conns, retries)
+            tracing.annotate(span, retries=len(retries), outcome="applied" if ran else "skipped")
         ms = int((time.monotonic() - started) * 1000)
         return StepResult(m.version, m.description, step.direction, ms, skipped=not ran, retries=retries)
 
@@ -340,6 +348,7 @@ class Runner:
             None if guard.tries is not None else guard.budget,
         )
         conns.remember(retry)
+        tracing.event("lock wait timeout", statement=statement, attempt=attempt, lock_timeout_s=guard.lock_timeout, last=last)
         if last:
             raise LockGaveUp(retry) from exc
         retries.append(retry)
