@@ -76,7 +76,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     metrics.start(rt.settings.metrics_port)
     if rt.settings.leader_election:
         rt.leadership = Leadership(enabled=True)
-        rt.elector = Elector(_election_settings(rt.settings), rt.leadership, lambda: _take_over(rt), lambda: _stand_by(rt))
+        rt.elector = Elector(ElectionSettings.of(rt.settings), rt.leadership, lambda: _take_over(rt), lambda: _stand_by(rt))
         rt.elector.start()
     else:
         await asyncio.to_thread(_resume_claims, rt)
@@ -97,22 +97,6 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     metrics.stop()
     kube.close()
     tracing.finish()
-
-
-def _election_settings(settings: OperatorSettings) -> ElectionSettings:
-    import os
-    import secrets
-
-    namespace = settings.lease_namespace or kube.own_namespace()
-    identity = f"{os.environ.get('HOSTNAME') or 'baselinr-operator'}_{secrets.token_hex(3)}"
-    return ElectionSettings(
-        lease_name=settings.lease_name,
-        lease_namespace=namespace,
-        identity=identity,
-        lease_seconds=settings.lease_seconds,
-        renew_deadline=settings.renew_deadline,
-        retry_period=settings.retry_period,
-    )
 
 
 def _take_over(rt: Runtime) -> None:

@@ -25,6 +25,8 @@ through ``kube``.
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -36,6 +38,7 @@ from typing import Any
 import kopf
 
 from baselinr_operator import kube
+from baselinr_operator.settings import OperatorSettings
 
 log = logging.getLogger("baselinr_operator")
 
@@ -48,6 +51,19 @@ class ElectionSettings:
     lease_seconds: float = 15.0
     renew_deadline: float = 10.0
     retry_period: float = 2.0
+
+    @classmethod
+    def of(cls, settings: OperatorSettings) -> ElectionSettings:
+        """The operator's settings; this replica's identity is its pod's name and a random suffix."""
+        identity = f"{os.environ.get('HOSTNAME') or 'baselinr-operator'}_{secrets.token_hex(3)}"
+        return cls(
+            lease_name=settings.lease_name,
+            lease_namespace=settings.lease_namespace or kube.own_namespace(),
+            identity=identity,
+            lease_seconds=settings.lease_seconds,
+            renew_deadline=settings.renew_deadline,
+            retry_period=settings.retry_period,
+        )
 
 
 class Move(Enum):
