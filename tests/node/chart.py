@@ -80,6 +80,7 @@ def install_operator(
     watch: list[str],
     release: str = "baselinr-operator",
     operator_values: dict[str, Any] | None = None,
+    chart_values: dict[str, Any] | None = None,
 ) -> Iterator[Installed]:
     """``helm install`` of the operator chart into a new restricted namespace; uninstalled afterwards.
 
@@ -105,6 +106,7 @@ def install_operator(
             ],
             **(operator_values or {}),
         },
+        **(chart_values or {}),
     }
     values_file = work / f"values-{release}.yaml"
     values_file.write_text(yaml.safe_dump(values))
