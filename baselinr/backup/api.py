@@ -163,7 +163,8 @@ def prune_backups(
     if partial_older_than is not None:
         now = time.time()
         for e in entries:
-            if e.status == PARTIAL and (e.last_activity is None or now - e.last_activity >= partial_older_than):
+            idle = None if e.last_activity is None else now - e.last_activity
+            if e.status == PARTIAL and (not partial_older_than or idle is None or idle >= partial_older_than):
                 store.remove(e)
                 removed.append(e.name)
     for e in entries:

@@ -50,6 +50,7 @@ _BAD_CREDENTIALS = {
     "TokenRefreshRequired",
     "InvalidClientTokenId",
     "AuthorizationHeaderMalformed",
+    "NotSignedUp",
 }
 _DENIED = {"AccessDenied", "AllAccessDisabled", "Forbidden", "403"}
 _NO_BUCKET = {"NoSuchBucket"}
@@ -126,8 +127,14 @@ class ObjectStoreOptions:
 
 def make_client(options: ObjectStoreOptions) -> S3Client:
     """A boto3 S3 client; path-style addressing whenever an endpoint URL is given (S3-compatible servers)."""
-    import boto3
-    from botocore.config import Config
+    try:
+        import boto3
+        from botocore.config import Config
+    except ImportError:
+        raise UsageError(
+            "Backups in object storage (--dest s3://...) need the S3 client, which is not installed",
+            hint="Install it with: pip install 'baselinr[s3]'",
+        ) from None
 
     endpoint = options.endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
     config = Config(

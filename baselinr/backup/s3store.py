@@ -16,7 +16,13 @@ manifest first, so a half-deleted backup is never taken for a whole one.
 Any error removes what was written and aborts the open multipart upload; a
 killed process leaves a partial backup (and perhaps an unfinished multipart
 upload), which ``prune --partial-older-than`` removes once nothing has been
-written to it for that long.
+written to it for that long. An unfinished upload is found through its
+marker, ``<file>.uploading`` beside the file, which holds the upload's id
+and is rewritten after each part (so its time is the upload's last
+activity) and deleted once the upload completes: ListMultipartUploads is
+not needed, so neither is its permission nor a server that implements it
+(it is still asked, where it answers, for an upload killed before its
+marker was written).
 
 Files stream with bounded memory: ``_Upload`` holds one part
 (``ObjectStoreOptions.part_size``, 16 MiB by default) while it uploads.
@@ -24,7 +30,6 @@ Files stream with bounded memory: ``_Upload`` holds one part
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,6 +45,8 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client  # type: ignore[import-not-found]
 
 _DELETE_BATCH = 1000  # S3's limit per DeleteObjects request
+UPLOAD_MARKER = ".uploading"
+_NO_UPLOAD_LISTING = {"NotImplemented", "AccessDenied", "501", "403", "405"}
 
 
 class S3Files:
@@ -152,13 +159,9 @@ class S3Store:
         with translated(self.url, "list"):
             found = self.client.list_objects_v2(Bucket=self.url.bucket, Prefix=prefix, MaxKeys=1).get("KeyCount", 0)
         if found:
-            raise UsageError(f"A backup named {name} already exists in {self.location}")
-        with translated(self.url, "list"):
-            uploads = self.client.list_multipart_uploads(Bucket=self.url.bucket, Prefix=prefix).get("Uploads", [])
-        if uploads:
             raise UsageError(
-                f"Another backup named {name} is being written in {self.location}",
-                hint="Wait for it, or remove it with 'baselinr backup prune --partial-older-than MINUTES'.",
+                f"A backup named {name} already exists (or is being written) in {self.location}",
+                hint="Choose another --name, or let the default name (with the time) be used.",
             )
         return S3Work(name)
 
@@ -201,12 +204,9 @@ class S3Store:
                     name, slash, _rest = obj["Key"][len(base) :].partition("/")
                     if slash:
                         objects.setdefault(name, []).append(obj)
-            uploads = self._uploads(base)
-        for name in uploads:
-            objects.setdefault(name, [])
         entries: list[Entry] = []
         for name, objs in objects.items():
-            activity = max([o["LastModified"].timestamp() for o in objs] + [u.timestamp() for u in uploads.get(name, [])])
+            activity = max(o["LastModified"].timestamp() for o in objs)
             location = self.url.url(name)
             if not valid_name(name, strict=False):
                 continue
@@ -222,20 +222,6 @@ class S3Store:
             entries.append(check_entry(name, location, manifest, activity))
         return sorted(entries, key=lambda e: (e.manifest.created_at if e.manifest else f"t:{e.last_activity}", e.name))
 
-    def _uploads(self, base: str) -> dict[str, list[dt.datetime]]:
-        """Unfinished multipart uploads per backup name, with the time of their newest part."""
-        out: dict[str, list[dt.datetime]] = {}
-        for page in self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.url.bucket, Prefix=base):
-            for up in page.get("Uploads", []):
-                name, slash, _ = up["Key"][len(base) :].partition("/")
-                if not slash:
-                    continue
-                times = [up["Initiated"]]
-                parts = self.client.list_parts(Bucket=self.url.bucket, Key=up["Key"], UploadId=up["UploadId"])
-                times += [p["LastModified"] for p in parts.get("Parts", [])]
-                out.setdefault(name, []).append(max(times))
-        return out
-
     def complete(self) -> list[Entry]:
         return [e for e in self.entries() if e.status == COMPLETE]
 
@@ -247,15 +233,34 @@ class S3Store:
             self._delete_all(prefix)
 
     def _delete_all(self, prefix: str) -> None:
+        """Abort the unfinished uploads under ``prefix`` (by their markers, and by listing where the server can),
+        then delete every object."""
+        from botocore.exceptions import ClientError
+
         bucket = self.url.bucket
-        for page in self.client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=prefix):
-            for up in page.get("Uploads", []):
-                self.client.abort_multipart_upload(Bucket=bucket, Key=up["Key"], UploadId=up["UploadId"])
         keys = []
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            keys += [{"Key": o["Key"]} for o in page.get("Contents", [])]
-        for i in range(0, len(keys), _DELETE_BATCH):
-            self.client.delete_objects(Bucket=bucket, Delete={"Objects": keys[i : i + _DELETE_BATCH], "Quiet": True})
+            keys += [o["Key"] for o in page.get("Contents", [])]
+        uploads = []
+        for key in keys:
+            if key.endswith(UPLOAD_MARKER):
+                upload_id = self.client.get_object(Bucket=bucket, Key=key)["Body"].read(1024).decode("utf-8", "replace")
+                uploads.append((key[: -len(UPLOAD_MARKER)], upload_id.strip()))
+        try:
+            for page in self.client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=prefix):
+                uploads += [(u["Key"], u["UploadId"]) for u in page.get("Uploads", [])]
+        except ClientError as exc:
+            if error_code(exc) not in _NO_UPLOAD_LISTING:
+                raise
+        for key, upload_id in dict.fromkeys(uploads):
+            try:
+                self.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+            except ClientError as exc:
+                if error_code(exc) not in ("NoSuchUpload", "404", "InvalidRequest"):
+                    raise
+        objects = [{"Key": k} for k in keys]
+        for i in range(0, len(objects), _DELETE_BATCH):
+            self.client.delete_objects(Bucket=bucket, Delete={"Objects": objects[i : i + _DELETE_BATCH], "Quiet": True})
 
     def resolve(self, ref: str) -> S3Files:
         """A backup by name, or ``latest`` (the newest complete one)."""
@@ -304,6 +309,7 @@ class _Upload:
             if self.upload_id is None:
                 started = s.client.create_multipart_upload(Bucket=s.url.bucket, Key=self.key, **s.options.encryption())
                 self.upload_id = started["UploadId"]
+                self._mark()
             number = len(self.parts) + 1
             if number > MAX_PARTS:
                 raise UsageError(
@@ -312,6 +318,15 @@ class _Upload:
                 )
             done = s.client.upload_part(Bucket=s.url.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=data)
             self.parts.append({"PartNumber": number, "ETag": done["ETag"]})
+            self._mark()
+
+    def _mark(self) -> None:
+        """Record (or touch) the unfinished upload's marker: its id, for whoever cleans up after a kill."""
+        s = self.store
+        assert self.upload_id is not None
+        s.client.put_object(
+            Bucket=s.url.bucket, Key=self.key + UPLOAD_MARKER, Body=self.upload_id.encode(), **s.options.encryption()
+        )
 
     def finish(self) -> None:
         s = self.store
@@ -326,11 +341,13 @@ class _Upload:
             s.client.complete_multipart_upload(
                 Bucket=s.url.bucket, Key=self.key, UploadId=self.upload_id, MultipartUpload={"Parts": self.parts}
             )
+            s.client.delete_object(Bucket=s.url.bucket, Key=self.key + UPLOAD_MARKER)
 
     def abort(self) -> None:
         if self.upload_id is None:
             return
         try:
             self.store.client.abort_multipart_upload(Bucket=self.store.url.bucket, Key=self.key, UploadId=self.upload_id)
+            self.store.client.delete_object(Bucket=self.store.url.bucket, Key=self.key + UPLOAD_MARKER)
         except Exception:  # noqa: BLE001 - best effort: the failure being raised is the one to report
             pass
