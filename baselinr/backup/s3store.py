@@ -296,14 +296,16 @@ class _Upload:
     def write(self, data: bytes) -> int:
         self.buffer += data
         while len(self.buffer) >= self.part_size:
-            self._send_part(bytes(self.buffer[: self.part_size]))
-            del self.buffer[: self.part_size]
+            # The part is sent as it is (no copy of it): only the few bytes past it move to a new buffer.
+            part, self.buffer = self.buffer, self.buffer[self.part_size :]
+            del part[self.part_size :]
+            self._send_part(part)
         return len(data)
 
     def flush(self) -> None:
         pass
 
-    def _send_part(self, data: bytes) -> None:
+    def _send_part(self, data: bytes | bytearray) -> None:
         s = self.store
         with translated(s.url, "write to"):
             if self.upload_id is None:
@@ -335,8 +337,8 @@ class _Upload:
                 s.client.put_object(Bucket=s.url.bucket, Key=self.key, Body=bytes(self.buffer), **s.options.encryption())
             return
         if self.buffer:
-            self._send_part(bytes(self.buffer))
-            self.buffer.clear()
+            self._send_part(self.buffer)
+            self.buffer = bytearray()
         with translated(s.url, "write to"):
             s.client.complete_multipart_upload(
                 Bucket=s.url.bucket, Key=self.key, UploadId=self.upload_id, MultipartUpload={"Parts": self.parts}

@@ -170,6 +170,15 @@ def test_upload_killed_midway_is_never_listed_and_prune_removes_it(
     assert s3.unfinished_uploads() == []  # the server's own part files: the upload was aborted
     assert keys_under(s3, bucket, f"kill/{good['name']}/")
 
+    # The same backup, not killed: its multipart upload completes, its marker goes, and it verifies.
+    whole = backup(capsys, database, dest, "--s3-part-size-mb", "5")  # type: ignore[arg-type]
+    results = next(t for t in whole["tables"] if t["name"] == "baselinr_results")
+    assert results["bytes"] > 3 * 5 * 1024 * 1024, "the file should take several parts"
+    assert not [k for k in keys_under(s3, bucket, "kill/") if k.endswith(".uploading")]
+    assert s3.unfinished_uploads() == []
+    r = run(capsys, "backup", "verify", whole["name"], "--dest", dest)
+    assert r.code == 0, r.err
+
 
 def test_a_flipped_byte_in_any_object_fails_verify_and_restore(
     s3: S3Server, tmp_path: Path, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
