@@ -30,7 +30,7 @@ from baselinr.errors import EXIT_INVALID, EXIT_MIGRATION_FAILED, EXIT_USAGE
 from baselinr_operator import API_VERSION, KIND, MANAGED_BY
 from baselinr_operator.outcome import job_finished
 from baselinr_operator.policy import CONTAINER_FIELDS, ENV_SOURCES, LOOSENING_ANNOTATIONS, POD_FIELDS, tightened
-from baselinr_operator.spec import SchemaSpec
+from baselinr_operator.spec import ObjectStore, SchemaSpec
 from baselinr_operator.status import Step
 
 CONFIG_DIR = "/etc/baselinr"
@@ -88,9 +88,15 @@ def selector_labels(owner_name: str) -> dict[str, str]:
 
 
 def build_backup_job(owner: Owner, spec: SchemaSpec, run: int, default_image: str, name: str | None = None) -> dict[str, Any]:
-    args = ["job", "backup", "--config", CONFIG_PATH, "--dest", BACKUP_DIR, "--result-file", RESULT_PATH]
+    store = spec.backup.object_store
+    dest = store.url if store is not None else BACKUP_DIR
+    args = ["job", "backup", "--config", CONFIG_PATH, "--dest", dest, "--result-file", RESULT_PATH]
     if spec.backup.keep:
         args += ["--keep", str(spec.backup.keep)]
+    if store is not None:
+        return _job(
+            owner, spec, Step.BACKUP, run, default_image, args + _object_store_args(store), name, extra_env=_aws_env(store)
+        )
     mount: dict[str, Any] = {"name": "backups", "mountPath": BACKUP_DIR}
     if spec.backup.sub_path:
         mount["subPath"] = spec.backup.sub_path
@@ -108,6 +114,27 @@ def build_migrate_job(owner: Owner, spec: SchemaSpec, run: int, default_image: s
 def build_validate_job(owner: Owner, spec: SchemaSpec, run: int, default_image: str, name: str | None = None) -> dict[str, Any]:
     args = ["job", "validate", "--config", CONFIG_PATH, "--result-file", RESULT_PATH]
     return _job(owner, spec, Step.VALIDATE, run, default_image, args, name)
+
+
+def _object_store_args(store: ObjectStore) -> list[str]:
+    args = []
+    if store.endpoint:
+        args += ["--endpoint-url", store.endpoint]
+    if store.region:
+        args += ["--region", store.region]
+    return args
+
+
+def _aws_env(store: ObjectStore) -> list[dict[str, Any]]:
+    """The credentials from the Secret, as the AWS chain's variables (never in the arguments); without a Secret,
+    the chain finds the ServiceAccount's web identity (IRSA) or the node's role."""
+    if store.credentials_secret is None:
+        return []
+    keys = (("AWS_ACCESS_KEY_ID", False), ("AWS_SECRET_ACCESS_KEY", False), ("AWS_SESSION_TOKEN", True))
+    return [
+        {"name": key, "valueFrom": {"secretKeyRef": {"name": store.credentials_secret, "key": key, "optional": optional}}}
+        for key, optional in keys
+    ]
 
 
 BUILDERS = {Step.BACKUP: build_backup_job, Step.MIGRATE: build_migrate_job, Step.VALIDATE: build_validate_job}
@@ -129,6 +156,7 @@ def _job(
     *,
     extra_mounts: list[dict[str, Any]] | None = None,
     extra_volumes: list[dict[str, Any]] | None = None,
+    extra_env: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     tpl = spec.job_template
     labels = {
@@ -148,6 +176,7 @@ def _job(
             {"name": "HOME", "value": "/tmp"},
             {"name": "TMPDIR", "value": "/tmp"},
             {"name": CONFIG_SOURCE_ENV, "value": f"key {spec.secret_key!r} of Secret {spec.secret_name!r}"},
+            *(extra_env or []),
             *_env(spec),
         ],
         "volumeMounts": [
