@@ -7,7 +7,7 @@ never listed as complete, then removed with its unfinished multipart upload
 and an unreachable endpoint, each one line with its exit code and no secret
 in the output. Credentials reach the CLI only through the AWS chain's
 environment variables. What this server cannot do (access policies,
-server-side encryption) is covered by ``tests/unit/test_backup_s3.py``.
+server-side encryption) is covered by ``tests/unit/test_s3_destination.py``.
 """
 
 from __future__ import annotations
