@@ -169,10 +169,16 @@ def translated(url: S3Url, doing: str) -> Iterator[None]:
         EndpointConnectionError,
         NoCredentialsError,
         PartialCredentialsError,
+        ProfileNotFound,
     )
 
     try:
         yield
+    except ProfileNotFound:
+        raise UsageError(
+            "AWS_PROFILE names a profile that is not in the AWS config files",
+            hint="Set AWS_PROFILE to a profile of ~/.aws/config (or of AWS_CONFIG_FILE), or unset it.",
+        ) from None
     except (NoCredentialsError, PartialCredentialsError):
         raise ObjectStoreUnavailable(
             f"No AWS credentials found to {doing} {url.url()}",

@@ -81,3 +81,12 @@ def test_encryption_arguments_pass_through() -> None:
 def test_bad_options_are_usage_errors(kwargs: dict[str, object]) -> None:
     with pytest.raises(UsageError):
         ObjectStoreOptions(**kwargs)  # type: ignore[arg-type]
+
+
+def test_an_unknown_profile_is_a_usage_error_naming_it() -> None:
+    from botocore.exceptions import ProfileNotFound
+
+    with pytest.raises(UsageError) as caught:
+        with translated(URL, "list"):
+            raise ProfileNotFound(profile="nope")
+    assert "AWS_PROFILE" in str(caught.value) and caught.value.exit_code == EXIT_USAGE
