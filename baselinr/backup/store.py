@@ -115,7 +115,7 @@ class LocalStore:
             scheme = text.split("://", 1)[0]
             raise UsageError(
                 f"Backup destination scheme '{scheme}://' is not supported yet",
-                hint="Use a local directory or a mounted volume.",
+                hint="Use a local directory, a mounted volume or s3://BUCKET/PREFIX.",
             )
         self.root = Path(text.removeprefix("file://"))
 

@@ -156,7 +156,7 @@ def list_(dest: str | None, output: str, object_store: ObjectStoreOptions) -> No
 def verify(
     backup_ref: str, dest: str | None, output: str, migrations_package: str | None, object_store: ObjectStoreOptions
 ) -> None:
-    """Check BACKUP (a path, a name in --dest, or 'latest') against the schema model, then re-read it and check
+    """Check BACKUP (a path, an s3:// URL, a name in --dest, or 'latest') against the schema model, then re-read it and check
     row counts and checksums."""
     current(output)
     from baselinr.backup.api import verify_backup
@@ -197,7 +197,7 @@ def restore(
     migrations_package: str | None,
     object_store: ObjectStoreOptions,
 ) -> None:
-    """Restore BACKUP (a path, a name in --dest, or 'latest') into the configured database."""
+    """Restore BACKUP (a path, an s3:// URL, a name in --dest, or 'latest') into the configured database."""
     session = current(output)
     from baselinr.backup.api import restore_backup
     from baselinr.storage.migrations.chain import DEFAULT_PACKAGE
