@@ -275,3 +275,19 @@ def test_missing_bucket_or_unreachable_endpoint_is_one_line_naming_what_to_do(
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens on the discard port
     r = run(capsys, "backup", "list", "--dest", missing)
     assert r.code == 3 and "Cannot reach the S3 endpoint" in r.err and len(r.err.strip().splitlines()) == 1, r.err
+
+
+def test_prune_partial_older_than_on_a_directory_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The same option on the directory format: a partial backup left by a kill goes once it is idle long enough."""
+    dest = tmp_path / "backups"
+    partial = dest / ".baselinr-db-v1-20260101T000000.000000Z.partial"
+    partial.mkdir(parents=True)
+    (partial / "baselinr_runs.jsonl.gz").write_bytes(b"\x1f\x8b half a file")
+    r = run(capsys, "backup", "prune", "--dest", str(dest), "--keep", "1", "--partial-older-than", "60", "--output", "json")
+    assert r.code == 0 and json.loads(r.out)["removed"] == [] and partial.exists(), r.out
+    old = time.time() - 2 * 3600
+    for path in (partial / "baselinr_runs.jsonl.gz", partial):
+        os.utime(path, (old, old))
+    r = run(capsys, "backup", "prune", "--dest", str(dest), "--keep", "1", "--partial-older-than", "60", "--output", "json")
+    assert r.code == 0 and json.loads(r.out)["removed"] == ["baselinr-db-v1-20260101T000000.000000Z"], r.out
+    assert list(dest.iterdir()) == []
