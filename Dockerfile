@@ -11,7 +11,7 @@ COPY pyproject.toml README.md constraints.txt ./
 COPY baselinr ./baselinr
 COPY baselinr_operator ./baselinr_operator
 # constraints.txt: the versions the test suite runs (see there).
-RUN pip wheel --wheel-dir /wheels --constraint constraints.txt ".[operator,snowflake,tracing]"
+RUN pip wheel --wheel-dir /wheels --constraint constraints.txt ".[operator,snowflake,s3,tracing]"
 
 FROM python:3.11-slim-bookworm
 ARG VERSION=0.1.0
@@ -19,7 +19,7 @@ LABEL org.opencontainers.image.title="baselinr" \
       org.opencontainers.image.description="Schema migrations, backups and a Kubernetes operator for Baselinr's storage tables"
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    pip install --no-index --find-links=/wheels "baselinr[operator,snowflake,tracing]==${VERSION}" \
+    pip install --no-index --find-links=/wheels "baselinr[operator,snowflake,s3,tracing]==${VERSION}" \
     && groupadd --gid 10001 baselinr \
     && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin baselinr
 USER 10001:10001

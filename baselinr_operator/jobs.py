@@ -33,7 +33,7 @@ from baselinr.logs import RESOURCE_ENV
 from baselinr_operator import API_VERSION, KIND, MANAGED_BY
 from baselinr_operator.outcome import job_finished
 from baselinr_operator.policy import CONTAINER_FIELDS, ENV_SOURCES, LOOSENING_ANNOTATIONS, POD_FIELDS, tightened
-from baselinr_operator.spec import SchemaSpec
+from baselinr_operator.spec import ObjectStore, SchemaSpec
 from baselinr_operator.status import Step
 
 CONFIG_DIR = "/etc/baselinr"
@@ -93,9 +93,15 @@ def selector_labels(owner_name: str) -> dict[str, str]:
 def build_backup_job(
     owner: Owner, spec: SchemaSpec, run: int, default_image: str, name: str | None = None, env: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
-    args = ["job", "backup", "--config", CONFIG_PATH, "--dest", BACKUP_DIR, "--result-file", RESULT_PATH]
+    store = spec.backup.object_store
+    dest = store.url if store is not None else BACKUP_DIR
+    args = ["job", "backup", "--config", CONFIG_PATH, "--dest", dest, "--result-file", RESULT_PATH]
     if spec.backup.keep:
         args += ["--keep", str(spec.backup.keep)]
+    if store is not None:
+        return _job(
+            owner, spec, Step.BACKUP, run, default_image, args + _object_store_args(store), name, env, extra_env=_aws_env(store)
+        )
     mount: dict[str, Any] = {"name": "backups", "mountPath": BACKUP_DIR}
     if spec.backup.sub_path:
         mount["subPath"] = spec.backup.sub_path
@@ -117,6 +123,27 @@ def build_validate_job(
 ) -> dict[str, Any]:
     args = ["job", "validate", "--config", CONFIG_PATH, "--result-file", RESULT_PATH]
     return _job(owner, spec, Step.VALIDATE, run, default_image, args, name, env)
+
+
+def _object_store_args(store: ObjectStore) -> list[str]:
+    args = []
+    if store.endpoint:
+        args += ["--endpoint-url", store.endpoint]
+    if store.region:
+        args += ["--region", store.region]
+    return args
+
+
+def _aws_env(store: ObjectStore) -> list[dict[str, Any]]:
+    """The credentials from the Secret, as the AWS chain's variables (never in the arguments); without a Secret,
+    the chain finds the ServiceAccount's web identity (IRSA) or the node's role."""
+    if store.credentials_secret is None:
+        return []
+    keys = (("AWS_ACCESS_KEY_ID", False), ("AWS_SECRET_ACCESS_KEY", False), ("AWS_SESSION_TOKEN", True))
+    return [
+        {"name": key, "valueFrom": {"secretKeyRef": {"name": store.credentials_secret, "key": key, "optional": optional}}}
+        for key, optional in keys
+    ]
 
 
 BUILDERS = {Step.BACKUP: build_backup_job, Step.MIGRATE: build_migrate_job, Step.VALIDATE: build_validate_job}
@@ -144,6 +171,7 @@ def _job(
     *,
     extra_mounts: list[dict[str, Any]] | None = None,
     extra_volumes: list[dict[str, Any]] | None = None,
+    extra_env: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     tpl = spec.job_template
     labels = {
@@ -164,6 +192,7 @@ def _job(
             {"name": "TMPDIR", "value": "/tmp"},
             {"name": CONFIG_SOURCE_ENV, "value": f"key {spec.secret_key!r} of Secret {spec.secret_name!r}"},
             {"name": RESOURCE_ENV, "value": f"{owner.namespace}/{owner.name}"},  # the resource its log lines name
+            *(extra_env or []),
             *(e for e in _env(spec) if e.get("name") not in (env or {}) and e.get("name") != RESOURCE_ENV),
             *({"name": k, "value": v} for k, v in (env or {}).items()),
         ],

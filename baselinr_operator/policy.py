@@ -63,6 +63,8 @@ LOOSENING_ANNOTATIONS = (
     "container.seccomp.security.alpha.kubernetes.io/",
 )
 ENV_SOURCES = ("secretKeyRef", "fieldRef", "resourceFieldRef")
+# The entry of allowedVolumeKinds that lets spec.backup.objectStore send backups out of the cluster (off by default).
+OBJECT_STORE_KIND = "objectStore"
 
 
 def allowed_images(settings: OperatorSettings) -> tuple[str, ...]:
@@ -95,6 +97,15 @@ def violations(spec: SchemaSpec, settings: OperatorSettings) -> list[str]:
     if account and account != "default" and account not in settings.allowed_service_accounts:
         allowed = ", ".join(settings.allowed_service_accounts) or "none"
         found.append(f"spec.jobTemplate.serviceAccountName {account!r} is not an allowed ServiceAccount (allowed: {allowed})")
+    store = spec.backup.object_store
+    if spec.backup.mode != "Skip" and store is not None:
+        if OBJECT_STORE_KIND not in settings.allowed_volume_kinds:
+            allowed = ", ".join(settings.allowed_volume_kinds) or "none"
+            found.append(
+                f"spec.backup.objectStore is not allowed (allowed: {allowed}; the operator's settings add {OBJECT_STORE_KIND!r})"
+            )
+        if store.credentials_secret is not None and store.credentials_secret != spec.secret_name:
+            found.append(f"spec.backup.objectStore.credentialsSecretRef may only name the config Secret {spec.secret_name!r}")
     if spec.backup.mode != "Skip" and spec.backup.volume is not None:
         kinds = sorted(spec.backup.volume)
         if len(kinds) != 1 or kinds[0] not in settings.allowed_volume_kinds:

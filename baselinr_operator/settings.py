@@ -33,7 +33,8 @@ Pods, Jobs or Secrets, so the operator must not lend them its own):
                                                 (default: the repository of BASELINR_OPERATOR_IMAGE)
     BASELINR_OPERATOR_ALLOWED_SERVICE_ACCOUNTS  comma-separated ServiceAccounts jobTemplate.serviceAccountName
                                                 may name (default: none, the Jobs run as "default")
-    BASELINR_OPERATOR_ALLOWED_VOLUME_KINDS      comma-separated volume kinds backup.volume may be
+    BASELINR_OPERATOR_ALLOWED_VOLUME_KINDS      comma-separated volume kinds backup.volume may be, and
+                                                "objectStore" to allow backup.objectStore
                                                 (default: persistentVolumeClaim)
 
 Tracing (``baselinr.tracing``): the standard ``OTEL_*`` variables switch it on

@@ -23,11 +23,29 @@ class SpecError(ValueError):
 
 
 @dataclass(frozen=True)
+class ObjectStore:
+    """``spec.backup.objectStore``: backups in S3 or an S3-compatible server instead of a volume."""
+
+    bucket: str
+    prefix: str = ""
+    endpoint: str | None = None
+    region: str | None = None
+    # A Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and optionally AWS_SESSION_TOKEN);
+    # None: the AWS chain of the Job's ServiceAccount (IRSA, pod identity) or its node.
+    credentials_secret: str | None = None
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix.strip('/')}".rstrip("/")
+
+
+@dataclass(frozen=True)
 class BackupSpec:
     mode: str = "Required"
     volume: Mapping[str, Any] | None = None
     sub_path: str | None = None
     keep: int | None = None
+    object_store: ObjectStore | None = None
 
 
 @dataclass(frozen=True)
@@ -81,8 +99,10 @@ def parse_spec(spec: Mapping[str, Any]) -> SchemaSpec:
     mode = raw_backup.get("mode", "Required")
     if mode not in BACKUP_MODES:
         raise SpecError(f"spec.backup.mode must be one of {', '.join(BACKUP_MODES)}, got {mode!r}")
-    if mode != "Skip" and not raw_backup.get("volume"):
-        raise SpecError("spec.backup.volume is required unless spec.backup.mode is Skip")
+    if mode != "Skip" and not raw_backup.get("volume") and not raw_backup.get("objectStore"):
+        raise SpecError("spec.backup.volume or spec.backup.objectStore is required unless spec.backup.mode is Skip")
+    if raw_backup.get("volume") and raw_backup.get("objectStore"):
+        raise SpecError("spec.backup takes a volume or an objectStore, not both")
     tpl = spec.get("jobTemplate") or {}
     return SchemaSpec(
         target_version=target,
@@ -94,6 +114,7 @@ def parse_spec(spec: Mapping[str, Any]) -> SchemaSpec:
             volume=dict(raw_backup["volume"]) if raw_backup.get("volume") else None,
             sub_path=raw_backup.get("subPath") or None,
             keep=raw_backup.get("keep"),
+            object_store=_object_store(raw_backup.get("objectStore")),
         ),
         allow_downgrade=bool(spec.get("allowDowngrade", False)),
         suspend=bool(spec.get("suspend", False)),
@@ -111,4 +132,26 @@ def parse_spec(spec: Mapping[str, Any]) -> SchemaSpec:
             pod_security_context=dict(tpl.get("podSecurityContext") or {}),
             env=tuple(dict(e) for e in tpl.get("env") or ()),
         ),
+    )
+
+
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def _object_store(raw: Mapping[str, Any] | None) -> ObjectStore | None:
+    if not raw:
+        return None
+    bucket = raw.get("bucket")
+    if not isinstance(bucket, str) or not _BUCKET.match(bucket):
+        raise SpecError(f"spec.backup.objectStore.bucket must be an S3 bucket name, got {bucket!r}")
+    prefix = str(raw.get("prefix") or "").strip("/")
+    if any(part in ("", ".", "..") for part in prefix.split("/")) and prefix:
+        raise SpecError(f"spec.backup.objectStore.prefix {prefix!r} has an empty, '.' or '..' part")
+    secret = (raw.get("credentialsSecretRef") or {}).get("name") or None
+    return ObjectStore(
+        bucket=bucket,
+        prefix=prefix,
+        endpoint=raw.get("endpoint") or None,
+        region=raw.get("region") or None,
+        credentials_secret=str(secret) if secret else None,
     )

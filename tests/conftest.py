@@ -20,6 +20,7 @@ import yaml
 from tests.support.jaeger import Jaeger, start_jaeger
 from tests.support.pg16 import start_postgres16
 from tests.support.pooler import Pooler, Poolers
+from tests.support.s3server import S3Server, start_s3
 from tests.support.servers import Server, start_mariadb, start_postgres
 
 DIALECTS = ("sqlite", "postgres", "mysql")
@@ -72,6 +73,14 @@ def jaeger(server_root: Path) -> Iterator[Jaeger]:
 @pytest.fixture(scope="session")
 def mysql_server(server_root: Path) -> Iterator[Server]:
     server = start_mariadb(server_root)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server(server_root: Path) -> Iterator[S3Server]:
+    """A real S3 server (SeaweedFS's S3 gateway) on loopback, built once per machine."""
+    server = start_s3(server_root)
     yield server
     server.stop()
 

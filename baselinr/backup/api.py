@@ -11,6 +11,7 @@ so backups use the same connection rules, lock and migrations as
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -18,12 +19,13 @@ from typing import TYPE_CHECKING
 from baselinr.backup.progress import ProgressCallback
 from baselinr.backup.reader import verify
 from baselinr.backup.results import CreateResult, ListedBackup, ListResult, PruneResult, RestoreResult, VerifyResult
-from baselinr.backup.store import COMPLETE, Entry, LocalStore, resolve
+from baselinr.backup.store import COMPLETE, PARTIAL, Entry, open_store, resolve_files
 from baselinr.config import Settings
 from baselinr.errors import UsageError
 from baselinr.storage.migrations.chain import DEFAULT_PACKAGE
 
 if TYPE_CHECKING:
+    from baselinr.backup.s3 import ObjectStoreOptions
     from baselinr.storage.database import Database
     from baselinr.storage.migrations.chain import Chain
 
@@ -45,19 +47,21 @@ def create_backup(
     progress: ProgressCallback | None = None,
     exclude_tables: Sequence[str] = (),
     exclude_columns: Sequence[str] = (),
+    object_store: ObjectStoreOptions | None = None,
 ) -> CreateResult:
     """Back up every ``baselinr_*`` table into a new backup under ``dest``; then keep the newest ``keep``.
 
     ``exclude_tables`` / ``exclude_columns`` (``table.column``): tables and columns the schema
     model does not know, left out on purpose and recorded in the manifest; without them such
-    a table or column makes the backup fail (``SchemaOutsideModel``), never silently left out."""
+    a table or column makes the backup fail (``SchemaOutsideModel``), never silently left out.
+    ``object_store``: how to reach an ``s3://`` destination (endpoint, region, encryption)."""
     from dataclasses import replace
 
     from baselinr.backup.writer import write_backup
 
     if keep is not None and keep < 1:
         raise UsageError(f"--keep must be 1 or more, got {keep}")
-    store = LocalStore(dest)
+    store = open_store(dest, object_store)
     db, chain = _database(settings, migrations_package)
     try:
         result = write_backup(
@@ -74,26 +78,31 @@ def create_backup(
     finally:
         db.close()
     if keep is not None:
-        pruned = prune_backups(dest, keep, only_like=result.name)
+        pruned = prune_backups(dest, keep, only_like=result.name, object_store=object_store)
         result = replace(result, pruned=pruned.removed)
     return result
 
 
-def list_backups(dest: str) -> ListResult:
+def list_backups(dest: str, *, object_store: ObjectStoreOptions | None = None) -> ListResult:
     """Every backup in ``dest``, oldest first, with partial and invalid ones flagged."""
-    store = LocalStore(dest)
-    return ListResult(str(store.root), [_listed(e) for e in store.entries()])
+    store = open_store(dest, object_store)
+    return ListResult(store.location, [_listed(e) for e in store.entries()])
 
 
 def verify_backup(
-    ref: str, *, dest: str | None = None, migrations_package: str = DEFAULT_PACKAGE, progress: ProgressCallback | None = None
+    ref: str,
+    *,
+    dest: str | None = None,
+    migrations_package: str = DEFAULT_PACKAGE,
+    progress: ProgressCallback | None = None,
+    object_store: ObjectStoreOptions | None = None,
 ) -> VerifyResult:
     """Check the manifest against the schema model of ``migrations_package``, then re-read every table file
     and check sizes, row counts and checksums."""
     from baselinr.storage.migrations.chain import load_chain
 
-    path = resolve(ref, dest)
-    return verify(path, load_chain(migrations_package), progress)
+    files = resolve_files(ref, dest, object_store)
+    return verify(files, load_chain(migrations_package), progress)
 
 
 def restore_backup(
@@ -105,17 +114,18 @@ def restore_backup(
     migrations_package: str = DEFAULT_PACKAGE,
     lock_timeout: float = 60.0,
     progress: ProgressCallback | None = None,
+    object_store: ObjectStoreOptions | None = None,
 ) -> RestoreResult:
     """Restore a backup into an empty database (or over Baselinr's tables with ``replace``)."""
     from baselinr.backup.restore import restore
 
-    path = resolve(ref, dest)
+    files = resolve_files(ref, dest, object_store)
     db, chain = _database(settings, migrations_package, lock_timeout)
     try:
         return restore(
             db,
             chain,
-            path,
+            files,
             replace=replace,
             runs_table=settings.storage.runs_table,
             results_table=settings.storage.results_table,
@@ -125,22 +135,43 @@ def restore_backup(
         db.close()
 
 
-def prune_backups(dest: str, keep: int, *, only_like: str | None = None) -> PruneResult:
+def prune_backups(
+    dest: str,
+    keep: int,
+    *,
+    only_like: str | None = None,
+    partial_older_than: float | None = None,
+    object_store: ObjectStoreOptions | None = None,
+) -> PruneResult:
     """Remove the oldest complete backups beyond ``keep``, per source database.
 
     Backups are grouped by (dialect, database) so one destination can hold
-    several databases' backups. Partial backups are never touched here: one
-    may still be being written. ``only_like`` limits pruning to the group of
-    that backup (``create --keep``).
+    several databases' backups. Partial backups are left alone (one may
+    still be being written) unless ``partial_older_than`` (seconds) is given:
+    then a partial backup nothing was written to for that long is removed,
+    with its unfinished uploads. ``only_like`` limits pruning to the group
+    of that backup (``create --keep``).
     """
     if keep < 1:
         raise UsageError(f"--keep must be 1 or more, got {keep}")
-    store = LocalStore(dest)
+    if partial_older_than is not None and partial_older_than < 0:
+        raise UsageError(f"--partial-older-than must be 0 or more, got {partial_older_than:g}")
+    store = open_store(dest, object_store)
     groups: dict[tuple[str, str], list[Entry]] = defaultdict(list)
-    for e in store.complete():
+    entries = store.entries()
+    removed: list[str] = []
+    if partial_older_than is not None:
+        now = time.time()
+        for e in entries:
+            idle = None if e.last_activity is None else now - e.last_activity
+            if e.status == PARTIAL and (not partial_older_than or idle is None or idle >= partial_older_than):
+                store.remove(e)
+                removed.append(e.name)
+    for e in entries:
+        if e.status != COMPLETE:
+            continue
         assert e.manifest is not None
         groups[(e.manifest.dialect, e.manifest.database)].append(e)
-    removed: list[str] = []
     kept: list[str] = []
     for members in groups.values():
         if only_like is not None and only_like not in {m.name for m in members}:
@@ -150,7 +181,7 @@ def prune_backups(dest: str, keep: int, *, only_like: str | None = None) -> Prun
             store.remove(e)
             removed.append(e.name)
         kept += [e.name for e in stay]
-    return PruneResult(str(store.root), keep, removed, kept)
+    return PruneResult(store.location, keep, removed, kept)
 
 
 def _listed(e: Entry) -> ListedBackup:

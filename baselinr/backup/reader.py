@@ -16,29 +16,32 @@ import hashlib
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+from baselinr.backup.files import BackupFiles, as_files
 from baselinr.backup.manifest import Manifest, TableEntry
 from baselinr.backup.progress import ProgressCallback
 from baselinr.backup.results import TableCheck, VerifyResult
-from baselinr.backup.store import read_manifest
 from baselinr.backup.streams import CHUNK, HashingGzipReader, StreamSummary, TruncatedStream
 from baselinr.backup.trust import check_manifest
 
 if TYPE_CHECKING:
+    import os
+
     from baselinr.storage.migrations.chain import Chain
+
+    Source = BackupFiles | str | os.PathLike[str]
 
 
 @contextmanager
 def open_table(
-    path: Path, entry: TableEntry, progress: ProgressCallback | None = None, phase: str = "verify"
+    path: Source, entry: TableEntry, progress: ProgressCallback | None = None, phase: str = "verify"
 ) -> Iterator[HashingGzipReader]:
     def report(n: int) -> None:
         if progress is not None:
             progress(phase, entry.name, n, entry.rows)
 
-    with open(path / entry.file, "rb") as f:
+    with as_files(path).open(entry.file) as f:
         yield HashingGzipReader(f, on_rows=report)
 
 
@@ -65,7 +68,7 @@ def read_error(exc: BaseException) -> str:
     return f"{exc.__class__.__name__}: {exc}"
 
 
-def check_table(path: Path, entry: TableEntry, progress: ProgressCallback | None = None) -> TableCheck:
+def check_table(path: Source, entry: TableEntry, progress: ProgressCallback | None = None) -> TableCheck:
     try:
         with open_table(path, entry, progress) as reader:
             reader.drain()
@@ -76,12 +79,12 @@ def check_table(path: Path, entry: TableEntry, progress: ProgressCallback | None
     return TableCheck(entry.name, problem is None, s.rows, entry.rows, problem)
 
 
-def check_file(path: Path, entry: TableEntry) -> TableCheck:
+def check_file(path: Source, entry: TableEntry) -> TableCheck:
     """The stored bytes of one table file against its manifest entry: size and SHA-256, nothing decompressed."""
     digest = hashlib.sha256()
     size = 0
     try:
-        with open(path / entry.file, "rb") as f:
+        with as_files(path).open(entry.file) as f:
             while block := f.read(CHUNK):
                 digest.update(block)
                 size += len(block)
@@ -96,7 +99,7 @@ def check_file(path: Path, entry: TableEntry) -> TableCheck:
 
 
 def verify(
-    path: Path,
+    path: Source,
     chain: Chain,
     progress: ProgressCallback | None = None,
     manifest: Manifest | None = None,
@@ -109,16 +112,17 @@ def verify(
     """
     from baselinr.backup.codecs import encoding_of
 
-    manifest = manifest or read_manifest(path)
+    files = as_files(path)
+    manifest = manifest or files.read_manifest()
     trusted = check_manifest(manifest, chain, encoding=encoding_of(manifest.dialect))
     if contents:
-        checks = [check_table(path, t, progress) for t in manifest.tables]
+        checks = [check_table(files, t, progress) for t in manifest.tables]
     else:
-        checks = [check_file(path, t) for t in manifest.tables]
+        checks = [check_file(files, t) for t in manifest.tables]
     problems = [p.message for p in trusted.problems] + [f"{c.name}: {c.problem}" for c in checks if not c.ok]
     return VerifyResult(
         name=manifest.name,
-        path=str(path),
+        path=files.location,
         ok=not problems,
         tables=checks,
         problems=problems,

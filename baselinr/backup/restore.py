@@ -38,11 +38,11 @@ from baselinr import tracing
 from baselinr.backup.catalog import Catalog, catalog
 from baselinr.backup.codecs import Codec, codec_for
 from baselinr.backup.errors import BackupDamaged, BackupError, ManifestRejected, RestoreFailed, RestoreRefused
+from baselinr.backup.files import BackupFiles, as_files
 from baselinr.backup.manifest import Manifest
 from baselinr.backup.progress import ProgressCallback
 from baselinr.backup.reader import check_table, mismatch, open_table, verify
 from baselinr.backup.results import RestoreResult, TableSummary, VerifyResult
-from baselinr.backup.store import read_manifest
 from baselinr.backup.tables import select_baselinr
 from baselinr.backup.trust import kept_columns, logical_of
 from baselinr.errors import BaselinrError
@@ -62,7 +62,7 @@ if TYPE_CHECKING:
 class _Plan:
     """What one restore does, filled in as it goes (for the result and for error messages)."""
 
-    def __init__(self, db: Database, chain: Chain, manifest: Manifest, path: Path, codec: Codec) -> None:
+    def __init__(self, db: Database, chain: Chain, manifest: Manifest, path: BackupFiles, codec: Codec) -> None:
         self.db = db
         self.chain = chain
         self.manifest = manifest
@@ -84,7 +84,7 @@ class _Plan:
 def restore(
     db: Database,
     chain: Chain,
-    path: Path,
+    source: BackupFiles | Path,
     *,
     replace: bool,
     runs_table: str,
@@ -92,7 +92,8 @@ def restore(
     progress: ProgressCallback | None = None,
 ) -> RestoreResult:
     started = time.monotonic()
-    manifest = read_manifest(path)
+    path = as_files(source)
+    manifest = path.read_manifest()
     dialect = db.dialect
     codec = codec_for(dialect.name)
     where = db.settings.describe()

@@ -14,10 +14,10 @@ sees a whole backup or none, and an interrupted one is only ever a
 whole database, so it is owner-only: directories 0700, files 0600 (and a
 destination this class creates is 0700 too). A destination that cannot be
 written (permissions, a read-only or full file system) is a
-``DestinationError`` with one line saying which. Object stores
-(S3 and the like, which have no atomic rename) would publish by writing the
-manifest last instead; that store is not written yet, and this class is the
-only one the rest of the package asks for files.
+``DestinationError`` with one line saying which. Object stores (S3 and the
+like, which have no atomic rename) publish by writing the manifest last
+instead: ``s3store.S3Store``, which has the same interface; ``open_store``
+and ``resolve`` pick one by the destination's scheme.
 """
 
 from __future__ import annotations
@@ -27,15 +27,20 @@ import os
 import re
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, Protocol, TypeAlias, TypeVar
 
 from baselinr.backup.errors import BackupError, DestinationError
+from baselinr.backup.files import BackupFiles, LocalFiles
 from baselinr.backup.manifest import MANIFEST_FILE, Manifest, parse_manifest
 from baselinr.backup.trust import INTEGRITY_MISMATCH, INTEGRITY_MISSING, integrity
 from baselinr.errors import UsageError
+
+if TYPE_CHECKING:
+    from baselinr.backup.s3 import ObjectStoreOptions
+    from baselinr.backup.s3store import S3Store
 
 PARTIAL_SUFFIX = ".partial"
 # A manifest lists tables and columns: megabytes at most. Anything larger is not read into memory.
@@ -52,15 +57,53 @@ PARTIAL = "partial"
 INVALID = "invalid"
 
 
+W = TypeVar("W")
+
+
+class BackupStore(Protocol[W]):
+    """What ``writer`` needs of a destination: ``LocalStore`` (W is a work directory) or ``S3Store``."""
+
+    def begin(self, name: str) -> W: ...
+
+    def create_file(self, work: W, file: str) -> AbstractContextManager[BinaryIO]: ...
+
+    def publish(self, work: W, name: str) -> Path | str: ...
+
+    def abort(self, work: W) -> None: ...
+
+    def destination_error(self, exc: OSError) -> DestinationError | None: ...
+
+
 @dataclass(frozen=True)
 class Entry:
     """One thing found in a destination: a complete backup, a partial one, or junk."""
 
     name: str
-    path: Path
+    path: Path | str  # a directory, or an s3:// URL
     status: str  # complete | partial | invalid
     manifest: Manifest | None = None
     problem: str | None = None
+    last_activity: float | None = None  # when anything was last written to it (seconds since the epoch)
+
+
+def valid_name(name: str, *, strict: bool = True) -> bool:
+    """Whether ``name`` can name a backup; ``strict`` raises a ``UsageError`` instead of returning False."""
+    if _NAME.fullmatch(name):
+        return True
+    if strict:
+        raise UsageError(
+            f"Invalid backup name {name[:80]!r}", hint="Use letters, digits, '.', '_' and '-', not starting with '.'."
+        )
+    return False
+
+
+def check_entry(name: str, path: Path | str, manifest: Manifest, activity: float | None = None) -> Entry:
+    """A backup whose manifest parsed: complete, or invalid if the manifest says otherwise or was changed."""
+    if not manifest.complete:
+        return Entry(name, path, INVALID, manifest, "manifest says the backup is incomplete", activity)
+    if integrity(manifest) in (INTEGRITY_MISMATCH, INTEGRITY_MISSING):
+        return Entry(name, path, INVALID, manifest, "manifest.json was changed after it was written", activity)
+    return Entry(name, path, COMPLETE, manifest, last_activity=activity)
 
 
 class LocalStore:
@@ -72,9 +115,13 @@ class LocalStore:
             scheme = text.split("://", 1)[0]
             raise UsageError(
                 f"Backup destination scheme '{scheme}://' is not supported yet",
-                hint="Use a local directory or a mounted volume.",
+                hint="Use a local directory, a mounted volume or s3://BUCKET/PREFIX.",
             )
         self.root = Path(text.removeprefix("file://"))
+
+    @property
+    def location(self) -> str:
+        return str(self.root)
 
     # --- writing ---------------------------------------------------------------
 
@@ -83,10 +130,7 @@ class LocalStore:
 
     def begin(self, name: str) -> Path:
         """Create the hidden work directory for backup ``name`` (owner-only)."""
-        if not _NAME.fullmatch(name):
-            raise UsageError(
-                f"Invalid backup name {name[:80]!r}", hint="Use letters, digits, '.', '_' and '-', not starting with '.'."
-            )
+        valid_name(name)
         try:
             self.root.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
         except OSError as exc:
@@ -156,7 +200,8 @@ class LocalStore:
                 continue
             if child.name.startswith(".") and child.name.endswith(PARTIAL_SUFFIX):
                 name = child.name[1 : -len(PARTIAL_SUFFIX)]
-                found.append(Entry(name, child, PARTIAL, problem="incomplete: never finished (interrupted or still running)"))
+                problem = "incomplete: never finished (interrupted or still running)"
+                found.append(Entry(name, child, PARTIAL, problem=problem, last_activity=_newest_mtime(child)))
                 continue
             if child.name.startswith("."):
                 continue
@@ -169,13 +214,7 @@ class LocalStore:
             except BackupError as exc:
                 found.append(Entry(child.name, child, INVALID, problem=exc.message))
                 continue
-            if not manifest.complete:
-                found.append(Entry(child.name, child, INVALID, manifest, "manifest says the backup is incomplete"))
-                continue
-            if integrity(manifest) in (INTEGRITY_MISMATCH, INTEGRITY_MISSING):
-                found.append(Entry(child.name, child, INVALID, manifest, "manifest.json was changed after it was written"))
-                continue
-            found.append(Entry(child.name, child, COMPLETE, manifest))
+            found.append(check_entry(child.name, child, manifest))
         return sorted(found, key=_age_key)
 
     def complete(self) -> list[Entry]:
@@ -186,6 +225,36 @@ class LocalStore:
         doomed = self.root / f".{entry.name}.deleting"
         os.rename(entry.path, doomed)
         shutil.rmtree(doomed)
+
+    def resolve(self, ref: str) -> LocalFiles:
+        return LocalFiles(resolve(ref, str(self.root)))
+
+
+Store: TypeAlias = "LocalStore | S3Store"
+
+
+def open_store(dest: str, options: ObjectStoreOptions | None = None) -> Store:
+    """The store for ``dest``: ``s3://bucket/prefix`` is object storage, anything else a directory."""
+    from baselinr.backup.s3 import is_s3
+
+    if is_s3(dest):
+        from baselinr.backup.s3store import S3Store
+
+        return S3Store(dest, options)
+    return LocalStore(dest)
+
+
+def resolve_files(ref: str, dest: str | None, options: ObjectStoreOptions | None = None) -> BackupFiles:
+    """A backup from a path, an ``s3://`` URL, a name inside ``dest``, or ``latest``."""
+    from baselinr.backup.s3 import is_s3
+
+    if is_s3(ref):
+        parent, _, name = ref.rstrip("/").rpartition("/")
+        return open_store(parent, options).resolve(name)
+    if is_s3(dest):
+        assert dest is not None
+        return open_store(dest, options).resolve(ref)
+    return LocalFiles(resolve(ref, dest))
 
 
 def read_manifest(path: Path) -> Manifest:
@@ -215,7 +284,7 @@ def resolve(ref: str, dest: str | None) -> Path:
         complete = LocalStore(dest).complete()
         if not complete:
             raise BackupError(f"No complete backup in {dest}")
-        return complete[-1].path
+        return Path(complete[-1].path)
     path = Path(ref)
     if not path.exists() and dest and os.sep not in ref:
         path = LocalStore(dest).root / ref
@@ -232,10 +301,17 @@ def _age_key(e: Entry) -> tuple[str, str]:
     created = e.manifest.created_at if e.manifest else ""
     if not created:
         try:
-            created = f"mtime:{e.path.stat().st_mtime:020.6f}"
+            created = f"mtime:{Path(e.path).stat().st_mtime:020.6f}"
         except OSError:
             created = ""
     return (created, e.name)
+
+
+def _newest_mtime(path: Path) -> float | None:
+    try:
+        return max([path.stat().st_mtime] + [p.stat().st_mtime for p in path.iterdir()])
+    except OSError:
+        return None
 
 
 def _fsync_dir(path: Path) -> None:

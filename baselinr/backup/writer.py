@@ -28,7 +28,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from baselinr import tracing
 from baselinr.backup.catalog import Catalog, catalog
@@ -37,7 +37,6 @@ from baselinr.backup.errors import BackupError, ManifestRejected, SchemaOutsideM
 from baselinr.backup.manifest import MANIFEST_FILE, ColumnEntry, Manifest, TableEntry, backup_name, parse_manifest
 from baselinr.backup.progress import ProgressCallback
 from baselinr.backup.results import CreateResult, TableSummary
-from baselinr.backup.store import LocalStore
 from baselinr.backup.streams import HashingGzipWriter
 from baselinr.backup.tables import logical_names, select_baselinr
 from baselinr.backup.trust import check_manifest
@@ -46,6 +45,7 @@ from baselinr.storage.families import closed_spelling
 from baselinr.storage.migrations import history
 
 if TYPE_CHECKING:
+    from baselinr.backup.store import BackupStore
     from baselinr.storage.database import Database
     from baselinr.storage.migrations.chain import Chain
     from baselinr.storage.model import Table
@@ -68,7 +68,7 @@ def database_label(db: Database) -> str:
 def write_backup(
     db: Database,
     chain: Chain,
-    store: LocalStore,
+    store: BackupStore[Any],
     *,
     runs_table: str,
     results_table: str,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -31,6 +31,7 @@ from baselinr.cli.options import (
     keep_option,
     lock_option,
     migrations_option,
+    object_store_options,
     output_option,
     prune_keep_option,
 )
@@ -39,10 +40,15 @@ from baselinr.cli.render import echo, emit_json
 from baselinr.cli.session import current
 from baselinr.errors import EXIT_INVALID, UsageError
 
+if TYPE_CHECKING:
+    from baselinr.backup.s3 import ObjectStoreOptions
+
 
 def _need_dest(dest: str | None) -> str:
     if not dest:
-        raise UsageError("No backup destination given.", hint="Pass --dest DIR or set BASELINR_BACKUP_DEST.")
+        raise UsageError(
+            "No backup destination given.", hint="Pass --dest DIR (or s3://BUCKET/PREFIX) or set BASELINR_BACKUP_DEST."
+        )
     return dest
 
 
@@ -84,6 +90,7 @@ def backup() -> None:
     metavar="TABLE.COLUMN",
     help="Leave out a column that no migration made (recorded in the manifest). Repeatable.",
 )
+@object_store_options
 @output_option
 @migrations_option
 def create(
@@ -95,6 +102,7 @@ def create(
     exclude_columns: tuple[str, ...],
     output: str,
     migrations_package: str | None,
+    object_store: ObjectStoreOptions,
 ) -> None:
     """Write a new backup of every Baselinr table to --dest.
 
@@ -115,6 +123,7 @@ def create(
             progress=progress,
             exclude_tables=exclude_tables,
             exclude_columns=exclude_columns,
+            object_store=object_store,
         )
     if output == "json":
         emit_json({**result.to_dict(), "ok": True})
@@ -124,13 +133,14 @@ def create(
 
 @backup.command("list")
 @dest_option
+@object_store_options
 @output_option
-def list_(dest: str | None, output: str) -> None:
+def list_(dest: str | None, output: str, object_store: ObjectStoreOptions) -> None:
     """List the backups in --dest, newest last; partial and invalid ones are flagged."""
     current(output)
     from baselinr.backup.api import list_backups
 
-    result = list_backups(_need_dest(dest))
+    result = list_backups(_need_dest(dest), object_store=object_store)
     if output == "json":
         emit_json({**result.to_dict(), "ok": True})
         return
@@ -140,17 +150,26 @@ def list_(dest: str | None, output: str) -> None:
 @backup.command()
 @click.argument("backup_ref", metavar="BACKUP")
 @dest_option
+@object_store_options
 @output_option
 @migrations_option
-def verify(backup_ref: str, dest: str | None, output: str, migrations_package: str | None) -> None:
-    """Check BACKUP (a path, a name in --dest, or 'latest') against the schema model, then re-read it and check
+def verify(
+    backup_ref: str, dest: str | None, output: str, migrations_package: str | None, object_store: ObjectStoreOptions
+) -> None:
+    """Check BACKUP (a path, an s3:// URL, a name in --dest, or 'latest') against the schema model, then re-read it and check
     row counts and checksums."""
     current(output)
     from baselinr.backup.api import verify_backup
     from baselinr.storage.migrations.chain import DEFAULT_PACKAGE
 
     with _progress(output) as progress:
-        result = verify_backup(backup_ref, dest=dest, migrations_package=migrations_package or DEFAULT_PACKAGE, progress=progress)
+        result = verify_backup(
+            backup_ref,
+            dest=dest,
+            migrations_package=migrations_package or DEFAULT_PACKAGE,
+            progress=progress,
+            object_store=object_store,
+        )
     if output == "json":
         emit_json({**result.to_dict(), "ok": result.ok})
     else:
@@ -165,6 +184,7 @@ def verify(backup_ref: str, dest: str | None, output: str, migrations_package: s
 @dest_option
 @click.option("--replace", is_flag=True, help="Drop the target's Baselinr tables and replace them with the backup.")
 @lock_option
+@object_store_options
 @output_option
 @migrations_option
 def restore(
@@ -175,8 +195,9 @@ def restore(
     lock_timeout: float,
     output: str,
     migrations_package: str | None,
+    object_store: ObjectStoreOptions,
 ) -> None:
-    """Restore BACKUP (a path, a name in --dest, or 'latest') into the configured database."""
+    """Restore BACKUP (a path, an s3:// URL, a name in --dest, or 'latest') into the configured database."""
     session = current(output)
     from baselinr.backup.api import restore_backup
     from baselinr.storage.migrations.chain import DEFAULT_PACKAGE
@@ -191,6 +212,7 @@ def restore(
             migrations_package=migrations_package or DEFAULT_PACKAGE,
             lock_timeout=lock_timeout,
             progress=progress,
+            object_store=object_store,
         )
     if output == "json":
         emit_json({**result.to_dict(), "ok": True})
@@ -201,13 +223,27 @@ def restore(
 @backup.command()
 @dest_option
 @prune_keep_option
+@click.option(
+    "--partial-older-than",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="MINUTES",
+    help="Also remove partial backups (interrupted ones) nothing was written to for MINUTES, "
+    "with their unfinished uploads. Default: leave them.",
+)
+@object_store_options
 @output_option
-def prune(dest: str | None, keep: int, output: str) -> None:
+def prune(dest: str | None, keep: int, partial_older_than: float | None, output: str, object_store: ObjectStoreOptions) -> None:
     """Remove the oldest complete backups in --dest beyond the newest N of each database."""
     current(output)
     from baselinr.backup.api import prune_backups
 
-    result = prune_backups(_need_dest(dest), keep)
+    result = prune_backups(
+        _need_dest(dest),
+        keep,
+        partial_older_than=None if partial_older_than is None else partial_older_than * 60,
+        object_store=object_store,
+    )
     if output == "json":
         emit_json({**result.to_dict(), "ok": True})
         return

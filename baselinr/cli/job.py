@@ -31,6 +31,7 @@ from baselinr.cli.options import (
     job_keep_option,
     job_lock_option,
     job_migrations_option,
+    object_store_options,
     result_option,
 )
 from baselinr.cli.render.job import fit
@@ -38,6 +39,7 @@ from baselinr.cli.session import Session, current
 from baselinr.errors import EXIT_INVALID, BaselinrError, ConfigError
 
 if TYPE_CHECKING:
+    from baselinr.backup.s3 import ObjectStoreOptions
     from baselinr.config import Settings
     from baselinr.storage.migrations.manager import MigrationManager
     from baselinr.storage.migrations.results import LockRetry
@@ -169,9 +171,17 @@ def validate(config_path: str | None, result_file: str, migrations_package: str 
 @job_config_option
 @job_dest_option
 @job_keep_option
+@object_store_options
 @result_option
 @job_migrations_option
-def backup(config_path: str | None, dest: str, keep: int | None, result_file: str, migrations_package: str | None) -> None:
+def backup(
+    config_path: str | None,
+    dest: str,
+    keep: int | None,
+    result_file: str,
+    migrations_package: str | None,
+    object_store: ObjectStoreOptions,
+) -> None:
     """Back up Baselinr's tables to --dest; a database without them yet is reported as skipped."""
 
     def work(session: Session, data: dict[str, Any]) -> int:
@@ -185,7 +195,9 @@ def backup(config_path: str | None, dest: str, keep: int | None, result_file: st
             return 0
         from baselinr.storage.migrations.chain import DEFAULT_PACKAGE
 
-        result = create_backup(settings, dest, keep=keep, migrations_package=migrations_package or DEFAULT_PACKAGE)
+        result = create_backup(
+            settings, dest, keep=keep, migrations_package=migrations_package or DEFAULT_PACKAGE, object_store=object_store
+        )
         data.update(
             skipped=False,
             name=result.name,

@@ -125,8 +125,68 @@ def _dest(required: bool, help_text: str) -> Decorator:
     return click.option("--dest", "-d", envvar="BASELINR_BACKUP_DEST", required=required, metavar="DIR", help=help_text)
 
 
-dest_option = _dest(False, "Directory (local or a mounted volume) that holds the backups. Env: BASELINR_BACKUP_DEST.")
-job_dest_option = _dest(True, "Directory for backups.")
+dest_option = _dest(
+    False,
+    "Directory (local or a mounted volume), or s3://BUCKET/PREFIX, that holds the backups. Env: BASELINR_BACKUP_DEST.",
+)
+job_dest_option = _dest(True, "Directory or s3://BUCKET/PREFIX for backups.")
+
+
+def object_store_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--endpoint-url``, ``--region``, ``--sse``, ``--sse-kms-key-id`` and ``--s3-part-size-mb``, handed to the
+    command as one ``object_store`` argument (used only when the destination is ``s3://``). Credentials are
+    never options: they come from the AWS chain (environment, profile, web identity, container role)."""
+    import functools
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from baselinr.backup.s3 import MIB, ObjectStoreOptions
+
+        kwargs["object_store"] = ObjectStoreOptions(
+            endpoint_url=kwargs.pop("endpoint_url") or None,
+            region=kwargs.pop("region") or None,
+            sse=kwargs.pop("sse") or None,
+            sse_kms_key_id=kwargs.pop("sse_kms_key_id") or None,
+            part_size=kwargs.pop("part_size_mb") * MIB,
+        )
+        return command(*args, **kwargs)
+
+    for decorator in reversed(
+        [
+            click.option(
+                "--endpoint-url",
+                metavar="URL",
+                default=None,
+                help="S3-compatible endpoint (path-style addressing). Env: AWS_ENDPOINT_URL. Default: AWS S3.",
+            ),
+            click.option("--region", metavar="REGION", default=None, help="S3 region. Env: AWS_REGION."),
+            click.option(
+                "--sse",
+                type=click.Choice(["AES256", "aws:kms", "aws:kms:dsse"]),
+                envvar="BASELINR_S3_SSE",
+                default=None,
+                help="Server-side encryption of every object written. Env: BASELINR_S3_SSE.",
+            ),
+            click.option(
+                "--sse-kms-key-id",
+                metavar="KEY",
+                envvar="BASELINR_S3_SSE_KMS_KEY_ID",
+                default=None,
+                help="KMS key for --sse aws:kms. Env: BASELINR_S3_SSE_KMS_KEY_ID.",
+            ),
+            click.option(
+                "--s3-part-size-mb",
+                "part_size_mb",
+                type=click.IntRange(min=5, max=5120),
+                envvar="BASELINR_S3_PART_SIZE_MB",
+                default=16,
+                show_default=True,
+                help="Multipart upload part size; one part per upload is held in memory. Env: BASELINR_S3_PART_SIZE_MB.",
+            ),
+        ]
+    ):
+        wrapper = decorator(wrapper)
+    return wrapper
 
 
 def _keep(required: bool, help_text: str) -> Decorator:

@@ -53,7 +53,7 @@ def test_api_server_refuses_downgrades_and_bad_versions(setup: Setup) -> None:
     bad = setup.apply(setup.schema("zero", 0, **SKIP_BACKUP))
     assert bad.returncode != 0 and "spec.targetVersion" in bad.stderr and "greater than or equal to 1" in bad.stderr
     no_volume = setup.apply(setup.schema("novol", 1, backup={"mode": "Required"}))
-    assert no_volume.returncode != 0 and "spec.backup.volume is required unless spec.backup.mode is Skip" in no_volume.stderr
+    assert no_volume.returncode != 0 and "spec.backup.objectStore is required unless spec.backup.mode is Skip" in no_volume.stderr
     setup.apply(setup.schema("analytics", 3, **SKIP_BACKUP)).check_returncode()
     fresh = setup.get("analytics")
     assert fresh["status"]["observedGeneration"] == -1 and fresh["status"]["phase"] == "Pending"  # CRD defaults

@@ -299,7 +299,7 @@ def test_schema_spec_json_carries_every_set_value(helm: Helm) -> None:
     ("args", "message"),
     [
         (["--set", "targetVersion=2"], "configSecretRef.name is required"),
-        (["--set", "targetVersion=2", "--set", "configSecretRef.name=c"], "backup.volume is required unless backup.mode is Skip"),
+        (["--set", "targetVersion=2", "--set", "configSecretRef.name=c"], "objectStore.bucket is required unless"),
         (["--set", "targetVersion=0", "--set", "configSecretRef.name=c", "--set", "backup.mode=Skip"], "positive integer"),
         (
             ["--set", "targetVersion=2", "--set", "configSecretRef.name=c", "--set", "backup.mode=Skip",

@@ -40,8 +40,13 @@ helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
 {{- with .Values.backup.volume }}{{ $_ := set $backup "volume" . }}{{ end }}
 {{- with .Values.backup.subPath }}{{ $_ := set $backup "subPath" . }}{{ end }}
 {{- with .Values.backup.keep }}{{ $_ := set $backup "keep" (int .) }}{{ end }}
-{{- if and (ne $backup.mode "Skip") (not .Values.backup.volume) }}
-{{- fail "backup.volume is required unless backup.mode is Skip (e.g. {persistentVolumeClaim: {claimName: baselinr-backups}})" }}
+{{- with .Values.backup.objectStore }}{{ if .bucket }}
+{{- $store := dict "bucket" .bucket }}
+{{- range $k := list "prefix" "endpoint" "region" "credentialsSecretRef" }}{{ with index $.Values.backup.objectStore $k }}{{ $_ := set $store $k . }}{{ end }}{{ end }}
+{{- $_ := set $backup "objectStore" $store }}
+{{- end }}{{ end }}
+{{- if and (ne $backup.mode "Skip") (not .Values.backup.volume) (not (hasKey $backup "objectStore")) }}
+{{- fail "backup.volume or backup.objectStore.bucket is required unless backup.mode is Skip (e.g. {persistentVolumeClaim: {claimName: baselinr-backups}})" }}
 {{- end }}
 {{- $_ := set $spec "backup" $backup }}
 {{- if .Values.allowDowngrade }}{{ $_ := set $spec "allowDowngrade" true }}{{ end }}
