@@ -243,3 +243,18 @@ def test_a_pod_the_kubelet_cannot_start_is_reported_at_once_and_a_fixed_spec_run
     assert history(pg_server, database) == [(1, "applied")]
     if cause == "image":  # the waiting run was still in progress: the new spec superseded it
         assert any("analytics-migrate-v1-1" in e["message"] for e in events_of(k8s, namespace, "Superseded"))
+
+
+def test_a_backup_to_object_storage_the_operator_does_not_allow_is_refused(
+    installed: Installed, namespace: str, pg_server: Server, tmp_path: Path
+) -> None:
+    """The chart's default ``allowedVolumeKinds`` (a PVC only): a spec naming a bucket stalls, and no Job runs."""
+    k8s, op = installed.k8s, installed
+    config_secret(k8s, namespace, pg_server, tmp_path)
+    store = {"bucket": "team-backups", "endpoint": "http://127.0.0.1:1"}  # never dialled: refused before any Job
+    k8s.apply(json.dumps(schema("analytics", LATEST, backup={"mode": "Required", "objectStore": store})), namespace)
+    status = wait_status(
+        op, namespace, "analytics", lambda s: conditions(s).get("Stalled", ("", ""))[0] == "True", "Stalled", 90
+    )
+    assert "objectStore" in status["message"], status["message"]
+    assert names_of_jobs(k8s, namespace) == []

@@ -112,7 +112,8 @@ def s3s_fs_binary() -> str:
     return proc.stdout.strip().splitlines()[-1]
 
 
-def start_s3(root: Path) -> S3Server:
+def start_s3(root: Path, host: str = "127.0.0.1") -> S3Server:
+    """s3s-fs on a free port of ``host`` (loopback; a test bridge's address for pods)."""
     binary = s3s_fs_binary()
     base = root / f"s3-{uuid.uuid4().hex[:8]}"
     data = base / "data"
@@ -123,7 +124,7 @@ def start_s3(root: Path) -> S3Server:
     cmd = [
         binary,
         "--host",
-        "127.0.0.1",
+        host,
         "--port",
         str(port),
         "--access-key",
@@ -134,7 +135,7 @@ def start_s3(root: Path) -> S3Server:
     ]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=base, start_new_session=True)
-    server = S3Server(f"http://127.0.0.1:{port}", admin, data, proc, log)
+    server = S3Server(f"http://{host}:{port}", admin, data, proc, log)
     deadline = time.monotonic() + 60
     last: Exception | None = None
     while time.monotonic() < deadline:
