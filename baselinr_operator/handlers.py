@@ -104,14 +104,14 @@ def probe_claims(memo: kopf.Memo, **_: Any) -> int:
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-def schema_event(event: kopf.RawEvent, namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
+def schema_event(event: kopf.RawEvent, body: kopf.Body, namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
     assert namespace is not None  # the resource is namespaced
     rt = _runtime(memo)
     if event.get("type") == "DELETED":
         rt.forget((namespace, name))
         metrics.forget(namespace, name)
         return
-    _reconcile_or_reschedule(rt, namespace, name)
+    _reconcile_or_reschedule(rt, namespace, name, seen=body.metadata.get("resourceVersion"))
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={"app.kubernetes.io/managed-by": MANAGED_BY})
@@ -129,9 +129,9 @@ def job_event(event: kopf.RawEvent, body: kopf.Body, namespace: str | None, memo
             _reconcile_or_reschedule(rt, namespace, ref["name"])
 
 
-def _reconcile_or_reschedule(rt: Runtime, namespace: str, name: str) -> None:
+def _reconcile_or_reschedule(rt: Runtime, namespace: str, name: str, seen: str | None = None) -> None:
     try:
-        reconcile(rt, namespace, name)
+        reconcile(rt, namespace, name, seen)
     except kopf.TemporaryError as exc:
         log.warning("Reconciling %s/%s failed for now, retrying in %ss: %s", namespace, name, exc.delay, exc)
         rt.schedule((namespace, name), datetime.now(timezone.utc) + timedelta(seconds=float(exc.delay or 5)))
@@ -142,10 +142,16 @@ def _reconcile_or_reschedule(rt: Runtime, namespace: str, name: str) -> None:
 # --- the reconcile ------------------------------------------------------------------------------
 
 
-def reconcile(rt: Runtime, namespace: str, name: str) -> None:
-    """Bring one resource a step closer to its target; safe to call any time, from any trigger."""
+def reconcile(rt: Runtime, namespace: str, name: str, seen: str | None = None) -> None:
+    """Bring one resource a step closer to its target; safe to call any time, from any trigger.
+
+    ``seen``: the resourceVersion a watch event showed; the echo of the operator's own status
+    write (``runtime.own_echo``) is skipped, its Job and schedule being taken care of already.
+    """
     settings, claims = rt.settings, rt.claims
     with rt.lock_for((namespace, name)):
+        if rt.is_echo((namespace, name), seen):
+            return
         body = kube.get_schema(namespace, name)
         key = f"{namespace}/{name}"
         if body is None or body["metadata"].get("deletionTimestamp"):
@@ -161,7 +167,7 @@ def reconcile(rt: Runtime, namespace: str, name: str) -> None:
             if token:
                 draft.set(retryToken=token)  # seen: a waiter for this retry reads the verdict below
             draft.invalid_spec(str(exc))
-            _write(namespace, name, draft.patch())
+            _write(rt, body, draft.patch())
             return
         run = status.get("run") or {}
         outcome = None
@@ -200,7 +206,7 @@ def reconcile(rt: Runtime, namespace: str, name: str) -> None:
             else:
                 claims.release(key)
         try:
-            _write(namespace, name, p.draft.patch())
+            _write(rt, body, p.draft.patch())
         except Exception:
             if not is_active(status):
                 claims.release(key)
@@ -220,7 +226,7 @@ def reconcile(rt: Runtime, namespace: str, name: str) -> None:
                 p.events[:0] = started
                 with claims.lock:
                     claims.release(key)
-                _write(namespace, name, p.draft.patch())
+                _write(rt, body, p.draft.patch())
             else:
                 if not created:
                     log.info("Adopted the existing Job %s/%s", namespace, manifest["metadata"]["name"])
@@ -257,9 +263,10 @@ def _clean_up(settings: OperatorSettings, namespace: str, name: str, status: Map
         log.warning("Cleaning up the old Jobs of %s/%s failed: %s", namespace, name, exc)
 
 
-def _write(namespace: str, name: str, patch: Mapping[str, Any]) -> None:
+def _write(rt: Runtime, body: Mapping[str, Any], patch: Mapping[str, Any]) -> None:
     if patch:
-        kube.patch_status(namespace, name, patch)
+        meta = body["metadata"]
+        rt.wrote((meta["namespace"], meta["name"]), body, kube.patch_status(meta["namespace"], meta["name"], patch))
 
 
 async def _schedule_loop(rt: Runtime) -> None:

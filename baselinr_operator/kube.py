@@ -105,10 +105,13 @@ def get_schema(namespace: str, name: str) -> dict[str, Any] | None:
     return found
 
 
-def patch_status(namespace: str, name: str, patch: Mapping[str, Any]) -> None:
-    """A JSON merge patch of ``.status`` alone: no resourceVersion, so spec edits never conflict with it."""
+def patch_status(namespace: str, name: str, patch: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A JSON merge patch of ``.status`` alone: no resourceVersion, so spec edits never conflict with it.
+
+    Returns the resource as written (None when it is gone).
+    """
     api = client.CustomObjectsApi(api_client())
-    _call(
+    written: dict[str, Any] | None = _call(
         f"patch {PLURAL}/{name}/status",
         api.patch_namespaced_custom_object_status,
         GROUP,
@@ -120,6 +123,7 @@ def patch_status(namespace: str, name: str, patch: Mapping[str, Any]) -> None:
         _content_type="application/merge-patch+json",
         missing_ok=True,
     )
+    return written
 
 
 def get_job(namespace: str, name: str) -> dict[str, Any] | None:

@@ -5,7 +5,9 @@ handler a shallow copy of that memo, so all of them share this one object,
 and an operator started again in the same process (as the tests do) starts
 from a fresh one. It holds the settings, the database claims, one lock per
 resource (a reconcile of a resource never overlaps another of the same
-one), the Jobs seen deleted before they finished, and the schedule: when each
+one), the Jobs seen deleted before they finished, the version of each
+resource that the operator's own last status write made (its watch event, the
+echo of that write, needs no reconcile: ``own_echo``), and the schedule: when each
 resource is next looked at (a retry or drift check due, a Job that may be
 stuck, an API error to retry). The schedule is run by ``handlers``' own
 task, not by ``kopf.timer``: kopf's timers and daemons put a finalizer on
@@ -17,8 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from baselinr_operator.claims import Claims
 from baselinr_operator.settings import OperatorSettings
@@ -35,6 +39,7 @@ class Runtime:
     _locks: dict[Key, threading.Lock] = field(default_factory=dict)
     _deleted: set[Key] = field(default_factory=set)  # unfinished Jobs seen deleted, until their resource took it in
     _own_deletions: set[Key] = field(default_factory=set)  # unfinished Jobs the operator deleted itself
+    _echoes: dict[Key, str] = field(default_factory=dict)  # resourceVersion of the own last status write, see own_echo
     _guard: threading.Lock = field(default_factory=threading.Lock)
 
     def lock_for(self, key: Key) -> threading.Lock:
@@ -62,6 +67,24 @@ class Runtime:
         """The resource is gone."""
         self.claims.release(f"{key[0]}/{key[1]}")
         self.schedule(key, None)
+        with self._guard:
+            self._echoes.pop(key, None)
+
+    # --- the echoes of the operator's own status writes ---------------------------------
+
+    def wrote(self, key: Key, read: Mapping[str, Any], written: Mapping[str, Any] | None) -> None:
+        """A status write of the resource ``read`` (as planned from) came back as ``written``."""
+        version = own_echo(read, written)
+        with self._guard:
+            if version is None:
+                self._echoes.pop(key, None)
+            else:
+                self._echoes[key] = version
+
+    def is_echo(self, key: Key, version: str | None) -> bool:
+        """Whether ``version`` of the resource is the one the operator's own last status write made."""
+        with self._guard:
+            return version is not None and self._echoes.get(key) == version
 
     # --- Jobs deleted before they finished -------------------------------------------
 
@@ -86,3 +109,21 @@ class Runtime:
             seen = job in self._deleted
             self._deleted.discard(job)
             return seen
+
+
+def own_echo(read: Mapping[str, Any], written: Mapping[str, Any] | None) -> str | None:
+    """The resourceVersion of ``written`` when it differs from ``read`` by the status write alone, else None.
+
+    A reconcile plans from ``read`` and writes status; the watch event of that write then shows what
+    the plan already took in, so reconciling it again would only read the same state back (a get of the
+    resource, its Job and Pods). Anything else the planner reads (the spec, by its generation; the
+    annotations, the retry token among them; a deletion) changed in between means: not an echo.
+    """
+    if not written:
+        return None
+    before, after = read.get("metadata") or {}, written.get("metadata") or {}
+    for field_ in ("uid", "generation", "annotations", "deletionTimestamp"):
+        if before.get(field_) != after.get(field_):
+            return None
+    version = after.get("resourceVersion")
+    return str(version) if version else None
