@@ -356,6 +356,8 @@ def main() -> None:
                         help="seconds after the last Ready (or Job) before the requests are counted")  # fmt: skip
     parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
                         help="record the operator with py-spy (raw, 50 Hz) while the fleet's Jobs are created")  # fmt: skip
+    parser.add_argument("--keep-logs", type=Path, default=None, metavar="DIR",
+                        help="copy each fleet's audit log and operator log there")  # fmt: skip
     args = parser.parse_args()
     if args.repeat < 5 or args.resources < 0:
         parser.error("--repeat must be at least 5 and --resources at least 0")
@@ -645,6 +647,11 @@ def fleet_run(bin_dir: Path, n: int, run_jobs: bool, args: argparse.Namespace, r
             spy.kill()
         stop_operator(operator)
         cp.stop()
+        if args.keep_logs is not None:
+            args.keep_logs.mkdir(parents=True, exist_ok=True)
+            for log in (cp.audit_log, work / "operator.log"):
+                if log.exists():
+                    shutil.copy(log, args.keep_logs / f"{log.stem}-{n}-r{round_}{log.suffix}")
         shutil.rmtree(data, ignore_errors=True)
         shutil.rmtree(work, ignore_errors=True)
 
