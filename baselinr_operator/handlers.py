@@ -129,7 +129,10 @@ def job_event(event: kopf.RawEvent, body: kopf.Body, namespace: str | None, memo
         if not gone or not rt.job_deleted((namespace, str(body.metadata["name"])), event.get("type") == "DELETED"):
             return
     elif event.get("type") == "DELETED":
+        rt.finished_job_gone((namespace, str(body.metadata["name"])))
         return  # a finished Job removed (cleanup): its outcome was taken in when it finished
+    elif not rt.job_finished_first((namespace, str(body.metadata["name"]))):
+        return  # the Job controller writes a finished Job again: its outcome was taken in at the first event
     for ref in body.metadata.get("ownerReferences") or []:
         if ref.get("kind") == KIND and ref.get("controller"):
             _reconcile_or_reschedule(rt, namespace, ref["name"])

@@ -7,7 +7,8 @@ from a fresh one. It holds the settings, the database claims, one lock per
 resource (a reconcile of a resource never overlaps another of the same
 one), the Jobs seen deleted before they finished, the version of each
 resource that the operator's own last status write made (its watch event, the
-echo of that write, needs no reconcile: ``own_echo``), and the schedule: when each
+echo of that write, needs no reconcile: ``own_echo``), the finished Jobs
+already taken in (the Job controller writes a finished Job again), and the schedule: when each
 resource is next looked at (a retry or drift check due, a Job that may be
 stuck, an API error to retry). The schedule is run by ``handlers``' own
 task, not by ``kopf.timer``: kopf's timers and daemons put a finalizer on
@@ -40,6 +41,7 @@ class Runtime:
     _deleted: set[Key] = field(default_factory=set)  # unfinished Jobs seen deleted, until their resource took it in
     _own_deletions: set[Key] = field(default_factory=set)  # unfinished Jobs the operator deleted itself
     _echoes: dict[Key, str] = field(default_factory=dict)  # resourceVersion of the own last status write, see own_echo
+    _finished_jobs: set[Key] = field(default_factory=set)  # finished Jobs whose owner was reconciled, until deleted
     _guard: threading.Lock = field(default_factory=threading.Lock)
 
     def lock_for(self, key: Key) -> threading.Lock:
@@ -85,6 +87,19 @@ class Runtime:
         """Whether ``version`` of the resource is the one the operator's own last status write made."""
         with self._guard:
             return version is not None and self._echoes.get(key) == version
+
+    # --- finished Jobs -----------------------------------------------------------------
+
+    def job_finished_first(self, job: Key) -> bool:
+        """True the first time a finished Job is seen (its owner is reconciled then), False for its later events."""
+        with self._guard:
+            first = job not in self._finished_jobs
+            self._finished_jobs.add(job)
+            return first
+
+    def finished_job_gone(self, job: Key) -> None:
+        with self._guard:
+            self._finished_jobs.discard(job)
 
     # --- Jobs deleted before they finished -------------------------------------------
 

@@ -1,9 +1,11 @@
-"""The echo of the operator's own status write: its watch event needs no reconcile, anything else does.
+"""Watch events that need no reconcile: the echo of the operator's own status write, a finished Job seen again.
 
 ``runtime.own_echo`` decides from the resource as the reconcile read it and as the status write
 returned it; ``Runtime`` remembers that version per resource until the next write or the resource's
-deletion. The saving (a get of the resource, its Job and its Pods per write) is measured by
-``bench/operator_latency.py --fleet``.
+deletion. A finished Job reconciles its owner at its first event only (the Job controller updates it
+again after ``Complete``). The saving (per run: a get of the resource, its Job and its Pods for the
+first write, a get of the resource for the last and for the finished Job's second update) is
+measured by ``bench/operator_latency.py --fleet``.
 """
 
 from __future__ import annotations
@@ -60,3 +62,13 @@ def test_the_runtime_knows_the_last_own_write_of_each_resource() -> None:
     rt.wrote(KEY, read, written(read, "16"))
     rt.forget(KEY)
     assert not rt.is_echo(KEY, "16")
+
+
+def test_a_finished_job_reconciles_its_owner_once_until_it_is_deleted() -> None:
+    rt = Runtime(OperatorSettings())
+    job = ("ns", "db-migrate-v2-1")
+    assert rt.job_finished_first(job)
+    assert not rt.job_finished_first(job)
+    assert rt.job_finished_first(("ns", "db-migrate-v3-2"))
+    rt.finished_job_gone(job)
+    assert rt.job_finished_first(job)  # a Job of that name created again
