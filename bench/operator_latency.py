@@ -136,7 +136,7 @@ class AuditedControlPlane(ControlPlane):
 
 
 class Audit:
-    """The audit log's successful write events, read as they are appended."""
+    """The audit log's successful write events with their bodies, read as they are appended."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -152,7 +152,8 @@ class Audit:
             self.offset += len(complete)
             for line in complete.splitlines():
                 event = json.loads(line)
-                if event.get("stage") == "ResponseComplete" and (event.get("responseStatus") or {}).get("code", 0) < 300:
+                ok = event.get("stage") == "ResponseComplete" and (event.get("responseStatus") or {}).get("code", 0) < 300
+                if ok and "responseObject" in event:  # the timed writes (the others are only counted, in a fleet)
                     self.events.append(event)
         return self.events
 
@@ -474,6 +475,8 @@ class FleetAudit:
         self.ready: dict[str, float] = {}  # "ns/name" -> the operator's first status write showing Ready at v1
         self.requests: Counter[str] = Counter()  # the operator's requests by "verb resource[/subresource]"
         self.refused: Counter[str] = Counter()  # of those, the ones answered with a status >= 400, by kind and status
+        self.first_get: dict[str, float] = {}  # "ns/name" -> when the operator's first read of it arrived (its reconcile)
+        self.server_seconds: dict[str, list[float]] = {}  # the operator's requests: received -> response, by kind
 
     def refresh(self) -> FleetAudit:
         if self.path.exists():
@@ -495,6 +498,8 @@ class FleetAudit:
         if by_operator:
             kind = request_kind(e)
             self.requests[kind] += 1
+            if e.get("verb") != "watch":
+                self.server_seconds.setdefault(kind, []).append(stamp(e) - received(e))
             if code >= 400:
                 self.refused[f"{kind} {code}"] += 1
         ns = ref.get("namespace")
@@ -509,11 +514,18 @@ class FleetAudit:
                 for owner in meta.get("ownerReferences") or []:
                     if owner.get("kind") == "BaselinrSchema":
                         self.jobs.setdefault(f"{ns}/{owner['name']}", stamp(e))
+        elif resource == "baselinrschemas" and verb == "get" and not sub and by_operator:
+            self.first_get.setdefault(f"{ns}/{ref.get('name')}", received(e))
         elif resource == "baselinrschemas" and sub == "status" and by_operator:
             obj = e.get("responseObject") or {}
             name = (obj.get("metadata") or {}).get("name")
             if name and _ready(obj, name, 1):
                 self.ready.setdefault(f"{ns}/{name}", stamp(e))
+
+
+def received(event: dict[str, Any]) -> float:
+    """When the API server received the request of an audit event."""
+    return datetime.fromisoformat(event["requestReceivedTimestamp"].replace("Z", "+00:00")).timestamp()
 
 
 def request_kind(e: dict[str, Any]) -> str:
@@ -618,6 +630,9 @@ def fleet_run(bin_dir: Path, n: int, run_jobs: bool, args: argparse.Namespace, r
         created = audit.created
         first, last_created = min(created.values()), max(created.values())
         delays = [audit.jobs[k] - created[k] for k in created]
+        queued = [audit.first_get[k] - created[k] for k in created]
+        reconciled = [audit.jobs[k] - audit.first_get[k] for k in created]
+        server = {kind: statistics.median(v) for kind, v in audit.server_seconds.items() if len(v) >= n // 2}
         all_jobs = max(audit.jobs.values()) - first
         all_ready = after_agent = None
         if run_jobs:
@@ -632,6 +647,8 @@ def fleet_run(bin_dir: Path, n: int, run_jobs: bool, args: argparse.Namespace, r
         return {
             "n": n, "round": round_, "spread": last_created - first, "p50": percentile(delays, 50),
             "p95": percentile(delays, 95), "max": max(delays), "all_jobs": all_jobs, "all_ready": all_ready,
+            "queued": (percentile(queued, 50), percentile(queued, 95)), "server": server,
+            "reconciled": (percentile(reconciled, 50), percentile(reconciled, 95)),
             "after_agent": after_agent, "cpu_jobs": cpu_jobs, "cpu_all": cpu_seconds(operator.pid) - cpu0,
             "rss0": rss0, "rss_end": memory(operator.pid)["VmRSS"], "hwm": memory(operator.pid)["VmHWM"],
             "requests_jobs": requests_jobs, "requests_all": requests_all,
@@ -670,6 +687,11 @@ def print_fleet(r: dict[str, Any], args: argparse.Namespace) -> None:
     print(f"  created by 8 client threads: first -> last stored in {r['spread']:.1f} s")
     print(f"  create -> Job stored: p50 {r['p50']:.2f} s, p95 {r['p95']:.2f} s, max {r['max']:.2f} s; "
           f"first created -> all {n} Jobs stored: {r['all_jobs']:.1f} s (no node runs them meanwhile)")  # fmt: skip
+    (q50, q95), (r50, r95) = r["queued"], r["reconciled"]
+    print(f"    of which: created -> the operator's first read of it (queued) p50 {q50:.2f} s, p95 {q95:.2f} s; "
+          f"that read -> its Job stored p50 {r50:.2f} s, p95 {r95:.2f} s")  # fmt: skip
+    median_ms = ", ".join(f"{kind} {seconds * 1000:.0f}" for kind, seconds in sorted(r["server"].items()))
+    print(f"    the API server's time per request of the operator (median, ms): {median_ms}")
     if r["all_ready"] is not None:
         print(f"  node agent started after that: all {n} Ready {r['after_agent']:.1f} s later "
               f"({r['all_ready']:.1f} s after the first creation)")  # fmt: skip
