@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -57,13 +57,21 @@ class Runtime:
             else:
                 self._schedule[key] = due
 
-    def take_due(self, now: datetime) -> list[Key]:
-        """The resources whose time has come, taken off the schedule."""
+    def take_due(self, now: datetime) -> Iterator[Key]:
+        """The resources whose time has come, each taken off the schedule when the caller gets to it.
+
+        The caller reconciles them one after the other: one that a reconcile meanwhile moved later or
+        cleared (its Job finished) is passed over, not read back for nothing.
+        """
         with self._guard:
             due = [k for k, when in self._schedule.items() if when <= now]
-            for k in due:
-                del self._schedule[k]
-        return due
+        for key in due:
+            with self._guard:
+                when = self._schedule.get(key)
+                if when is None or when > now:
+                    continue
+                del self._schedule[key]
+            yield key
 
     def forget(self, key: Key) -> None:
         """The resource is gone."""

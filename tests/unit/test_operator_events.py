@@ -5,12 +5,14 @@ returned it; ``Runtime`` remembers that version per resource until the next writ
 deletion. A finished Job reconciles its owner at its first event only (the Job controller updates it
 again after ``Complete``). The saving (per run: a get of the resource, its Job and its Pods for the
 first write, a get of the resource for the last and for the finished Job's second update) is
-measured by ``bench/operator_latency.py --fleet``.
+measured by ``bench/operator_latency.py --fleet``. So is a scheduled look at a resource whose Job
+finished while the scheduler was busy with the others.
 """
 
 from __future__ import annotations
 
 import copy
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from baselinr_operator.runtime import Runtime, own_echo
@@ -72,3 +74,18 @@ def test_a_finished_job_reconciles_its_owner_once_until_it_is_deleted() -> None:
     assert rt.job_finished_first(("ns", "db-migrate-v3-2"))
     rt.finished_job_gone(job)
     assert rt.job_finished_first(job)  # a Job of that name created again
+
+
+def test_a_scheduled_resource_that_a_reconcile_meanwhile_cleared_or_moved_is_passed_over() -> None:
+    rt = Runtime(OperatorSettings())
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    for name in ("a", "b", "c", "d"):
+        rt.schedule(("ns", name), now - timedelta(seconds=1))
+    rt.schedule(("ns", "later"), now + timedelta(seconds=1))
+    due = rt.take_due(now)
+    assert next(due) == ("ns", "a")
+    rt.schedule(("ns", "b"), None)  # its Job finished: nothing to look at
+    rt.schedule(("ns", "c"), now + timedelta(seconds=10))  # reconciled meanwhile: next look later
+    assert list(due) == [("ns", "d")]
+    assert list(rt.take_due(now)) == []
+    assert set(rt.take_due(now + timedelta(seconds=10))) == {("ns", "later"), ("ns", "c")}
