@@ -49,7 +49,7 @@ def api_client() -> client.ApiClient:
     with _lock:
         if _api is None:
             cfg, _ = configuration(os.environ.get("KUBECONFIG"))
-            cfg.connection_pool_maxsize = 32
+            cfg.connection_pool_maxsize = 48  # the handlers' threads (32) and the scheduler's, each with one
             _api = client.ApiClient(cfg)
         return _api
 
