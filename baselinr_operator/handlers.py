@@ -46,6 +46,9 @@ from baselinr_operator.status import Phase, StatusDraft, Step
 log = logging.getLogger("baselinr_operator")
 
 STUCK_CHECK_SECONDS = 5.0
+# Handlers running at once. Each spends its reconcile waiting on the API server (four requests in a row for a new
+# resource), so these bound how many Jobs a second the operator creates: 16 made ~30 a second (bench/README.md).
+WORKER_THREADS = 32
 
 
 def _runtime(memo: kopf.Memo) -> Runtime:
@@ -69,7 +72,12 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         log.warning("%s", problem)
     settings.posting.level = logging.ERROR  # our own Events say what happens; kopf posts only errors
     settings.scanning.disabled = True  # no CRD or namespace watching: fewer rights needed
-    settings.execution.max_workers = 16
+    settings.execution.max_workers = WORKER_THREADS
+    # kopf runs a worker per object with events, kept 5 s after its last one: a fleet created at once had one
+    # per resource waiting for the threads (its events, copies of the body, the handler call), peak RSS 166 MiB
+    # at 1,000 (bench/README.md). Twice as many workers as threads keep them busy; other events wait queued.
+    settings.queueing.worker_limit = 2 * WORKER_THREADS
+    settings.queueing.idle_timeout = 0.5
     settings.watching.server_timeout = 300
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="baselinr.io")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="baselinr.io", key="last-handled")
@@ -138,14 +146,14 @@ def probe_leader(memo: kopf.Memo, **_: Any) -> bool:
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-def schema_event(event: kopf.RawEvent, namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
+def schema_event(event: kopf.RawEvent, body: kopf.Body, namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
     assert namespace is not None  # the resource is namespaced
     rt = _runtime(memo)
     if event.get("type") == "DELETED":
         rt.forget((namespace, name))
         metrics.forget(namespace, name)
         return
-    _reconcile_or_reschedule(rt, namespace, name)
+    _reconcile_or_reschedule(rt, namespace, name, seen=body.metadata.get("resourceVersion"))
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={"app.kubernetes.io/managed-by": MANAGED_BY})
@@ -157,7 +165,10 @@ def job_event(event: kopf.RawEvent, body: kopf.Body, namespace: str | None, memo
         if not gone or not rt.job_deleted((namespace, str(body.metadata["name"])), event.get("type") == "DELETED"):
             return
     elif event.get("type") == "DELETED":
+        rt.finished_job_gone((namespace, str(body.metadata["name"])))
         return  # a finished Job removed (cleanup): its outcome was taken in when it finished
+    elif not rt.job_finished_first((namespace, str(body.metadata["name"]))):
+        return  # the Job controller writes a finished Job again: its outcome was taken in at the first event
     for ref in body.metadata.get("ownerReferences") or []:
         if ref.get("kind") == KIND and ref.get("controller"):
             _reconcile_or_reschedule(rt, namespace, ref["name"])
@@ -173,11 +184,11 @@ def _act(rt: Runtime) -> None:
         raise NotLeading
 
 
-def _reconcile_or_reschedule(rt: Runtime, namespace: str, name: str) -> None:
+def _reconcile_or_reschedule(rt: Runtime, namespace: str, name: str, seen: str | None = None) -> None:
     if not rt.leadership.leads():
         return  # a standby: the leader handles it
     try:
-        reconcile(rt, namespace, name)
+        reconcile(rt, namespace, name, seen)
     except NotLeading:
         log.info("Not reconciling %s/%s further: this replica no longer leads", namespace, name)
     except kopf.TemporaryError as exc:
@@ -190,12 +201,16 @@ def _reconcile_or_reschedule(rt: Runtime, namespace: str, name: str) -> None:
 # --- the reconcile ------------------------------------------------------------------------------
 
 
-def reconcile(rt: Runtime, namespace: str, name: str) -> None:
+def reconcile(rt: Runtime, namespace: str, name: str, seen: str | None = None) -> None:
     """Bring one resource a step closer to its target; safe to call any time, from any trigger.
 
     One trace span per call; while a run is in flight it continues the run's trace
-    (``status.run.traceparent``, the span of the reconcile that started it)."""
+    (``status.run.traceparent``, the span of the reconcile that started it). ``seen``: the
+    resourceVersion a watch event showed; the echo of the operator's own status write
+    (``runtime.own_echo``) is skipped, its Job and schedule being taken care of already."""
     with rt.lock_for((namespace, name)):
+        if rt.is_echo((namespace, name), seen):
+            return
         body = kube.get_schema(namespace, name)
         status = (body or {}).get("status") or {}
         parent = (status.get("run") or {}).get("traceparent") if is_active(status) else None
@@ -222,7 +237,7 @@ def _reconcile(rt: Runtime, namespace: str, name: str, body: dict[str, Any] | No
             draft.set(retryToken=token)  # seen: a waiter for this retry reads the verdict below
         draft.invalid_spec(str(exc))
         _act(rt)
-        _write(namespace, name, draft.patch())
+        _write(rt, body, draft.patch())
         return
     run = status.get("run") or {}
     outcome = None
@@ -238,7 +253,7 @@ def _reconcile(rt: Runtime, namespace: str, name: str, body: dict[str, Any] | No
             events = kube.job_events(namespace, job) if not pods and not job_finished(job) else []
             outcome = job_outcome(job, pods, events)
             if outcome.finished:
-                _job_span_ends(rt, namespace, outcome)
+                rt.job_span_ends(namespace, outcome)
             if run.get("step") == Step.MIGRATE and not outcome.finished:
                 holder = _lock_holder(namespace, pods)
         job_gone = job is None and seen_deleted
@@ -267,7 +282,7 @@ def _reconcile(rt: Runtime, namespace: str, name: str, body: dict[str, Any] | No
             claims.release(key)
     try:
         _act(rt)
-        _write(namespace, name, p.draft.patch())
+        _write(rt, body, p.draft.patch())
     except Exception:
         if not is_active(status):
             claims.release(key)
@@ -279,7 +294,7 @@ def _reconcile(rt: Runtime, namespace: str, name: str, body: dict[str, Any] | No
     create = p.create
     if create is not None:
         job_spec = dataclasses.replace(spec, target_version=create.target)
-        job_span, trace = _job_span_starts(rt, namespace, create.name, create.step, create.target)
+        job_span, trace = rt.job_span_starts(namespace, create.name, create.step, create.target)
         env = {**({"BASELINR_LOG_FORMAT": "json"} if settings.log_format == "json" else {}), **(trace or {})}
         manifest = build_job(create.step, Owner.of(body), job_spec, create.run, settings.image, create.name, env)
         _act(rt)
@@ -292,7 +307,7 @@ def _reconcile(rt: Runtime, namespace: str, name: str, body: dict[str, Any] | No
             p.events[:0] = started
             with claims.lock:
                 claims.release(key)
-            _write(namespace, name, p.draft.patch())
+            _write(rt, body, p.draft.patch())
         else:
             if not created:  # its Pod has the TRACEPARENT of the span that created it
                 tracing.close_span(rt.job_spans.pop((namespace, create.name), job_span), outcome="adopted")
@@ -313,23 +328,6 @@ def _reconcile(rt: Runtime, namespace: str, name: str, body: dict[str, Any] | No
     rt.schedule((namespace, name), due)
 
 
-def _job_span_starts(rt: Runtime, namespace: str, job: str, step: str, target: int) -> tuple[Any, dict[str, str] | None]:
-    """The span of a Job about to be created (open until it finishes) and the environment that hands
-    it to the Job's Pod (``TRACEPARENT`` and the operator's ``OTEL_*``); ``(None, None)`` untraced."""
-    opened, traceparent = tracing.open_span(f"job {step.lower()}", job=job, step=step, target=target)
-    if opened is None or traceparent is None:
-        return None, None
-    rt.job_spans[(namespace, job)] = opened
-    return opened, {**dict(rt.settings.trace_env), "TRACEPARENT": traceparent}
-
-
-
-def _job_span_ends(rt: Runtime, namespace: str, outcome: Any) -> None:
-    """A Job this process created has finished: its span ends (one of another process's is not known here)."""
-    opened = rt.job_spans.pop((namespace, outcome.name), None)
-    tracing.close_span(opened, failed=not outcome.succeeded, succeeded=outcome.succeeded, exit_code=outcome.exit_code)
-
-
 def _lock_holder(namespace: str, pods: list[dict[str, Any]]) -> str | None:
     """Who the running migrate Job waits for, from the engine's lock-wait line in its log (best effort)."""
     pod = running_pod(pods, CONTAINER)
@@ -348,9 +346,10 @@ def _clean_up(settings: OperatorSettings, namespace: str, name: str, status: Map
         log.warning("Cleaning up the old Jobs of %s/%s failed: %s", namespace, name, exc)
 
 
-def _write(namespace: str, name: str, patch: Mapping[str, Any]) -> None:
+def _write(rt: Runtime, body: Mapping[str, Any], patch: Mapping[str, Any]) -> None:
     if patch:
-        kube.patch_status(namespace, name, patch)
+        meta = body["metadata"]
+        rt.wrote((meta["namespace"], meta["name"]), body, kube.patch_status(meta["namespace"], meta["name"], patch))
 
 
 async def _schedule_loop(rt: Runtime) -> None:

@@ -49,7 +49,7 @@ def api_client() -> client.ApiClient:
     with _lock:
         if _api is None:
             cfg, _ = configuration(os.environ.get("KUBECONFIG"))
-            cfg.connection_pool_maxsize = 32
+            cfg.connection_pool_maxsize = 48  # the handlers' threads (32) and the scheduler's, each with one
             _api = client.ApiClient(cfg)
         return _api
 
@@ -105,10 +105,13 @@ def get_schema(namespace: str, name: str) -> dict[str, Any] | None:
     return found
 
 
-def patch_status(namespace: str, name: str, patch: Mapping[str, Any]) -> None:
-    """A JSON merge patch of ``.status`` alone: no resourceVersion, so spec edits never conflict with it."""
+def patch_status(namespace: str, name: str, patch: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A JSON merge patch of ``.status`` alone: no resourceVersion, so spec edits never conflict with it.
+
+    Returns the resource as written (None when it is gone).
+    """
     api = client.CustomObjectsApi(api_client())
-    _call(
+    written: dict[str, Any] | None = _call(
         f"patch {PLURAL}/{name}/status",
         api.patch_namespaced_custom_object_status,
         GROUP,
@@ -120,6 +123,7 @@ def patch_status(namespace: str, name: str, patch: Mapping[str, Any]) -> None:
         _content_type="application/merge-patch+json",
         missing_ok=True,
     )
+    return written
 
 
 def get_job(namespace: str, name: str) -> dict[str, Any] | None:
@@ -265,21 +269,20 @@ def list_schemas(namespaces: tuple[str, ...] = ()) -> list[dict[str, Any]]:
 # --- the leader election's Lease ------------------------------------------------------
 
 
-def own_namespace() -> str:
-    """The operator's namespace: its service account's in a pod, else $KUBECONFIG's context's, else "default"."""
+def own_namespace(context_namespace: str | None = None) -> str:
+    """A kubeconfig context's namespace (given, else $KUBECONFIG's), else the Pod's (its service account's),
+    else ``default``: where the operator keeps its Lease, and the waiter's default namespace."""
+    if context_namespace is None and os.environ.get("KUBECONFIG"):
+        try:
+            _, context_namespace = configuration(os.environ["KUBECONFIG"])
+        except (config.ConfigException, OSError, TypeError, ValueError):
+            context_namespace = None
+    if context_namespace:
+        return context_namespace
     try:
         return Path(SA_NAMESPACE_FILE).read_text().strip() or "default"
     except OSError:
-        pass
-    path = os.environ.get("KUBECONFIG")
-    if path:
-        try:
-            _, namespace = configuration(path)
-        except (config.ConfigException, OSError, TypeError, ValueError):
-            namespace = None
-        if namespace:
-            return namespace
-    return "default"
+        return "default"
 
 
 def get_lease(namespace: str, name: str) -> dict[str, Any] | None:
@@ -341,12 +344,7 @@ class SchemaClient:
 
     def default_namespace(self) -> str:
         """The kubeconfig context's namespace, else the Pod's (its service account's), else ``default``."""
-        if self.context_namespace:
-            return self.context_namespace
-        try:
-            return Path(SA_NAMESPACE_FILE).read_text().strip() or "default"
-        except OSError:
-            return "default"
+        return own_namespace(self.context_namespace or "")
 
     def _failure(self, what: str, exc: Exception) -> ApiFailure:
         if isinstance(exc, ApiException):

@@ -1,7 +1,8 @@
 """Benchmark of the BaselinrSchema operator on a local control plane (the e2e tier's, started here).
 
 Measures, with the operator running as its own process (``python -m
-baselinr_operator``) and its Jobs run by the node agent against SQLite:
+baselinr_operator``, as its own user ``baselinr-operator``) and its Jobs run
+by the node agent against SQLite:
 
   (a) from a ``targetVersion`` change to the migrate Job's creation, and
   (b) from that Job's completion to the resource being ``Ready``,
@@ -11,20 +12,34 @@ baselinr_operator``) and its Jobs run by the node agent against SQLite:
       ``Ready``, and the operator's memory (peak RSS, ``VmHWM``) before and
       after (``--resources 0`` leaves it out).
 
+With ``--fleet 100,300,1000`` it measures a fleet instead, each size on a
+control plane and operator of its own: N BaselinrSchemas across 10
+namespaces (``backup.mode: Skip``, each its own Secret and SQLite file),
+created at once by 8 client threads, with no node to run Jobs at first, so
+the operator's throughput does not depend on how fast Jobs run: from each
+resource's creation to its Job's (p50, p95, max) and from the first creation
+until all N Jobs exist; then (up to ``--fleet-ready-max`` resources) the node
+agent starts and runs them all, and the time until all N are ``Ready``. For
+both it prints the operator's CPU seconds (``/proc/PID/stat``), its peak RSS
+(``VmHWM``) and its API requests per resource, by verb and resource, from
+the audit log; ``--profile DIR`` records the operator with py-spy meanwhile.
+
 Every time comes from the API server's own clock: the kube-apiserver started
-here writes an audit log (``RequestResponse`` for writes to Jobs and
-BaselinrSchemas in the bench namespace, nothing else), and each instant is
-the ``stageTimestamp`` of a write's ``ResponseComplete`` event, i.e. when the
-server had stored it: (a) from the spec patch (``kubectl patch``, told apart
-by its user agent) to the Job's create; (b) from the Job status update that
-adds ``Complete`` to the first resource write that shows ``Ready`` at the
-target. The audit log has microseconds; the objects' own timestamps
+here writes an audit log, and each instant is the ``stageTimestamp`` of a
+request's ``ResponseComplete`` event, i.e. when the server had stored it:
+(a) from the spec patch (``kubectl patch``, told apart by its user agent) to
+the Job's create; (b) from the Job status update that adds ``Complete`` to
+the first resource write that shows ``Ready`` at the target. The audit log
+has microseconds; the objects' own timestamps
 (``metadata.managedFields[].time``, ``creationTimestamp``) have whole
 seconds, too coarse for a median of about 0.1 s, so they are only checked to
 agree with the audit figures to within their one-second resolution. No client
-is spawned inside a measured interval.
+is spawned inside a measured interval. The policy (``AUDIT_POLICY``) logs the
+bodies of only what is timed; every other request of the operator's user is
+logged at ``Metadata`` level, to be counted.
 
 Run: python bench/operator_latency.py [--repeat 10] [--resources 200]
+     python bench/operator_latency.py --fleet 100,300,1000 [--fleet-ready-max 300] [--fleet-repeat 1] [--profile DIR]
 Needs the control plane binaries (tests/e2e/controlplane/build.sh builds them once).
 Not a test: timings on shared machines are noisy and never gate CI.
 """
@@ -33,15 +48,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -52,35 +71,52 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.e2e import certs  # noqa: E402
-from tests.e2e.cluster import ControlPlane, ensure_binaries, free_port  # noqa: E402
+from tests.e2e.cluster import ControlPlane, ensure_binaries, free_port, write_kubeconfig  # noqa: E402
 from tests.support.packages import sql_migration, write_package  # noqa: E402
 
 CRD = ROOT / "deploy" / "crds" / "baselinrschemas.baselinr.io.yaml"
 NS = "bench"
+FLEET_NAMESPACES = tuple(f"fleet-{i}" for i in range(10))
+OPERATOR_USER = "baselinr-operator"  # the operator's own client certificate: its requests are told apart by user
+SCHEMAS = {"group": "baselinr.io", "resources": ["baselinrschemas", "baselinrschemas/status"]}
 AUDIT_POLICY = {
     "apiVersion": "audit.k8s.io/v1",
     "kind": "Policy",
     "omitStages": ["RequestReceived", "ResponseStarted"],
     "rules": [
+        # (a), (b): the bodies of the writes that are timed, in the bench namespace.
         {
             "level": "RequestResponse",
             "namespaces": [NS],
             "verbs": ["create", "update", "patch"],
-            "resources": [
-                {"group": "batch", "resources": ["jobs", "jobs/status"]},
-                {"group": "baselinr.io", "resources": ["baselinrschemas", "baselinrschemas/status"]},
-            ],
+            "resources": [{"group": "batch", "resources": ["jobs", "jobs/status"]}, SCHEMAS],
         },
+        # The fleet: the operator's status writes (which one shows Ready), and every resource and Job created.
+        {
+            "level": "RequestResponse",
+            "users": [OPERATOR_USER],
+            "namespaces": list(FLEET_NAMESPACES),
+            "verbs": ["update", "patch"],
+            "resources": [{"group": "baselinr.io", "resources": ["baselinrschemas/status"]}],
+        },
+        {
+            "level": "Request",
+            "namespaces": list(FLEET_NAMESPACES),
+            "verbs": ["create"],
+            "resources": [{"group": "batch", "resources": ["jobs"]}, {"group": "baselinr.io", "resources": ["baselinrschemas"]}],
+        },
+        # Every other request of the operator, counted.
+        {"level": "Metadata", "users": [OPERATOR_USER]},
         {"level": "None"},
     ],
 }
 
 
 class AuditedControlPlane(ControlPlane):
-    """The e2e control plane, its API server writing an audit log of the writes measured here."""
+    """The e2e control plane, its API server writing an audit log of the requests measured here."""
 
-    def __init__(self, bin_dir: Path, work_dir: Path) -> None:
-        super().__init__(bin_dir, work_dir)
+    def __init__(self, bin_dir: Path, work_dir: Path, *, node_agent: bool = True) -> None:
+        super().__init__(bin_dir, work_dir, node_agent=node_agent)
         self.audit_log = work_dir / "audit.log"
 
     def _apiserver_argv(self, pki: certs.ClusterCerts) -> list[str]:
@@ -90,9 +126,17 @@ class AuditedControlPlane(ControlPlane):
                  "--audit-log-mode=blocking", "--audit-log-maxbackup=0"]  # fmt: skip
         return [*super()._apiserver_argv(pki), *audit]
 
+    def operator_kubeconfig(self) -> Path:
+        """A kubeconfig of the operator's own user (in ``system:masters``: its rights are not what is measured)."""
+        assert self.certs is not None
+        pair = certs.issue_client(self.certs, "operator", common_name=OPERATOR_USER, organization="system:masters")
+        path = self.work_dir / "operator.kubeconfig"
+        write_kubeconfig(path, server=self.server, ca=self.certs.ca.cert, cert=pair.cert, key=pair.key, user=OPERATOR_USER)
+        return path
+
 
 class Audit:
-    """The audit log's successful write events, read as they are appended."""
+    """The audit log's successful write events with their bodies, read as they are appended."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -108,7 +152,8 @@ class Audit:
             self.offset += len(complete)
             for line in complete.splitlines():
                 event = json.loads(line)
-                if event.get("stage") == "ResponseComplete" and (event.get("responseStatus") or {}).get("code", 0) < 300:
+                ok = event.get("stage") == "ResponseComplete" and (event.get("responseStatus") or {}).get("code", 0) < 300
+                if ok and "responseObject" in event:  # the timed writes (the others are only counted, in a fleet)
                     self.events.append(event)
         return self.events
 
@@ -235,11 +280,11 @@ def wait(probe: Callable[[], Any], timeout: float, what: str) -> Any:
     raise SystemExit(f"timed out waiting for {what}")
 
 
-def schema(name: str, secret: str, target: int, pkg: str, pkg_root: Path) -> dict[str, Any]:
+def schema(name: str, secret: str, target: int, pkg: str, pkg_root: Path, namespace: str = NS) -> dict[str, Any]:
     return {
         "apiVersion": "baselinr.io/v1alpha1",
         "kind": "BaselinrSchema",
-        "metadata": {"name": name, "namespace": NS},
+        "metadata": {"name": name, "namespace": namespace},
         "spec": {
             "targetVersion": target,
             "configSecretRef": {"name": secret},
@@ -255,9 +300,9 @@ def schema(name: str, secret: str, target: int, pkg: str, pkg_root: Path) -> dic
     }
 
 
-def secret(name: str, db: Path) -> dict[str, Any]:
+def secret(name: str, db: Path, namespace: str = NS) -> dict[str, Any]:
     config = yaml.safe_dump({"storage": {"connection": {"type": "sqlite", "database": db.stem, "filepath": str(db)}}})
-    meta = {"name": name, "namespace": NS}
+    meta = {"name": name, "namespace": namespace}
     return {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "stringData": {"config.yml": config}}
 
 
@@ -275,14 +320,61 @@ def ms_summary(values: Iterable[float]) -> str:
     return f"median {statistics.median(v) * 1000:.0f} ms, min {min(v) * 1000:.0f} ms, max {max(v) * 1000:.0f} ms (n={len(v)})"
 
 
+def start_operator(cp: AuditedControlPlane, work: Path, namespaces: Iterable[str]) -> subprocess.Popen[bytes]:
+    """``python -m baselinr_operator`` as its own user, this repository's code first; back once it is live."""
+    import urllib.request
+
+    health = free_port()
+    env = {**os.environ, "KUBECONFIG": str(cp.operator_kubeconfig()), "BASELINR_OPERATOR_NAMESPACES": ",".join(namespaces),
+           "BASELINR_OPERATOR_METRICS_PORT": "0", "BASELINR_OPERATOR_HEALTH_PORT": str(health),
+           "BASELINR_OPERATOR_IMAGE": "baselinr:bench",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}  # fmt: skip
+    log = open(work / "operator.log", "wb")  # closed when the process ends
+    operator = subprocess.Popen([sys.executable, "-m", "baselinr_operator"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    wait(lambda: operator.poll() is None and _ok(f"http://127.0.0.1:{health}/healthz", urllib.request), 60,
+         "the operator's liveness endpoint")  # fmt: skip
+    return operator
+
+
+def stop_operator(operator: subprocess.Popen[bytes] | None) -> None:
+    if operator is not None:
+        operator.terminate()
+        try:
+            operator.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            operator.kill()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=10, help="upgrades timed (at least 5)")
     parser.add_argument("--resources", type=int, default=200, help="resources created at once (0: leave out)")
+    parser.add_argument("--fleet", default="", metavar="N,N,...", help="measure fleets of these sizes (e.g. 100,300,1000)")
+    parser.add_argument("--fleet-ready-max", type=int, default=300, metavar="N",
+                        help="run the Jobs (and time all Ready) only for fleets up to N resources")  # fmt: skip
+    parser.add_argument("--fleet-repeat", type=int, default=1, metavar="R", help="rounds over the fleet sizes (interleaved)")
+    parser.add_argument("--settle", type=float, default=15.0, metavar="S",
+                        help="seconds after the last Ready (or Job) before the requests are counted")  # fmt: skip
+    parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
+                        help="record the operator with py-spy (raw, 50 Hz) while the fleet's Jobs are created")  # fmt: skip
+    parser.add_argument("--keep-logs", type=Path, default=None, metavar="DIR",
+                        help="copy each fleet's audit log and operator log there")  # fmt: skip
     args = parser.parse_args()
     if args.repeat < 5 or args.resources < 0:
         parser.error("--repeat must be at least 5 and --resources at least 0")
+    if args.fleet:
+        try:
+            sizes = [int(n) for n in args.fleet.split(",")]
+        except ValueError:
+            parser.error("--fleet takes sizes such as 100,300,1000")
+        if min(sizes) < 1 or args.fleet_repeat < 1:
+            parser.error("--fleet sizes and --fleet-repeat must be at least 1")
+        fleet(sizes, args)
+    else:
+        latency(args)
 
+
+def latency(args: argparse.Namespace) -> None:
     work = Path(tempfile.mkdtemp(prefix="baselinr-bench-operator-"))
     data = Path(tempfile.mkdtemp(prefix="baselinr-bench-data-", dir="/var/tmp"))  # not under /tmp: see tests/e2e
     data.chmod(0o755)
@@ -301,17 +393,9 @@ def main() -> None:
         kubectl(bin_dir, kc, "create", "namespace", NS)
         wait(lambda: subprocess.run([str(bin_dir / "kubectl"), f"--kubeconfig={kc}", "get", "sa", "default", "-n", NS],
                                     capture_output=True).returncode == 0, 30, "service account")  # fmt: skip
-        health = free_port()
-        env = {**os.environ, "KUBECONFIG": str(kc), "BASELINR_OPERATOR_NAMESPACES": NS, "BASELINR_OPERATOR_METRICS_PORT": "0",
-               "BASELINR_OPERATOR_HEALTH_PORT": str(health), "BASELINR_OPERATOR_IMAGE": "baselinr:bench",
-               "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}  # fmt: skip
-        log = open(work / "operator.log", "wb")  # closed when the process ends
-        operator = subprocess.Popen([sys.executable, "-m", "baselinr_operator"], env=env, stdout=log, stderr=subprocess.STDOUT)
+        operator = start_operator(cp, work, (NS,))
         schemas = Watch(kc, "schemas")
         schemas.start()
-        import urllib.request
-
-        wait(lambda: _ok(f"http://127.0.0.1:{health}/healthz", urllib.request), 60, "the operator's liveness endpoint")
 
         # (a) and (b): upgrades of one resource, one version at a time.
         manifests = [secret("lat", data / "lat.db"), schema("lat", "lat", 1, pkg, data / "pkgs")]
@@ -372,15 +456,256 @@ def main() -> None:
     finally:
         if schemas is not None:
             schemas.stop.set()
-        if operator is not None:
-            operator.terminate()
-            try:
-                operator.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                operator.kill()
+        stop_operator(operator)
         cp.stop()
         shutil.rmtree(data, ignore_errors=True)
         shutil.rmtree(work, ignore_errors=True)
+
+
+# --- the fleet ------------------------------------------------------------------------------
+
+
+class FleetAudit:
+    """One pass over the audit log as it grows, keeping only what the fleet figures need."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.offset = path, 0
+        self.created: dict[str, float] = {}  # "ns/name" -> when the resource was stored
+        self.jobs: dict[str, float] = {}  # "ns/name" -> when its first Job was stored
+        self.ready: dict[str, float] = {}  # "ns/name" -> the operator's first status write showing Ready at v1
+        self.requests: Counter[str] = Counter()  # the operator's requests by "verb resource[/subresource]"
+        self.refused: Counter[str] = Counter()  # of those, the ones answered with a status >= 400, by kind and status
+        self.first_get: dict[str, float] = {}  # "ns/name" -> when the operator's first read of it arrived (its reconcile)
+        self.server_seconds: dict[str, list[float]] = {}  # the operator's requests: received -> response, by kind
+
+    def refresh(self) -> FleetAudit:
+        if self.path.exists():
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                chunk = f.read()
+            complete = chunk[: chunk.rfind(b"\n") + 1]
+            self.offset += len(complete)
+            for line in complete.splitlines():
+                self._take(json.loads(line))
+        return self
+
+    def _take(self, e: dict[str, Any]) -> None:
+        if e.get("stage") != "ResponseComplete":
+            return
+        ref = e.get("objectRef") or {}
+        code = (e.get("responseStatus") or {}).get("code", 0)
+        by_operator = (e.get("user") or {}).get("username") == OPERATOR_USER
+        if by_operator:
+            kind = request_kind(e)
+            self.requests[kind] += 1
+            if e.get("verb") != "watch":
+                self.server_seconds.setdefault(kind, []).append(stamp(e) - received(e))
+            if code >= 400:
+                self.refused[f"{kind} {code}"] += 1
+        ns = ref.get("namespace")
+        if code >= 300 or ns not in FLEET_NAMESPACES:
+            return
+        verb, resource, sub = e.get("verb"), ref.get("resource"), ref.get("subresource")
+        if verb == "create" and not sub:
+            meta = (e.get("requestObject") or {}).get("metadata") or {}
+            if resource == "baselinrschemas":
+                self.created.setdefault(f"{ns}/{meta.get('name')}", stamp(e))
+            elif resource == "jobs" and by_operator:
+                for owner in meta.get("ownerReferences") or []:
+                    if owner.get("kind") == "BaselinrSchema":
+                        self.jobs.setdefault(f"{ns}/{owner['name']}", stamp(e))
+        elif resource == "baselinrschemas" and verb == "get" and not sub and by_operator:
+            self.first_get.setdefault(f"{ns}/{ref.get('name')}", received(e))
+        elif resource == "baselinrschemas" and sub == "status" and by_operator:
+            obj = e.get("responseObject") or {}
+            name = (obj.get("metadata") or {}).get("name")
+            if name and _ready(obj, name, 1):
+                self.ready.setdefault(f"{ns}/{name}", stamp(e))
+
+
+def received(event: dict[str, Any]) -> float:
+    """When the API server received the request of an audit event."""
+    return datetime.fromisoformat(event["requestReceivedTimestamp"].replace("Z", "+00:00")).timestamp()
+
+
+def request_kind(e: dict[str, Any]) -> str:
+    """``get baselinrschemas``, ``patch baselinrschemas/status``, ``list pods``; ``get /apis`` for discovery."""
+    ref = e.get("objectRef") or {}
+    if not ref.get("resource"):
+        return f"{e.get('verb')} {str(e.get('requestURI', '')).split('?')[0]}"
+    sub = f"/{ref['subresource']}" if ref.get("subresource") else ""
+    return f"{e.get('verb')} {ref['resource']}{sub}"
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    return ordered[max(math.ceil(p / 100 * len(ordered)) - 1, 0)]
+
+
+def create_all(api: Any, kind: str, bodies: list[dict[str, Any]], threads: int = 8) -> None:
+    """Create ``bodies`` (Secrets or BaselinrSchemas) from ``threads`` client threads at once."""
+    from kubernetes import client
+
+    core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
+
+    def one(body: dict[str, Any]) -> None:
+        ns = body["metadata"]["namespace"]
+        if kind == "Secret":
+            core.create_namespaced_secret(ns, body, _preload_content=False)
+        else:
+            custom.create_namespaced_custom_object("baselinr.io", "v1alpha1", ns, "baselinrschemas", body,
+                                                   _preload_content=False)  # fmt: skip
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(one, bodies))
+
+
+def fleet(sizes: list[int], args: argparse.Namespace) -> None:
+    bin_dir = ensure_binaries()
+    results: list[dict[str, Any]] = []
+    for round_ in range(1, args.fleet_repeat + 1):
+        for n in sizes:
+            result = fleet_run(bin_dir, n, n <= args.fleet_ready_max, args, round_)
+            results.append(result)
+            print_fleet(result, args)
+    if len(results) > 1:
+        print("\nsummary (each row one fleet, its own control plane and operator):")
+        print("| N | round | all Jobs | create->Job p50 / p95 / max | all Ready | CPU s to Jobs / all | peak RSS | requests/N |")
+        print("|---:|---:|---:|---|---:|---|---:|---:|")
+        for r in results:
+            ready = f"{r['all_ready']:.1f} s" if r["all_ready"] is not None else "-"
+            print(f"| {r['n']} | {r['round']} | {r['all_jobs']:.1f} s | {r['p50']:.2f} / {r['p95']:.2f} / {r['max']:.2f} s | "
+                  f"{ready} | {r['cpu_jobs']:.1f} / {r['cpu_all']:.1f} | {r['hwm']} MiB | {r['per_resource']:.1f} |")  # fmt: skip
+
+
+def fleet_run(bin_dir: Path, n: int, run_jobs: bool, args: argparse.Namespace, round_: int) -> dict[str, Any]:
+    """One fleet of ``n`` resources on a control plane and an operator of its own; its figures."""
+    work = Path(tempfile.mkdtemp(prefix="baselinr-bench-fleet-"))
+    data = Path(tempfile.mkdtemp(prefix="baselinr-bench-data-", dir="/var/tmp"))  # not under /tmp: see tests/e2e
+    data.chmod(0o755)
+    pkg = write_package(data / "pkgs", {})  # Baselinr's v1 alone: the Jobs are short
+    cp = AuditedControlPlane(bin_dir, work / "cp", node_agent=False)
+    operator: subprocess.Popen[bytes] | None = None
+    spy: subprocess.Popen[bytes] | None = None
+    try:
+        cp.start()
+        kc = cp.kubeconfig
+        kubectl(bin_dir, kc, "apply", "-f", str(CRD))
+        kubectl(bin_dir, kc, "wait", "--for=condition=Established", "crd/baselinrschemas.baselinr.io")
+        namespaces = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}} for ns in FLEET_NAMESPACES]
+        kubectl(bin_dir, kc, "create", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": namespaces}))
+        for ns in FLEET_NAMESPACES:  # the Job controller cannot create Pods before the namespace's default account exists
+            wait(lambda ns=ns: cp._get_json(f"/api/v1/namespaces/{ns}/serviceaccounts/default"), 60, f"{ns}'s default account")
+        names = [(FLEET_NAMESPACES[i % len(FLEET_NAMESPACES)], f"s{i}") for i in range(n)]
+        api = cp_client(kc)
+        create_all(api, "Secret", [secret(name, data / f"{name}.db", ns) for ns, name in names])
+        operator = start_operator(cp, work, ())  # all namespaces, the chart's default
+        audit = FleetAudit(cp.audit_log)
+        time.sleep(2.0)  # the operator's start-up requests (discovery, lists, watches) are in the log: not counted
+        audit.refresh()
+        at_start = Counter(audit.requests)
+        cpu0, rss0 = cpu_seconds(operator.pid), memory(operator.pid)["VmRSS"]
+        if args.profile is not None:
+            args.profile.mkdir(parents=True, exist_ok=True)
+            out = args.profile / f"operator-{n}-r{round_}.txt"
+            argv = ["py-spy", "record", "--pid", str(operator.pid), "--format", "raw", "--rate", "50", "--nonblocking",
+                    "--output", str(out)]  # fmt: skip
+            spy = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(1.0)
+        create_all(api, "BaselinrSchema", [schema(name, name, 1, pkg, data / "pkgs", ns) for ns, name in names])
+        wait(lambda: len(audit.refresh().jobs) >= n, 1800, f"{n} Jobs")
+        cpu_jobs = cpu_seconds(operator.pid) - cpu0
+        requests_jobs = audit.requests - at_start
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(timeout=60)
+            spy = None
+        created = audit.created
+        first, last_created = min(created.values()), max(created.values())
+        delays = [audit.jobs[k] - created[k] for k in created]
+        queued = [audit.first_get[k] - created[k] for k in created]
+        reconciled = [audit.jobs[k] - audit.first_get[k] for k in created]
+        server = {kind: statistics.median(v) for kind, v in audit.server_seconds.items() if len(v) >= n // 2}
+        all_jobs = max(audit.jobs.values()) - first
+        all_ready = after_agent = None
+        if run_jobs:
+            agent_started = time.time()  # the same host clock as the API server's
+            cp.start_node_agent()
+            wait(lambda: len(audit.refresh().ready) >= n, 3600, f"{n} resources Ready")
+            last_ready = max(audit.ready.values())
+            all_ready, after_agent = last_ready - first, last_ready - agent_started
+        time.sleep(args.settle)
+        audit.refresh()
+        requests_all = audit.requests - at_start
+        return {
+            "n": n, "round": round_, "spread": last_created - first, "p50": percentile(delays, 50),
+            "p95": percentile(delays, 95), "max": max(delays), "all_jobs": all_jobs, "all_ready": all_ready,
+            "queued": (percentile(queued, 50), percentile(queued, 95)), "server": server,
+            "reconciled": (percentile(reconciled, 50), percentile(reconciled, 95)),
+            "after_agent": after_agent, "cpu_jobs": cpu_jobs, "cpu_all": cpu_seconds(operator.pid) - cpu0,
+            "rss0": rss0, "rss_end": memory(operator.pid)["VmRSS"], "hwm": memory(operator.pid)["VmHWM"],
+            "requests_jobs": requests_jobs, "requests_all": requests_all,
+            "per_resource": sum(requests_all.values()) / n, "refused": audit.refused,
+            "load": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
+        }  # fmt: skip
+    except SystemExit:
+        tail = (work / "operator.log").read_text(errors="replace")[-3000:] if (work / "operator.log").exists() else ""
+        print(f"operator log (tail):\n{tail}", file=sys.stderr)
+        raise
+    finally:
+        if spy is not None:
+            spy.kill()
+        stop_operator(operator)
+        cp.stop()
+        if args.keep_logs is not None:
+            args.keep_logs.mkdir(parents=True, exist_ok=True)
+            for log in (cp.audit_log, work / "operator.log"):
+                if log.exists():
+                    shutil.copy(log, args.keep_logs / f"{log.stem}-{n}-r{round_}{log.suffix}")
+        shutil.rmtree(data, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def cp_client(kubeconfig: Path) -> Any:
+    from kubernetes import config
+
+    api = config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
+    api.configuration.connection_pool_maxsize = 16
+    return api
+
+
+def print_fleet(r: dict[str, Any], args: argparse.Namespace) -> None:
+    n = r["n"]
+    print(f"\nfleet of {n} BaselinrSchemas in {len(FLEET_NAMESPACES)} namespaces (backup.mode Skip, SQLite), round {r['round']}:")
+    print(f"  created by 8 client threads: first -> last stored in {r['spread']:.1f} s")
+    print(f"  create -> Job stored: p50 {r['p50']:.2f} s, p95 {r['p95']:.2f} s, max {r['max']:.2f} s; "
+          f"first created -> all {n} Jobs stored: {r['all_jobs']:.1f} s (no node runs them meanwhile)")  # fmt: skip
+    (q50, q95), (r50, r95) = r["queued"], r["reconciled"]
+    print(f"    of which: created -> the operator's first read of it (queued) p50 {q50:.2f} s, p95 {q95:.2f} s; "
+          f"that read -> its Job stored p50 {r50:.2f} s, p95 {r95:.2f} s")  # fmt: skip
+    median_ms = ", ".join(f"{kind} {seconds * 1000:.0f}" for kind, seconds in sorted(r["server"].items()))
+    print(f"    the API server's time per request of the operator (median, ms): {median_ms}")
+    if r["all_ready"] is not None:
+        print(f"  node agent started after that: all {n} Ready {r['after_agent']:.1f} s later "
+              f"({r['all_ready']:.1f} s after the first creation)")  # fmt: skip
+    else:
+        print(f"  Jobs not run (more than --fleet-ready-max {args.fleet_ready_max}): Ready not timed")
+    print(f"  operator CPU: {r['cpu_jobs']:.1f} s until all Jobs stored, {r['cpu_all']:.1f} s in all; "
+          f"RSS {r['rss0']} MiB before, {r['rss_end']} MiB at the end, peak (VmHWM) {r['hwm']} MiB")  # fmt: skip
+    for label, requests in (("until all Jobs stored", r["requests_jobs"]), (f"in all (+{args.settle:g} s)", r["requests_all"])):
+        total = sum(requests.values())
+        mix = ", ".join(f"{kind} {count / n:.2f}" for kind, count in requests.most_common())
+        print(f"  operator API requests {label}: {total} ({total / n:.1f} per resource): {mix}")
+    if r["refused"]:
+        print(f"  of the operator's requests, refused (>= 400): {dict(r['refused'])}")
+    print(f"  load average at the end: {r['load']} ({os.cpu_count()} CPUs)")
 
 
 def _ok(url: str, request: Any) -> bool:

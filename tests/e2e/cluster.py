@@ -288,29 +288,34 @@ class ControlPlane:
         )
 
         if self.node_agent:
-            agent = self._spawn(
-                "node-agent",
-                [
-                    sys.executable,
-                    str(NODE_AGENT),
-                    "--kubeconfig",
-                    str(self.kubeconfig),
-                    "--node-name",
-                    NODE_NAME,
-                    "--root",
-                    str(self.work_dir / "node"),
-                    "--log-cert",
-                    str(pki.serving.cert),
-                    "--log-key",
-                    str(pki.serving.key),
-                ],
-                logs,
-            )
-            wait_for(
-                lambda: self._check_alive(agent) and self._node_ready(),
-                timeout=60,
-                what=f"node agent to register Ready node {NODE_NAME}",
-            )
+            self.start_node_agent()
+
+    def start_node_agent(self) -> None:
+        """Start the node agent and wait for its Ready node (``start`` does it unless ``node_agent=False``)."""
+        assert self.certs is not None, "the control plane is started first"
+        agent = self._spawn(
+            "node-agent",
+            [
+                sys.executable,
+                str(NODE_AGENT),
+                "--kubeconfig",
+                str(self.kubeconfig),
+                "--node-name",
+                NODE_NAME,
+                "--root",
+                str(self.work_dir / "node"),
+                "--log-cert",
+                str(self.certs.serving.cert),
+                "--log-key",
+                str(self.certs.serving.key),
+            ],
+            self.work_dir / "logs",
+        )
+        wait_for(
+            lambda: self._check_alive(agent) and self._node_ready(),
+            timeout=60,
+            what=f"node agent to register Ready node {NODE_NAME}",
+        )
 
     def stop(self) -> None:
         """Stop all processes, newest first."""
