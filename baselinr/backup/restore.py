@@ -31,13 +31,16 @@ and a failure says plainly what state the target is in.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from baselinr.backup import crossload
 from baselinr.backup.catalog import Catalog, catalog
 from baselinr.backup.codecs import Codec, codec_for
 from baselinr.backup.errors import BackupDamaged, BackupError, ManifestRejected, RestoreFailed, RestoreRefused
 from baselinr.backup.manifest import Manifest
+from baselinr.backup.normal import Digest
 from baselinr.backup.progress import ProgressCallback
 from baselinr.backup.reader import check_table, mismatch, open_table, verify
 from baselinr.backup.results import RestoreResult, TableSummary, VerifyResult
@@ -68,7 +71,8 @@ class _Plan:
         self.path = path
         self.codec = codec
         self.version = manifest.schema_version or 0
-        self.catalog: Catalog = catalog(chain, self.version, manifest.dialect)
+        # The model in the target's dialect: the same as the backup's unless it crosses dialects.
+        self.catalog: Catalog = catalog(chain, self.version, db.dialect.name)
         # Target names come from the target's config and our model, never from the manifest.
         self.logical = {t.name: logical_of(t) for t in manifest.tables}
         self.targets = {t.name: db.names(self.logical[t.name]) for t in manifest.tables}
@@ -76,6 +80,8 @@ class _Plan:
         self.created: list[str] = []
         self.loaded: list[TableSummary] = []
         self.notes: list[str] = []
+        self.cross: dict[str, crossload.Table] = {}
+        self.digests: dict[str, Digest] = {}
         # The bare driver where the codec works on it and no migration to rebuild the schema is Python.
         self.bare = codec.bare and db.bare_available and all(m.up_python is None for m in chain.between(0, self.version))
 
@@ -89,16 +95,21 @@ def restore(
     runs_table: str,
     results_table: str,
     progress: ProgressCallback | None = None,
+    convert: bool = False,
+    before_write: Callable[[], None] | None = None,
 ) -> RestoreResult:
     started = time.monotonic()
     manifest = read_manifest(path)
     dialect = db.dialect
     codec = codec_for(dialect.name)
     where = db.settings.describe()
-    if manifest.dialect != dialect.name:
+    cross = convert or manifest.dialect != dialect.name or any(t.encoding != codec.encoding for t in manifest.tables)
+    if cross and not crossload.portable(manifest):
         raise RestoreRefused(
-            f"Backup {manifest.name} was taken from {manifest.dialect}; it cannot be restored into {dialect.name} ({where})",
-            hint=f"Restore it into a {manifest.dialect} database.",
+            f"Backup {manifest.name} was taken from {manifest.dialect} in its own format (COPY); it cannot be restored "
+            f"into {dialect.name} ({where})",
+            hint=f"Restore it into a {manifest.dialect} database, or move the database itself with 'baselinr migrate move "
+            "--config SOURCE.yml --to TARGET.yml', which every dialect can load.",
         )
     code = chain.code_version
     if (manifest.schema_version or 0) > code:
@@ -107,8 +118,13 @@ def restore(
             hint=f"Restore it with a Baselinr version that knows v{manifest.schema_version}, or choose an older backup.",
         )
     # In one transaction (atomic_restore) the contents are checked as they load: see reader's docstring.
-    _refuse_damaged(verify(path, chain, progress, manifest, contents=not codec.atomic_restore), manifest)
+    _refuse_damaged(verify(path, chain, progress, manifest, contents=not (codec.atomic_restore or cross)), manifest)
     plan = _Plan(db, chain, manifest, path, codec)
+    if cross:
+        # Every value converted, without writing: a value the target cannot keep is refused here.
+        plan.cross = {t.entry.name: t for t in crossload.plan(manifest, plan.catalog, plan.targets, plan.logical, codec.limits)}
+        plan.digests = crossload.preflight(path, list(plan.cross.values()), dialect.name, progress)
+        plan.bare = False
     # The migration lock, held on a connection of its own, keeps 'migrate apply' out meanwhile.
     with db.locked(bare=plan.bare):
         with db.connect(bare=plan.bare) as conn:
@@ -125,6 +141,8 @@ def restore(
             existing = _owned(plan, existing)
             if conn.in_transaction():
                 conn.rollback()
+            if before_write is not None:
+                before_write()  # everything is checked; nothing is written yet (``migrate move`` marks its target)
             if codec.atomic_restore:
                 _atomic(conn, plan, existing, progress)
             else:
@@ -149,6 +167,8 @@ def restore(
         replaced=plan.replaced,
         created_from_backup=plan.created,
         notes=notes,
+        converted_from=manifest.dialect if cross else None,
+        normal_digests={name: d.hexdigest for name, d in plan.digests.items()},
     )
 
 
@@ -284,6 +304,12 @@ def _load(conn: Connection, plan: _Plan, progress: ProgressCallback | None) -> N
         # The backup holds every row: rows the migrations just wrote (a seed, the version rows) go first.
         conn.exec_driver_sql(f"DELETE FROM {plan.db.dialect.quote(target)}")
         try:
+            if entry.name in plan.cross:
+                # Converted value by value; the file's checks run as it ends (crossload).
+                rows = crossload.load(conn, plan.codec, plan.path, plan.cross[entry.name], progress)
+                plan.loaded.append(TableSummary(target, rows, entry.bytes))
+                plan.notes += plan.codec.finish_load(conn, target, entry.column_names)
+                continue
             with open_table(plan.path, entry, progress, phase="restore") as reader:
                 plan.codec.load(conn, target, entry.column_names, reader)
                 reader.drain()

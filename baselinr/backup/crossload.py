@@ -1,0 +1,141 @@
+"""Loading a backup into another dialect: every value converted by its column's model type, checked first.
+
+Called by ``restore`` for a table file that the target's codec cannot load
+as it is: a backup of another dialect (or a PostgreSQL backup in the
+portable encoding, which ``migrate move`` takes). Only the portable encoding
+(typed JSON lines, ``values``) can cross dialects; PostgreSQL's ``COPY`` text
+cannot, and ``restore`` refuses it with the command that can.
+
+``preflight`` reads every row of every such table before the target is
+touched, runs each value through its column's converter (``convert``) and
+stops at the first value the target cannot keep, naming table, column and
+value; it also returns each table's digest under the normal form
+(``normal``), which ``move`` compares with the target's afterwards.
+``load`` then streams the rows again, converted, into the target's codec
+(``Codec.load_values``: ``COPY`` on PostgreSQL, batched inserts elsewhere).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from baselinr.backup.convert import Converter, Limits, Unkeepable, converter, shown
+from baselinr.backup.errors import BackupDamaged, RestoreRefused
+from baselinr.backup.normal import Digest
+from baselinr.backup.reader import mismatch, open_table
+from baselinr.backup.rows import ENCODING as PORTABLE
+from baselinr.backup.values import decode_row
+from baselinr.storage.families import spelled_type
+from baselinr.storage.model import SqlType
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from baselinr.backup.catalog import Catalog
+    from baselinr.backup.codecs import Codec
+    from baselinr.backup.manifest import Manifest, TableEntry
+    from baselinr.backup.progress import ProgressCallback
+
+
+@dataclass(frozen=True)
+class Table:
+    """One table file to convert: where it goes, its columns' model types and converters."""
+
+    entry: TableEntry
+    target: str
+    types: tuple[SqlType, ...]
+    converters: tuple[Converter, ...]
+
+    def convert(self, row: Sequence[Any]) -> list[Any]:
+        if len(row) != len(self.converters):
+            raise ValueError(f"a row of {self.entry.name} has {len(row)} values for {len(self.converters)} columns")
+        return [c(v) for c, v in zip(self.converters, row, strict=True)]
+
+
+def portable(manifest: Manifest) -> bool:
+    """Whether every table file of the backup is in the encoding that can cross dialects."""
+    return all(t.encoding == PORTABLE for t in manifest.tables)
+
+
+def _column_type(entry: TableEntry, name: str, spelled: str, cat: Catalog, logical: str) -> SqlType:
+    model = cat.get(logical)
+    column = model.column(name) if model is not None else None
+    if column is None and model is not None:
+        column = next((c for c in model.columns if c.name.lower() == name.lower()), None)
+    if column is not None:
+        return column.type
+    # A column no migration made (kept_columns) or a table a SQL migration made: its spelled type, if a model one.
+    parsed = spelled_type(spelled)
+    if parsed is None:
+        raise RestoreRefused(
+            f"{entry.name}.{name} has type {spelled!r}, which has no model family to convert it by",
+            hint="Nothing was written. Restore the backup into its own dialect.",
+        )
+    return parsed
+
+
+def plan(manifest: Manifest, cat: Catalog, targets: dict[str, str], logical: dict[str, str], limits: Limits) -> list[Table]:
+    """The converters of every table of the backup, from the model at its version (the target's dialect)."""
+    out = []
+    for entry in manifest.tables:
+        types = tuple(_column_type(entry, c.name, c.type, cat, logical[entry.name]) for c in entry.columns)
+        try:
+            converters = tuple(converter(t, limits) for t in types)
+        except Unkeepable as exc:
+            hint = "Nothing was written. Restore the backup into its own dialect."
+            raise RestoreRefused(f"{entry.name}: {exc}", hint=hint) from exc
+        out.append(Table(entry, targets[entry.name], types, converters))
+    return out
+
+
+def _rows(path: Path, table: Table, progress: ProgressCallback | None, phase: str) -> Iterator[tuple[int, list[Any]]]:
+    """(line number, decoded row) of a table file; the file's checks run when it is read to the end."""
+    with open_table(path, table.entry, progress, phase=phase) as reader:
+        for n, line in enumerate(reader.lines(), 1):
+            yield n, decode_row(line)
+        reader.drain()
+        problem = mismatch(table.entry, reader.summary())
+    if problem:
+        raise BackupDamaged(f"Backup table {table.entry.name} is damaged: {problem}", hint="Nothing was written.")
+
+
+def preflight(path: Path, tables: Sequence[Table], dialect: str, progress: ProgressCallback | None = None) -> dict[str, Digest]:
+    """Convert every value of every table without writing; refuse at the first one ``dialect`` cannot keep.
+
+    Returns each table's digest of the backup's own values under the normal form."""
+    digests: dict[str, Digest] = {}
+    for table in tables:
+        digest = Digest(table.types)
+        names = table.entry.column_names
+        for n, row in _rows(path, table, progress, "check"):
+            if len(row) != len(names):
+                raise BackupDamaged(f"Backup table {table.entry.name} row {n} has {len(row)} values for {len(names)} columns")
+            for name, conv, value in zip(names, table.converters, row, strict=True):
+                try:
+                    conv(value)
+                except Unkeepable as exc:
+                    raise RestoreRefused(
+                        f"{table.entry.name}.{name} (row {n}) holds {shown(value)}, which {dialect} cannot keep exactly: {exc}",
+                        hint=f"Nothing was written. Change or delete that value in the source database, then run again "
+                        f"(the row is number {n} of 'SELECT * FROM {table.entry.name}' in the backup's order).",
+                    ) from exc
+            digest.add(row)
+        digests[table.entry.name] = digest
+    return digests
+
+
+def load(conn: Connection, codec: Codec, path: Path, table: Table, progress: ProgressCallback | None) -> int:
+    """Stream the table's rows, converted, into ``codec``; returns how many. The file's checks run at its end."""
+    count = 0
+
+    def converted() -> Iterator[list[Any]]:
+        nonlocal count
+        for _, row in _rows(path, table, progress, "restore"):
+            count += 1
+            yield table.convert(row)
+
+    codec.load_values(conn, table.target, table.entry.column_names, converted())
+    return count
