@@ -143,9 +143,12 @@ def move_database(
     migrations_package: str = DEFAULT_PACKAGE,
     lock_timeout: float = 60.0,
     progress: ProgressCallback | None = None,
+    exclude_tables: Sequence[str] = (),
+    exclude_columns: Sequence[str] = (),
 ) -> MoveResult:
     """Move every Baselinr table of ``source`` into ``target`` (any dialect): backup, restore, verify
-    (see ``move``). ``work_dir``: where the temporary backup is written (default: the system's)."""
+    (see ``move``). ``work_dir``: where the temporary backup is written (default: the system's);
+    ``exclude_tables`` / ``exclude_columns`` as for ``create_backup``: left out of the move on purpose."""
     from baselinr.backup.move import move
     from baselinr.storage.migrations.chain import load_chain
 
@@ -158,6 +161,8 @@ def move_database(
         lock_timeout=lock_timeout,
         migrations_package=migrations_package,
         progress=progress,
+        exclude_tables=exclude_tables,
+        exclude_columns=exclude_columns,
     )
 
 

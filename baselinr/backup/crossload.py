@@ -10,14 +10,17 @@ cannot, and ``restore`` refuses it with the command that can.
 touched, runs each value through its column's converter (``convert``) and
 stops at the first value the target cannot keep, naming table, column and
 value; it also returns each table's digest under the normal form
-(``normal``), which ``move`` compares with the target's afterwards.
+(``normal``), which ``move`` compares with the target's afterwards. The
+version table's checksums are the one change made to values: each becomes
+the checksum its migration has on the target's dialect (``checksums``), in
+the digest too, so ``validate`` passes on the target as it did on the source.
 ``load`` then streams the rows again, converted, into the target's codec
 (``Codec.load_values``: ``COPY`` on PostgreSQL, batched inserts elsewhere).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,9 +30,12 @@ from baselinr.backup.errors import BackupDamaged, RestoreRefused
 from baselinr.backup.normal import Digest
 from baselinr.backup.reader import mismatch, open_table
 from baselinr.backup.rows import ENCODING as PORTABLE
+from baselinr.backup.trust import logical_of
 from baselinr.backup.values import decode_row
+from baselinr.storage.dialects import dialect_for
 from baselinr.storage.families import spelled_type
 from baselinr.storage.model import SqlType
+from baselinr.storage.version_table import VERSION_TABLE_NAME
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -38,6 +44,9 @@ if TYPE_CHECKING:
     from baselinr.backup.codecs import Codec
     from baselinr.backup.manifest import Manifest, TableEntry
     from baselinr.backup.progress import ProgressCallback
+    from baselinr.storage.dialects import Dialect
+    from baselinr.storage.migrations.chain import Chain
+    from baselinr.storage.model import Names
 
 
 @dataclass(frozen=True)
@@ -48,11 +57,58 @@ class Table:
     target: str
     types: tuple[SqlType, ...]
     converters: tuple[Converter, ...]
+    rewrite: Rewrite | None = None
 
     def convert(self, row: Sequence[Any]) -> list[Any]:
         if len(row) != len(self.converters):
             raise ValueError(f"a row of {self.entry.name} has {len(row)} values for {len(self.converters)} columns")
         return [c(v) for c, v in zip(self.converters, row, strict=True)]
+
+
+Rewrite = Callable[[list[Any]], list[Any]]
+
+
+def checksums(manifest: Manifest, chain: Chain, dialect: Dialect, names: Names) -> Callable[[TableEntry], Rewrite | None]:
+    """For the version table: each applied migration's checksum as the target's dialect computes it.
+
+    A migration's checksum hashes its SQL as rendered for one dialect, so the backup's version rows
+    would fail ``validate`` on another. A recorded checksum that matches the migration on the
+    backup's dialect becomes the one it has on the target's; any other is kept as it is, so a
+    migration edited after it was applied is still found there."""
+    source = dialect_for(manifest.dialect)
+    physical = {logical_of(e): e.name for e in manifest.tables}
+
+    def source_names(logical: str) -> str:
+        return physical.get(logical.lower(), logical)
+
+    cache: dict[tuple[int, str], str | None] = {}
+
+    def mapped(version: int, recorded: str) -> str | None:
+        if (version, recorded) not in cache:
+            m = chain.migrations.get(version)
+            same = m is not None and recorded == m.checksum(source, source_names)
+            cache[(version, recorded)] = m.checksum(dialect, names) if m is not None and same else None
+        return cache[(version, recorded)]
+
+    def for_table(entry: TableEntry) -> Rewrite | None:
+        if entry.name.lower() != VERSION_TABLE_NAME:
+            return None
+        cols = [c.lower() for c in entry.column_names]
+        if "version" not in cols or "checksum" not in cols:
+            return None
+        at_version, at_checksum = cols.index("version"), cols.index("checksum")
+
+        def rewrite(row: list[Any]) -> list[Any]:
+            version, recorded = row[at_version], row[at_checksum]
+            if isinstance(version, int) and isinstance(recorded, str):
+                new = mapped(version, recorded)
+                if new is not None:
+                    row = [*row[:at_checksum], new, *row[at_checksum + 1 :]]
+            return row
+
+        return rewrite
+
+    return for_table
 
 
 def portable(manifest: Manifest) -> bool:
@@ -77,8 +133,16 @@ def _column_type(entry: TableEntry, name: str, spelled: str, cat: Catalog, logic
     return parsed
 
 
-def plan(manifest: Manifest, cat: Catalog, targets: dict[str, str], logical: dict[str, str], limits: Limits) -> list[Table]:
-    """The converters of every table of the backup, from the model at its version (the target's dialect)."""
+def plan(
+    manifest: Manifest,
+    cat: Catalog,
+    targets: dict[str, str],
+    logical: dict[str, str],
+    limits: Limits,
+    rewrites: Callable[[TableEntry], Rewrite | None] | None = None,
+) -> list[Table]:
+    """The converters of every table of the backup, from the model at its version (the target's dialect);
+    ``rewrites``: a change of whole rows before conversion (``checksums``)."""
     out = []
     for entry in manifest.tables:
         types = tuple(_column_type(entry, c.name, c.type, cat, logical[entry.name]) for c in entry.columns)
@@ -87,15 +151,18 @@ def plan(manifest: Manifest, cat: Catalog, targets: dict[str, str], logical: dic
         except Unkeepable as exc:
             hint = "Nothing was written. Restore the backup into its own dialect."
             raise RestoreRefused(f"{entry.name}: {exc}", hint=hint) from exc
-        out.append(Table(entry, targets[entry.name], types, converters))
+        rewrite = rewrites(entry) if rewrites is not None else None
+        out.append(Table(entry, targets[entry.name], types, converters, rewrite))
     return out
 
 
 def _rows(path: Path, table: Table, progress: ProgressCallback | None, phase: str) -> Iterator[tuple[int, list[Any]]]:
     """(line number, decoded row) of a table file; the file's checks run when it is read to the end."""
+    rewrite = table.rewrite
     with open_table(path, table.entry, progress, phase=phase) as reader:
         for n, line in enumerate(reader.lines(), 1):
-            yield n, decode_row(line)
+            row = decode_row(line)
+            yield n, (rewrite(row) if rewrite is not None else row)
         reader.drain()
         problem = mismatch(table.entry, reader.summary())
     if problem:

@@ -32,6 +32,7 @@ import datetime as dt
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -69,13 +70,16 @@ def move(
     lock_timeout: float = 60.0,
     migrations_package: str,
     progress: ProgressCallback | None = None,
+    exclude_tables: Sequence[str] = (),
+    exclude_columns: Sequence[str] = (),
 ) -> MoveResult:
     from baselinr.storage.database import Database
 
     src = Database.from_settings(source, lock_timeout=lock_timeout)
     dst = Database.from_settings(target, lock_timeout=lock_timeout)
     try:
-        return _move(src, dst, source, target, chain, replace, work_dir, migrations_package, progress)
+        excluded = (tuple(exclude_tables), tuple(exclude_columns))
+        return _move(src, dst, source, target, chain, replace, work_dir, migrations_package, progress, excluded)
     finally:
         src.close()
         dst.close()
@@ -91,6 +95,7 @@ def _move(
     work_dir: str | None,
     migrations_package: str,
     progress: ProgressCallback | None,
+    excluded: tuple[tuple[str, ...], tuple[str, ...]],
 ) -> MoveResult:
     where = dst.settings.describe()
     if src.settings.describe() == where:
@@ -124,6 +129,8 @@ def _move(
             results_table=source.storage.results_table,
             progress=progress,
             codec=portable_codec_for(src.dialect.name),
+            exclude_tables=excluded[0],
+            exclude_columns=excluded[1],
         )
         seconds["backup"] = round(time.monotonic() - started, 3)
         started = time.monotonic()

@@ -122,7 +122,9 @@ def restore(
     plan = _Plan(db, chain, manifest, path, codec)
     if cross:
         # Every value converted, without writing: a value the target cannot keep is refused here.
-        plan.cross = {t.entry.name: t for t in crossload.plan(manifest, plan.catalog, plan.targets, plan.logical, codec.limits)}
+        rewrites = crossload.checksums(manifest, chain, dialect, db.names)
+        planned = crossload.plan(manifest, plan.catalog, plan.targets, plan.logical, codec.limits, rewrites)
+        plan.cross = {t.entry.name: t for t in planned}
         plan.digests = crossload.preflight(path, list(plan.cross.values()), dialect.name, progress)
         plan.bare = False
     # The migration lock, held on a connection of its own, keeps 'migrate apply' out meanwhile.

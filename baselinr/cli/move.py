@@ -35,6 +35,20 @@ from baselinr.cli.options import config_option, lock_option, migrations_option, 
     metavar="DIR",
     help="Where the temporary backup of the source is written (default: the system's temporary directory).",
 )
+@click.option(
+    "--exclude-table",
+    "exclude_tables",
+    multiple=True,
+    metavar="TABLE",
+    help="Leave out a baselinr_* table that no migration made (as backup create does). Repeatable.",
+)
+@click.option(
+    "--exclude-column",
+    "exclude_columns",
+    multiple=True,
+    metavar="TABLE.COLUMN",
+    help="Leave out a column that no migration made (as backup create does). Repeatable.",
+)
 @lock_option
 @output_option
 @migrations_option
@@ -43,6 +57,8 @@ def move(
     to_path: str,
     replace: bool,
     work_dir: str | None,
+    exclude_tables: tuple[str, ...],
+    exclude_columns: tuple[str, ...],
     lock_timeout: float,
     output: str,
     migrations_package: str | None,
@@ -69,6 +85,8 @@ def move(
             migrations_package=migrations_package or DEFAULT_PACKAGE,
             lock_timeout=lock_timeout,
             progress=progress,
+            exclude_tables=exclude_tables,
+            exclude_columns=exclude_columns,
         )
     if output == "json":
         emit_json({**result.to_dict(), "ok": True})
