@@ -247,3 +247,17 @@ def test_backup_restore_crosses_dialects_from_a_portable_backup_and_refuses_copy
     r = run(capsys, "migrate", "move", "--config", str(pg.config), "--to", str(lite.config))
     assert r.code == 0, r.err
     assert rows_of(lite) == rows_of(source)
+
+
+@pytest.mark.parametrize(("src", "dst"), [("postgres", "mysql"), ("mysql", "postgres"), ("mysql", "sqlite")])
+def test_server_databases_move_between_dialects_with_every_value_equal(
+    src: str, dst: str, tmp_path: Path, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = _db(src, tmp_path, request, "source")
+    populate(source, capsys, results=200)
+    target = _db(dst, tmp_path, request, "target")
+    code, out, err = move(capsys, source, target)
+    assert code == 0, err
+    assert out["verified"] is True
+    assert rows_of(target) == rows_of(source)
+    assert run(capsys, "migrate", "validate", "--config", str(target.config)).code == 0
