@@ -3,13 +3,17 @@
 Called by ``api.restore_backup``. A backup is data, never code: no name,
 type or statement of the manifest reaches SQL unchecked. Steps:
 
-1. Refuse what would go wrong, before connecting to the target: another
-   dialect, a backup newer than the code, a manifest that fails the checks
+1. Refuse what would go wrong, before connecting to the target: a backup
+   of another dialect that is not in the portable encoding (PostgreSQL's
+   ``COPY`` text), a backup newer than the code, a manifest that fails the checks
    of ``trust`` (``ManifestRejected``), a table file whose stored bytes
    differ from the manifest (size, SHA-256), so a damaged or edited backup
    changes nothing. Where steps 2 and 3 are not one transaction (MySQL,
    Snowflake) every file is also decompressed and checked in full here;
-   where they are, that happens once, in step 3.
+   where they are, that happens once, in step 3. A backup of another
+   dialect (or encoding) is read in full here, every value converted by its
+   column's model type (``crossload``): a value the target cannot keep
+   exactly is refused before anything is written.
 2. Under the migration lock: refuse a target that already has Baselinr
    tables (unless ``replace``); drop the tables the catalog knows (``replace``
    only; tables that are not Baselinr's are left alone), create the version
@@ -17,7 +21,8 @@ type or statement of the manifest reaches SQL unchecked. Steps:
    recording them: the backup's own version rows are restored instead, so
    the history is reproduced exactly), and create the tables the profiler
    makes outside those migrations from their model definitions.
-3. Load every table through its codec, checking rows and both checksums of
+3. Load every table through its codec (converted values through
+   ``Codec.load_values`` for a backup of another dialect), checking rows and both checksums of
    each file as it is read (nothing is committed unless all of them match),
    and that the restored version rows agree with the manifest's schema
    version; reset PostgreSQL's sequences.

@@ -113,18 +113,13 @@ def test_sqlite_moves_with_every_value_equal_and_ids_continue(
         assert after[table] == before[table], table
     r = run(capsys, "migrate", "validate", "--config", str(target.config))
     assert r.code == 0, r.out + r.err
+    assert _next_id(target) == 5001
     engine = _engine(target)
     try:
-        with engine.begin() as conn:
-            conn.exec_driver_sql(
-                "INSERT INTO baselinr_results (run_id, dataset_name, column_name, metric_name, profiled_at) "
-                "VALUES ('next', 'orders', 'c', 'mean', '2025-01-01 00:00:00')"
-            )
-            new = conn.exec_driver_sql("SELECT id FROM baselinr_results WHERE run_id = 'next'").scalar()
+        with engine.connect() as conn:
             flags = conn.exec_driver_sql("SELECT nullable FROM baselinr_schema_registry ORDER BY column_name").fetchall()
     finally:
         engine.dispose()
-    assert new == 5001
     assert [bool(f[0]) for f in flags] == [False, True]
     # The target holds no marker of the move once it is verified.
     assert not any(t.startswith("_baselinr") for t in _tables(target))
@@ -261,3 +256,21 @@ def test_server_databases_move_between_dialects_with_every_value_equal(
     assert out["verified"] is True
     assert rows_of(target) == rows_of(source)
     assert run(capsys, "migrate", "validate", "--config", str(target.config)).code == 0
+    assert _next_id(target) == max(r[_RESULTS_ID] for r in rows_of(source)["baselinr_results"]) + 1
+
+
+_RESULTS_ID = 3  # the position of id among baselinr_results' columns in name order
+
+
+def _next_id(db: Database) -> int:
+    """The id the target gives the next result row inserted without one (SERIAL, AUTO_INCREMENT, AUTOINCREMENT)."""
+    engine = _engine(db)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO baselinr_results (run_id, dataset_name, column_name, metric_name, profiled_at) "
+                "VALUES ('next', 'orders', 'c', 'mean', '2025-01-01 00:00:00')"
+            )
+            return int(conn.exec_driver_sql("SELECT id FROM baselinr_results WHERE run_id = 'next'").scalar_one())
+    finally:
+        engine.dispose()
