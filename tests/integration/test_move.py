@@ -19,8 +19,9 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import inspect
@@ -28,6 +29,9 @@ from sqlalchemy import inspect
 from tests.conftest import Database, make_database
 from tests.integration.test_backup import _engine, populate
 from tests.support.cli import ROOT, run
+
+if TYPE_CHECKING:
+    from tests.support.snowflake import SnowflakeEmulator
 
 MOVE = ("migrate", "move", "--exclude-table", "baselinr_not_ours")
 VERSIONS = "baselinr_schema_version"
@@ -274,3 +278,49 @@ def _next_id(db: Database) -> int:
             return int(conn.exec_driver_sql("SELECT id FROM baselinr_results WHERE run_id = 'next'").scalar_one())
     finally:
         engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def snowflake_emulator(server_root: Path) -> Iterator[SnowflakeEmulator]:
+    from tests.support.snowflake import start_emulator
+
+    server = start_emulator(server_root)
+    yield server
+    server.stop()
+
+
+def test_sqlite_moves_to_snowflake_with_every_value_equal(
+    source: Database, snowflake_emulator: SnowflakeEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Into the Snowflake emulator (``tests/support/snowflake.py``): VARIANT parses the JSON text,
+    TIMESTAMP_TZ keeps zones; the move's own digests and ``validate`` are the check here.
+
+    The emulator stores a NULL TIMESTAMP_TZ as 1970-01-01 (Snowflake keeps NULL): the move's
+    verification finds that, so the source's NULL timestamps get a value first."""
+    with sqlite3.connect(source.connection["filepath"]) as conn:
+        for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'baselinr_%'"):
+            for column in conn.execute(f"PRAGMA table_info({table})").fetchall():
+                if column[2].upper().startswith(("TIMESTAMP", "DATETIME")):
+                    conn.execute(f"UPDATE {table} SET {column[1]} = '2000-01-01 00:00:00' WHERE {column[1]} IS NULL")
+    target = tmp_path / "snowflake.yml"
+    target.write_text(json.dumps({"storage": {"connection": snowflake_emulator.connection()}}))
+    r = run(capsys, *MOVE, "--config", str(source.config), "--to", str(target), "--output", "json")
+    assert r.code == 0, r.err
+    out = json.loads(r.out)
+    assert out["verified"] is True and out["target_dialect"] == "snowflake"
+    assert {t["name"]: t["rows"] for t in out["tables"]} == {t: len(rows) for t, rows in rows_of(source).items()}
+    assert run(capsys, "migrate", "validate", "--config", str(target)).code == 0
+
+
+def test_a_target_that_changes_a_value_fails_the_verification_and_stays_marked(
+    source: Database, snowflake_emulator: SnowflakeEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The emulator's NULL TIMESTAMP_TZ comes back as 1970-01-01: a real target that does not keep a value."""
+    target = tmp_path / "snowflake.yml"
+    target.write_text(json.dumps({"storage": {"connection": snowflake_emulator.connection()}}))
+    r = run(capsys, *MOVE, "--config", str(source.config), "--to", str(target), "--output", "json")
+    assert r.code == 1, r.err
+    error = json.loads(r.out)["error"]
+    assert "the target differs from the source" in error and "the content of baselinr_" in error
+    r = run(capsys, *MOVE, "--config", str(source.config), "--to", str(target))
+    assert r.code == 2 and "did not finish" in r.err and "--replace" in r.err
