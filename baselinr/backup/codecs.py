@@ -86,7 +86,7 @@ class Codec:
 class SQLiteCodec(Codec):
     dialect = SQLiteDialect
     # Dynamic types: a timestamp is the text SQLAlchemy writes (an offset kept as written).
-    limits = Limits(integer_bits=64, zoned_timestamps=True, timestamps_as_text=True)
+    limits = Limits(integer_bits=64, zoned_timestamps=True, timestamps_as_text=True, null_in_primary_key=True)
 
     def snapshot(self, conn: Connection) -> Connection:
         # A deferred BEGIN; the first read takes the shared lock for the whole backup.

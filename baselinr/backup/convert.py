@@ -49,6 +49,7 @@ class Limits:
     zoned_timestamps: bool = False  # timestamps keep an offset (Snowflake TIMESTAMP_TZ, SQLite's text)
     timestamps_as_text: bool = False  # written as SQLAlchemy writes them to SQLite: YYYY-MM-DD HH:MM:SS.ffffff
     years: tuple[int, int] = (1, 9999)  # MySQL DATETIME: 1000..9999
+    null_in_primary_key: bool = False  # SQLite: a primary-key column that is not INTEGER takes NULL
 
 
 _FRACTION = re.compile(r"[T ]\d{2}:\d{2}:\d{2}\.(\d+)")
@@ -210,8 +211,9 @@ def _boolean(v: Any) -> Any:
     raise Unkeepable("not a boolean (true, false, 1 or 0)")
 
 
-def converter(t: SqlType, limits: Limits) -> Converter:
-    """The converter of a column of model type ``t`` on a target with ``limits``; NULL stays NULL."""
+def converter(t: SqlType, limits: Limits, *, nullable: bool = True) -> Converter:
+    """The converter of a column of model type ``t`` on a target with ``limits``; NULL stays NULL
+    where the column takes it (``nullable``)."""
     inner: Converter
     family = t.family
     if family == "integer":
@@ -236,6 +238,10 @@ def converter(t: SqlType, limits: Limits) -> Converter:
         raise Unkeepable(f"type family {family} has no conversion")
 
     def convert(v: Any) -> Any:
-        return None if v is None else inner(v)
+        if v is None:
+            if not nullable:
+                raise Unkeepable("NULL, which the target's column does not take (NOT NULL or part of the primary key)")
+            return None
+        return inner(v)
 
     return convert

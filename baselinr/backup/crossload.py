@@ -116,13 +116,15 @@ def portable(manifest: Manifest) -> bool:
     return all(t.encoding == PORTABLE for t in manifest.tables)
 
 
-def _column_type(entry: TableEntry, name: str, spelled: str, cat: Catalog, logical: str) -> SqlType:
+def _column_type(entry: TableEntry, name: str, spelled: str, cat: Catalog, logical: str, limits: Limits) -> tuple[SqlType, bool]:
+    """The column's model type, and whether the target's column takes NULL."""
     model = cat.get(logical)
     column = model.column(name) if model is not None else None
     if column is None and model is not None:
         column = next((c for c in model.columns if c.name.lower() == name.lower()), None)
-    if column is not None:
-        return column.type
+    if model is not None and column is not None:
+        keyed = column.name in model.primary_key and not limits.null_in_primary_key
+        return column.type, column.nullable and not keyed
     # A column no migration made (kept_columns) or a table a SQL migration made: its spelled type, if a model one.
     parsed = spelled_type(spelled)
     if parsed is None:
@@ -130,7 +132,7 @@ def _column_type(entry: TableEntry, name: str, spelled: str, cat: Catalog, logic
             f"{entry.name}.{name} has type {spelled!r}, which has no model family to convert it by",
             hint="Nothing was written. Restore the backup into its own dialect.",
         )
-    return parsed
+    return parsed, True
 
 
 def plan(
@@ -145,9 +147,10 @@ def plan(
     ``rewrites``: a change of whole rows before conversion (``checksums``)."""
     out = []
     for entry in manifest.tables:
-        types = tuple(_column_type(entry, c.name, c.type, cat, logical[entry.name]) for c in entry.columns)
+        typed = [_column_type(entry, c.name, c.type, cat, logical[entry.name], limits) for c in entry.columns]
+        types = tuple(t for t, _ in typed)
         try:
-            converters = tuple(converter(t, limits) for t in types)
+            converters = tuple(converter(t, limits, nullable=nullable) for t, nullable in typed)
         except Unkeepable as exc:
             hint = "Nothing was written. Restore the backup into its own dialect."
             raise RestoreRefused(f"{entry.name}: {exc}", hint=hint) from exc
@@ -170,10 +173,14 @@ def _rows(path: Path, table: Table, progress: ProgressCallback | None, phase: st
 
 
 def preflight(path: Path, tables: Sequence[Table], dialect: str, progress: ProgressCallback | None = None) -> dict[str, Digest]:
-    """Convert every value of every table without writing; refuse at the first one ``dialect`` cannot keep.
+    """Convert every value of every table without writing; refuse if ``dialect`` cannot keep one of them,
+    naming the first and counting the rest (every column with one is named).
 
     Returns each table's digest of the backup's own values under the normal form."""
     digests: dict[str, Digest] = {}
+    first: tuple[str, int, Any, Unkeepable] | None = None
+    more = 0
+    where: dict[str, None] = {}
     for table in tables:
         digest = Digest(table.types)
         names = table.entry.column_names
@@ -184,13 +191,21 @@ def preflight(path: Path, tables: Sequence[Table], dialect: str, progress: Progr
                 try:
                     conv(value)
                 except Unkeepable as exc:
-                    raise RestoreRefused(
-                        f"{table.entry.name}.{name} (row {n}) holds {shown(value)}, which {dialect} cannot keep exactly: {exc}",
-                        hint=f"Nothing was written. Change or delete that value in the source database, then run again "
-                        f"(the row is number {n} of 'SELECT * FROM {table.entry.name}' in the backup's order).",
-                    ) from exc
+                    where[f"{table.entry.name}.{name}"] = None
+                    if first is None:
+                        first = (f"{table.entry.name}.{name}", n, value, exc)
+                    else:
+                        more += 1
             digest.add(row)
         digests[table.entry.name] = digest
+    if first is not None:
+        column, n, value, why = first
+        others = f" (and {more} more value(s), in {', '.join(where)})" if more else ""
+        raise RestoreRefused(
+            f"{column} (row {n}) holds {shown(value)}, which {dialect} cannot keep exactly: {why}{others}",
+            hint="Nothing was written. Change or delete those values in the source database, then run again "
+            f"(row {n} is the row number in 'SELECT * FROM {column.split('.')[0]}' order).",
+        )
     return digests
 
 
