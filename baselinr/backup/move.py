@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 from baselinr.backup import crossload
 from baselinr.backup.catalog import catalog
 from baselinr.backup.codecs import Codec, codec_for, portable_codec_for
-from baselinr.backup.errors import MoveUnverified, RestoreRefused
+from baselinr.backup.errors import MoveUnverified, RestoreFailed, RestoreRefused
 from baselinr.backup.normal import live_digest
 from baselinr.backup.progress import ProgressCallback
 from baselinr.backup.restore import restore
@@ -135,17 +135,20 @@ def _move(
         seconds["backup"] = round(time.monotonic() - started, 3)
         started = time.monotonic()
         path = Path(created.path)
-        restored = restore(
-            dst,
-            chain,
-            path,
-            replace=replace,
-            runs_table=target.storage.runs_table,
-            results_table=target.storage.results_table,
-            progress=progress,
-            convert=True,
-            before_write=lambda: _mark(dst, src.settings.describe()),
-        )
+        try:
+            restored = restore(
+                dst,
+                chain,
+                path,
+                replace=replace,
+                runs_table=target.storage.runs_table,
+                results_table=target.storage.results_table,
+                progress=progress,
+                convert=True,
+                before_write=lambda: _mark(dst, src.settings.describe()),
+            )
+        except RestoreFailed as exc:
+            raise _failed(exc, dst, path, codec) from exc
         seconds["restore"] = round(time.monotonic() - started, 3)
         started = time.monotonic()
         tables = _compare(dst, chain, codec, path, restored, progress)
@@ -181,6 +184,22 @@ def _move(
         )
     _unmark(dst)
     return result
+
+
+def _failed(exc: RestoreFailed, dst: Database, path: Path, codec: Codec) -> RestoreFailed:
+    """The restore's failure, with what the target holds now and the command that clears it."""
+    where = dst.settings.describe()
+    again = "Run the same 'baselinr migrate move' again with --replace: it drops them and moves again"
+    detail = exc.message.split(" failed: ", 1)[-1]
+    if codec.atomic_restore:
+        state = f"It ran in one transaction, which was rolled back: {where} holds only the marker table {MARKER}. {again}."
+    else:
+        tables = [dst.names(logical_of(t)) for t in read_manifest(path).tables]
+        state = (
+            f"{dst.dialect.name} commits schema changes as they run: {where} may hold the tables {', '.join(tables)} "
+            f"without rows, and the marker table {MARKER}. {again} (or drop those tables by hand)."
+        )
+    return RestoreFailed(f"The move into {where} failed: {detail}", hint=state)
 
 
 def _marker(conn: Connection, db: Database) -> str:

@@ -324,3 +324,29 @@ def test_a_target_that_changes_a_value_fails_the_verification_and_stays_marked(
     assert "the target differs from the source" in error and "the content of baselinr_" in error
     r = run(capsys, *MOVE, "--config", str(source.config), "--to", str(target))
     assert r.code == 2 and "did not finish" in r.err and "--replace" in r.err
+
+
+def test_a_load_that_fails_on_the_target_says_what_it_left_and_replace_clears_it(
+    source: Database, tmp_path: Path, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two keys SQLite tells apart and MariaDB's case-insensitive collation does not: the rows fail to load."""
+    with sqlite3.connect(source.connection["filepath"]) as conn:
+        conn.execute(
+            "INSERT INTO baselinr_runs (run_id, dataset_name, profiled_at) VALUES ('RUN-1', 'orders', '2024-01-01 00:00:00')"
+        )
+    target = _db("mysql", tmp_path, request, "target")
+    code, out, err = move(capsys, source, target)
+    assert code == 4, err
+    error = out["error"]
+    assert "Duplicate entry" in error and "without rows" in error and "baselinr_runs" in error
+    assert "_baselinr_move" in error and "--replace" in error
+    assert len(err.strip().splitlines()) == 1
+    left = _tables(target)
+    assert "_baselinr_move" in left and "baselinr_runs" in left
+    code, out, err = move(capsys, source, target)
+    assert code == 2 and "did not finish" in out["error"]
+    with sqlite3.connect(source.connection["filepath"]) as conn:
+        conn.execute("DELETE FROM baselinr_runs WHERE run_id = 'RUN-1'")
+    code, out, err = move(capsys, source, target, "--replace")
+    assert code == 0, err
+    assert "_baselinr_move" not in _tables(target)
