@@ -194,7 +194,7 @@ def test_a_move_killed_midway_is_named_by_the_next_run(
         conn.executemany(
             "INSERT INTO baselinr_results (run_id, dataset_name, column_name, metric_name, metric_value, profiled_at) "
             "VALUES (?, 'orders', 'c', 'mean', ?, '2024-01-01 00:00:00')",
-            [(f"bulk-{i}", "x" * 200) for i in range(200_000)],
+            [(f"bulk-{i}", "x" * 200) for i in range(50_000)],
         )
     target = _db("mysql", tmp_path, request, "target")
     proc = subprocess.Popen(
@@ -245,6 +245,8 @@ def test_backup_restore_crosses_dialects_from_a_portable_backup_and_refuses_copy
     # ...and the advice, followed, moves it.
     r = run(capsys, "migrate", "move", "--config", str(pg.config), "--to", str(lite.config))
     assert r.code == 0, r.err
+    assert "(postgres) into sqlite:" in r.out and "Verified: row counts and content digests equal" in r.out
+    assert "Next: point Baselinr's config.yml" in r.out
     assert rows_of(lite) == rows_of(source)
 
 

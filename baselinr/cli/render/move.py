@@ -18,7 +18,10 @@ def moved_text(result: MoveResult) -> list[str]:
         f"{len(result.tables)} tables, {result.rows:,} rows at schema v{result.schema_version or 0} in {took:.1f}s",
         "   Verified: row counts and content digests equal on every table; migrate validate passes on the target",
     ]
-    lines += [f"   {t.name}: {t.rows:,} rows" for t in result.tables]
+    lines += [f"   {t.name}: {t.rows:,} rows" for t in result.tables if t.rows]
+    empty = [t.name for t in result.tables if not t.rows]
+    if empty:
+        lines.append(f"   {len(empty)} empty table(s): {', '.join(empty)}")
     if result.replaced:
         lines.append(f"   Replaced {len(result.replaced)} existing table(s)")
     lines += [f"   {n}" for n in result.notes]
