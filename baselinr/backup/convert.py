@@ -141,7 +141,15 @@ def _decimal(t: SqlType) -> Converter:
 
 
 def _text(length: int | None, max_bytes: int | None, limits: Limits) -> Converter:
+    nul_ok = limits.nul_in_text
+    # Most values are short strings that fit: one type check and two length checks (the hot path of a move).
+    quick = 10**9 if length is None else length
+    if max_bytes is not None:
+        quick = min(quick, max_bytes // 4)
+
     def convert(v: Any) -> Any:
+        if type(v) is str and len(v) <= quick and (nul_ok or "\x00" not in v):
+            return v
         if isinstance(v, bool) or not isinstance(v, (str, int, float, Decimal)):
             raise Unkeepable(f"a {type(v).__name__}, not text")
         s = v if isinstance(v, str) else (repr(v) if isinstance(v, float) else str(v))
@@ -237,11 +245,12 @@ def converter(t: SqlType, limits: Limits, *, nullable: bool = True) -> Converter
     else:
         raise Unkeepable(f"type family {family} has no conversion")
 
+    if nullable:
+        return lambda v: None if v is None else inner(v)
+
     def convert(v: Any) -> Any:
         if v is None:
-            if not nullable:
-                raise Unkeepable("NULL, which the target's column does not take (NOT NULL or part of the primary key)")
-            return None
+            raise Unkeepable("NULL, which the target's column does not take (NOT NULL or part of the primary key)")
         return inner(v)
 
     return convert

@@ -99,10 +99,13 @@ def normalizer(t: SqlType) -> Normalizer:
     """The normal form of a column of model type ``t``; a value it cannot read is kept as its repr,
     marked, so it can only equal the same value."""
     inner = _BY_FAMILY.get(t.family, _text)
+    textual = inner is _text
 
     def normal(v: Any) -> Any:
         if v is None:
             return None
+        if textual and type(v) is str:
+            return v
         try:
             return inner(v)
         except (ValueError, TypeError, ArithmeticError):

@@ -84,6 +84,9 @@ _NONFINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
 
 
 def _text(v: Any) -> str:
+    if type(v) is str:
+        # Printable text without a backslash needs no escape (tab, newline and CR are not printable).
+        return v if v.isprintable() and "\\" not in v else v.translate(_ESCAPES)
     if v is None:
         return "\\N"
     if v is True or v is False:
