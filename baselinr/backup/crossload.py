@@ -20,6 +20,7 @@ the digest too, so ``validate`` passes on the target as it did on the source.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +29,9 @@ from typing import TYPE_CHECKING, Any
 from baselinr.backup.convert import Converter, Limits, Unkeepable, converter, shown
 from baselinr.backup.errors import BackupDamaged, RestoreRefused
 from baselinr.backup.normal import Digest
-from baselinr.backup.reader import mismatch, open_table
+from baselinr.backup.reader import check_table, mismatch, open_table
 from baselinr.backup.rows import ENCODING as PORTABLE
+from baselinr.backup.streams import TruncatedStream
 from baselinr.backup.trust import logical_of
 from baselinr.backup.values import decode_row
 from baselinr.storage.dialects import dialect_for
@@ -162,12 +164,18 @@ def plan(
 def _rows(path: Path, table: Table, progress: ProgressCallback | None, phase: str) -> Iterator[tuple[int, list[Any]]]:
     """(line number, decoded row) of a table file; the file's checks run when it is read to the end."""
     rewrite = table.rewrite
-    with open_table(path, table.entry, progress, phase=phase) as reader:
-        for n, line in enumerate(reader.lines(), 1):
-            row = decode_row(line)
-            yield n, (rewrite(row) if rewrite is not None else row)
-        reader.drain()
-        problem = mismatch(table.entry, reader.summary())
+    n = 0
+    try:
+        with open_table(path, table.entry, progress, phase=phase) as reader:
+            for n, line in enumerate(reader.lines(), 1):
+                row = decode_row(line)
+                yield n, (rewrite(row) if rewrite is not None else row)
+            reader.drain()
+            problem = mismatch(table.entry, reader.summary())
+    except (ValueError, OSError, EOFError, zlib.error, TruncatedStream) as exc:
+        # Damage shows up as whatever broke first: the file's own checks name it if they can.
+        check = check_table(path, table.entry)
+        problem = check.problem if not check.ok else f"row {n + 1} is not a row of the portable format ({exc})"
     if problem:
         raise BackupDamaged(f"Backup table {table.entry.name} is damaged: {problem}", hint="Nothing was written.")
 

@@ -352,3 +352,28 @@ def test_a_load_that_fails_on_the_target_says_what_it_left_and_replace_clears_it
     code, out, err = move(capsys, source, target, "--replace")
     assert code == 0, err
     assert "_baselinr_move" not in _tables(target)
+
+
+def test_a_copy_file_that_claims_the_portable_format_is_damage_and_changes_nothing(
+    source: Database, tmp_path: Path, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A resealed manifest that calls PostgreSQL's COPY text typed JSON lines: found while every value is checked."""
+    from baselinr.backup.manifest import DIGEST_FIELD, digest
+
+    pg = _db("postgres", tmp_path, request, "pg")
+    r = run(capsys, "migrate", "move", "--config", str(source.config), "--to", str(pg.config), *MOVE[2:])
+    assert r.code == 0, r.err
+    dest = tmp_path / "pg-backups"
+    assert run(capsys, "backup", "create", "--config", str(pg.config), "--dest", str(dest), "--name", "b").code == 0
+    path = dest / "b" / "manifest.json"
+    m = json.loads(path.read_text())
+    m.pop(DIGEST_FIELD)
+    for t in m["tables"]:
+        t["encoding"] = "jsonl-typed"
+    m[DIGEST_FIELD] = digest(m)
+    path.write_text(json.dumps(m))
+    lite = _db("sqlite", tmp_path, request, "lite")
+    r = run(capsys, "backup", "restore", "--config", str(lite.config), "--dest", str(dest), "b")
+    assert r.code == 1, r.err
+    assert "is damaged" in r.err and "not a row of the portable format" in r.err and "Nothing was written" in r.err
+    assert not Path(lite.connection["filepath"]).exists() or _tables(lite) == []
