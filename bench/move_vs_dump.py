@@ -21,6 +21,9 @@ process of the side (GNU ``time``'s ``%M`` over the shell that runs the
 pipeline is the largest of its children). Prints ours / peer.
 
     python bench/move_vs_dump.py [--rows 1000000] [--repeat 5] [--json]
+
+Needs the ``sqlite3`` and ``psql`` programs (Debian's ``sqlite3`` and
+``postgresql-client``) and the test tier's PostgreSQL server binaries.
 """
 
 from __future__ import annotations
@@ -151,6 +154,11 @@ def main() -> None:
     if args.convert:
         convert()
         return
+    import shutil
+
+    missing = [tool for tool in ("sqlite3", "psql") if shutil.which(tool) is None]
+    if missing:
+        raise SystemExit(f"{', '.join(missing)} not found: install Debian's sqlite3 and postgresql-client packages")
     with tempfile.TemporaryDirectory(prefix="baselinr-bench-move-") as d:
         base = Path(d)
         base.chmod(0o755)
