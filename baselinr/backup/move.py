@@ -118,7 +118,14 @@ def _move(
             hint="Move into an empty database, or pass --replace to drop and replace them.",
         )
     seconds: dict[str, float] = {}
-    scratch = Path(tempfile.mkdtemp(prefix="baselinr-move-", dir=work_dir))
+    try:
+        scratch = Path(tempfile.mkdtemp(prefix="baselinr-move-", dir=work_dir))
+    except OSError as exc:
+        shown = work_dir or tempfile.gettempdir()
+        raise UsageError(
+            f"Cannot write the temporary backup under {shown}: {exc.strerror or exc}",
+            hint="Pass --work-dir with a directory this user can write, with room for a backup of the source.",
+        ) from None
     try:
         started = time.monotonic()
         created = write_backup(

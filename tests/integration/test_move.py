@@ -377,3 +377,21 @@ def test_a_copy_file_that_claims_the_portable_format_is_damage_and_changes_nothi
     assert r.code == 1, r.err
     assert "is damaged" in r.err and "not a row of the portable format" in r.err and "Nothing was written" in r.err
     assert not Path(lite.connection["filepath"]).exists() or _tables(lite) == []
+
+
+def test_a_work_dir_that_cannot_be_written_is_a_usage_error(
+    source: Database, tmp_path: Path, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = _db("sqlite", tmp_path, request, "target")
+    code, out, err = move(capsys, source, target, "--work-dir", str(tmp_path / "missing" / "dir"))
+    assert code == 2, err
+    assert "Cannot write the temporary backup under" in out["error"] and "--work-dir" in out["error"]
+    assert len(err.strip().splitlines()) == 1
+    # The advice, followed.
+    code, out, err = move(capsys, source, target, "--work-dir", str(tmp_path))
+    assert code == 0, err
+
+
+def test_a_move_into_the_source_itself_is_refused(source: Database, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = move(capsys, source, source)
+    assert code == 2 and "same database" in out["error"] and "--to" in out["error"], err
