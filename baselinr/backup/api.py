@@ -1,4 +1,5 @@
-"""The backup API: create, list, verify, restore and prune; what ``baselinr backup …`` calls.
+"""The backup API: create, list, verify, restore, prune and move; what ``baselinr backup …`` and
+``baselinr migrate move`` call.
 
 Every function takes settings or a destination first and returns a result
 object from ``results`` (``to_dict()`` for JSON); errors are
@@ -18,7 +19,15 @@ from typing import TYPE_CHECKING
 
 from baselinr.backup.progress import ProgressCallback
 from baselinr.backup.reader import verify
-from baselinr.backup.results import CreateResult, ListedBackup, ListResult, PruneResult, RestoreResult, VerifyResult
+from baselinr.backup.results import (
+    CreateResult,
+    ListedBackup,
+    ListResult,
+    MoveResult,
+    PruneResult,
+    RestoreResult,
+    VerifyResult,
+)
 from baselinr.backup.store import COMPLETE, PARTIAL, Entry, open_store, resolve_files
 from baselinr.config import Settings
 from baselinr.errors import UsageError
@@ -133,6 +142,38 @@ def restore_backup(
         )
     finally:
         db.close()
+
+
+def move_database(
+    source: Settings,
+    target: Settings,
+    *,
+    replace: bool = False,
+    work_dir: str | None = None,
+    migrations_package: str = DEFAULT_PACKAGE,
+    lock_timeout: float = 60.0,
+    progress: ProgressCallback | None = None,
+    exclude_tables: Sequence[str] = (),
+    exclude_columns: Sequence[str] = (),
+) -> MoveResult:
+    """Move every Baselinr table of ``source`` into ``target`` (any dialect): backup, restore, verify
+    (see ``move``). ``work_dir``: where the temporary backup is written (default: the system's);
+    ``exclude_tables`` / ``exclude_columns`` as for ``create_backup``: left out of the move on purpose."""
+    from baselinr.backup.move import move
+    from baselinr.storage.migrations.chain import load_chain
+
+    return move(
+        source,
+        target,
+        load_chain(migrations_package),
+        replace=replace,
+        work_dir=work_dir,
+        lock_timeout=lock_timeout,
+        migrations_package=migrations_package,
+        progress=progress,
+        exclude_tables=exclude_tables,
+        exclude_columns=exclude_columns,
+    )
 
 
 def prune_backups(

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from baselinr.backup import pg_copy, rows, tables
+from baselinr.backup.convert import Limits
 from baselinr.backup.manifest import ColumnEntry
 from baselinr.errors import UsageError
 from baselinr.storage import reflection
@@ -36,6 +37,8 @@ class Codec:
     dialect: ClassVar[type[Dialect]] = Dialect
     encoding: ClassVar[str] = rows.ENCODING
     extension: ClassVar[str] = "jsonl.gz"
+    # What the dialect's columns of each model family hold, for values converted from another dialect.
+    limits: ClassVar[Limits] = Limits()
     # Whether every step below also works on the bare driver's connection (``Database.connect(bare=True)``).
     bare: ClassVar[bool] = False
 
@@ -75,9 +78,15 @@ class Codec:
         """After a table is loaded; returns notes (e.g. sequences moved)."""
         return []
 
+    def load_values(self, conn: Connection, table: str, columns: Sequence[str], values: Iterable[Sequence[Any]]) -> None:
+        """Load rows of driver values (converted from another dialect's backup by ``crossload``)."""
+        rows.insert_rows(conn, table, columns, values)
+
 
 class SQLiteCodec(Codec):
     dialect = SQLiteDialect
+    # Dynamic types: a timestamp is the text SQLAlchemy writes (an offset kept as written).
+    limits = Limits(integer_bits=64, zoned_timestamps=True, timestamps_as_text=True, null_in_primary_key=True)
 
     def snapshot(self, conn: Connection) -> Connection:
         # A deferred BEGIN; the first read takes the shared lock for the whole backup.
@@ -86,6 +95,8 @@ class SQLiteCodec(Codec):
 
 class MySQLCodec(Codec):
     dialect = MySQLDialect
+    # TEXT holds 65,535 bytes, the json family's MEDIUMTEXT 16 MiB; DATETIME(6) the years 1000..9999.
+    limits = Limits(nonfinite_floats=False, text_bytes=65_535, json_bytes=16_777_215, years=(1000, 9999))
 
     def snapshot(self, conn: Connection) -> Connection:
         # InnoDB: REPEATABLE READ gives every read in the transaction the snapshot of the first one.
@@ -106,6 +117,7 @@ class PostgresCodec(Codec):
     encoding = pg_copy.ENCODING
     extension = "copy.gz"
     bare = True
+    limits = Limits(nul_in_text=False)
 
     def snapshot(self, conn: Connection) -> Connection:
         conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
@@ -137,6 +149,21 @@ class PostgresCodec(Codec):
     def finish_load(self, conn: Connection, table: str, columns: Sequence[str]) -> list[str]:
         return [f"sequence {s} reset" for s in pg_copy.reset_sequences(conn, table, columns)]
 
+    def load_values(self, conn: Connection, table: str, columns: Sequence[str], values: Iterable[Sequence[Any]]) -> None:
+        pg_copy.load_values(conn, table, columns, values)
+
+
+class PortablePostgresCodec(PostgresCodec):
+    """PostgreSQL read into the portable encoding (typed JSON lines): the backup ``migrate move`` takes,
+    which every dialect can load. Same snapshot and session as ``COPY``; rows stream as in ``rows``."""
+
+    encoding = rows.ENCODING
+    extension = "jsonl.gz"
+    bare = False
+
+    def dump(self, conn: Connection, table: str, columns: Sequence[str], sink: HashingGzipWriter) -> None:
+        rows.dump_rows(conn, table, columns, sink)
+
 
 @functools.cache
 def all_codecs() -> dict[str, type[Codec]]:
@@ -150,6 +177,12 @@ def encoding_of(dialect: str) -> str | None:
     """The file encoding of ``dialect``'s codec, or None for a dialect without one."""
     cls = all_codecs().get(dialect)
     return cls.encoding if cls is not None else None
+
+
+def portable_codec_for(dialect: str) -> Codec:
+    """The codec that backs ``dialect`` up in the portable encoding, which every dialect can load."""
+    codec = codec_for(dialect)
+    return PortablePostgresCodec() if isinstance(codec, PostgresCodec) else codec
 
 
 def codec_for(dialect: str) -> Codec:

@@ -8,13 +8,18 @@ every ``BaselinrError``:
     │   ├── ManifestRejected     (exit 1)  its manifest fails the checks of ``trust``
     │   │                                  (restore refuses before it connects; create
     │   │                                  publishes no backup that would)
-    │   └── BackupDamaged        (exit 1)  a table file differs from its manifest entry
-    │                                      (restore: found before, or while loading in a
-    │                                      transaction that is then rolled back)
+    │   ├── BackupDamaged        (exit 1)  a table file differs from its manifest entry
+    │   │                                  (restore: found before, or while loading in a
+    │   │                                  transaction that is then rolled back)
+    │   └── MoveUnverified       (exit 1)  ``migrate move`` loaded the target, and its rows or
+    │                                      schema differ from the source's
     ├── UsageError
     │   ├── RestoreRefused       (exit 2)  the restore would be wrong as asked
     │   │                                  (target not empty, backup newer than the code,
-    │   │                                  another dialect)
+    │   │                                  a backup in PostgreSQL's COPY format into another
+    │   │                                  dialect, a value the target cannot keep exactly;
+    │   │                                  ``migrate move``: the same, and a target that an
+    │   │                                  interrupted move left)
     │   └── DestinationError     (exit 2)  ``backup create`` cannot write the destination
     │                                      (permission, read-only, full disk); nothing is published
     └── RestoreFailed            (exit 4)  loading failed; the message says what state
@@ -43,6 +48,10 @@ class ManifestRejected(BackupError):
 
 class BackupDamaged(BackupError):
     """A table file is missing, truncated or differs from its manifest entry (size, rows, checksums)."""
+
+
+class MoveUnverified(BackupError):
+    """``migrate move`` finished loading, and the target differs from the source (rows, content, schema)."""
 
 
 class DestinationError(UsageError):

@@ -23,7 +23,8 @@ driver's (``storage.dbapi``); identifiers are always quoted (``quote``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import datetime as dt
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from baselinr.backup.streams import CHUNK, ReadAhead, block_writer
@@ -78,7 +79,70 @@ def load_copy(conn: Connection, table: str, columns: Sequence[str], source: Hash
             _copy_in(conn, table, columns, blocks)
 
 
-def _copy_in(conn: Connection, table: str, columns: Sequence[str], blocks: ReadAhead) -> None:
+_ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
+_NONFINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
+def _text(v: Any) -> str:
+    if type(v) is str:
+        # Printable text without a backslash needs no escape (tab, newline and CR are not printable).
+        return v if v.isprintable() and "\\" not in v else v.translate(_ESCAPES)
+    if v is None:
+        return "\\N"
+    if v is True or v is False:
+        return "t" if v else "f"
+    if isinstance(v, str):
+        return v.translate(_ESCAPES)
+    if isinstance(v, float):
+        r = repr(v)
+        return _NONFINITE.get(r, r)
+    if isinstance(v, (dt.datetime, dt.date)):
+        return v.isoformat(sep=" ") if isinstance(v, dt.datetime) else v.isoformat()
+    return str(v)
+
+
+class _RowsAsCopy:
+    """Rows of driver values read as COPY text, in blocks of about ``CHUNK`` bytes (what ``copy_expert`` reads)."""
+
+    def __init__(self, values: Iterable[Sequence[Any]]) -> None:
+        self._rows = iter(values)
+        self._pending = b""
+        self._done = False
+
+    def _fill(self, size: int) -> None:
+        lines: list[str] = []
+        length = 0
+        for row in self._rows:
+            line = "\t".join(_text(v) for v in row) + "\n"
+            lines.append(line)
+            length += len(line)
+            if length >= size:
+                break
+        else:
+            self._done = True
+        self._pending += "".join(lines).encode("utf-8")
+
+    def empty(self) -> bool:
+        if not self._pending and not self._done:
+            self._fill(CHUNK)
+        return not self._pending
+
+    def read(self, size: int = -1) -> bytes:
+        want = CHUNK if size is None or size < 0 else size
+        while len(self._pending) < want and not self._done:
+            self._fill(want)
+        block, self._pending = self._pending[:want], self._pending[want:]
+        return block
+
+
+def load_values(conn: Connection, table: str, columns: Sequence[str], values: Iterable[Sequence[Any]]) -> None:
+    """COPY rows of driver values in (converted from another dialect's backup), as ``load_copy`` does a file."""
+    blocks = _RowsAsCopy(values)
+    if not blocks.empty():
+        _copy_in(conn, table, columns, blocks)
+
+
+def _copy_in(conn: Connection, table: str, columns: Sequence[str], blocks: ReadAhead | _RowsAsCopy) -> None:
     cols = ", ".join(quote(c) for c in columns)
     qtable = quote(table)
     constraints = conn.exec_driver_sql(

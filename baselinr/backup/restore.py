@@ -3,13 +3,17 @@
 Called by ``api.restore_backup``. A backup is data, never code: no name,
 type or statement of the manifest reaches SQL unchecked. Steps:
 
-1. Refuse what would go wrong, before connecting to the target: another
-   dialect, a backup newer than the code, a manifest that fails the checks
+1. Refuse what would go wrong, before connecting to the target: a backup
+   of another dialect that is not in the portable encoding (PostgreSQL's
+   ``COPY`` text), a backup newer than the code, a manifest that fails the checks
    of ``trust`` (``ManifestRejected``), a table file whose stored bytes
    differ from the manifest (size, SHA-256), so a damaged or edited backup
    changes nothing. Where steps 2 and 3 are not one transaction (MySQL,
    Snowflake) every file is also decompressed and checked in full here;
-   where they are, that happens once, in step 3.
+   where they are, that happens once, in step 3. A backup of another
+   dialect (or encoding) is read in full here, every value converted by its
+   column's model type (``crossload``): a value the target cannot keep
+   exactly is refused before anything is written.
 2. Under the migration lock: refuse a target that already has Baselinr
    tables (unless ``replace``); drop the tables the catalog knows (``replace``
    only; tables that are not Baselinr's are left alone), create the version
@@ -17,7 +21,8 @@ type or statement of the manifest reaches SQL unchecked. Steps:
    recording them: the backup's own version rows are restored instead, so
    the history is reproduced exactly), and create the tables the profiler
    makes outside those migrations from their model definitions.
-3. Load every table through its codec, checking rows and both checksums of
+3. Load every table through its codec (converted values through
+   ``Codec.load_values`` for a backup of another dialect), checking rows and both checksums of
    each file as it is read (nothing is committed unless all of them match),
    and that the restored version rows agree with the manifest's schema
    version; reset PostgreSQL's sequences.
@@ -31,15 +36,18 @@ and a failure says plainly what state the target is in.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from baselinr import tracing
+from baselinr.backup import crossload
 from baselinr.backup.catalog import Catalog, catalog
 from baselinr.backup.codecs import Codec, codec_for
 from baselinr.backup.errors import BackupDamaged, BackupError, ManifestRejected, RestoreFailed, RestoreRefused
 from baselinr.backup.files import BackupFiles, as_files
 from baselinr.backup.manifest import Manifest
+from baselinr.backup.normal import Digest
 from baselinr.backup.progress import ProgressCallback
 from baselinr.backup.reader import check_table, mismatch, open_table, verify
 from baselinr.backup.results import RestoreResult, TableSummary, VerifyResult
@@ -69,7 +77,8 @@ class _Plan:
         self.path = path
         self.codec = codec
         self.version = manifest.schema_version or 0
-        self.catalog: Catalog = catalog(chain, self.version, manifest.dialect)
+        # The model in the target's dialect: the same as the backup's unless it crosses dialects.
+        self.catalog: Catalog = catalog(chain, self.version, db.dialect.name)
         # Target names come from the target's config and our model, never from the manifest.
         self.logical = {t.name: logical_of(t) for t in manifest.tables}
         self.targets = {t.name: db.names(self.logical[t.name]) for t in manifest.tables}
@@ -77,6 +86,8 @@ class _Plan:
         self.created: list[str] = []
         self.loaded: list[TableSummary] = []
         self.notes: list[str] = []
+        self.cross: dict[str, crossload.Table] = {}
+        self.digests: dict[str, Digest] = {}
         # The bare driver where the codec works on it and no migration to rebuild the schema is Python.
         self.bare = codec.bare and db.bare_available and all(m.up_python is None for m in chain.between(0, self.version))
 
@@ -90,6 +101,8 @@ def restore(
     runs_table: str,
     results_table: str,
     progress: ProgressCallback | None = None,
+    convert: bool = False,
+    before_write: Callable[[], None] | None = None,
 ) -> RestoreResult:
     started = time.monotonic()
     path = as_files(source)
@@ -97,10 +110,13 @@ def restore(
     dialect = db.dialect
     codec = codec_for(dialect.name)
     where = db.settings.describe()
-    if manifest.dialect != dialect.name:
+    cross = convert or manifest.dialect != dialect.name or any(t.encoding != codec.encoding for t in manifest.tables)
+    if cross and not crossload.portable(manifest):
         raise RestoreRefused(
-            f"Backup {manifest.name} was taken from {manifest.dialect}; it cannot be restored into {dialect.name} ({where})",
-            hint=f"Restore it into a {manifest.dialect} database.",
+            f"Backup {manifest.name} was taken from {manifest.dialect} in its own format (COPY); it cannot be restored "
+            f"into {dialect.name} ({where})",
+            hint=f"Restore it into a {manifest.dialect} database, or move the database itself with 'baselinr migrate move "
+            "--config SOURCE.yml --to TARGET.yml', which every dialect can load.",
         )
     code = chain.code_version
     if (manifest.schema_version or 0) > code:
@@ -109,8 +125,15 @@ def restore(
             hint=f"Restore it with a Baselinr version that knows v{manifest.schema_version}, or choose an older backup.",
         )
     # In one transaction (atomic_restore) the contents are checked as they load: see reader's docstring.
-    _refuse_damaged(verify(path, chain, progress, manifest, contents=not codec.atomic_restore), manifest)
+    _refuse_damaged(verify(path, chain, progress, manifest, contents=not (codec.atomic_restore or cross)), manifest)
     plan = _Plan(db, chain, manifest, path, codec)
+    if cross:
+        # Every value converted, without writing: a value the target cannot keep is refused here.
+        rewrites = crossload.checksums(manifest, chain, dialect, db.names)
+        planned = crossload.plan(manifest, plan.catalog, plan.targets, plan.logical, codec.limits, rewrites)
+        plan.cross = {t.entry.name: t for t in planned}
+        plan.digests = crossload.preflight(path, list(plan.cross.values()), dialect.name, progress)
+        plan.bare = False
     # The migration lock, held on a connection of its own, keeps 'migrate apply' out meanwhile.
     with db.locked(bare=plan.bare):
         with db.connect(bare=plan.bare) as conn:
@@ -127,6 +150,8 @@ def restore(
             existing = _owned(plan, existing)
             if conn.in_transaction():
                 conn.rollback()
+            if before_write is not None:
+                before_write()  # everything is checked; nothing is written yet (``migrate move`` marks its target)
             if codec.atomic_restore:
                 _atomic(conn, plan, existing, progress)
             else:
@@ -151,6 +176,8 @@ def restore(
         replaced=plan.replaced,
         created_from_backup=plan.created,
         notes=notes,
+        converted_from=manifest.dialect if cross else None,
+        normal_digests={name: d.hexdigest for name, d in plan.digests.items()},
     )
 
 
@@ -287,6 +314,13 @@ def _load(conn: Connection, plan: _Plan, progress: ProgressCallback | None) -> N
         conn.exec_driver_sql(f"DELETE FROM {plan.db.dialect.quote(target)}")
         with tracing.span("restore table", table=target, dialect=plan.db.dialect.name) as span:
             try:
+                if entry.name in plan.cross:
+                    # Converted value by value; the file's checks run as it ends (crossload).
+                    rows = crossload.load(conn, plan.codec, plan.path, plan.cross[entry.name], progress)
+                    plan.loaded.append(TableSummary(target, rows, entry.bytes))
+                    plan.notes += plan.codec.finish_load(conn, target, entry.column_names)
+                    tracing.annotate(span, rows=rows, bytes=entry.bytes)
+                    continue
                 with open_table(plan.path, entry, progress, phase="restore") as reader:
                     plan.codec.load(conn, target, entry.column_names, reader)
                     reader.drain()

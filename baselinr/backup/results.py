@@ -108,6 +108,10 @@ class RestoreResult(_Result):
     replaced: list[str] = field(default_factory=list)
     created_from_backup: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # From another dialect (or encoding): the dialect it came from, and each table's digest of the
+    # backup's values under the normal form (``normal``), as ``migrate move`` compares them.
+    converted_from: str | None = None
+    normal_digests: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -116,3 +120,37 @@ class PruneResult(_Result):
     keep: int
     removed: list[str]
     kept: list[str]
+
+
+@dataclass(frozen=True)
+class MovedTable(_Result):
+    """One table of a move: rows and normal-form digest of the source's snapshot and of the target."""
+
+    name: str
+    rows: int
+    target_rows: int
+    digest: str
+    target_digest: str
+
+    @property
+    def equal(self) -> bool:
+        return self.rows == self.target_rows and self.digest == self.target_digest
+
+
+@dataclass(frozen=True)
+class MoveResult(_Result):
+    """``migrate move``: what moved where, and how it was checked (``verified``: every table equal and
+    ``migrate validate`` green on the target)."""
+
+    source: str
+    target: str
+    source_dialect: str
+    target_dialect: str
+    schema_version: int | None
+    tables: list[MovedTable]
+    rows: int
+    seconds: dict[str, float]
+    verified: bool
+    validation_errors: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)

@@ -8,8 +8,8 @@ table size; no table is ever loaded whole.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from baselinr.backup.values import decode_row, encode_row
 
@@ -53,6 +53,18 @@ def _placeholders(conn: Connection, n: int) -> str:
 
 
 def load_rows(conn: Connection, table: str, columns: Sequence[str], source: HashingGzipReader) -> None:
+    def decoded() -> Iterator[list[Any]]:
+        for line in source.lines():
+            row = decode_row(line)
+            if len(row) != len(columns):
+                raise ValueError(f"a row of {table} has {len(row)} values for {len(columns)} columns")
+            yield row
+
+    insert_rows(conn, table, columns, decoded())
+
+
+def insert_rows(conn: Connection, table: str, columns: Sequence[str], values: Iterable[Sequence[Any]]) -> None:
+    """Insert rows of driver values, ``BATCH`` per ``executemany``."""
     cols = ", ".join(quote(conn, c) for c in columns)
     sql = f"INSERT INTO {quote(conn, table)} ({cols}) VALUES ({_placeholders(conn, len(columns))})"
     named = conn.dialect.paramstyle in ("named",)
@@ -64,10 +76,7 @@ def load_rows(conn: Connection, table: str, columns: Sequence[str], source: Hash
             conn.exec_driver_sql(sql, params)  # type: ignore[arg-type]
             batch.clear()
 
-    for line in source.lines():
-        row = decode_row(line)
-        if len(row) != len(columns):
-            raise ValueError(f"a row of {table} has {len(row)} values for {len(columns)} columns")
+    for row in values:
         batch.append(tuple(row))
         if len(batch) >= BATCH:
             flush()

@@ -12,11 +12,12 @@ dialect's reading of the reflected types.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from baselinr.backup import rows
 from baselinr.backup.codecs import Codec
+from baselinr.backup.convert import Limits
 from baselinr.backup.values import decode_row
 from baselinr.storage.dialects import SnowflakeDialect
 
@@ -37,11 +38,22 @@ def variant_columns(conn: Connection, table: str) -> set[str]:
 
 class SnowflakeCodec(Codec):
     dialect = SnowflakeDialect
+    limits = Limits(integer_bits=127, json_parsed=True, zoned_timestamps=True)
 
     def load(self, conn: Connection, table: str, columns: Sequence[str], source: HashingGzipReader) -> None:
+        def decoded() -> Iterator[list[Any]]:
+            for line in source:
+                row = decode_row(line)
+                if len(row) != len(columns):
+                    raise ValueError(f"a row of {table} has {len(row)} values for {len(columns)} columns")
+                yield row
+
+        self.load_values(conn, table, columns, decoded())
+
+    def load_values(self, conn: Connection, table: str, columns: Sequence[str], values: Iterable[Sequence[Any]]) -> None:
         variants = variant_columns(conn, table)
         if not variants & {c.lower() for c in columns}:
-            rows.load_rows(conn, table, columns, source)
+            rows.insert_rows(conn, table, columns, values)
             return
         q = conn.dialect.identifier_preparer.quote
         picks = ", ".join(
@@ -59,10 +71,7 @@ class SnowflakeCodec(Codec):
                 batch.clear()
                 count = 0
 
-        for line in source:
-            row = decode_row(line)
-            if len(row) != len(columns):
-                raise ValueError(f"a row of {table} has {len(row)} values for {len(columns)} columns")
+        for row in values:
             batch.extend(row)
             count += 1
             if count >= BATCH:

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from baselinr.backup.catalog import RENAMABLE, Catalog, catalog
 from baselinr.backup.manifest import FORMAT_VERSION, Manifest, TableEntry
+from baselinr.backup.rows import ENCODING as PORTABLE
 from baselinr.storage.families import accepts, closed_spelling, describe, type_family
 from baselinr.storage.model import Column, SqlType, Table
 
@@ -167,7 +168,8 @@ def _check_table(
     if entry.name.lower() != logical and logical not in RENAMABLE:
         problem("renamed_table", shown, f"names itself {logical}, which cannot be renamed")
         return None
-    if encoding is not None and entry.encoding != encoding:
+    # The portable encoding (typed JSON lines) is every dialect's: ``migrate move`` backs PostgreSQL up in it.
+    if encoding is not None and entry.encoding not in (encoding, PORTABLE):
         problem("encoding", shown, f"encoding {_shown(entry.encoding)} is not this dialect's ({encoding})")
     if table is not None:
         _check_columns(entry, table, cat.version, problem, kept)

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from baselinr import tracing
 from baselinr.backup.catalog import Catalog, catalog
-from baselinr.backup.codecs import codec_for
+from baselinr.backup.codecs import Codec, codec_for
 from baselinr.backup.errors import BackupError, ManifestRejected, SchemaOutsideModel
 from baselinr.backup.manifest import MANIFEST_FILE, ColumnEntry, Manifest, TableEntry, backup_name, parse_manifest
 from baselinr.backup.progress import ProgressCallback
@@ -76,10 +76,12 @@ def write_backup(
     progress: ProgressCallback | None = None,
     exclude_tables: Sequence[str] = (),
     exclude_columns: Sequence[str] = (),
+    codec: Codec | None = None,
 ) -> CreateResult:
+    """``codec``: another codec of the same dialect (``migrate move``: the portable encoding)."""
     started = time.monotonic()
     excluded = _Exclusions.parse(exclude_tables, exclude_columns)
-    codec = codec_for(db.dialect.name)
+    codec = codec or codec_for(db.dialect.name)
     logical = logical_names(runs_table, results_table)
     warnings: list[str] = []
     created = dt.datetime.now(dt.timezone.utc)

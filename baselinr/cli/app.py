@@ -2,7 +2,7 @@
 
 The root group ``cli`` and the ``migrate`` group live here, and so does the
 registration of the commands kept in their own modules (``backup``,
-``job``, ``migrate lint``, ``migrate test``): one ``name: "module:attribute"``
+``job``, ``migrate lint``, ``migrate move``, ``migrate test``): one ``name: "module:attribute"``
 entry each in their group's ``lazy`` mapping (``baselinr.cli.lazy``), so a
 command module is imported only when its command is run, completed or shown
 in help, never for ``baselinr migrate status``.
@@ -92,7 +92,10 @@ def cli(debug: bool, log_format: str) -> None:
     """Baselinr's schema toolkit: migrations and backups of its storage tables."""
 
 
-@cli.group(cls=LazyGroup, lazy={"lint": "baselinr.cli.lint:lint", "test": "baselinr.cli.selftest:selftest"})
+@cli.group(
+    cls=LazyGroup,
+    lazy={"lint": "baselinr.cli.lint:lint", "move": "baselinr.cli.move:move", "test": "baselinr.cli.selftest:selftest"},
+)
 def migrate() -> None:
     """Check, apply and validate Baselinr's storage schema migrations."""
 

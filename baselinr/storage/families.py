@@ -125,6 +125,12 @@ def sql_type(base: str, p: int | None = None, s: int | None = None) -> SqlType |
     return SqlType(found[0], length=found[1])
 
 
+def spelled_type(spelled: str) -> SqlType | None:
+    """The model type of a type as a dialect spells it (``VARCHAR(20)`` → string 20); ``None`` if no model type."""
+    parsed = _parse(spelled)
+    return sql_type(*parsed) if parsed is not None else None
+
+
 # What may follow a type's parameters and still be one of the closed list's spellings.
 _RESTS = frozenset({"", "WITH TIME ZONE", "WITHOUT TIME ZONE", "PRECISION", "UNSIGNED"})
 
