@@ -34,6 +34,7 @@ BRIDGE = "blr-node0"
 #: The bridge's subnet: the bridge holds .1 (the node, the API server, the databases), pods get .16-.250.
 SUBNET = "10.213.47.0/24"
 ADDRESS = "10.213.47.1"
+BRIDGE_MAC = "02:42:0a:d5:2f:01"  # fixed: see Bridge.create
 CNI_NETWORK = "baselinr-node"
 LOCK_FILE = Path("/run/lock/baselinr-test-node.lock")
 #: The kubelet sets these (vm.overcommit_memory, kernel.panic, kernel.panic_on_oops).
@@ -101,6 +102,11 @@ class Bridge:
         prefix = self.subnet.split("/")[1]
         _sh("ip", "link", "add", self.name, "type", "bridge")
         self.created = True
+        # A bridge without an address of its own takes the lowest MAC of its ports, so it changes as pods come
+        # and go; pods that cached the old one (ARP) then cannot reach the databases for a while ("timeout
+        # expired" connecting, seen when a rolling update replaced the operator's pods). A fixed, locally
+        # administered MAC stays.
+        _sh("ip", "link", "set", "dev", self.name, "address", BRIDGE_MAC)
         _sh("ip", "addr", "add", f"{self.address}/{prefix}", "dev", self.name)
         _sh("ip", "link", "set", self.name, "up")
 

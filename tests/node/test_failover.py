@@ -4,8 +4,10 @@ rolled mid-migration. Each time the run goes on under the new leader with exactl
 and one migrate Job per target, the resource reaches Ready, and the time from the leader's loss to
 the standby's taking the Lease is measured and printed. No replica's log holds a traceback.
 
-A run is held in flight by the engine's own lock, taken here on PostgreSQL: the Job's pod waits
-for it (the backup up to 60 s, a migration up to 300 s) until the test lets it go.
+A run is held in flight on PostgreSQL: a migration by the engine's own lock, which its pod waits for
+(up to 300 s); a backup, which takes no such lock, by a table lock that its reads wait for. The test
+lets go of either when the new leader has the run. The operator replicas' logs are kept as the test
+goes (a replaced pod's log is gone with it) and shown when it fails.
 """
 
 from __future__ import annotations
@@ -51,6 +53,54 @@ def engine_lock(server: Server, database: str) -> Iterator[None]:
         holder.close()
 
 
+@contextmanager
+def table_lock(server: Server, database: str, table: str = "baselinr_runs") -> Iterator[None]:
+    """An open transaction holding ``table`` in ACCESS EXCLUSIVE mode: a backup's read of it waits."""
+    holder = connect(server, database)
+    try:
+        with holder.cursor() as cur:
+            cur.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+        yield
+    finally:
+        holder.rollback()
+        holder.close()
+
+
+class LogKeeper:
+    """Every operator pod's log, read once a second into memory: a pod deleted or rolled away takes its log
+    with it, and a failure in these tests is read in the replicas' logs."""
+
+    def __init__(self, inst: Installed) -> None:
+        self.inst = inst
+        self.logs: dict[str, str] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for pod in self.inst.pods():
+                name = pod["metadata"]["name"]
+                done = self.inst.k8s.kubectl("logs", "-n", self.inst.operator_namespace, name)
+                if done.returncode == 0 and len(done.stdout) >= len(self.logs.get(name, "")):
+                    self.logs[name] = done.stdout
+            self._stop.wait(1.0)
+
+    def __enter__(self) -> LogKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def text(self) -> str:
+        return "\n".join(f"--- {name}\n{log[-6000:]}" for name, log in self.logs.items())
+
+
+def events_text(k8s: Cluster, namespace: str) -> str:
+    return k8s.kubectl("get", "events", "-n", namespace, "--sort-by=.lastTimestamp").stdout[-4000:]
+
+
 def patch_target(k8s: Cluster, namespace: str, target: int, **spec: Any) -> None:
     body = json.dumps({"spec": {"targetVersion": target, **spec}})
     k8s.kubectl("patch", "bschema", "analytics", "-n", namespace, "--type=merge", "-p", body, check=True)
@@ -92,32 +142,40 @@ def ready_at_previous(inst: Installed, namespace: str, server: Server, tmp_path:
     return database
 
 
-def test_leader_deleted_mid_backup_the_standby_carries_the_run_on(
-    own_operator: Installed, backup_volume: Path, pg_server: Server, tmp_path: Path
+@pytest.mark.parametrize("step", ["backup", "migrate"])
+def test_leader_deleted_mid_run_the_standby_carries_the_run_on(
+    step: str, own_operator: Installed, backup_volume: Path, pg_server: Server, tmp_path: Path
 ) -> None:
+    """The leader's pod deleted while the backup pod (held by a table lock) or the migrate pod (held by the
+    engine's lock) waits: the standby takes the Lease the leader hands over on SIGTERM, and the run goes on."""
     installed = own_operator
     k8s, ns = installed.k8s, installed.namespace
     both_replicas_running(installed)
-    database = ready_at_previous(installed, ns, pg_server, tmp_path)
-    backup_job = f"analytics-backup-v{LATEST}-2"
-    with engine_lock(pg_server, database):
+    spec = {} if step == "backup" else SKIP
+    database = ready_at_previous(installed, ns, pg_server, tmp_path, **spec)
+    job = f"analytics-{step}-v{LATEST}-2"
+    hold = table_lock if step == "backup" else engine_lock
+    with LogKeeper(installed) as kept, hold(pg_server, database):
         patch_target(k8s, ns, LATEST)
-        wait_for(lambda: job_pod_running(k8s, ns, backup_job), timeout=120, what=f"{backup_job} waiting for the lock")
+        wait_for(lambda: job_pod_running(k8s, ns, job), timeout=120, what=f"{job} waiting for its lock")
         old = installed.leader()
         assert old is not None
         lost = time.monotonic()
         k8s.kubectl("delete", "pod", old, "-n", installed.operator_namespace, "--wait=false", check=True)
         new, seconds = wait_new_leader(installed, old, lost)
-        assert job_pod_running(k8s, ns, backup_job)  # the run is still in flight when the standby takes it
+        assert job_pod_running(k8s, ns, job)  # the run is still in flight when the standby takes it
     status = wait_ready(installed, "analytics", LATEST)
-    assert status["lastBackup"]["skipped"] is False and status["lastBackup"]["version"] == LATEST - 1
-    assert jobs_of(k8s, ns) == sorted([
-        f"analytics-backup-v{LATEST - 1}-1", backup_job, f"analytics-migrate-v{LATEST - 1}-1", f"analytics-migrate-v{LATEST}-2",
-    ])  # fmt: skip
+    seen = f"\n--- events\n{events_text(k8s, ns)}\n{kept.text()}"
+    expected = [f"analytics-migrate-v{LATEST - 1}-1", f"analytics-migrate-v{LATEST}-2"]
+    if step == "backup":
+        assert status["lastBackup"]["skipped"] is False and status["lastBackup"]["version"] == LATEST - 1
+        assert len(list(backup_volume.glob("**/manifest.json"))) == 1
+        expected += [f"analytics-backup-v{LATEST - 1}-1", job]
+    assert jobs_of(k8s, ns) == sorted(expected), seen
+    assert status["lastMigration"]["job"] == f"analytics-migrate-v{LATEST}-2", seen
     assert history(pg_server, database) == [(v, "applied") for v in range(1, LATEST + 1)]
-    assert len(list(backup_volume.glob("**/manifest.json"))) == 1
-    assert_no_traceback(installed.all_logs())
-    print(f"\nleader pod deleted mid-backup: {new} took the Lease {seconds:.2f} s later (released on SIGTERM)")
+    assert_no_traceback(kept.text())
+    print(f"\nleader pod deleted mid-{step}: {new} took the Lease {seconds:.2f} s later (released on SIGTERM)")
 
 
 def test_leader_frozen_mid_migration_loses_the_lead_and_acts_no_more_when_thawed(
@@ -179,7 +237,7 @@ def test_a_rolling_update_mid_migration_keeps_one_leader_and_one_job(
             stop.wait(0.1)
 
     watcher = threading.Thread(target=watch, daemon=True)
-    with engine_lock(pg_server, database):
+    with LogKeeper(installed) as kept, engine_lock(pg_server, database):
         patch_target(k8s, ns, LATEST)
         wait_for(lambda: job_pod_running(k8s, ns, migrate_job), timeout=120, what=f"{migrate_job} waiting for the lock")
         before = {p["metadata"]["name"] for p in installed.pods()}
@@ -193,10 +251,11 @@ def test_a_rolling_update_mid_migration_keeps_one_leader_and_one_job(
     status = wait_ready(installed, "analytics", LATEST)
     stop.set()
     watcher.join(timeout=5)
-    assert status["lastMigration"]["job"] == migrate_job
-    assert jobs_of(k8s, ns) == [f"analytics-migrate-v{LATEST - 1}-1", migrate_job]
+    seen = f"\nLease holders: {holders}\n--- events\n{events_text(k8s, ns)}\n{kept.text()}"
+    assert status["lastMigration"]["job"] == migrate_job, json.dumps(status, indent=1) + seen
+    assert jobs_of(k8s, ns) == [f"analytics-migrate-v{LATEST - 1}-1", migrate_job], seen
     assert history(pg_server, database) == [(v, "applied") for v in range(1, LATEST + 1)]
-    assert_no_traceback(installed.all_logs())
+    assert_no_traceback(kept.text())
     leaders = [h for _, h in holders if h is not None]
     assert len(leaders) == len(set(leaders)), holders  # each replica led at most once: no flapping
     gaps = [b[0] - a[0] for a, b in itertools.pairwise(holders)]

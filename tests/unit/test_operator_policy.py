@@ -91,6 +91,7 @@ def test_builders_keep_the_restricted_profile_whatever_they_are_given() -> None:
                                           "seccompProfile": {"type": "RuntimeDefault"}, "runAsNonRoot": True}  # fmt: skip
         assert c["securityContext"] == {"allowPrivilegeEscalation": False, "privileged": False, "readOnlyRootFilesystem": True,
                                         "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}}  # fmt: skip
-        assert "hostNetwork" not in pod and [e["name"] for e in c["env"]] == ["HOME", "TMPDIR", "BASELINR_CONFIG_SOURCE"]
+        assert "hostNetwork" not in pod
+        assert [e["name"] for e in c["env"]] == ["HOME", "TMPDIR", "BASELINR_CONFIG_SOURCE", "BASELINR_RESOURCE"]
         assert job["spec"]["template"]["metadata"]["annotations"] == {"team": "a"}
         assert c["terminationMessagePolicy"] == "File"
