@@ -135,6 +135,17 @@ class AuditedControlPlane(ControlPlane):
         return path
 
 
+def new_lines(path: Path, offset: int) -> tuple[list[bytes], int]:
+    """The complete lines an append-only log (the audit log) gained past ``offset``, and the new offset."""
+    if not path.exists():
+        return [], offset
+    with open(path, "rb") as f:
+        f.seek(offset)
+        chunk = f.read()
+    complete = chunk[: chunk.rfind(b"\n") + 1]
+    return complete.splitlines(), offset + len(complete)
+
+
 class Audit:
     """The audit log's successful write events with their bodies, read as they are appended."""
 
@@ -144,17 +155,12 @@ class Audit:
         self.events: list[dict[str, Any]] = []
 
     def refresh(self) -> list[dict[str, Any]]:
-        if self.path.exists():
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
-                chunk = f.read()
-            complete = chunk[: chunk.rfind(b"\n") + 1]
-            self.offset += len(complete)
-            for line in complete.splitlines():
-                event = json.loads(line)
-                ok = event.get("stage") == "ResponseComplete" and (event.get("responseStatus") or {}).get("code", 0) < 300
-                if ok and "responseObject" in event:  # the timed writes (the others are only counted, in a fleet)
-                    self.events.append(event)
+        lines, self.offset = new_lines(self.path, self.offset)
+        for line in lines:
+            event = json.loads(line)
+            ok = event.get("stage") == "ResponseComplete" and (event.get("responseStatus") or {}).get("code", 0) < 300
+            if ok and "responseObject" in event:  # the timed writes (the others are only counted, in a fleet)
+                self.events.append(event)
         return self.events
 
     def first(self, predicate: Callable[[dict[str, Any]], bool], timeout: float, what: str) -> dict[str, Any]:
@@ -479,14 +485,9 @@ class FleetAudit:
         self.server_seconds: dict[str, list[float]] = {}  # the operator's requests: received -> response, by kind
 
     def refresh(self) -> FleetAudit:
-        if self.path.exists():
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
-                chunk = f.read()
-            complete = chunk[: chunk.rfind(b"\n") + 1]
-            self.offset += len(complete)
-            for line in complete.splitlines():
-                self._take(json.loads(line))
+        lines, self.offset = new_lines(self.path, self.offset)
+        for line in lines:
+            self._take(json.loads(line))
         return self
 
     def _take(self, e: dict[str, Any]) -> None:
